@@ -1,0 +1,253 @@
+//! Typed `#[cache(...)]` attributes. Every key is checked while parsing: unknown keys (with a
+//! suggestion), duplicates, and values of the wrong shape are errors spanned at the token.
+
+use proc_macro2::Span;
+use syn::meta::ParseNestedMeta;
+use syn::spanned::Spanned as _;
+use syn::{Attribute, Expr, ExprLit, ExprUnary, Lit, LitInt, LitStr, UnOp};
+
+use crate::ctxt::Ctxt;
+
+/// The keys `#[cache(...)]` accepts on a struct.
+pub const STRUCT_KEYS: &[&str] = &["table", "ttl", "relates_to", "name", "crate"];
+/// The keys `#[cache(...)]` accepts on a field.
+pub const FIELD_KEYS: &[&str] = &["id", "index", "references", "skip"];
+
+/// A value with the span of the token it came from.
+#[derive(Clone)]
+pub struct Spanned<T> {
+    pub value: T,
+    pub span: Span,
+}
+
+/// `#[cache(...)]` on the struct.
+#[derive(Default)]
+pub struct StructAttrs {
+    pub table: Option<Spanned<String>>,
+    pub ttl: Option<Spanned<u64>>,
+    pub relates_to: Vec<LitStr>,
+    pub name: Option<Spanned<String>>,
+    pub krate: Option<syn::Path>,
+}
+
+/// `#[cache(...)]` on a field.
+#[derive(Default)]
+pub struct FieldAttrs {
+    pub id: Option<Span>,
+    pub index: Option<Span>,
+    pub references: Option<LitStr>,
+    pub skip: Option<Span>,
+}
+
+fn is_cache(attr: &Attribute) -> bool {
+    attr.path().is_ident("cache")
+}
+
+/// The closest known key, if the typo is small.
+fn suggestion(unknown: &str, known: &[&str]) -> Option<String> {
+    known
+        .iter()
+        .map(|k| (edit_distance(unknown, k), k))
+        .filter(|(d, k)| *d <= 2 && *d < k.len())
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| format!("; did you mean `{k}`?"))
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+fn key_list(keys: &[&str]) -> String {
+    keys.iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn unknown_key(
+    meta: &ParseNestedMeta<'_>,
+    what: &str,
+    known: &[&str],
+    other: &[&str],
+) -> syn::Error {
+    let key = meta
+        .path
+        .get_ident()
+        .map(ToString::to_string)
+        .unwrap_or_else(|| {
+            let path = &meta.path;
+            quote::quote!(#path).to_string().replace(' ', "")
+        });
+    let hint = if other.contains(&key.as_str()) {
+        format!(
+            "; `{key}` belongs on the {}",
+            if what == "struct" { "field" } else { "struct" }
+        )
+    } else {
+        suggestion(&key, known).unwrap_or_default()
+    };
+    meta.error(format!(
+        "unknown {what} attribute `cache({key})`; expected one of {}{hint}",
+        key_list(known)
+    ))
+}
+
+fn duplicate(meta: &ParseNestedMeta<'_>, key: &str) -> syn::Error {
+    meta.error(format!(
+        "duplicate `cache({key})` attribute; remove one of them"
+    ))
+}
+
+fn set<T>(
+    slot: &mut Option<T>,
+    value: T,
+    meta: &ParseNestedMeta<'_>,
+    key: &str,
+) -> syn::Result<()> {
+    if slot.is_some() {
+        return Err(duplicate(meta, key));
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+fn string(meta: &ParseNestedMeta<'_>, key: &str) -> syn::Result<LitStr> {
+    let expr: Expr = meta.value()?.parse()?;
+    match expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => Ok(s),
+        other => Err(syn::Error::new_spanned(
+            other,
+            format!("`{key}` takes a string, like `{key} = \"...\"`"),
+        )),
+    }
+}
+
+fn ttl(meta: &ParseNestedMeta<'_>) -> syn::Result<Spanned<u64>> {
+    const HOW: &str = "`ttl` is a positive whole number of seconds, like `ttl = 60`; \
+                       leave `ttl` out to keep entries until they are invalidated";
+    let expr: Expr = meta.value()?.parse()?;
+    let span = expr.span();
+    let int = |lit: &LitInt| lit.base10_parse::<u64>().ok().filter(|n| *n > 0);
+    match &expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(lit), ..
+        }) if lit.suffix().is_empty() || lit.suffix() == "u64" => match int(lit) {
+            Some(value) => Ok(Spanned { value, span }),
+            None => Err(syn::Error::new(span, HOW)),
+        },
+        Expr::Unary(ExprUnary {
+            op: UnOp::Neg(_), ..
+        }) => Err(syn::Error::new(span, HOW)),
+        _ => Err(syn::Error::new(span, HOW)),
+    }
+}
+
+impl StructAttrs {
+    pub fn parse(cx: &Ctxt, attrs: &[Attribute]) -> Self {
+        let mut out = StructAttrs::default();
+        for attr in attrs.iter().filter(|a| is_cache(a)) {
+            let result = attr.parse_nested_meta(|meta| {
+                let path = &meta.path;
+                if path.is_ident("table") {
+                    let s = string(&meta, "table")?;
+                    let v = Spanned {
+                        value: s.value(),
+                        span: s.span(),
+                    };
+                    set(&mut out.table, v, &meta, "table")
+                } else if path.is_ident("ttl") {
+                    let v = ttl(&meta)?;
+                    set(&mut out.ttl, v, &meta, "ttl")
+                } else if path.is_ident("relates_to") {
+                    let s = string(&meta, "relates_to")?;
+                    if out.relates_to.iter().any(|r| r.value() == s.value()) {
+                        return Err(syn::Error::new(
+                            s.span(),
+                            format!(
+                                "duplicate `relates_to = \"{}\"`; remove one of them",
+                                s.value()
+                            ),
+                        ));
+                    }
+                    out.relates_to.push(s);
+                    Ok(())
+                } else if path.is_ident("name") {
+                    let s = string(&meta, "name")?;
+                    let v = Spanned {
+                        value: s.value(),
+                        span: s.span(),
+                    };
+                    set(&mut out.name, v, &meta, "name")
+                } else if path.is_ident("crate") {
+                    let s = string(&meta, "crate")?;
+                    let p: syn::Path = s.parse()?;
+                    set(&mut out.krate, p, &meta, "crate")
+                } else {
+                    Err(unknown_key(&meta, "struct", STRUCT_KEYS, FIELD_KEYS))
+                }
+            });
+            if let Err(err) = result {
+                cx.syn_error(err);
+            }
+        }
+        out
+    }
+}
+
+impl FieldAttrs {
+    pub fn parse(cx: &Ctxt, attrs: &[Attribute]) -> Self {
+        let mut out = FieldAttrs::default();
+        for attr in attrs.iter().filter(|a| is_cache(a)) {
+            let result = attr.parse_nested_meta(|meta| {
+                let span = meta.path.span();
+                let path = &meta.path;
+                if path.is_ident("id") {
+                    set(&mut out.id, span, &meta, "id")
+                } else if path.is_ident("index") {
+                    set(&mut out.index, span, &meta, "index")
+                } else if path.is_ident("skip") {
+                    set(&mut out.skip, span, &meta, "skip")
+                } else if path.is_ident("references") {
+                    let s = string(&meta, "references")?;
+                    set(&mut out.references, s, &meta, "references")
+                } else {
+                    Err(unknown_key(&meta, "field", FIELD_KEYS, STRUCT_KEYS))
+                }
+            });
+            if let Err(err) = result {
+                cx.syn_error(err);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_close_keys_only() {
+        assert_eq!(
+            suggestion("tll", STRUCT_KEYS).as_deref(),
+            Some("; did you mean `ttl`?")
+        );
+        assert_eq!(
+            suggestion("relate_to", STRUCT_KEYS).as_deref(),
+            Some("; did you mean `relates_to`?")
+        );
+        assert_eq!(suggestion("colour", STRUCT_KEYS), None);
+    }
+}

@@ -1,0 +1,97 @@
+//! `impl CachedEntity`: the static description of the entity (table, columns, key-forming
+//! fields, edges, TTL) and the accessors the runtime calls.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use crate::validate::{IndexKind, Model};
+
+pub fn expand(model: &Model<'_>) -> TokenStream {
+    let entity = &model.entity;
+    let krate = entity.krate();
+    let ident = entity.ident;
+    let update = entity.derived_ident("Update");
+    let name = entity.key_name();
+    let type_name = ident.to_string();
+    let table = entity.table();
+    let id_field = &entity.fields[model.id];
+    let id_ident = id_field.ident;
+    let id_ty = id_field.ty;
+    let id_column = id_field.column();
+    let ttl = match &entity.attrs.ttl {
+        Some(ttl) => {
+            let secs = ttl.value;
+            quote!(::core::option::Option::Some(#krate::__private::Duration::from_secs(#secs)))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let columns = entity.persisted().map(|f| f.column());
+    let indexes = model.indexes.iter().map(|(i, kind)| {
+        let column = entity.fields[*i].column();
+        let kind = match kind {
+            IndexKind::Index => quote!(#krate::IndexKind::Index),
+            IndexKind::ForeignKey => quote!(#krate::IndexKind::ForeignKey),
+        };
+        quote!(#krate::IndexMeta { column: #column, kind: #kind })
+    });
+    let relations = model.relations.iter().map(|r| {
+        let target = &r.target;
+        let target_name = r.lit.value();
+        let column = entity.fields[r.field].column();
+        quote_spanned! {r.lit.span()=>
+            #krate::RelationMeta {
+                target: #target_name,
+                column: #column,
+                target_meta: <#target as #krate::CachedEntity>::meta,
+            }
+        }
+    });
+    let counters = model.counters.iter().map(|i| entity.fields[*i].column());
+    let values = entity.persisted().map(|f| {
+        let (field, ty) = (f.ident, f.ty);
+        quote_spanned!(ty.span()=> <#ty as #krate::ToValue>::to_value(&self.#field))
+    });
+    let index_values = model.indexes.iter().map(|(i, _)| {
+        let f = &entity.fields[*i];
+        let (field, ty) = (f.ident, f.ty);
+        quote_spanned!(ty.span()=> <#ty as #krate::KeyPart>::key_value(&self.#field))
+    });
+    let id_ty_spanned = quote_spanned!(id_ty.span()=> #id_ty);
+
+    quote! {
+        #[automatically_derived]
+        impl #krate::CachedEntity for #ident {
+            type Id = #id_ty_spanned;
+            type Update = #update;
+
+            fn meta() -> &'static #krate::EntityMeta {
+                static META: #krate::EntityMeta = #krate::EntityMeta {
+                    name: #name,
+                    type_name: #type_name,
+                    table: #table,
+                    ttl: #ttl,
+                    id_column: #id_column,
+                    columns: &[#(#columns),*],
+                    indexes: &[#(#indexes),*],
+                    relations: &[#(#relations),*],
+                    counters: &[#(#counters),*],
+                    __state: #krate::__private::EntityState::new(),
+                };
+                &META
+            }
+
+            fn id(&self) -> &Self::Id {
+                &self.#id_ident
+            }
+
+            fn values(&self) -> ::std::vec::Vec<#krate::Value> {
+                ::std::vec![#(#values),*]
+            }
+
+            fn index_values(&self) -> ::std::vec::Vec<#krate::KeyValue> {
+                ::std::vec![#(#index_values),*]
+            }
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! The patch struct (`SceneUpdate`): every persisted field but the id as an `Option`, with
+//! chainable setters, and the `Patch` impl that tells the runtime which columns it assigns and
+//! whether any of them forms query keys.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use crate::validate::Model;
+
+pub fn expand(model: &Model<'_>) -> TokenStream {
+    let entity = &model.entity;
+    let krate = entity.krate();
+    let ident = entity.ident;
+    let vis = entity.vis;
+    let update = entity.derived_ident("Update");
+    let fields: Vec<_> = entity.persisted().filter(|f| !f.is_id()).collect();
+    let doc = format!(
+        "Changes to one [`{ident}`] row: each field `Some(new value)` or `None` (unchanged). \
+         Build it with the setters: `{update}::default().title(\"...\")`."
+    );
+
+    let decls = fields.iter().map(|f| {
+        let (field, ty) = (f.ident, f.ty);
+        let doc = format!("New value of `{}`, if it changes.", f.column());
+        quote!(#[doc = #doc] pub #field: ::core::option::Option<#ty>)
+    });
+    let setters = fields.iter().map(|f| {
+        let (field, ty) = (f.ident, f.ty);
+        let doc = format!("Sets `{}`.", f.column());
+        quote! {
+            #[doc = #doc]
+            #[must_use]
+            pub fn #field(mut self, value: impl ::core::convert::Into<#ty>) -> Self {
+                self.#field = ::core::option::Option::Some(value.into());
+                self
+            }
+        }
+    });
+    let assignments = fields.iter().map(|f| {
+        let (field, ty) = (f.ident, f.ty);
+        let column = f.column();
+        quote! {
+            if let ::core::option::Option::Some(value) = &self.#field {
+                out.push((#column, <#ty as #krate::ToValue>::to_value(value)));
+            }
+        }
+    });
+    let keyed: Vec<_> = model
+        .indexes
+        .iter()
+        .map(|(i, _)| entity.fields[*i].ident)
+        .collect();
+    let touches_keys = if keyed.is_empty() {
+        quote!(false)
+    } else {
+        quote!(#(self.#keyed.is_some())||*)
+    };
+
+    quote! {
+        #[doc = #doc]
+        #[derive(Clone, Default)]
+        #vis struct #update {
+            #(#decls,)*
+        }
+
+        #[automatically_derived]
+        impl #update {
+            #(#setters)*
+        }
+
+        #[automatically_derived]
+        impl #krate::Patch<#ident> for #update {
+            fn assignments(&self) -> ::std::vec::Vec<(&'static str, #krate::Value)> {
+                let mut out = ::std::vec::Vec::new();
+                #(#assignments)*
+                out
+            }
+
+            fn touches_keys(&self) -> bool {
+                #touches_keys
+            }
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! The repository (`SceneRepo<H>`): every read and write of the entity, on any cache handle
+//! (`&ctx` or `&mut tx`). `Scene::repo(handle)` is its only constructor, and its bound is the
+//! sealed `Handle` trait, so a driver pool cannot stand in for a handle.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+
+use crate::validate::Model;
+
+pub fn expand(model: &Model<'_>) -> TokenStream {
+    let entity = &model.entity;
+    let krate = entity.krate();
+    let ident = entity.ident;
+    let vis = entity.vis;
+    let repo = entity.derived_ident("Repo");
+    let update = entity.derived_ident("Update");
+    let id_ty = entity.fields[model.id].ty;
+    let p = quote!(#krate::__private);
+    let result = |t: TokenStream| quote!(#krate::Result<#t>);
+    let row = quote!(#p::Arc<#ident>);
+    let opt_row = result(quote!(::core::option::Option<#row>));
+    let rows = result(quote!(::std::vec::Vec<#row>));
+    let count = result(quote!(i64));
+    let handle = quote!(#krate::Handle::__handle(&mut self.handle));
+
+    let repo_doc = format!(
+        "The repository of [`{ident}`]: cached reads and invalidating writes. \
+         Get one with `{ident}::repo(&ctx)` or `{ident}::repo(&mut tx)`."
+    );
+    let ctor_doc = format!(
+        "The repository of `{ident}` on a cache handle: `&ctx` (cached reads; each write \
+         commits on its own) or `&mut tx` (reads and writes inside the transaction)."
+    );
+
+    let finders = model.indexes.iter().enumerate().map(|(pos, (i, _))| {
+        let f = &entity.fields[*i];
+        let (field, ty) = (f.ident, f.ty);
+        let column = f.column();
+        let find = format_ident!("find_by_{}", column);
+        let count_by = format_ident!("count_by_{}", column);
+        let find_doc = format!("The rows whose `{column}` equals `{field}`, ordered by id (cached as `{}?{column}=<value>`).", entity.key_name());
+        let count_doc = format!("The number of rows whose `{column}` equals `{field}`.");
+        quote! {
+            #[doc = #find_doc]
+            pub async fn #find(&mut self, #field: impl ::core::convert::Into<#ty>) -> #rows {
+                let predicate = #krate::Predicate::Eq(#pos, <#ty as #krate::KeyPart>::key_value(&#field.into()));
+                #p::find::<#ident>(#handle, predicate).await
+            }
+
+            #[doc = #count_doc]
+            pub async fn #count_by(&mut self, #field: impl ::core::convert::Into<#ty>) -> #count {
+                let predicate = #krate::Predicate::Eq(#pos, <#ty as #krate::KeyPart>::key_value(&#field.into()));
+                #p::count::<#ident>(#handle, predicate).await
+            }
+        }
+    });
+
+    let counters = model.counters.iter().map(|i| {
+        let f = &entity.fields[*i];
+        let column = f.column();
+        let inc = format_ident!("increment_{}", column);
+        let dec = format_ident!("decrement_{}", column);
+        let inc_doc = format!("Adds `by` to `{column}` in one statement and returns the updated row; the cached row is rewritten in place.");
+        let dec_doc = format!("Subtracts `by` from `{column}` in one statement and returns the updated row.");
+        quote! {
+            #[doc = #inc_doc]
+            pub async fn #inc(&mut self, id: impl ::core::convert::Into<#id_ty>, by: i64) -> #krate::Result<#row> {
+                #p::add::<#ident>(#handle, id.into(), #column, by).await
+            }
+
+            #[doc = #dec_doc]
+            pub async fn #dec(&mut self, id: impl ::core::convert::Into<#id_ty>, by: i64) -> #krate::Result<#row> {
+                #p::add::<#ident>(#handle, id.into(), #column, by.checked_neg().unwrap_or(i64::MAX)).await
+            }
+        }
+    });
+
+    let opt_rows = result(quote!(::std::vec::Vec<::core::option::Option<#row>>));
+    quote! {
+        #[doc = #repo_doc]
+        #vis struct #repo<H> {
+            handle: H,
+        }
+
+        #[automatically_derived]
+        impl #ident {
+            #[doc = #ctor_doc]
+            #vis fn repo<H: #krate::Handle>(handle: H) -> #repo<H> {
+                #repo { handle }
+            }
+        }
+
+        #[automatically_derived]
+        impl<H: #krate::Handle> #repo<H> {
+            /// The row with this id, or `None` (a miss is cached too).
+            pub async fn get(&mut self, id: impl ::core::convert::Into<#id_ty>) -> #opt_row {
+                #p::get::<#ident>(#handle, id.into()).await
+            }
+
+            /// The rows with these ids, in the order asked (`None` where absent); the rows not
+            /// cached are loaded with one query.
+            pub async fn get_many(&mut self, ids: &[#id_ty]) -> #opt_rows {
+                #p::get_many::<#ident>(#handle, ids).await
+            }
+
+            /// Every row, ordered by id.
+            pub async fn list(&mut self) -> #rows {
+                #p::find::<#ident>(#handle, #krate::Predicate::All).await
+            }
+
+            /// The number of rows.
+            pub async fn count(&mut self) -> #count {
+                #p::count::<#ident>(#handle, #krate::Predicate::All).await
+            }
+
+            #(#finders)*
+
+            /// Inserts a row and returns it as stored; the row goes into the cache on commit.
+            pub async fn insert(&mut self, row: &#ident) -> #krate::Result<#row> {
+                #p::insert::<#ident>(#handle, row).await
+            }
+
+            /// Inserts rows (one statement per chunk) and returns them as stored; one cache
+            /// update for the whole batch on commit.
+            pub async fn insert_many(&mut self, rows: &[#ident]) -> #rows {
+                #p::insert_many::<#ident>(#handle, rows).await
+            }
+
+            /// Applies a patch and returns the updated row. Fails with `Error::NotFound` if
+            /// the row does not exist.
+            pub async fn update(&mut self, id: impl ::core::convert::Into<#id_ty>, patch: #update) -> #krate::Result<#row> {
+                #p::update::<#ident>(#handle, id.into(), &patch).await
+            }
+
+            /// Deletes a row and returns it. Fails with `Error::NotFound` if it does not exist.
+            pub async fn delete(&mut self, id: impl ::core::convert::Into<#id_ty>) -> #krate::Result<#ident> {
+                #p::delete::<#ident>(#handle, id.into()).await
+            }
+
+            /// Deletes the rows with these ids and returns how many existed.
+            pub async fn delete_many(&mut self, ids: &[#id_ty]) -> #krate::Result<u64> {
+                #p::delete_many::<#ident>(#handle, ids).await
+            }
+
+            #(#counters)*
+        }
+    }
+}

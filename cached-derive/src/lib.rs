@@ -1,0 +1,25 @@
+//! Derive macros for `cached-runtime`. Use them through `cached_runtime` (which re-exports
+//! them), not directly.
+//!
+//! The pipeline, one module per phase: [`attr`] parses `#[cache(...)]` into typed attributes,
+//! [`ast`] builds the entity model, [`validate`] checks cross-field rules and resolves
+//! `relates_to` edges, [`expand`] generates code.
+
+mod ast;
+mod attr;
+mod ctxt;
+mod expand;
+mod validate;
+
+use proc_macro::TokenStream;
+use syn::{parse_macro_input, DeriveInput};
+
+/// Derives `CachedEntity`: typed keys, a repository, a patch struct and the entity's place in
+/// the invalidation graph. See the `cached_runtime` documentation for the attributes.
+#[proc_macro_derive(CachedEntity, attributes(cache))]
+pub fn derive_cached_entity(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    expand::derive_entity(&input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}

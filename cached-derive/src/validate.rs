@@ -1,0 +1,283 @@
+//! Cross-field rules: exactly one id, attribute combinations that make sense, identifiers that
+//! are safe to put in SQL, and every `relates_to` edge resolved to its foreign-key field.
+
+use heck::ToSnakeCase;
+use syn::LitStr;
+
+use crate::ast::{Entity, Relation};
+use crate::ctxt::Ctxt;
+
+/// Why a field forms query keys.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum IndexKind {
+    Index,
+    ForeignKey,
+}
+
+/// A validated entity, ready to expand.
+pub struct Model<'a> {
+    pub entity: Entity<'a>,
+    /// Index of the id field in `entity.fields`.
+    pub id: usize,
+    pub relations: Vec<Relation>,
+    /// Key-forming fields in field order.
+    pub indexes: Vec<(usize, IndexKind)>,
+    /// Integer fields that get `increment_`/`decrement_`.
+    pub counters: Vec<usize>,
+}
+
+fn is_sql_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+}
+
+fn check_names(cx: &Ctxt, entity: &Entity<'_>) {
+    if let Some(table) = &entity.attrs.table {
+        if !table.value.split('.').all(is_sql_identifier) || table.value.split('.').count() > 2 {
+            cx.syn_error(syn::Error::new(
+                table.span,
+                "`table` must be a plain table name like `scenes` or `schema.scenes` \
+                 (letters, digits and `_`, not starting with a digit)",
+            ));
+        }
+    }
+    if let Some(name) = &entity.attrs.name {
+        if !is_sql_identifier(&name.value) {
+            cx.syn_error(syn::Error::new(
+                name.span,
+                "`name` is the cache key prefix and must look like `scene` \
+                 (letters, digits and `_`, not starting with a digit)",
+            ));
+        }
+    }
+}
+
+fn find_id(cx: &Ctxt, entity: &Entity<'_>) -> Option<usize> {
+    let ids: Vec<usize> = (0..entity.fields.len())
+        .filter(|&i| entity.fields[i].is_id())
+        .collect();
+    match ids.as_slice() {
+        [] => {
+            cx.error_spanned_by(
+                entity.ident,
+                format!(
+                    "`{}` has no id field; mark its primary key with `#[cache(id)]`",
+                    entity.ident
+                ),
+            );
+            None
+        }
+        [one] => Some(*one),
+        [first, rest @ ..] => {
+            let first_name = entity.fields[*first].ident;
+            for &i in rest {
+                let field = &entity.fields[i];
+                cx.syn_error(syn::Error::new(
+                    field.attrs.id.expect("id field"),
+                    format!(
+                        "`{}` has two `#[cache(id)]` fields (`{first_name}` and `{}`); \
+                         a cached entity has exactly one id: keep the primary key's",
+                        entity.ident, field.ident
+                    ),
+                ));
+            }
+            None
+        }
+    }
+}
+
+fn check_combinations(cx: &Ctxt, entity: &Entity<'_>) {
+    for field in &entity.fields {
+        let a = &field.attrs;
+        if let Some(skip) = a.skip {
+            let conflict = [
+                (a.id.is_some(), "id"),
+                (a.index.is_some(), "index"),
+                (a.references.is_some(), "references"),
+            ];
+            for (_, what) in conflict.iter().filter(|(on, _)| *on) {
+                cx.syn_error(syn::Error::new(
+                    skip,
+                    format!(
+                        "`{}` cannot be both `skip` and `{what}`: a skipped field is not stored, \
+                         so it cannot identify or find rows",
+                        field.ident
+                    ),
+                ));
+            }
+        }
+        if let (Some(_), Some(index)) = (a.id, a.index) {
+            cx.syn_error(syn::Error::new(
+                index,
+                format!(
+                    "`{}` is the id, which is always a key (`get`, `get_many`); remove `index`",
+                    field.ident
+                ),
+            ));
+        }
+        if let (Some(_), Some(references)) = (a.id, &a.references) {
+            cx.error_spanned_by(
+                references,
+                format!(
+                    "`{}` is the id and cannot also be a foreign key; put the reference on another field",
+                    field.ident
+                ),
+            );
+        }
+    }
+}
+
+fn parse_target(cx: &Ctxt, lit: &LitStr, key: &str) -> Option<syn::Path> {
+    match lit.parse::<syn::Path>() {
+        Ok(path) => Some(path),
+        Err(_) => {
+            cx.error_spanned_by(
+                lit,
+                format!("`{key}` takes the name of an entity type, like `{key} = \"Chapter\"`"),
+            );
+            None
+        }
+    }
+}
+
+fn last_segment(path: &syn::Path) -> String {
+    path.segments
+        .last()
+        .map(|s| s.ident.to_string())
+        .unwrap_or_default()
+}
+
+fn resolve_relations(cx: &Ctxt, entity: &Entity<'_>) -> Vec<Relation> {
+    let mut relations: Vec<Relation> = Vec::new();
+    for lit in &entity.attrs.relates_to {
+        let Some(target) = parse_target(cx, lit, "relates_to") else {
+            continue;
+        };
+        let by_reference = entity.fields.iter().position(|f| {
+            f.attrs
+                .references
+                .as_ref()
+                .is_some_and(|r| r.value() == lit.value())
+        });
+        let conventional = format!("{}_id", last_segment(&target).to_snake_case());
+        let field = by_reference.or_else(|| {
+            entity
+                .fields
+                .iter()
+                .position(|f| f.column() == conventional && f.attrs.references.is_none())
+        });
+        match field {
+            Some(field) if entity.fields[field].attrs.skip.is_some() => cx.error_spanned_by(
+                lit,
+                format!(
+                    "the foreign key of `relates_to = \"{}\"` is `{}`, which is `#[cache(skip)]`; \
+                     a foreign key must be stored",
+                    lit.value(),
+                    entity.fields[field].ident
+                ),
+            ),
+            Some(field) if entity.fields[field].is_id() => cx.error_spanned_by(
+                lit,
+                format!(
+                    "the foreign key of `relates_to = \"{}\"` cannot be the id field",
+                    lit.value()
+                ),
+            ),
+            Some(field) => relations.push(Relation {
+                target,
+                lit: lit.clone(),
+                field,
+            }),
+            None => cx.error_spanned_by(
+                lit,
+                format!(
+                    "`relates_to = \"{target}\"` needs a foreign-key field: add `{conventional}` \
+                     (the id of the related `{target}`) to `{ident}`, or mark the field that holds it \
+                     `#[cache(references = \"{target}\")]`",
+                    target = lit.value(),
+                    ident = entity.ident,
+                ),
+            ),
+        }
+    }
+    // A `references` with no matching `relates_to` declares the edge on its own.
+    for (i, field) in entity.fields.iter().enumerate() {
+        let Some(lit) = &field.attrs.references else {
+            continue;
+        };
+        if let Some(other) = relations.iter().find(|r| r.lit.value() == lit.value()) {
+            if other.field != i {
+                cx.error_spanned_by(
+                    lit,
+                    format!(
+                        "two fields reference `{}` (`{}` and `{}`); an entity has one edge per related type",
+                        lit.value(),
+                        entity.fields[other.field].ident,
+                        field.ident
+                    ),
+                );
+            }
+            continue;
+        }
+        if let Some(target) = parse_target(cx, lit, "references") {
+            relations.push(Relation {
+                target,
+                lit: lit.clone(),
+                field: i,
+            });
+        }
+    }
+    relations
+}
+
+/// Validates the entity and resolves what expansion needs.
+pub fn validate<'a>(cx: &Ctxt, entity: Entity<'a>) -> Option<Model<'a>> {
+    check_names(cx, &entity);
+    check_combinations(cx, &entity);
+    let id = find_id(cx, &entity);
+    let relations = resolve_relations(cx, &entity);
+    let id = id?;
+    let indexes = (0..entity.fields.len())
+        .filter_map(|i| {
+            if relations.iter().any(|r| r.field == i) {
+                Some((i, IndexKind::ForeignKey))
+            } else if entity.fields[i].attrs.index.is_some() {
+                Some((i, IndexKind::Index))
+            } else {
+                None
+            }
+        })
+        .collect::<Vec<_>>();
+    let counters = (0..entity.fields.len())
+        .filter(|&i| {
+            let f = &entity.fields[i];
+            f.is_integer()
+                && !f.is_id()
+                && f.attrs.skip.is_none()
+                && !relations.iter().any(|r| r.field == i)
+        })
+        .collect();
+    Some(Model {
+        entity,
+        id,
+        relations,
+        indexes,
+        counters,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_sql_identifier;
+
+    #[test]
+    fn sql_identifiers() {
+        assert!(is_sql_identifier("scenes"));
+        assert!(is_sql_identifier("_x9"));
+        assert!(!is_sql_identifier("9x"));
+        assert!(!is_sql_identifier("a-b"));
+        assert!(!is_sql_identifier("a\"; drop"));
+        assert!(!is_sql_identifier(""));
+    }
+}

@@ -1,0 +1,62 @@
+//! Cache layers. Today: the in-process layer on moka ([`local`]), with its stale-fill guard and
+//! single flight ([`flight`]).
+//!
+//! The layer stores normalized entries: a row under its row key, the ids a query matched under
+//! the query key, a count under the count key, and a negative entry for an id known to be
+//! absent. Rows are stored once, as `Arc`s, and handed out without copying or decoding.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use crate::key::CacheKey;
+use crate::value::KeyValue;
+
+pub(crate) mod flight;
+pub(crate) mod local;
+
+pub(crate) use local::LocalCache;
+
+/// A cached row, type-erased. Downcast back to `Arc<E>` on the way out.
+pub(crate) type AnyRow = Arc<dyn Any + Send + Sync>;
+
+/// What an entry holds.
+#[derive(Clone)]
+pub(crate) enum EntryData {
+    /// One row.
+    Row(AnyRow),
+    /// The id is known not to exist (a negative entry).
+    Missing,
+    /// The ids a query matched, in result order.
+    Ids(Arc<[KeyValue]>),
+    /// The number of rows a query matched.
+    Count(i64),
+}
+
+/// The result of one database load: the entry for the key that missed, plus the rows the load
+/// returned (a query result fills each matched row's own entry too).
+pub(crate) struct Loaded {
+    pub data: EntryData,
+    pub rows: Vec<(CacheKey, AnyRow)>,
+}
+
+/// A stamp taken before a database read or a transaction: the fill or write-through it leads
+/// to is stored only if no invalidation of its key happened since (see [`LocalCache::fill`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Token {
+    /// The invalidation sequence number when the token was taken.
+    pub seq: u64,
+    /// The clear epoch when the token was taken.
+    pub epoch: u64,
+    /// The entity's type generation when the token was taken.
+    pub generation: u64,
+}
+
+/// One change a commit applies to the cache.
+#[derive(Clone)]
+pub(crate) enum Change {
+    /// Replace the entry by this value (write-through), if no commit applied to the key since
+    /// `token` was taken; otherwise drop the entry.
+    Write { data: EntryData, token: Token },
+    /// Drop the entry.
+    Remove,
+}

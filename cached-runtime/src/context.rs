@@ -1,0 +1,221 @@
+//! The cache context: one store, one cache, its hooks and counters, shared by every handle.
+//!
+//! A [`Context`] is cheap to clone (an `Arc`). Reads through it use the cache; writes through
+//! it run in their own transaction; [`Context::begin`] opens a [`Transaction`] for several
+//! writes that commit (and invalidate) together.
+
+use std::sync::Arc;
+
+use crate::cache::{Change, LocalCache};
+use crate::entity::CachedEntity;
+use crate::error::Result;
+use crate::hooks::{Hooks, Invalidation, Source};
+use crate::key::{CacheKey, QueryKey};
+use crate::stats::Stats;
+use crate::store::Store;
+use crate::tx::{CommitReport, Transaction};
+use crate::value::KeyPart;
+
+/// The default number of entries the in-process cache holds.
+pub const DEFAULT_MAX_ENTRIES: u64 = 100_000;
+
+/// The entry point: a store with a cache in front of it.
+///
+/// ```no_run
+/// # async fn demo(pool: sqlx::SqlitePool) -> cached_runtime::Result<()> {
+/// let ctx = cached_runtime::Context::builder(pool).max_entries(50_000).build();
+/// let mut tx = ctx.begin().await?;
+/// // ... writes through `Scene::repo(&mut tx)` ...
+/// let report = tx.commit().await?;
+/// println!("{report}");
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Context {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub store: Store,
+    pub cache: LocalCache,
+    hooks: Hooks,
+}
+
+/// Configures a [`Context`].
+#[must_use = "call `.build()` to get the context"]
+pub struct ContextBuilder {
+    store: Store,
+    max_entries: u64,
+    protect_fills: bool,
+}
+
+impl ContextBuilder {
+    /// The most entries the in-process cache holds before it evicts (default 100,000).
+    pub fn max_entries(mut self, max_entries: u64) -> Self {
+        self.max_entries = max_entries;
+        self
+    }
+
+    /// Test only: turn the stale-fill guard off, so that a torture test can prove it finds the
+    /// stale reads the guard prevents. Never use this outside such a test.
+    #[cfg(feature = "__testing")]
+    #[doc(hidden)]
+    pub fn __disable_stale_fill_protection(mut self) -> Self {
+        self.protect_fills = false;
+        self
+    }
+
+    /// Builds the context.
+    pub fn build(self) -> Context {
+        Context {
+            inner: Arc::new(Inner {
+                store: self.store,
+                cache: LocalCache::new(self.max_entries, self.protect_fills),
+                hooks: Hooks::default(),
+            }),
+        }
+    }
+}
+
+impl Context {
+    /// A context in front of `store` (a `sqlx::SqlitePool`, or any [`Store`]).
+    pub fn builder(store: impl Into<Store>) -> ContextBuilder {
+        ContextBuilder {
+            store: store.into(),
+            max_entries: DEFAULT_MAX_ENTRIES,
+            protect_fills: true,
+        }
+    }
+
+    /// A context with default settings.
+    pub fn new(store: impl Into<Store>) -> Self {
+        Self::builder(store).build()
+    }
+
+    /// Opens a transaction. Writes on it reach the cache only when [`Transaction::commit`]
+    /// succeeds; dropping it rolls back and touches nothing.
+    pub async fn begin(&self) -> Result<Transaction> {
+        Transaction::begin(self.clone()).await
+    }
+
+    /// The store behind the cache.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        self.inner.cache.counters.snapshot()
+    }
+
+    /// The number of entries the in-process cache holds.
+    pub fn entry_count(&self) -> u64 {
+        self.inner.cache.entry_count()
+    }
+
+    /// Registers a callback that receives every invalidation this context applies.
+    pub fn on_invalidate(&self, hook: impl Fn(&Invalidation<'_>) + Send + Sync + 'static) {
+        self.inner.hooks.add(Arc::new(hook));
+    }
+
+    /// Drops the cached row of `E` with this id (queries are unaffected: the database did not
+    /// change through the cache). Use it when something outside the cache changed the row.
+    pub fn invalidate<E: CachedEntity>(&self, id: impl Into<E::Id>) -> CommitReport {
+        self.invalidate_key(CacheKey::row(E::meta(), id.into().key_value()))
+    }
+
+    /// Drops one entry by key (`SceneKey(42)`, or any [`CacheKey`]).
+    pub fn invalidate_key(&self, key: impl Into<CacheKey>) -> CommitReport {
+        self.remove_keys(vec![key.into()], Source::Manual)
+    }
+
+    /// Drops a cached query and its count (`SceneQuery::ByStatus("draft".into())`).
+    pub fn invalidate_query(&self, query: &impl QueryKey) -> CommitReport {
+        self.remove_keys(vec![query.list_key(), query.count_key()], Source::Manual)
+    }
+
+    /// Makes every cached entry of `E` (rows, queries, counts) unreadable at once. Costs the
+    /// same whatever the cache holds: no key is scanned.
+    pub fn invalidate_entity<E: CachedEntity>(&self) {
+        let meta = E::meta();
+        self.inner.cache.invalidate_entity(meta);
+        self.inner
+            .cache
+            .counters
+            .record_invalidations(meta.type_name, 1);
+        self.inner.hooks.run(&Invalidation {
+            source: Source::Manual,
+            keys: &[],
+            entities: &[meta.type_name],
+        });
+    }
+
+    /// Drops every entry.
+    pub fn clear(&self) {
+        self.inner.cache.clear();
+    }
+
+    /// Reloads one row from the database into the cache and returns it.
+    pub async fn refresh<E: CachedEntity>(&self, id: impl Into<E::Id>) -> Result<Option<Arc<E>>> {
+        let id = id.into();
+        self.invalidate::<E>(id.clone());
+        crate::repo::read::get::<E>(self, id).await
+    }
+
+    /// Loads these rows into the cache (one query for the ones not cached yet) and returns how
+    /// many exist.
+    pub async fn preload<E: CachedEntity>(
+        &self,
+        ids: impl IntoIterator<Item = E::Id>,
+    ) -> Result<usize> {
+        let ids: Vec<E::Id> = ids.into_iter().collect();
+        let rows = crate::repo::read::get_many::<E>(self, &ids).await?;
+        Ok(rows.iter().flatten().count())
+    }
+
+    fn remove_keys(&self, keys: Vec<CacheKey>, source: Source) -> CommitReport {
+        let changes: Vec<(CacheKey, Change)> =
+            keys.into_iter().map(|k| (k, Change::Remove)).collect();
+        self.apply(changes, source)
+    }
+
+    /// Applies changes to the cache (queries first), counts them and runs the hooks.
+    pub(crate) fn apply(
+        &self,
+        mut changes: Vec<(CacheKey, Change)>,
+        source: Source,
+    ) -> CommitReport {
+        if changes.is_empty() {
+            return CommitReport::default();
+        }
+        changes.sort_by_key(|(key, _)| !key.is_query());
+        let cache = &self.inner.cache;
+        cache.apply(changes.iter().map(|(k, c)| (k, c)));
+        let keys: Vec<CacheKey> = changes.into_iter().map(|(k, _)| k).collect();
+        let mut per_entity: Vec<(&'static str, u64)> = Vec::new();
+        for key in &keys {
+            let name = key.entity().type_name;
+            match per_entity.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, count)) => *count += 1,
+                None => per_entity.push((name, 1)),
+            }
+        }
+        for (name, count) in per_entity {
+            cache.counters.record_invalidations(name, count);
+        }
+        self.inner.hooks.run(&Invalidation {
+            source,
+            keys: &keys,
+            entities: &[],
+        });
+        CommitReport { keys }
+    }
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("store", &self.inner.store)
+            .finish_non_exhaustive()
+    }
+}

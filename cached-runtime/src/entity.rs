@@ -1,0 +1,147 @@
+//! The traits `#[derive(CachedEntity)]` implements, and the static description of an entity.
+//!
+//! An entity's [`EntityMeta`] is the compile-time half of the invalidation graph: its table,
+//! columns, the fields that form query keys (indexes and foreign keys) and its `relates_to`
+//! edges. The runtime reads it to build SQL, keys and invalidation plans; nothing about an
+//! entity is registered at start-up.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::store::sql::StatementCache;
+use crate::store::RowDecode;
+use crate::value::{KeyPart, KeyValue, Value};
+
+/// A database row type with a cache in front of it. Derive it: `#[derive(CachedEntity)]`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a cached entity",
+    label = "`{Self}` does not derive `CachedEntity`",
+    note = "add `#[derive(CachedEntity)]` (with `#[cache(table = \"...\")]` and an `#[cache(id)]` field) to `{Self}`"
+)]
+pub trait CachedEntity: RowDecode + Clone + Send + Sync + Unpin + 'static {
+    /// The type of the `#[cache(id)]` field.
+    type Id: KeyPart;
+    /// The generated patch struct (`SceneUpdate` for `Scene`).
+    type Update: Patch<Self>;
+
+    /// The static description of this entity.
+    fn meta() -> &'static EntityMeta;
+
+    /// This row's id.
+    fn id(&self) -> &Self::Id;
+
+    /// The persisted fields' values, in the order of [`EntityMeta::columns`].
+    fn values(&self) -> Vec<Value>;
+
+    /// The key-forming fields' values, in the order of [`EntityMeta::indexes`].
+    fn index_values(&self) -> Vec<KeyValue>;
+}
+
+/// A `relates_to` edge: `Scene: RelatesTo<Chapter>` means a scene belongs to a chapter.
+pub trait RelatesTo<T: CachedEntity>: CachedEntity {
+    /// The name of the foreign-key field.
+    const FOREIGN_KEY: &'static str;
+
+    /// The id of the related row, or `None` when the foreign key is null.
+    fn related_id(&self) -> Option<T::Id>;
+}
+
+/// The generated patch struct of an entity: each field `Some(new value)` or `None` (unchanged).
+pub trait Patch<E>: Default + Send + Sync {
+    /// The `(column, value)` pairs this patch assigns.
+    fn assignments(&self) -> Vec<(&'static str, Value)>;
+
+    /// Whether the patch assigns a key-forming field (an index or a foreign key), in which case
+    /// the update must invalidate the queries of the old and the new value.
+    fn touches_keys(&self) -> bool;
+}
+
+/// What the derive knows about an entity, as static data.
+#[derive(Debug)]
+pub struct EntityMeta {
+    /// Key prefix (`scene`): the `name` attribute, or the snake_case type name.
+    pub name: &'static str,
+    /// The Rust type name (`Scene`).
+    pub type_name: &'static str,
+    /// The table (or collection) the rows live in.
+    pub table: &'static str,
+    /// How long entries of this entity live in the cache; `None` means until invalidated.
+    pub ttl: Option<Duration>,
+    /// The id column.
+    pub id_column: &'static str,
+    /// The persisted columns in field order (the id included, `skip` fields excluded).
+    pub columns: &'static [&'static str],
+    /// The key-forming fields: each `#[cache(index)]` field and each foreign key.
+    pub indexes: &'static [IndexMeta],
+    /// The `relates_to` edges.
+    pub relations: &'static [RelationMeta],
+    /// Integer fields that have `increment_`/`decrement_` operations.
+    pub counters: &'static [&'static str],
+    #[doc(hidden)]
+    pub __state: EntityState,
+}
+
+/// A field that forms query keys.
+#[derive(Debug)]
+pub struct IndexMeta {
+    /// The column (and field) name.
+    pub column: &'static str,
+    /// Whether the field was marked `#[cache(index)]` or is the foreign key of an edge.
+    pub kind: IndexKind,
+}
+
+/// Why a field forms query keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexKind {
+    /// `#[cache(index)]`.
+    Index,
+    /// The foreign key of a `relates_to` edge.
+    ForeignKey,
+}
+
+/// A `relates_to` edge in the invalidation graph.
+#[derive(Debug)]
+pub struct RelationMeta {
+    /// The related entity's type name.
+    pub target: &'static str,
+    /// The foreign-key column on this entity.
+    pub column: &'static str,
+    /// The related entity's description.
+    pub target_meta: fn() -> &'static EntityMeta,
+}
+
+/// Mutable per-entity state kept beside the static description.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct EntityState {
+    generation: AtomicU64,
+    pub(crate) sql: StatementCache,
+}
+
+impl EntityState {
+    /// A fresh state, for generated `static` items.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        EntityState {
+            generation: AtomicU64::new(0),
+            sql: StatementCache::new(),
+        }
+    }
+}
+
+impl EntityMeta {
+    /// The position of a key-forming column in [`EntityMeta::indexes`].
+    pub fn index_position(&self, column: &str) -> Option<usize> {
+        self.indexes.iter().position(|i| i.column == column)
+    }
+
+    /// The type generation: bumped by a whole-entity invalidation, it makes every entry of this
+    /// entity filled before the bump unreadable at once, without scanning the cache.
+    pub(crate) fn generation(&self) -> u64 {
+        self.__state.generation.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn bump_generation(&self) {
+        self.__state.generation.fetch_add(1, Ordering::AcqRel);
+    }
+}

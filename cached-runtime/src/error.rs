@@ -1,0 +1,120 @@
+//! The one error type of the runtime.
+//!
+//! Every failure the runtime can report is a variant of [`Error`], so callers can match on what
+//! went wrong (a missing row, a constraint, a transaction that can no longer commit) instead of
+//! parsing driver messages. A failed write never touches the cache.
+
+use std::fmt;
+
+/// A `Result` whose error is [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in a cached repository.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An update, delete or atomic operation named a row that does not exist.
+    #[error("{entity} with id {id} does not exist")]
+    NotFound {
+        /// The entity's type name.
+        entity: &'static str,
+        /// The id that was asked for, as printed in its key.
+        id: String,
+    },
+
+    /// The database refused a write because it would break a constraint. The transaction is
+    /// rolled back (or must be) and the cache is unchanged.
+    #[error("{kind} on {entity}: {message}")]
+    Constraint {
+        /// The entity whose write failed.
+        entity: &'static str,
+        /// Which kind of constraint.
+        kind: ConstraintKind,
+        /// The database's own message.
+        message: String,
+    },
+
+    /// A previous statement in this transaction failed; the transaction can only be rolled back.
+    #[error(
+        "this transaction cannot commit because an earlier statement in it failed; \
+         it was rolled back and the cache is unchanged"
+    )]
+    TransactionAborted,
+
+    /// A row could not be decoded into the entity (a column is missing or has the wrong type).
+    #[error("cannot decode a row of {entity}: {source}")]
+    Decode {
+        /// The entity being decoded.
+        entity: &'static str,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// Any other database error (connection lost, syntax, timeouts).
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+}
+
+/// The kind of a constraint violation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConstraintKind {
+    /// A unique or primary-key constraint.
+    Unique,
+    /// A foreign-key constraint.
+    ForeignKey,
+    /// A `NOT NULL` constraint.
+    NotNull,
+    /// A `CHECK` constraint.
+    Check,
+}
+
+impl fmt::Display for ConstraintKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ConstraintKind::Unique => "unique constraint violation",
+            ConstraintKind::ForeignKey => "foreign key violation",
+            ConstraintKind::NotNull => "not-null violation",
+            ConstraintKind::Check => "check constraint violation",
+        })
+    }
+}
+
+impl Error {
+    /// Classifies a driver error raised while working on `entity`.
+    pub(crate) fn from_sqlx(entity: &'static str, err: sqlx::Error) -> Self {
+        use sqlx::error::ErrorKind;
+        match err {
+            sqlx::Error::Database(db) => {
+                let kind = match db.kind() {
+                    ErrorKind::UniqueViolation => Some(ConstraintKind::Unique),
+                    ErrorKind::ForeignKeyViolation => Some(ConstraintKind::ForeignKey),
+                    ErrorKind::NotNullViolation => Some(ConstraintKind::NotNull),
+                    ErrorKind::CheckViolation => Some(ConstraintKind::Check),
+                    _ => None,
+                };
+                match kind {
+                    Some(kind) => Error::Constraint {
+                        entity,
+                        kind,
+                        message: db.message().to_string(),
+                    },
+                    None => Error::Database(sqlx::Error::Database(db)),
+                }
+            }
+            err @ (sqlx::Error::ColumnDecode { .. }
+            | sqlx::Error::ColumnNotFound(_)
+            | sqlx::Error::Decode(_)) => Error::Decode {
+                entity,
+                source: err,
+            },
+            other => Error::Database(other),
+        }
+    }
+
+    /// Whether this is a [`Error::Constraint`] of the given kind.
+    pub fn is_constraint(&self, kind: ConstraintKind) -> bool {
+        matches!(self, Error::Constraint { kind: k, .. } if *k == kind)
+    }
+}

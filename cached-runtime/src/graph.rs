@@ -1,0 +1,117 @@
+//! The invalidation graph at run time: which cache keys a write touches.
+//!
+//! An entity's query keys are its tags: `scene?all` for every row, and `scene?<field>=<value>`
+//! for each key-forming field (`#[cache(index)]` fields and `relates_to` foreign keys), each
+//! with its count twin. A row belongs to exactly those tags, so a write computes the tags of
+//! the old and the new row and drops exactly the query entries whose membership changed. The
+//! cost is proportional to the number of key-forming fields, never to the cache size.
+
+use crate::entity::EntityMeta;
+use crate::key::{CacheKey, Predicate};
+use crate::value::KeyValue;
+
+/// The two cache keys of one tag: the query's ids and its count.
+fn tag_keys(meta: &'static EntityMeta, predicate: Predicate, out: &mut Vec<CacheKey>) {
+    out.push(CacheKey::list(meta, predicate.clone()));
+    out.push(CacheKey::count(meta, predicate));
+}
+
+/// The query keys whose results change when a row goes from `old` to `new`, given the rows'
+/// key-forming values ([`crate::CachedEntity::index_values`]):
+///
+/// - insert (`old` absent): every tag of the new row, and `all`;
+/// - delete (`new` absent): every tag of the old row, and `all`;
+/// - update: the old and the new tag of each key-forming field whose value changed; an update
+///   that changes no key-forming field touches no query.
+pub fn query_keys(
+    meta: &'static EntityMeta,
+    old: Option<&[KeyValue]>,
+    new: Option<&[KeyValue]>,
+) -> Vec<CacheKey> {
+    let mut keys = Vec::new();
+    match (old, new) {
+        (None, None) => {}
+        (Some(values), None) | (None, Some(values)) => {
+            tag_keys(meta, Predicate::All, &mut keys);
+            for (i, value) in values.iter().enumerate() {
+                tag_keys(meta, Predicate::Eq(i, value.clone()), &mut keys);
+            }
+        }
+        (Some(old), Some(new)) => {
+            for (i, (o, n)) in old.iter().zip(new).enumerate() {
+                if o != n {
+                    tag_keys(meta, Predicate::Eq(i, o.clone()), &mut keys);
+                    tag_keys(meta, Predicate::Eq(i, n.clone()), &mut keys);
+                }
+            }
+        }
+    }
+    keys
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entity::{EntityState, IndexKind, IndexMeta};
+
+    static META: EntityMeta = EntityMeta {
+        name: "scene",
+        type_name: "Scene",
+        table: "scenes",
+        ttl: None,
+        id_column: "id",
+        columns: &["id", "chapter_id", "status", "title"],
+        indexes: &[
+            IndexMeta {
+                column: "chapter_id",
+                kind: IndexKind::ForeignKey,
+            },
+            IndexMeta {
+                column: "status",
+                kind: IndexKind::Index,
+            },
+        ],
+        relations: &[],
+        counters: &[],
+        __state: EntityState::new(),
+    };
+
+    fn values(chapter: i64, status: &str) -> Vec<KeyValue> {
+        vec![KeyValue::Int(chapter), KeyValue::Text(status.into())]
+    }
+
+    fn names(keys: Vec<CacheKey>) -> Vec<String> {
+        keys.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn insert_touches_every_tag_of_the_new_row() {
+        let keys = query_keys(&META, None, Some(&values(7, "draft")));
+        assert_eq!(
+            names(keys),
+            [
+                "scene?all",
+                "scene#count?all",
+                "scene?chapter_id=7",
+                "scene#count?chapter_id=7",
+                "scene?status=draft",
+                "scene#count?status=draft"
+            ]
+        );
+    }
+
+    #[test]
+    fn update_touches_only_changed_fields_old_and_new_tags() {
+        let keys = query_keys(&META, Some(&values(7, "draft")), Some(&values(7, "final")));
+        assert_eq!(
+            names(keys),
+            [
+                "scene?status=draft",
+                "scene#count?status=draft",
+                "scene?status=final",
+                "scene#count?status=final"
+            ]
+        );
+        assert!(query_keys(&META, Some(&values(7, "x")), Some(&values(7, "x"))).is_empty());
+    }
+}

@@ -1,0 +1,52 @@
+//! Handles: what a repository reads and writes through.
+//!
+//! Only two things are handles: a [`Context`] (reads use the cache; each write runs in its own
+//! transaction) and a [`Transaction`]. The trait is sealed, so a driver pool or connection can
+//! never be passed where a handle is expected: every write goes through the invalidation graph.
+
+use crate::context::Context;
+use crate::tx::Transaction;
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// A cache handle: `&ctx` (a [`Context`]) or `&mut tx` (a [`Transaction`]).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a cache handle, so repositories cannot read or write through it",
+    label = "writes through this would bypass cache invalidation",
+    note = "pass `&ctx` (a `cached_runtime::Context`) or `&mut tx` (from `ctx.begin().await?`); \
+            the context owns the pool so that every write runs the invalidation graph"
+)]
+pub trait Handle: sealed::Sealed + Send {
+    #[doc(hidden)]
+    fn __handle(&mut self) -> HandleRef<'_>;
+}
+
+/// What a handle resolves to. Used by generated code.
+#[doc(hidden)]
+pub enum HandleRef<'a> {
+    Context(&'a Context),
+    Transaction(&'a mut Transaction),
+}
+
+impl sealed::Sealed for Context {}
+impl Handle for Context {
+    fn __handle(&mut self) -> HandleRef<'_> {
+        HandleRef::Context(self)
+    }
+}
+
+impl sealed::Sealed for &Context {}
+impl Handle for &Context {
+    fn __handle(&mut self) -> HandleRef<'_> {
+        HandleRef::Context(self)
+    }
+}
+
+impl sealed::Sealed for &mut Transaction {}
+impl Handle for &mut Transaction {
+    fn __handle(&mut self) -> HandleRef<'_> {
+        HandleRef::Transaction(self)
+    }
+}

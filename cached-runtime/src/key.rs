@@ -1,0 +1,137 @@
+//! Cache keys: one readable encoding for rows, query results and counts.
+//!
+//! Every entry the runtime caches lives under a [`CacheKey`]. Its `Display` form is the
+//! contract users see in commit reports, hooks and debuggers:
+//!
+//! | entry | key |
+//! |---|---|
+//! | a row | `scene:42` |
+//! | the ids of `find_by_status("draft")` | `scene?status=draft` |
+//! | the ids of `list()` | `scene?all` |
+//! | `count_by_status("draft")` / `count()` | `scene#count?status=draft` / `scene#count?all` |
+//!
+//! The derive generates typed keys (`SceneKey`, `SceneQuery`) that convert into `CacheKey`.
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
+use crate::entity::EntityMeta;
+use crate::value::KeyValue;
+
+/// The key of one cache entry. Cheap to clone (text parts are shared).
+#[derive(Clone)]
+pub struct CacheKey {
+    meta: &'static EntityMeta,
+    kind: KeyKind,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum KeyKind {
+    Row(KeyValue),
+    List(Predicate),
+    Count(Predicate),
+}
+
+/// The predicate of a cached query: every row, or the rows whose key-forming field equals a
+/// value.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Predicate {
+    /// Every row of the entity (`list()`, `count()`).
+    All,
+    /// Rows whose key-forming field (by position in [`EntityMeta::indexes`]) equals the value.
+    Eq(usize, KeyValue),
+}
+
+impl CacheKey {
+    /// The key of one row.
+    pub fn row(meta: &'static EntityMeta, id: KeyValue) -> Self {
+        CacheKey {
+            meta,
+            kind: KeyKind::Row(id),
+        }
+    }
+
+    /// The key of the ids a query matched.
+    pub fn list(meta: &'static EntityMeta, predicate: Predicate) -> Self {
+        CacheKey {
+            meta,
+            kind: KeyKind::List(predicate),
+        }
+    }
+
+    /// The key of the number of rows a query matched.
+    pub fn count(meta: &'static EntityMeta, predicate: Predicate) -> Self {
+        CacheKey {
+            meta,
+            kind: KeyKind::Count(predicate),
+        }
+    }
+
+    /// The entity this key belongs to.
+    pub fn entity(&self) -> &'static EntityMeta {
+        self.meta
+    }
+
+    /// The row id, if this is a row key.
+    pub fn row_id(&self) -> Option<&KeyValue> {
+        match &self.kind {
+            KeyKind::Row(id) => Some(id),
+            _ => None,
+        }
+    }
+
+    /// Whether this key holds a query result or a count (not a row).
+    pub fn is_query(&self) -> bool {
+        !matches!(self.kind, KeyKind::Row(_))
+    }
+}
+
+impl PartialEq for CacheKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.meta.name == other.meta.name && self.kind == other.kind
+    }
+}
+
+impl Eq for CacheKey {}
+
+impl Hash for CacheKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.meta.name.hash(state);
+        self.kind.hash(state);
+    }
+}
+
+impl fmt::Display for CacheKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = self.meta.name;
+        let predicate = |f: &mut fmt::Formatter<'_>, p: &Predicate| match p {
+            Predicate::All => f.write_str("all"),
+            Predicate::Eq(i, v) => write!(f, "{}={v}", self.meta.indexes[*i].column),
+        };
+        match &self.kind {
+            KeyKind::Row(id) => write!(f, "{name}:{id}"),
+            KeyKind::List(p) => {
+                write!(f, "{name}?")?;
+                predicate(f, p)
+            }
+            KeyKind::Count(p) => {
+                write!(f, "{name}#count?")?;
+                predicate(f, p)
+            }
+        }
+    }
+}
+
+impl fmt::Debug for CacheKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CacheKey({self})")
+    }
+}
+
+/// A typed query key the derive generates (`SceneQuery`): one predicate of one entity.
+pub trait QueryKey {
+    /// The key of the ids the query matches.
+    fn list_key(&self) -> CacheKey;
+    /// The key of the number of rows the query matches.
+    fn count_key(&self) -> CacheKey;
+}

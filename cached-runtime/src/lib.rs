@@ -1,0 +1,104 @@
+//! Cached repositories with a compile-time invalidation graph.
+//!
+//! Annotate a row struct with `#[derive(CachedEntity)]` and get typed cache keys, a repository
+//! (`Scene::repo(&ctx).get(42)`, `find_by_status`, `insert`, `update`, `increment_word_count`,
+//! ...) and the entity's place in the invalidation graph. Every write goes through a cache
+//! [`Transaction`] that computes exactly which cache entries the write changes and applies that
+//! after the database commit; concurrent readers can never put a pre-commit value back.
+//!
+//! ```ignore
+//! use cached_runtime::prelude::*;
+//!
+//! #[derive(CachedEntity, Clone, Debug, sqlx::FromRow)]
+//! #[cache(table = "scenes", ttl = 60, relates_to = "Chapter")]
+//! pub struct Scene {
+//!     #[cache(id)]
+//!     pub id: i64,
+//!     pub chapter_id: i64,
+//!     #[cache(index)]
+//!     pub status: String,
+//!     pub word_count: i64,
+//! }
+//!
+//! let ctx = Context::new(pool);
+//! let scene = Scene::repo(&ctx).get(42).await?;            // miss, then hits
+//! let mut tx = ctx.begin().await?;
+//! Scene::repo(&mut tx).increment_word_count(42, 250).await?;
+//! let report = tx.commit().await?;                         // "invalidated 1 key(s): scene:42"
+//! ```
+#![warn(missing_docs)]
+
+mod cache;
+mod context;
+mod entity;
+mod error;
+pub mod graph;
+mod handle;
+mod hooks;
+mod key;
+mod repo;
+mod stats;
+mod store;
+mod tx;
+mod value;
+
+pub use context::{Context, ContextBuilder, DEFAULT_MAX_ENTRIES};
+pub use entity::{CachedEntity, EntityMeta, IndexKind, IndexMeta, Patch, RelatesTo, RelationMeta};
+pub use error::{ConstraintKind, Error, Result};
+pub use handle::Handle;
+pub use hooks::{Invalidation, Source};
+pub use key::{CacheKey, Predicate, QueryKey};
+pub use stats::Stats;
+pub use store::{RowDecode, Store};
+pub use tx::{CommitReport, Transaction};
+pub use value::{KeyPart, KeyValue, ToValue, Value};
+
+#[cfg(feature = "derive")]
+pub use cached_derive::CachedEntity;
+
+/// What most users import: the derive, the context and the traits generated code relies on.
+pub mod prelude {
+    pub use crate::{
+        CacheKey, CachedEntity, CommitReport, Context, Error, QueryKey, RelatesTo, Result,
+        Transaction,
+    };
+}
+
+/// What generated code needs. Not a public API: it changes without notice.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::entity::EntityState;
+    pub use crate::handle::HandleRef;
+    pub use crate::repo::{
+        add, count, delete, delete_many, find, get, get_many, insert, insert_many, update,
+    };
+    pub use std::sync::Arc;
+    pub use std::time::Duration;
+
+    /// Reads a foreign-key field as the related entity's id.
+    #[diagnostic::on_unimplemented(
+        message = "a foreign key to an entity whose id is `{Id}` must be `{Id}` or `Option<{Id}>`, not `{Self}`",
+        label = "this field holds the related entity's id"
+    )]
+    pub trait ForeignKey<Id> {
+        /// The related id, `None` when the key is null.
+        fn foreign_key(&self) -> Option<Id>;
+    }
+    impl<T: Clone> ForeignKey<T> for T {
+        fn foreign_key(&self) -> Option<T> {
+            Some(self.clone())
+        }
+    }
+    impl<T: Clone> ForeignKey<T> for Option<T> {
+        fn foreign_key(&self) -> Option<T> {
+            self.clone()
+        }
+    }
+
+    /// Asserts at compile time that a type may be an id, index or foreign key.
+    pub const fn assert_key_part<T: crate::KeyPart>() {}
+    /// Asserts at compile time that a field can be stored.
+    pub const fn assert_to_value<T: crate::ToValue>() {}
+    /// Asserts at compile time that a `relates_to` target is a cached entity.
+    pub const fn assert_entity<T: crate::CachedEntity>() {}
+}

@@ -1,0 +1,113 @@
+//! The operations behind every generated repository method.
+//!
+//! Each takes a [`HandleRef`]: on a context, reads use the cache and each write runs in a
+//! transaction of its own; on a transaction, everything goes through its connection and the
+//! cache changes wait for its commit.
+
+pub(crate) mod read;
+mod write;
+
+use std::sync::Arc;
+
+use crate::entity::CachedEntity;
+use crate::error::Result;
+use crate::handle::HandleRef;
+use crate::key::Predicate;
+
+/// Runs a write on the handle's transaction, or in a transaction of its own on a context.
+macro_rules! in_tx {
+    ($handle:expr, $tx:ident => $op:expr) => {
+        match $handle {
+            HandleRef::Transaction($tx) => $op,
+            HandleRef::Context(ctx) => {
+                let mut own = ctx.begin().await?;
+                let $tx = &mut own;
+                let out = $op?;
+                own.commit().await?;
+                Ok(out)
+            }
+        }
+    };
+}
+
+/// `get`: one row by id.
+pub async fn get<E: CachedEntity>(handle: HandleRef<'_>, id: E::Id) -> Result<Option<Arc<E>>> {
+    match handle {
+        HandleRef::Context(ctx) => read::get::<E>(ctx, id).await,
+        HandleRef::Transaction(tx) => Ok(tx.read_one::<E>(&id).await?.map(Arc::new)),
+    }
+}
+
+/// `get_many`: rows by id, in the order asked.
+pub async fn get_many<E: CachedEntity>(
+    handle: HandleRef<'_>,
+    ids: &[E::Id],
+) -> Result<Vec<Option<Arc<E>>>> {
+    match handle {
+        HandleRef::Context(ctx) => read::get_many::<E>(ctx, ids).await,
+        HandleRef::Transaction(tx) => tx.read_many::<E>(ids).await,
+    }
+}
+
+/// `find_by_<field>` and `list`: the rows matching a predicate, ordered by id.
+pub async fn find<E: CachedEntity>(
+    handle: HandleRef<'_>,
+    predicate: Predicate,
+) -> Result<Vec<Arc<E>>> {
+    match handle {
+        HandleRef::Context(ctx) => read::find::<E>(ctx, predicate).await,
+        HandleRef::Transaction(tx) => tx.read_where::<E>(&predicate).await,
+    }
+}
+
+/// `count_by_<field>` and `count`.
+pub async fn count<E: CachedEntity>(handle: HandleRef<'_>, predicate: Predicate) -> Result<i64> {
+    match handle {
+        HandleRef::Context(ctx) => read::count::<E>(ctx, predicate).await,
+        HandleRef::Transaction(tx) => tx.count_where::<E>(&predicate).await,
+    }
+}
+
+/// `insert`: one row; the stored row goes into the cache on commit.
+pub async fn insert<E: CachedEntity>(handle: HandleRef<'_>, row: &E) -> Result<Arc<E>> {
+    let mut rows = in_tx!(handle, tx => tx.insert_rows(std::slice::from_ref(row)).await)?;
+    Ok(rows.pop().expect("an insert returns its row"))
+}
+
+/// `insert_many`: several rows, one statement per chunk, one cache update on commit.
+pub async fn insert_many<E: CachedEntity>(
+    handle: HandleRef<'_>,
+    rows: &[E],
+) -> Result<Vec<Arc<E>>> {
+    in_tx!(handle, tx => tx.insert_rows(rows).await)
+}
+
+/// `update`: applies a patch to one row and returns the updated row.
+pub async fn update<E: CachedEntity>(
+    handle: HandleRef<'_>,
+    id: E::Id,
+    patch: &E::Update,
+) -> Result<Arc<E>> {
+    in_tx!(handle, tx => tx.update_row::<E>(&id, patch).await)
+}
+
+/// `increment_<field>` / `decrement_<field>`: adds `delta` atomically.
+pub async fn add<E: CachedEntity>(
+    handle: HandleRef<'_>,
+    id: E::Id,
+    column: &'static str,
+    delta: i64,
+) -> Result<Arc<E>> {
+    in_tx!(handle, tx => tx.add_to::<E>(&id, column, delta).await)
+}
+
+/// `delete`: one row, which must exist; returns it.
+pub async fn delete<E: CachedEntity>(handle: HandleRef<'_>, id: E::Id) -> Result<E> {
+    in_tx!(handle, tx => tx.delete_one::<E>(&id).await)
+}
+
+/// `delete_many`: rows by id; returns how many existed.
+pub async fn delete_many<E: CachedEntity>(handle: HandleRef<'_>, ids: &[E::Id]) -> Result<u64> {
+    let deleted = in_tx!(handle, tx => tx.delete_rows::<E>(ids).await)?;
+    Ok(deleted.len() as u64)
+}

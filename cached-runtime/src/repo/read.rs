@@ -1,0 +1,187 @@
+//! Cached reads through a [`Context`]: look up, and on a miss load once and fill.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::cache::{AnyRow, EntryData, Loaded, LocalCache};
+use crate::context::Context;
+use crate::entity::{CachedEntity, EntityMeta};
+use crate::error::Result;
+use crate::key::{CacheKey, Predicate};
+use crate::stats::Counters;
+use crate::store::{id_of, Exec};
+use crate::value::{KeyPart, KeyValue};
+
+/// Turns a cached row back into its entity. Keys compare by entity identity, so a row key of
+/// `E` only ever holds an `E`.
+pub(crate) fn downcast<E: CachedEntity>(row: &AnyRow) -> Arc<E> {
+    row.clone()
+        .downcast::<E>()
+        .unwrap_or_else(|_| panic!("a row key of `{}` held another type", E::meta().type_name))
+}
+
+fn row_of<E: CachedEntity>(data: &EntryData) -> Option<Arc<E>> {
+    match data {
+        EntryData::Row(row) => Some(downcast::<E>(row)),
+        _ => None,
+    }
+}
+
+fn hit(cache: &LocalCache) {
+    Counters::add(&cache.counters.hits, 1);
+}
+
+fn miss(cache: &LocalCache) {
+    Counters::add(&cache.counters.misses, 1);
+}
+
+/// One row by id.
+pub(crate) async fn get<E: CachedEntity>(ctx: &Context, id: E::Id) -> Result<Option<Arc<E>>> {
+    let cache = &ctx.inner.cache;
+    let key = CacheKey::row(E::meta(), id.key_value());
+    if let Some(data) = cache.get(&key) {
+        hit(cache);
+        return Ok(row_of::<E>(&data));
+    }
+    miss(cache);
+    let store = &ctx.inner.store;
+    let loaded = cache
+        .load(&key, || async move {
+            let row = Exec::Pool(store).fetch_by_id::<E>(&id).await?;
+            Ok(Loaded {
+                data: row.map_or(EntryData::Missing, |r| EntryData::Row(Arc::new(r))),
+                rows: Vec::new(),
+            })
+        })
+        .await?;
+    Ok(row_of::<E>(&loaded.data))
+}
+
+/// Several rows by id, in the order asked, `None` where a row does not exist. The rows not
+/// cached are loaded with one query.
+pub(crate) async fn get_many<E: CachedEntity>(
+    ctx: &Context,
+    ids: &[E::Id],
+) -> Result<Vec<Option<Arc<E>>>> {
+    let (meta, cache) = (E::meta(), &ctx.inner.cache);
+    let mut out: Vec<Option<Arc<E>>> = vec![None; ids.len()];
+    let mut missing: Vec<(usize, KeyValue)> = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let id = id.key_value();
+        match cache.get(&CacheKey::row(meta, id.clone())) {
+            Some(data) => {
+                hit(cache);
+                out[i] = row_of::<E>(&data);
+            }
+            None => {
+                miss(cache);
+                missing.push((i, id));
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Ok(out);
+    }
+    let token = cache.token(meta);
+    let mut wanted: Vec<KeyValue> = missing.iter().map(|(_, id)| id.clone()).collect();
+    wanted.sort();
+    wanted.dedup();
+    Counters::add(&cache.counters.loads, 1);
+    let rows = Exec::Pool(&ctx.inner.store)
+        .fetch_by_ids::<E>(&wanted)
+        .await?;
+    let found: HashMap<KeyValue, Arc<E>> = rows
+        .into_iter()
+        .map(|row| (id_of(&row), Arc::new(row)))
+        .collect();
+    for id in wanted {
+        let data = match found.get(&id) {
+            Some(row) => EntryData::Row(row.clone()),
+            None => EntryData::Missing,
+        };
+        cache.fill(&CacheKey::row(meta, id), data, &token);
+    }
+    for (i, id) in missing {
+        out[i] = found.get(&id).cloned();
+    }
+    Ok(out)
+}
+
+/// The rows of a cached query, if every one of them is cached too.
+fn resolve<E: CachedEntity>(
+    cache: &LocalCache,
+    meta: &'static EntityMeta,
+    ids: &[KeyValue],
+) -> Option<Vec<Arc<E>>> {
+    ids.iter()
+        .map(|id| match cache.get(&CacheKey::row(meta, id.clone()))? {
+            EntryData::Row(row) => Some(downcast::<E>(&row)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The rows matching a predicate, ordered by id. The query entry holds only the ids; the rows
+/// come from their own entries, so a row update never has to touch the query.
+pub(crate) async fn find<E: CachedEntity>(
+    ctx: &Context,
+    predicate: Predicate,
+) -> Result<Vec<Arc<E>>> {
+    let (meta, cache) = (E::meta(), &ctx.inner.cache);
+    let key = CacheKey::list(meta, predicate.clone());
+    if let Some(EntryData::Ids(ids)) = cache.get(&key) {
+        if let Some(rows) = resolve::<E>(cache, meta, &ids) {
+            hit(cache);
+            return Ok(rows);
+        }
+    }
+    miss(cache);
+    let store = &ctx.inner.store;
+    let loaded = cache
+        .load(&key, || async move {
+            let rows = Exec::Pool(store).fetch_where::<E>(&predicate).await?;
+            let ids: Arc<[KeyValue]> = rows.iter().map(id_of).collect();
+            let rows = rows
+                .into_iter()
+                .map(|row| {
+                    let key = CacheKey::row(meta, id_of(&row));
+                    (key, Arc::new(row) as AnyRow)
+                })
+                .collect();
+            Ok(Loaded {
+                data: EntryData::Ids(ids),
+                rows,
+            })
+        })
+        .await?;
+    Ok(loaded
+        .rows
+        .iter()
+        .map(|(_, row)| downcast::<E>(row))
+        .collect())
+}
+
+/// The number of rows matching a predicate.
+pub(crate) async fn count<E: CachedEntity>(ctx: &Context, predicate: Predicate) -> Result<i64> {
+    let (meta, cache) = (E::meta(), &ctx.inner.cache);
+    let key = CacheKey::count(meta, predicate.clone());
+    if let Some(EntryData::Count(n)) = cache.get(&key) {
+        hit(cache);
+        return Ok(n);
+    }
+    miss(cache);
+    let store = &ctx.inner.store;
+    let loaded = cache
+        .load(&key, || async move {
+            let n = Exec::Pool(store).count_where::<E>(&predicate).await?;
+            Ok(Loaded {
+                data: EntryData::Count(n),
+                rows: Vec::new(),
+            })
+        })
+        .await?;
+    match loaded.data {
+        EntryData::Count(n) => Ok(n),
+        _ => unreachable!("a count load yields a count"),
+    }
+}

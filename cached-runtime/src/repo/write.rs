@@ -1,0 +1,135 @@
+//! Writes and transactional reads on a [`Transaction`]: run the statement, then record the
+//! cache changes the old and the new row imply.
+
+use std::sync::Arc;
+
+use crate::entity::{CachedEntity, Patch};
+use crate::error::{Error, Result};
+use crate::key::Predicate;
+use crate::tx::Transaction;
+use crate::value::{KeyPart, KeyValue};
+
+fn not_found<E: CachedEntity>(id: &E::Id) -> Error {
+    Error::NotFound {
+        entity: E::meta().type_name,
+        id: id.key_value().to_string(),
+    }
+}
+
+impl Transaction {
+    /// One row, read through this transaction (sees its own writes; fills nothing).
+    pub(crate) async fn read_one<E: CachedEntity>(&mut self, id: &E::Id) -> Result<Option<E>> {
+        let result = self.exec().fetch_by_id::<E>(id).await;
+        self.check(result)
+    }
+
+    /// A row that must exist, read before a write to compute the old row's tags. Inside the
+    /// store's write transaction, so no other writer can change it before this one does.
+    async fn read_existing<E: CachedEntity>(&mut self, id: &E::Id) -> Result<E> {
+        self.read_one::<E>(id)
+            .await?
+            .ok_or_else(|| not_found::<E>(id))
+    }
+
+    pub(crate) async fn read_many<E: CachedEntity>(
+        &mut self,
+        ids: &[E::Id],
+    ) -> Result<Vec<Option<Arc<E>>>> {
+        let keys: Vec<KeyValue> = ids.iter().map(KeyPart::key_value).collect();
+        let result = self.exec().fetch_by_ids::<E>(&keys).await;
+        let rows = self.check(result)?;
+        Ok(keys
+            .iter()
+            .map(|id| {
+                rows.iter()
+                    .find(|row| row.id().key_value() == *id)
+                    .map(|row| Arc::new(row.clone()))
+            })
+            .collect())
+    }
+
+    pub(crate) async fn read_where<E: CachedEntity>(
+        &mut self,
+        predicate: &Predicate,
+    ) -> Result<Vec<Arc<E>>> {
+        let result = self.exec().fetch_where::<E>(predicate).await;
+        Ok(self.check(result)?.into_iter().map(Arc::new).collect())
+    }
+
+    pub(crate) async fn count_where<E: CachedEntity>(
+        &mut self,
+        predicate: &Predicate,
+    ) -> Result<i64> {
+        let result = self.exec().count_where::<E>(predicate).await;
+        self.check(result)
+    }
+
+    /// Inserts rows (one statement per chunk) and records them for write-through.
+    pub(crate) async fn insert_rows<E: CachedEntity>(&mut self, rows: &[E]) -> Result<Vec<Arc<E>>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let result = self.exec().insert(rows).await;
+        let stored: Vec<Arc<E>> = self.check(result)?.into_iter().map(Arc::new).collect();
+        for row in &stored {
+            self.record_insert(row);
+        }
+        Ok(stored)
+    }
+
+    /// Applies a patch. The old row is read first only when the patch assigns a key-forming
+    /// field; otherwise no query can have changed and one `UPDATE ... RETURNING` suffices.
+    pub(crate) async fn update_row<E: CachedEntity>(
+        &mut self,
+        id: &E::Id,
+        patch: &E::Update,
+    ) -> Result<Arc<E>> {
+        let assignments = patch.assignments();
+        if assignments.is_empty() {
+            return Ok(Arc::new(self.read_existing::<E>(id).await?));
+        }
+        let old = match patch.touches_keys() {
+            true => Some(self.read_existing::<E>(id).await?),
+            false => None,
+        };
+        let result = self.exec().update::<E>(id, assignments).await;
+        let new = Arc::new(self.check(result)?.ok_or_else(|| not_found::<E>(id))?);
+        self.record_write(old.as_ref(), &new);
+        Ok(new)
+    }
+
+    /// Adds `delta` to an integer column in one statement; the row entry is rewritten with the
+    /// returned row, and queries are touched only if the column is key-forming.
+    pub(crate) async fn add_to<E: CachedEntity>(
+        &mut self,
+        id: &E::Id,
+        column: &'static str,
+        delta: i64,
+    ) -> Result<Arc<E>> {
+        let old = match E::meta().index_position(column) {
+            Some(_) => Some(self.read_existing::<E>(id).await?),
+            None => None,
+        };
+        let result = self.exec().add::<E>(id, column, delta).await;
+        let new = Arc::new(self.check(result)?.ok_or_else(|| not_found::<E>(id))?);
+        self.record_write(old.as_ref(), &new);
+        Ok(new)
+    }
+
+    /// Deletes rows by id; returns the rows that existed.
+    pub(crate) async fn delete_rows<E: CachedEntity>(&mut self, ids: &[E::Id]) -> Result<Vec<E>> {
+        let keys: Vec<KeyValue> = ids.iter().map(KeyPart::key_value).collect();
+        let result = self.exec().delete::<E>(&keys).await;
+        let deleted = self.check(result)?;
+        for row in &deleted {
+            self.record_delete(row);
+        }
+        Ok(deleted)
+    }
+
+    /// Deletes one row that must exist.
+    pub(crate) async fn delete_one<E: CachedEntity>(&mut self, id: &E::Id) -> Result<E> {
+        let mut deleted = self.delete_rows::<E>(std::slice::from_ref(id)).await?;
+        deleted.pop().ok_or_else(|| not_found::<E>(id))
+    }
+}

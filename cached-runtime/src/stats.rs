@@ -1,0 +1,98 @@
+//! Counters of what the cache did, and the [`Stats`] snapshot users read.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+/// Live counters, shared by every handle of a context.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub fills: AtomicU64,
+    pub stale_fills_rejected: AtomicU64,
+    pub flight_joins: AtomicU64,
+    pub loads: AtomicU64,
+    invalidations: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl Counters {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
+    }
+
+    pub fn record_invalidations(&self, entity: &'static str, n: u64) {
+        let mut map = self.invalidations.lock().unwrap_or_else(|e| e.into_inner());
+        *map.entry(entity).or_default() += n;
+    }
+
+    pub fn snapshot(&self) -> Stats {
+        Stats {
+            hits: self.hits.load(Relaxed),
+            misses: self.misses.load(Relaxed),
+            loads: self.loads.load(Relaxed),
+            fills: self.fills.load(Relaxed),
+            stale_fills_rejected: self.stale_fills_rejected.load(Relaxed),
+            single_flight_joins: self.flight_joins.load(Relaxed),
+            invalidations: self
+                .invalidations
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        }
+    }
+}
+
+/// A snapshot of a context's counters (`ctx.stats()`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Reads answered from the cache.
+    pub hits: u64,
+    /// Reads that found nothing usable in the cache.
+    pub misses: u64,
+    /// Database loads run to answer misses (concurrent misses on one key share one load).
+    pub loads: u64,
+    /// Entries stored in the cache by loads.
+    pub fills: u64,
+    /// Loaded values refused because a commit invalidated their key while they were read.
+    pub stale_fills_rejected: u64,
+    /// Misses that waited for another task's load of the same key instead of querying.
+    pub single_flight_joins: u64,
+    /// Keys invalidated (dropped or rewritten), per entity name.
+    pub invalidations: BTreeMap<&'static str, u64>,
+}
+
+impl Stats {
+    /// Hits as a fraction of all reads (0 when there were none).
+    pub fn hit_rate(&self) -> f64 {
+        let reads = self.hits + self.misses;
+        if reads == 0 {
+            0.0
+        } else {
+            self.hits as f64 / reads as f64
+        }
+    }
+}
+
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let rows = [
+            ("hits", self.hits),
+            ("misses", self.misses),
+            ("database loads", self.loads),
+            ("fills", self.fills),
+            ("stale fills rejected", self.stale_fills_rejected),
+            ("single-flight joins", self.single_flight_joins),
+        ];
+        for (name, n) in rows {
+            writeln!(f, "  {name:<28} {n:>8}")?;
+        }
+        writeln!(f, "  {:<28} {:>7.1}%", "hit rate", self.hit_rate() * 100.0)?;
+        for (entity, n) in &self.invalidations {
+            writeln!(f, "  {:<28} {n:>8}", format!("invalidations: {entity}"))?;
+        }
+        Ok(())
+    }
+}

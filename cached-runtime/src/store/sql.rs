@@ -1,0 +1,307 @@
+//! SQL text for an entity, per dialect.
+//!
+//! Statements are built from the entity's static description (table and column names the
+//! derive validated as plain identifiers), never from user input: values always travel as bind
+//! parameters. The fixed statements are built once per entity and dialect and shared.
+
+use std::fmt::Write as _;
+use std::sync::{Arc, OnceLock};
+
+use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
+
+use crate::entity::EntityMeta;
+use crate::key::Predicate;
+
+/// The SQL dialects the stores speak.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    /// SQLite: `"ident"`, `?` placeholders, `RETURNING`.
+    Sqlite,
+}
+
+impl Dialect {
+    fn index(self) -> usize {
+        match self {
+            Dialect::Sqlite => 0,
+        }
+    }
+
+    fn quote(self, out: &mut String, ident: &str) {
+        for (i, part) in ident.split('.').enumerate() {
+            if i > 0 {
+                out.push('.');
+            }
+            match self {
+                Dialect::Sqlite => write!(out, "\"{part}\"").expect("writing to a String"),
+            }
+        }
+    }
+
+    fn placeholder(self, out: &mut String, _n: usize) {
+        match self {
+            Dialect::Sqlite => out.push('?'),
+        }
+    }
+}
+
+/// The statements of one entity that do not depend on the call's arguments.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Statements {
+    select_by_id: Arc<str>,
+    select_all: Arc<str>,
+    count_all: Arc<str>,
+    select_where: Box<[Arc<str>]>,
+    count_where: Box<[Arc<str>]>,
+    delete_by_id: Arc<str>,
+}
+
+/// Per-dialect statement slots kept in an entity's static state.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct StatementCache([OnceLock<Statements>; 1]);
+
+impl StatementCache {
+    /// Empty slots, for generated `static` items.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        StatementCache([const { OnceLock::new() }])
+    }
+}
+
+fn sql(text: &Arc<str>) -> SqlStr {
+    AssertSqlSafe(text.clone()).into_sql_str()
+}
+
+/// Builds SQL for one entity in one dialect.
+pub(crate) struct SqlBuilder {
+    meta: &'static EntityMeta,
+    dialect: Dialect,
+}
+
+impl SqlBuilder {
+    pub fn new(meta: &'static EntityMeta, dialect: Dialect) -> Self {
+        SqlBuilder { meta, dialect }
+    }
+
+    fn statements(&self) -> &'static Statements {
+        self.meta.__state.sql.0[self.dialect.index()].get_or_init(|| {
+            let indexes = self.meta.indexes.iter();
+            Statements {
+                select_by_id: self.select_where_column(self.meta.id_column, false).into(),
+                select_all: self.select_pred(&Predicate::All).into(),
+                count_all: self.count_pred(&Predicate::All).into(),
+                select_where: indexes
+                    .clone()
+                    .map(|i| self.select_where_column(i.column, true).into())
+                    .collect(),
+                count_where: indexes
+                    .map(|i| self.count_where_column(i.column).into())
+                    .collect(),
+                delete_by_id: self.delete_where_ids(1).into(),
+            }
+        })
+    }
+
+    fn columns(&self, out: &mut String) {
+        for (i, column) in self.meta.columns.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            self.dialect.quote(out, column);
+        }
+    }
+
+    fn select_head(&self) -> String {
+        let mut out = String::from("SELECT ");
+        self.columns(&mut out);
+        out.push_str(" FROM ");
+        self.dialect.quote(&mut out, self.meta.table);
+        out
+    }
+
+    fn returning(&self, out: &mut String) {
+        out.push_str(" RETURNING ");
+        self.columns(out);
+    }
+
+    fn order_by_id(&self, out: &mut String) {
+        out.push_str(" ORDER BY ");
+        self.dialect.quote(out, self.meta.id_column);
+    }
+
+    fn select_where_column(&self, column: &str, ordered: bool) -> String {
+        let mut out = self.select_head();
+        out.push_str(" WHERE ");
+        self.dialect.quote(&mut out, column);
+        out.push_str(" = ");
+        self.dialect.placeholder(&mut out, 1);
+        if ordered {
+            self.order_by_id(&mut out);
+        }
+        out
+    }
+
+    fn count_where_column(&self, column: &str) -> String {
+        let mut out = String::from("SELECT COUNT(*) FROM ");
+        self.dialect.quote(&mut out, self.meta.table);
+        out.push_str(" WHERE ");
+        self.dialect.quote(&mut out, column);
+        out.push_str(" = ");
+        self.dialect.placeholder(&mut out, 1);
+        out
+    }
+
+    fn select_pred(&self, predicate: &Predicate) -> String {
+        let mut out = self.select_head();
+        self.where_null(&mut out, predicate);
+        self.order_by_id(&mut out);
+        out
+    }
+
+    fn count_pred(&self, predicate: &Predicate) -> String {
+        let mut out = String::from("SELECT COUNT(*) FROM ");
+        self.dialect.quote(&mut out, self.meta.table);
+        self.where_null(&mut out, predicate);
+        out
+    }
+
+    /// `WHERE col IS NULL` for a null predicate; nothing for `All`.
+    fn where_null(&self, out: &mut String, predicate: &Predicate) {
+        if let Predicate::Eq(i, _) = predicate {
+            out.push_str(" WHERE ");
+            self.dialect.quote(out, self.meta.indexes[*i].column);
+            out.push_str(" IS NULL");
+        }
+    }
+
+    fn id_list(&self, out: &mut String, n: usize, first: usize) {
+        self.dialect.quote(out, self.meta.id_column);
+        out.push_str(" IN (");
+        for i in 0..n {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            self.dialect.placeholder(out, first + i);
+        }
+        out.push(')');
+    }
+
+    fn delete_where_ids(&self, n: usize) -> String {
+        let mut out = String::from("DELETE FROM ");
+        self.dialect.quote(&mut out, self.meta.table);
+        out.push_str(" WHERE ");
+        self.id_list(&mut out, n, 1);
+        self.returning(&mut out);
+        out
+    }
+
+    /// `SELECT <columns> FROM <table> WHERE <id> = ?`.
+    pub fn select_by_id(&self) -> SqlStr {
+        sql(&self.statements().select_by_id)
+    }
+
+    /// `SELECT <columns> FROM <table> WHERE <id> IN (?, ...)`.
+    pub fn select_by_ids(&self, n: usize) -> SqlStr {
+        let mut out = self.select_head();
+        out.push_str(" WHERE ");
+        self.id_list(&mut out, n, 1);
+        AssertSqlSafe(out).into_sql_str()
+    }
+
+    /// The rows matching `predicate`, ordered by id. A `null` value needs no bind parameter
+    /// (`IS NULL`); any other value is bound as the only parameter.
+    pub fn select(&self, predicate: &Predicate) -> SqlStr {
+        match predicate {
+            Predicate::All => sql(&self.statements().select_all),
+            Predicate::Eq(_, crate::value::KeyValue::Null) => {
+                AssertSqlSafe(self.select_pred(predicate)).into_sql_str()
+            }
+            Predicate::Eq(i, _) => sql(&self.statements().select_where[*i]),
+        }
+    }
+
+    /// The number of rows matching `predicate` (binds as [`SqlBuilder::select`]).
+    pub fn count(&self, predicate: &Predicate) -> SqlStr {
+        match predicate {
+            Predicate::All => sql(&self.statements().count_all),
+            Predicate::Eq(_, crate::value::KeyValue::Null) => {
+                AssertSqlSafe(self.count_pred(predicate)).into_sql_str()
+            }
+            Predicate::Eq(i, _) => sql(&self.statements().count_where[*i]),
+        }
+    }
+
+    /// `INSERT INTO <table> (<columns>) VALUES (...), ... RETURNING <columns>` for `rows` rows.
+    pub fn insert(&self, rows: usize) -> SqlStr {
+        let mut out = String::from("INSERT INTO ");
+        self.dialect.quote(&mut out, self.meta.table);
+        out.push_str(" (");
+        self.columns(&mut out);
+        out.push_str(") VALUES ");
+        let width = self.meta.columns.len();
+        for row in 0..rows {
+            if row > 0 {
+                out.push_str(", ");
+            }
+            out.push('(');
+            for col in 0..width {
+                if col > 0 {
+                    out.push_str(", ");
+                }
+                self.dialect.placeholder(&mut out, row * width + col + 1);
+            }
+            out.push(')');
+        }
+        self.returning(&mut out);
+        AssertSqlSafe(out).into_sql_str()
+    }
+
+    /// `UPDATE <table> SET a = ?, b = ? WHERE <id> = ? RETURNING <columns>`.
+    pub fn update(&self, columns: &[&str]) -> SqlStr {
+        let mut out = String::from("UPDATE ");
+        self.dialect.quote(&mut out, self.meta.table);
+        out.push_str(" SET ");
+        for (i, column) in columns.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            self.dialect.quote(&mut out, column);
+            out.push_str(" = ");
+            self.dialect.placeholder(&mut out, i + 1);
+        }
+        self.where_id_returning(&mut out, columns.len() + 1);
+        AssertSqlSafe(out).into_sql_str()
+    }
+
+    /// `UPDATE <table> SET c = c + ? WHERE <id> = ? RETURNING <columns>`.
+    pub fn add(&self, column: &str) -> SqlStr {
+        let mut out = String::from("UPDATE ");
+        self.dialect.quote(&mut out, self.meta.table);
+        out.push_str(" SET ");
+        self.dialect.quote(&mut out, column);
+        out.push_str(" = ");
+        self.dialect.quote(&mut out, column);
+        out.push_str(" + ");
+        self.dialect.placeholder(&mut out, 1);
+        self.where_id_returning(&mut out, 2);
+        AssertSqlSafe(out).into_sql_str()
+    }
+
+    fn where_id_returning(&self, out: &mut String, n: usize) {
+        out.push_str(" WHERE ");
+        self.dialect.quote(out, self.meta.id_column);
+        out.push_str(" = ");
+        self.dialect.placeholder(out, n);
+        self.returning(out);
+    }
+
+    /// `DELETE FROM <table> WHERE <id> IN (?, ...) RETURNING <columns>`.
+    pub fn delete(&self, n: usize) -> SqlStr {
+        if n == 1 {
+            sql(&self.statements().delete_by_id)
+        } else {
+            AssertSqlSafe(self.delete_where_ids(n)).into_sql_str()
+        }
+    }
+}

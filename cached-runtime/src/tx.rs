@@ -1,0 +1,220 @@
+//! Cache transactions: database writes whose invalidations apply only after the commit.
+//!
+//! A [`Transaction`] wraps a database transaction. Each write computes, from the old and the
+//! new row, the cache changes it implies (rewrite the row entry, drop the query entries whose
+//! membership changed) and records them. [`Transaction::commit`] commits in the database and
+//! then applies the recorded changes at once; [`Transaction::rollback`], an error, or dropping
+//! the transaction discards them. Reads on a transaction go to the database through the
+//! transaction's own connection: they see its writes and never fill the shared cache.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::cache::{Change, EntryData, Token};
+use crate::context::Context;
+use crate::entity::CachedEntity;
+use crate::error::{Error, Result};
+use crate::graph;
+use crate::hooks::Source;
+use crate::key::CacheKey;
+use crate::store::{Exec, TxConn};
+use crate::value::KeyPart as _;
+
+/// An open cache transaction. Like `sqlx::Transaction`: `commit` consumes it, and dropping it
+/// rolls back.
+#[must_use = "a transaction is rolled back when dropped; call `.commit().await`"]
+pub struct Transaction {
+    ctx: Context,
+    conn: TxConn,
+    token: Token,
+    pending: Pending,
+    failed: bool,
+}
+
+/// The cache changes recorded so far, last change per key wins, in first-touch order.
+#[derive(Default)]
+struct Pending {
+    order: Vec<CacheKey>,
+    changes: HashMap<CacheKey, Change>,
+}
+
+impl Pending {
+    fn record(&mut self, key: CacheKey, change: Change) {
+        if self.changes.insert(key.clone(), change).is_none() {
+            self.order.push(key);
+        }
+    }
+
+    fn into_changes(mut self) -> Vec<(CacheKey, Change)> {
+        self.order
+            .into_iter()
+            .filter_map(|key| self.changes.remove(&key).map(|c| (key, c)))
+            .collect()
+    }
+}
+
+/// What a commit did to the cache: the keys it dropped or rewrote (queries first).
+///
+/// Forward these to whatever else caches the same data (an HTTP layer's client caches, say).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommitReport {
+    pub(crate) keys: Vec<CacheKey>,
+}
+
+impl CommitReport {
+    /// The keys invalidated, queries first.
+    pub fn keys(&self) -> &[CacheKey] {
+        &self.keys
+    }
+
+    /// The keys as strings (`scene:42`, `scene?status=draft`, ...).
+    pub fn key_strings(&self) -> Vec<String> {
+        self.keys.iter().map(ToString::to_string).collect()
+    }
+
+    /// Whether the commit invalidated nothing.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Whether the commit invalidated this key.
+    pub fn contains(&self, key: &CacheKey) -> bool {
+        self.keys.contains(key)
+    }
+}
+
+impl fmt::Display for CommitReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalidated {} key(s)", self.keys.len())?;
+        for (i, key) in self.keys.iter().enumerate() {
+            f.write_str(if i == 0 { ": " } else { ", " })?;
+            write!(f, "{key}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Transaction {
+    pub(crate) async fn begin(ctx: Context) -> Result<Self> {
+        let conn = ctx.inner.store.begin().await?;
+        // Taken after BEGIN: any commit applied to the cache after this point may be newer
+        // than what this transaction writes, and makes its write-through fall back to a drop.
+        let token = ctx.inner.cache.token_now();
+        Ok(Transaction {
+            ctx,
+            conn,
+            token,
+            pending: Pending::default(),
+            failed: false,
+        })
+    }
+
+    /// The context this transaction belongs to.
+    pub fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    /// The keys this transaction will invalidate when it commits, so far.
+    pub fn pending_keys(&self) -> &[CacheKey] {
+        &self.pending.order
+    }
+
+    /// Commits in the database, then applies the recorded invalidations and returns them.
+    ///
+    /// If an earlier statement failed, rolls back and returns [`Error::TransactionAborted`];
+    /// the cache is untouched. If the `COMMIT` itself fails, its outcome is unknown: the keys
+    /// this transaction touched are dropped (never rewritten), so the cache cannot diverge
+    /// from the database whichever way it went.
+    pub async fn commit(self) -> Result<CommitReport> {
+        let Transaction {
+            ctx,
+            conn,
+            pending,
+            failed,
+            ..
+        } = self;
+        if failed {
+            conn.rollback().await?;
+            return Err(Error::TransactionAborted);
+        }
+        match conn.commit().await {
+            Ok(()) => Ok(ctx.apply(pending.into_changes(), Source::Commit)),
+            Err(err) => {
+                let drops = pending
+                    .into_changes()
+                    .into_iter()
+                    .map(|(key, _)| (key, Change::Remove))
+                    .collect();
+                ctx.apply(drops, Source::FailedCommit);
+                Err(err)
+            }
+        }
+    }
+
+    /// Rolls back. The cache is untouched.
+    pub async fn rollback(self) -> Result<()> {
+        self.conn.rollback().await
+    }
+
+    pub(crate) fn exec(&mut self) -> Exec<'_> {
+        Exec::Tx(&mut self.conn)
+    }
+
+    /// Marks the transaction failed when a database statement failed, so that it cannot
+    /// commit half of its work.
+    pub(crate) fn check<T>(&mut self, result: Result<T>) -> Result<T> {
+        if let Err(Error::Database(_) | Error::Constraint { .. } | Error::Decode { .. }) = &result {
+            self.failed = true;
+        }
+        result
+    }
+
+    /// Records a written row: its entry is rewritten on commit, and the queries whose
+    /// membership changed between `old` and `new` are dropped.
+    pub(crate) fn record_write<E: CachedEntity>(&mut self, old: Option<&E>, new: &Arc<E>) {
+        let meta = E::meta();
+        let old_values = old.map(E::index_values);
+        // With no old row (an update of non-key fields), membership cannot have changed.
+        let new_values = new.index_values();
+        let queries = match &old_values {
+            Some(old) => graph::query_keys(meta, Some(old), Some(&new_values)),
+            None => Vec::new(),
+        };
+        self.drop_keys(queries);
+        let data = EntryData::Row(new.clone());
+        self.write_row(CacheKey::row(meta, new.id().key_value()), data);
+    }
+
+    /// Records an inserted row.
+    pub(crate) fn record_insert<E: CachedEntity>(&mut self, new: &Arc<E>) {
+        let meta = E::meta();
+        self.drop_keys(graph::query_keys(meta, None, Some(&new.index_values())));
+        let data = EntryData::Row(new.clone());
+        self.write_row(CacheKey::row(meta, new.id().key_value()), data);
+    }
+
+    /// Records a deleted row: its entry becomes a negative entry on commit.
+    pub(crate) fn record_delete<E: CachedEntity>(&mut self, old: &E) {
+        let meta = E::meta();
+        self.drop_keys(graph::query_keys(meta, Some(&old.index_values()), None));
+        self.write_row(
+            CacheKey::row(meta, old.id().key_value()),
+            EntryData::Missing,
+        );
+    }
+
+    fn drop_keys(&mut self, keys: Vec<CacheKey>) {
+        for key in keys {
+            self.pending.record(key, Change::Remove);
+        }
+    }
+
+    fn write_row(&mut self, key: CacheKey, data: EntryData) {
+        let token = Token {
+            generation: key.entity().generation(),
+            ..self.token
+        };
+        self.pending.record(key, Change::Write { data, token });
+    }
+}

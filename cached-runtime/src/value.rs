@@ -1,0 +1,179 @@
+//! Backend-neutral column values and key parts.
+//!
+//! Generated code never binds a field to a particular database driver. It turns each field into
+//! a [`Value`] (what a store binds as a parameter) and each key-forming field into a
+//! [`KeyValue`] (what a cache key carries). The store modules translate values to their
+//! driver's types, so the same derive output runs on every backend.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// A column value as a store binds it.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Value {
+    /// SQL `NULL`.
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// Any signed integer up to 64 bits.
+    Int(i64),
+    /// A floating point number.
+    Float(f64),
+    /// Text.
+    Text(String),
+    /// Raw bytes.
+    Bytes(Vec<u8>),
+}
+
+/// Converts a field into a [`Value`] so that any store can bind it.
+///
+/// Implemented for the primitive types every backend stores natively. Implement it for your
+/// own types (an enum stored as text, say) to use them as entity fields.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be stored by cached-runtime",
+    label = "this field's type has no `ToValue` implementation",
+    note = "implement `cached_runtime::ToValue` for `{Self}` (for an enum, store it as `Value::Text`), or mark the field `#[cache(skip)]` if it is not persisted"
+)]
+pub trait ToValue {
+    /// The value to bind for this field.
+    fn to_value(&self) -> Value;
+}
+
+/// One part of a cache key: the value of an id or an indexed field.
+///
+/// Keys are readable (`scene:42`, `scene?status=draft`), so key parts are integers, text,
+/// booleans or null; never floats (which have no useful equality) and never hashes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KeyValue {
+    /// An absent (nullable) value.
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// An integer.
+    Int(i64),
+    /// Text, shared so that cloning a key never copies the string.
+    Text(Arc<str>),
+}
+
+impl fmt::Display for KeyValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyValue::Null => f.write_str("null"),
+            KeyValue::Bool(b) => write!(f, "{b}"),
+            KeyValue::Int(i) => write!(f, "{i}"),
+            KeyValue::Text(s) => f.write_str(s),
+        }
+    }
+}
+
+impl KeyValue {
+    /// The value to bind when a query filters on this key part.
+    pub fn to_value(&self) -> Value {
+        match self {
+            KeyValue::Null => Value::Null,
+            KeyValue::Bool(b) => Value::Bool(*b),
+            KeyValue::Int(i) => Value::Int(*i),
+            KeyValue::Text(s) => Value::Text(s.to_string()),
+        }
+    }
+}
+
+/// A type whose values can form part of a cache key: ids, indexed fields and foreign keys.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be part of a cache key",
+    label = "ids, indexed fields and foreign keys must be integers, text or booleans",
+    note = "cache keys are compared for equality and printed (`scene?status=draft`); use an integer, `String` or `bool` field, or implement `cached_runtime::KeyPart` for your type"
+)]
+pub trait KeyPart: ToValue + Clone + Send + Sync + 'static {
+    /// This value as a key part.
+    fn key_value(&self) -> KeyValue;
+}
+
+macro_rules! int_values {
+    ($($t:ty),*) => {$(
+        impl ToValue for $t {
+            fn to_value(&self) -> Value {
+                Value::Int(i64::from(*self))
+            }
+        }
+        impl KeyPart for $t {
+            fn key_value(&self) -> KeyValue {
+                KeyValue::Int(i64::from(*self))
+            }
+        }
+    )*};
+}
+int_values!(i8, i16, i32, i64, u8, u16, u32);
+
+impl ToValue for bool {
+    fn to_value(&self) -> Value {
+        Value::Bool(*self)
+    }
+}
+impl KeyPart for bool {
+    fn key_value(&self) -> KeyValue {
+        KeyValue::Bool(*self)
+    }
+}
+
+impl ToValue for String {
+    fn to_value(&self) -> Value {
+        Value::Text(self.clone())
+    }
+}
+impl KeyPart for String {
+    fn key_value(&self) -> KeyValue {
+        KeyValue::Text(Arc::from(self.as_str()))
+    }
+}
+
+impl ToValue for f32 {
+    fn to_value(&self) -> Value {
+        Value::Float(f64::from(*self))
+    }
+}
+impl ToValue for f64 {
+    fn to_value(&self) -> Value {
+        Value::Float(*self)
+    }
+}
+impl ToValue for Vec<u8> {
+    fn to_value(&self) -> Value {
+        Value::Bytes(self.clone())
+    }
+}
+
+impl<T: ToValue> ToValue for Option<T> {
+    fn to_value(&self) -> Value {
+        self.as_ref().map_or(Value::Null, ToValue::to_value)
+    }
+}
+impl<T: KeyPart> KeyPart for Option<T> {
+    fn key_value(&self) -> KeyValue {
+        self.as_ref().map_or(KeyValue::Null, KeyPart::key_value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_values_print_readably() {
+        assert_eq!(42i64.key_value().to_string(), "42");
+        assert_eq!("draft".to_string().key_value().to_string(), "draft");
+        assert_eq!(None::<i64>.key_value().to_string(), "null");
+        assert_eq!(Some(true).key_value().to_string(), "true");
+    }
+
+    #[test]
+    fn key_values_round_trip_to_bind_values() {
+        assert_eq!(7i32.key_value().to_value(), Value::Int(7));
+        assert_eq!(None::<String>.to_value(), Value::Null);
+        assert_eq!(
+            "x".to_string().key_value().to_value(),
+            Value::Text("x".into())
+        );
+    }
+}
