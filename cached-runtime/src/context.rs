@@ -113,6 +113,12 @@ impl Context {
         self.inner.cache.entry_count()
     }
 
+    /// Whether a readable entry is cached under `key` (`SceneKey(42)`, a query's
+    /// `list_key()`, ...). For tests and debugging: the answer can change at any moment.
+    pub fn is_cached(&self, key: impl Into<CacheKey>) -> bool {
+        self.inner.cache.get(&key.into()).is_some()
+    }
+
     /// Registers a callback that receives every invalidation this context applies.
     pub fn on_invalidate(&self, hook: impl Fn(&Invalidation<'_>) + Send + Sync + 'static) {
         self.inner.hooks.add(Arc::new(hook));
