@@ -77,92 +77,162 @@ fn with_counts(queries: &[&str]) -> BTreeSet<String> {
 const CASES: &[Case] = &[
     Case {
         name: "insert",
-        write: |ctx| Box::pin(async move {
-            Scene::repo(ctx).insert(&scene(4, 2, "draft", 1)).await.unwrap();
-        }),
-        dropped_queries: &["scene?all", "scene?chapter_id=2", "scene?story_id=1", "scene?status=draft", "scene?location_id=null"],
+        write: |ctx| {
+            Box::pin(async move {
+                Scene::repo(ctx)
+                    .insert(&scene(4, 2, "draft", 1))
+                    .await
+                    .unwrap();
+            })
+        },
+        dropped_queries: &[
+            "scene?all",
+            "scene?chapter_id=2",
+            "scene?story_id=1",
+            "scene?status=draft",
+            "scene?location_id=null",
+        ],
         rewritten_rows: &["scene:4"],
     },
     Case {
         name: "update of a non-indexed field",
-        write: |ctx| Box::pin(async move {
-            Scene::repo(ctx).update(1, SceneUpdate::default().title("New title")).await.unwrap();
-        }),
+        write: |ctx| {
+            Box::pin(async move {
+                Scene::repo(ctx)
+                    .update(1, SceneUpdate::default().title("New title"))
+                    .await
+                    .unwrap();
+            })
+        },
         dropped_queries: &[],
         rewritten_rows: &["scene:1"],
     },
     Case {
         name: "update of an indexed field",
-        write: |ctx| Box::pin(async move {
-            Scene::repo(ctx).update(1, SceneUpdate::default().status("final")).await.unwrap();
-        }),
+        write: |ctx| {
+            Box::pin(async move {
+                Scene::repo(ctx)
+                    .update(1, SceneUpdate::default().status("final"))
+                    .await
+                    .unwrap();
+            })
+        },
         dropped_queries: &["scene?status=draft", "scene?status=final"],
         rewritten_rows: &["scene:1"],
     },
     Case {
         name: "update of an indexed field to its current value",
-        write: |ctx| Box::pin(async move {
-            Scene::repo(ctx).update(1, SceneUpdate::default().status("draft")).await.unwrap();
-        }),
+        write: |ctx| {
+            Box::pin(async move {
+                Scene::repo(ctx)
+                    .update(1, SceneUpdate::default().status("draft"))
+                    .await
+                    .unwrap();
+            })
+        },
         dropped_queries: &[],
         rewritten_rows: &["scene:1"],
     },
     Case {
         name: "update of a foreign key",
-        write: |ctx| Box::pin(async move {
-            Scene::repo(ctx).update(1, SceneUpdate::default().chapter_id(2)).await.unwrap();
-        }),
+        write: |ctx| {
+            Box::pin(async move {
+                Scene::repo(ctx)
+                    .update(1, SceneUpdate::default().chapter_id(2))
+                    .await
+                    .unwrap();
+            })
+        },
         dropped_queries: &["scene?chapter_id=1", "scene?chapter_id=2"],
         rewritten_rows: &["scene:1"],
     },
     Case {
         name: "update of a nullable foreign key",
-        write: |ctx| Box::pin(async move {
-            Scene::repo(ctx).update(3, SceneUpdate::default().location_id(Some(2))).await.unwrap();
-        }),
+        write: |ctx| {
+            Box::pin(async move {
+                Scene::repo(ctx)
+                    .update(3, SceneUpdate::default().location_id(Some(2)))
+                    .await
+                    .unwrap();
+            })
+        },
         dropped_queries: &["scene?location_id=null", "scene?location_id=2"],
         rewritten_rows: &["scene:3"],
     },
     Case {
         name: "delete",
-        write: |ctx| Box::pin(async move {
-            Scene::repo(ctx).delete(2).await.unwrap();
-        }),
-        dropped_queries: &["scene?all", "scene?chapter_id=1", "scene?story_id=1", "scene?status=final", "scene?location_id=null"],
+        write: |ctx| {
+            Box::pin(async move {
+                Scene::repo(ctx).delete(2).await.unwrap();
+            })
+        },
+        dropped_queries: &[
+            "scene?all",
+            "scene?chapter_id=1",
+            "scene?story_id=1",
+            "scene?status=final",
+            "scene?location_id=null",
+        ],
         rewritten_rows: &["scene:2"],
     },
     Case {
         name: "increment",
-        write: |ctx| Box::pin(async move {
-            Scene::repo(ctx).increment_word_count(3, 7).await.unwrap();
-        }),
+        write: |ctx| {
+            Box::pin(async move {
+                Scene::repo(ctx).increment_word_count(3, 7).await.unwrap();
+            })
+        },
         dropped_queries: &[],
         rewritten_rows: &["scene:3"],
     },
     Case {
         name: "batch insert",
-        write: |ctx| Box::pin(async move {
-            Scene::repo(ctx)
-                .insert_many(&[scene(4, 1, "final", 1), scene(5, 1, "review", 1)])
-                .await
-                .unwrap();
-        }),
-        dropped_queries: &["scene?all", "scene?chapter_id=1", "scene?story_id=1", "scene?status=final", "scene?status=review", "scene?location_id=null"],
+        write: |ctx| {
+            Box::pin(async move {
+                Scene::repo(ctx)
+                    .insert_many(&[scene(4, 1, "final", 1), scene(5, 1, "review", 1)])
+                    .await
+                    .unwrap();
+            })
+        },
+        dropped_queries: &[
+            "scene?all",
+            "scene?chapter_id=1",
+            "scene?story_id=1",
+            "scene?status=final",
+            "scene?status=review",
+            "scene?location_id=null",
+        ],
         rewritten_rows: &["scene:4", "scene:5"],
     },
     Case {
         name: "batch delete",
-        write: |ctx| Box::pin(async move {
-            assert_eq!(Scene::repo(ctx).delete_many(&[2, 3]).await.unwrap(), 2);
-        }),
-        dropped_queries: &["scene?all", "scene?chapter_id=1", "scene?chapter_id=2", "scene?story_id=1", "scene?status=final", "scene?status=draft", "scene?location_id=null"],
+        write: |ctx| {
+            Box::pin(async move {
+                assert_eq!(Scene::repo(ctx).delete_many(&[2, 3]).await.unwrap(), 2);
+            })
+        },
+        dropped_queries: &[
+            "scene?all",
+            "scene?chapter_id=1",
+            "scene?chapter_id=2",
+            "scene?story_id=1",
+            "scene?status=final",
+            "scene?status=draft",
+            "scene?location_id=null",
+        ],
         rewritten_rows: &["scene:2", "scene:3"],
     },
     Case {
         name: "write to another entity",
-        write: |ctx| Box::pin(async move {
-            Character::repo(ctx).update(1, CharacterUpdate::default().role("lead")).await.unwrap();
-        }),
+        write: |ctx| {
+            Box::pin(async move {
+                Character::repo(ctx)
+                    .update(1, CharacterUpdate::default().role("lead"))
+                    .await
+                    .unwrap();
+            })
+        },
         dropped_queries: &[],
         rewritten_rows: &["character:1"],
     },
@@ -177,7 +247,9 @@ async fn each_write_drops_exactly_the_entries_it_changes() {
         let reports = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = reports.clone();
         ctx.on_invalidate(move |inv| {
-            sink.lock().unwrap().extend(inv.keys.iter().map(ToString::to_string));
+            sink.lock()
+                .unwrap()
+                .extend(inv.keys.iter().map(ToString::to_string));
         });
 
         (case.write)(&ctx).await;
@@ -196,30 +268,70 @@ async fn each_write_drops_exactly_the_entries_it_changes() {
             let name = key.to_string();
             let cached = ctx.is_cached(key);
             if expected_queries.contains(&name) && cached {
-                failures.push(format!("{}: {name} survived but should be dropped", case.name));
+                failures.push(format!(
+                    "{}: {name} survived but should be dropped",
+                    case.name
+                ));
             }
             if !expected.contains(&name) && !cached {
-                failures.push(format!("{}: {name} was dropped but should survive", case.name));
+                failures.push(format!(
+                    "{}: {name} was dropped but should survive",
+                    case.name
+                ));
             }
         }
         // Whatever is cached now agrees with the database.
         for id in [1, 2, 3, 4, 5, 99] {
-            let cached = Scene::repo(&ctx).get(id).await.unwrap().map(|s| (*s).clone());
-            assert_eq!(cached, db_scene(&db.pool, id).await, "{}: scene {id}", case.name);
+            let cached = Scene::repo(&ctx)
+                .get(id)
+                .await
+                .unwrap()
+                .map(|s| (*s).clone());
+            assert_eq!(
+                cached,
+                db_scene(&db.pool, id).await,
+                "{}: scene {id}",
+                case.name
+            );
         }
         let mut direct = ctx.begin().await.unwrap();
         for status in ["draft", "final", "review"] {
-            let fresh: Vec<i64> = Scene::repo(&mut direct).find_by_status(status).await.unwrap().iter().map(|s| s.id).collect();
-            let cached: Vec<i64> = Scene::repo(&ctx).find_by_status(status).await.unwrap().iter().map(|s| s.id).collect();
+            let fresh: Vec<i64> = Scene::repo(&mut direct)
+                .find_by_status(status)
+                .await
+                .unwrap()
+                .iter()
+                .map(|s| s.id)
+                .collect();
+            let cached: Vec<i64> = Scene::repo(&ctx)
+                .find_by_status(status)
+                .await
+                .unwrap()
+                .iter()
+                .map(|s| s.id)
+                .collect();
             assert_eq!(cached, fresh, "{}: status={status}", case.name);
         }
         for chapter in [1, 2] {
-            let fresh = Scene::repo(&mut direct).count_by_chapter_id(chapter).await.unwrap();
-            let cached = Scene::repo(&ctx).count_by_chapter_id(chapter).await.unwrap();
+            let fresh = Scene::repo(&mut direct)
+                .count_by_chapter_id(chapter)
+                .await
+                .unwrap();
+            let cached = Scene::repo(&ctx)
+                .count_by_chapter_id(chapter)
+                .await
+                .unwrap();
             assert_eq!(cached, fresh, "{}: count chapter={chapter}", case.name);
         }
         direct.rollback().await.unwrap();
     }
-    assert!(failures.is_empty(), "precision failures:\n{}", failures.join("\n"));
-    println!("invalidation precision: {} write kinds checked", CASES.len());
+    assert!(
+        failures.is_empty(),
+        "precision failures:\n{}",
+        failures.join("\n")
+    );
+    println!(
+        "invalidation precision: {} write kinds checked",
+        CASES.len()
+    );
 }

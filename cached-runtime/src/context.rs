@@ -47,6 +47,8 @@ pub struct ContextBuilder {
     store: Store,
     max_entries: u64,
     protect_fills: bool,
+    #[cfg(feature = "__testing")]
+    fill_delay: Option<std::time::Duration>,
 }
 
 impl ContextBuilder {
@@ -65,12 +67,27 @@ impl ContextBuilder {
         self
     }
 
+    /// Test only: pause every load between its database read and its fill, so that a test can
+    /// commit in between (a slow reader, on demand).
+    #[cfg(feature = "__testing")]
+    #[doc(hidden)]
+    pub fn __fill_delay(mut self, delay: std::time::Duration) -> Self {
+        self.fill_delay = Some(delay);
+        self
+    }
+
     /// Builds the context.
     pub fn build(self) -> Context {
+        #[allow(unused_mut)]
+        let mut cache = LocalCache::new(self.max_entries, self.protect_fills);
+        #[cfg(feature = "__testing")]
+        {
+            cache.fill_delay = self.fill_delay;
+        }
         Context {
             inner: Arc::new(Inner {
                 store: self.store,
-                cache: LocalCache::new(self.max_entries, self.protect_fills),
+                cache,
                 hooks: Hooks::default(),
             }),
         }
@@ -84,6 +101,8 @@ impl Context {
             store: store.into(),
             max_entries: DEFAULT_MAX_ENTRIES,
             protect_fills: true,
+            #[cfg(feature = "__testing")]
+            fill_delay: None,
         }
     }
 

@@ -79,7 +79,12 @@ impl LocalCache {
                     };
                     let load = load.take().expect("a caller leads at most one load");
                     Counters::add(&self.counters.loads, 1);
-                    return match load().await {
+                    let result = load().await;
+                    #[cfg(feature = "__testing")]
+                    if let Some(delay) = self.fill_delay {
+                        tokio::time::sleep(delay).await;
+                    }
+                    return match result {
                         Ok(loaded) => {
                             let loaded = Arc::new(loaded);
                             self.fill_loaded(key, &loaded, &flight.token);

@@ -78,6 +78,10 @@ pub(crate) struct LocalCache {
     seq: AtomicU64,
     epoch: AtomicU64,
     protect: bool,
+    /// Test only: a pause between a load's database read and its fill, to widen the window in
+    /// which a commit can overtake the load.
+    #[cfg(feature = "__testing")]
+    pub fill_delay: Option<Duration>,
     pub counters: Counters,
 }
 
@@ -93,6 +97,8 @@ impl LocalCache {
             seq: AtomicU64::new(0),
             epoch: AtomicU64::new(0),
             protect,
+            #[cfg(feature = "__testing")]
+            fill_delay: None,
             counters: Counters::default(),
         }
     }
