@@ -28,7 +28,7 @@ pub(crate) struct Flight {
 
 enum Role {
     Lead(Arc<Flight>),
-    Follow(watch::Receiver<Outcome>),
+    Follow(Token, watch::Receiver<Outcome>),
 }
 
 /// Removes the leader's flight from its stripe, also when the leader is cancelled.
@@ -62,14 +62,21 @@ impl LocalCache {
         let mut load = Some(load);
         loop {
             match self.role(key) {
-                Role::Follow(mut rx) => {
+                Role::Follow(token, mut rx) => {
                     Counters::add(&self.counters.flight_joins, 1);
-                    if let Ok(outcome) = rx.wait_for(Option::is_some).await {
-                        if let Some(Ok(loaded)) = &*outcome {
-                            return Ok(loaded.clone());
+                    let outcome = match rx.wait_for(Option::is_some).await {
+                        Ok(outcome) => outcome.clone(),
+                        Err(_) => None,
+                    };
+                    match outcome {
+                        Some(Ok(loaded)) if self.rows_still_current(&loaded, &token) => {
+                            return Ok(loaded);
                         }
+                        // The leader failed or was cancelled, or a commit changed one of the
+                        // rows it returned (a non-key update leaves the query key alone):
+                        // start over.
+                        _ => {}
                     }
-                    // The leader failed or was cancelled: start over.
                 }
                 Role::Lead(flight) => {
                     let _unregister = Unregister {
@@ -101,11 +108,20 @@ impl LocalCache {
         }
     }
 
+    /// Whether no commit touched any row of a query result since the load's token was taken.
+    /// A follower checks this because it may have joined after such a commit returned.
+    fn rows_still_current(&self, loaded: &Loaded, token: &Token) -> bool {
+        loaded.rows.iter().all(|(key, _)| {
+            let stamp = self.stripe(key).stamp;
+            self.admits(stamp, token, key.entity())
+        })
+    }
+
     fn role(&self, key: &CacheKey) -> Role {
         let mut stripe = self.stripe(key);
         if let Some(flight) = stripe.flights.get(key) {
             if self.admits(stripe.stamp, &flight.token, key.entity()) {
-                return Role::Follow(flight.outcome.subscribe());
+                return Role::Follow(flight.token, flight.outcome.subscribe());
             }
         }
         let flight = Arc::new(Flight {

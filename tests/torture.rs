@@ -1,0 +1,201 @@
+//! Concurrent torture test: writers and readers over a small key space on a file-backed SQLite
+//! database. Every row carries a version (`word_count`, only ever incremented). A writer
+//! publishes the version it committed after `commit()` returns; a reader notes the published
+//! version before it starts reading, and any read that returns an older version is a stale
+//! read. With the stale-fill guard on there must be none; with it switched off (test-only) the
+//! same run must find some, which proves the test can fail.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cached_runtime::Context;
+use common::domain::*;
+use common::{scene, seeded_with, TestDb};
+
+const KEYS: i64 = 4;
+const RUN_FOR: Duration = Duration::from_secs(3);
+
+struct Shared {
+    committed: Vec<AtomicI64>,
+    stop: AtomicBool,
+    reads: AtomicU64,
+    query_reads: AtomicU64,
+    writes: AtomicU64,
+    evictions: AtomicU64,
+    violations: AtomicU64,
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn id(&mut self) -> i64 {
+        (self.next() % KEYS as u64) as i64 + 1
+    }
+}
+
+async fn setup(protect: bool) -> (Context, TestDb, Arc<Shared>) {
+    let (ctx, db) = seeded_with(|b| {
+        if protect {
+            b
+        } else {
+            b.__disable_stale_fill_protection()
+        }
+    })
+    .await;
+    Scene::repo(&ctx)
+        .insert(&scene(4, 2, "draft", 0))
+        .await
+        .unwrap();
+    let mut committed = Vec::new();
+    for id in 1..=KEYS {
+        let row = Scene::repo(&ctx).get(id).await.unwrap().unwrap();
+        committed.push(AtomicI64::new(row.word_count));
+    }
+    let shared = Arc::new(Shared {
+        committed,
+        stop: AtomicBool::new(false),
+        reads: AtomicU64::new(0),
+        query_reads: AtomicU64::new(0),
+        writes: AtomicU64::new(0),
+        evictions: AtomicU64::new(0),
+        violations: AtomicU64::new(0),
+    });
+    (ctx, db, shared)
+}
+
+async fn writer(ctx: Context, shared: Arc<Shared>, seed: u64) {
+    let mut rng = Rng(seed);
+    while !shared.stop.load(SeqCst) {
+        let id = rng.id();
+        let mut tx = ctx.begin().await.unwrap();
+        let row = Scene::repo(&mut tx)
+            .increment_word_count(id, 1)
+            .await
+            .unwrap();
+        if rng.next() % 4 == 0 {
+            // Move the scene between chapters: an indexed write that drops query entries.
+            let chapter = if row.chapter_id == 1 { 2 } else { 1 };
+            Scene::repo(&mut tx)
+                .update(id, SceneUpdate::default().chapter_id(chapter))
+                .await
+                .unwrap();
+        }
+        tx.commit().await.unwrap();
+        shared.committed[(id - 1) as usize].fetch_max(row.word_count, SeqCst);
+        shared.writes.fetch_add(1, SeqCst);
+    }
+}
+
+fn check(shared: &Shared, floor: i64, seen: i64) {
+    if seen < floor {
+        shared.violations.fetch_add(1, SeqCst);
+    }
+}
+
+async fn reader(ctx: Context, shared: Arc<Shared>, seed: u64) {
+    let mut rng = Rng(seed);
+    while !shared.stop.load(SeqCst) {
+        if rng.next() % 5 == 0 {
+            let floors: Vec<i64> = shared.committed.iter().map(|c| c.load(SeqCst)).collect();
+            for chapter in [1, 2] {
+                for row in Scene::repo(&ctx).find_by_chapter_id(chapter).await.unwrap() {
+                    if row.id <= KEYS {
+                        check(&shared, floors[(row.id - 1) as usize], row.word_count);
+                    }
+                }
+            }
+            shared.query_reads.fetch_add(1, SeqCst);
+        } else {
+            let id = rng.id();
+            let floor = shared.committed[(id - 1) as usize].load(SeqCst);
+            let row = Scene::repo(&ctx).get(id).await.unwrap().unwrap();
+            check(&shared, floor, row.word_count);
+            shared.reads.fetch_add(1, SeqCst);
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Drops random rows from the cache, as capacity eviction would, so that readers keep missing.
+async fn evictor(ctx: Context, shared: Arc<Shared>, seed: u64) {
+    let mut rng = Rng(seed);
+    while !shared.stop.load(SeqCst) {
+        ctx.invalidate::<Scene>(rng.id());
+        shared.evictions.fetch_add(1, SeqCst);
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+}
+
+async fn run(protect: bool) -> (u64, String) {
+    let (ctx, _db, shared) = setup(protect).await;
+    let mut tasks = Vec::new();
+    for i in 0..3 {
+        tasks.push(tokio::spawn(writer(
+            ctx.clone(),
+            shared.clone(),
+            0x9E37 + i,
+        )));
+    }
+    for i in 0..4 {
+        tasks.push(tokio::spawn(reader(
+            ctx.clone(),
+            shared.clone(),
+            0x51ED + i,
+        )));
+    }
+    tasks.push(tokio::spawn(evictor(ctx.clone(), shared.clone(), 0xABCD)));
+    let started = Instant::now();
+    tokio::time::sleep(RUN_FOR).await;
+    shared.stop.store(true, SeqCst);
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let stats = ctx.stats();
+    let summary = format!(
+        "stale-fill guard {}: {:.1} s, {} row reads, {} query reads, {} committed writes, {} evictions, \
+         {} loads, {} stale fills rejected, {} single-flight joins -> {} stale reads",
+        if protect { "on" } else { "OFF" },
+        started.elapsed().as_secs_f64(),
+        shared.reads.load(SeqCst),
+        shared.query_reads.load(SeqCst),
+        shared.writes.load(SeqCst),
+        shared.evictions.load(SeqCst),
+        stats.loads,
+        stats.stale_fills_rejected,
+        stats.single_flight_joins,
+        shared.violations.load(SeqCst),
+    );
+    println!("{summary}");
+    assert!(
+        shared.writes.load(SeqCst) > 100,
+        "too few writes to mean anything: {summary}"
+    );
+    assert!(
+        shared.reads.load(SeqCst) > 1000,
+        "too few reads to mean anything: {summary}"
+    );
+    (shared.violations.load(SeqCst), summary)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_read_after_a_commit_returns_older_data() {
+    let (violations, summary) = run(true).await;
+    assert_eq!(violations, 0, "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_torture_test_finds_stale_reads_when_the_guard_is_off() {
+    let (violations, summary) = run(false).await;
+    assert!(
+        violations > 0,
+        "the test could not detect the race it exists for: {summary}"
+    );
+}
