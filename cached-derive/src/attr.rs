@@ -4,7 +4,7 @@
 use proc_macro2::Span;
 use syn::meta::ParseNestedMeta;
 use syn::spanned::Spanned as _;
-use syn::{Attribute, Expr, ExprLit, ExprUnary, Lit, LitInt, LitStr, UnOp};
+use syn::{Attribute, Expr, ExprLit, Lit, LitStr};
 
 use crate::ctxt::Ctxt;
 
@@ -139,18 +139,17 @@ fn ttl(meta: &ParseNestedMeta<'_>) -> syn::Result<Spanned<u64>> {
                        leave `ttl` out to keep entries until they are invalidated";
     let expr: Expr = meta.value()?.parse()?;
     let span = expr.span();
-    let int = |lit: &LitInt| lit.base10_parse::<u64>().ok().filter(|n| *n > 0);
-    match &expr {
+    let positive = match &expr {
         Expr::Lit(ExprLit {
             lit: Lit::Int(lit), ..
-        }) if lit.suffix().is_empty() || lit.suffix() == "u64" => match int(lit) {
-            Some(value) => Ok(Spanned { value, span }),
-            None => Err(syn::Error::new(span, HOW)),
-        },
-        Expr::Unary(ExprUnary {
-            op: UnOp::Neg(_), ..
-        }) => Err(syn::Error::new(span, HOW)),
-        _ => Err(syn::Error::new(span, HOW)),
+        }) if lit.suffix().is_empty() || lit.suffix() == "u64" => {
+            lit.base10_parse::<u64>().ok().filter(|n| *n > 0)
+        }
+        _ => None,
+    };
+    match positive {
+        Some(value) => Ok(Spanned { value, span }),
+        None => Err(syn::Error::new_spanned(&expr, HOW)),
     }
 }
 

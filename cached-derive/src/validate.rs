@@ -100,8 +100,8 @@ fn check_combinations(cx: &Ctxt, entity: &Entity<'_>) {
                 cx.syn_error(syn::Error::new(
                     skip,
                     format!(
-                        "`{}` cannot be both `skip` and `{what}`: a skipped field is not stored, \
-                         so it cannot identify or find rows",
+                        "the field `{}` cannot be both `#[cache(skip)]` and `#[cache({what})]`: \
+                         a skipped field is not stored, so it cannot identify or find rows",
                         field.ident
                     ),
                 ));

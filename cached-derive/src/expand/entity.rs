@@ -37,6 +37,7 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
     });
     let relations = model.relations.iter().map(|r| {
         let target = &r.target;
+        let krate = super::respan(&krate, r.lit.span());
         let target_name = r.lit.value();
         let column = entity.fields[r.field].column();
         quote_spanned! {r.lit.span()=>

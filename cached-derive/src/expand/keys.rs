@@ -40,7 +40,7 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
 
     quote! {
         #[doc = #key_doc]
-        #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+        #[derive(Clone, Debug, PartialEq)]
         #vis struct #key(pub #id_ty);
 
         #[automatically_derived]
@@ -61,7 +61,7 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
         }
 
         #[doc = #query_doc]
-        #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+        #[derive(Clone, Debug, PartialEq)]
         #vis enum #query {
             /// Every row (`list()`, `count()`).
             All,

@@ -1,0 +1,18 @@
+use cached_runtime::CachedEntity;
+
+#[derive(CachedEntity, Clone, sqlx::FromRow)]
+#[cache(table = "chapters")]
+struct Chapter {
+    #[cache(id)]
+    id: i64,
+}
+
+#[derive(CachedEntity, Clone, sqlx::FromRow)]
+#[cache(table = "scenes", relates_to = "Chapter", relates_to = "Chapter")]
+struct Scene {
+    #[cache(id)]
+    id: i64,
+    chapter_id: i64,
+}
+
+fn main() {}

@@ -1,0 +1,10 @@
+use cached_runtime::CachedEntity;
+
+#[derive(CachedEntity, Clone)]
+#[cache(table = "scenes")]
+struct Scene {
+    #[cache(id)]
+    id: i64,
+}
+
+fn main() {}

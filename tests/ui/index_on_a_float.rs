@@ -1,0 +1,12 @@
+use cached_runtime::CachedEntity;
+
+#[derive(CachedEntity, Clone, sqlx::FromRow)]
+#[cache(table = "scenes")]
+struct Scene {
+    #[cache(id)]
+    id: i64,
+    #[cache(index)]
+    rating: f64,
+}
+
+fn main() {}

@@ -1,0 +1,10 @@
+use cached_runtime::CachedEntity;
+
+#[derive(CachedEntity, Clone, sqlx::FromRow)]
+#[cache(table = "scenes")]
+struct Scene {
+    #[cache(id, skip)]
+    id: i64,
+}
+
+fn main() {}

@@ -1,0 +1,10 @@
+use cached_runtime::CachedEntity;
+
+#[derive(CachedEntity, Clone, sqlx::FromRow)]
+#[cache(table = "scenes", ttl = 0)]
+struct Scene {
+    #[cache(id)]
+    id: i64,
+}
+
+fn main() {}
