@@ -209,7 +209,8 @@ async fn invalidating_an_entity_type_drops_all_its_entries_and_only_them() {
 #[tokio::test]
 async fn hooks_see_every_applied_invalidation() {
     let (ctx, _db) = seeded().await;
-    let seen: Arc<Mutex<Vec<(Source, Vec<String>)>>> = Arc::default();
+    type Seen = Vec<(Source, Vec<String>)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
     let sink = seen.clone();
     ctx.on_invalidate(move |inv| {
         let keys = inv.keys.iter().map(ToString::to_string).collect();

@@ -80,7 +80,7 @@ async fn writer(ctx: Context, shared: Arc<Shared>, seed: u64) {
             .increment_word_count(id, 1)
             .await
             .unwrap();
-        if rng.next() % 4 == 0 {
+        if rng.next().is_multiple_of(4) {
             // Move the scene between chapters: an indexed write that drops query entries.
             let chapter = if row.chapter_id == 1 { 2 } else { 1 };
             Scene::repo(&mut tx)
@@ -103,7 +103,7 @@ fn check(shared: &Shared, floor: i64, seen: i64) {
 async fn reader(ctx: Context, shared: Arc<Shared>, seed: u64) {
     let mut rng = Rng(seed);
     while !shared.stop.load(SeqCst) {
-        if rng.next() % 5 == 0 {
+        if rng.next().is_multiple_of(5) {
             let floors: Vec<i64> = shared.committed.iter().map(|c| c.load(SeqCst)).collect();
             for chapter in [1, 2] {
                 for row in Scene::repo(&ctx).find_by_chapter_id(chapter).await.unwrap() {

@@ -1,26 +1,232 @@
+//! A short tour of cached repositories on the story domain (in-memory SQLite + moka).
+//!
+//! Run it with `cargo run --example studio`.
+
 mod domain;
+
+use std::time::Instant;
+
 use cached_runtime::prelude::*;
+use sqlx::sqlite::SqlitePoolOptions;
+
 use domain::*;
 
-#[tokio::main]
-async fn main() -> Result<()> {
-    let pool = sqlx::sqlite::SqlitePoolOptions::new()
-        .connect("sqlite::memory:")
+async fn connect() -> Result<sqlx::SqlitePool> {
+    // A named shared-cache in-memory database, so the pool's connections see the same data.
+    let pool = SqlitePoolOptions::new()
+        .max_connections(4)
+        .min_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .test_before_acquire(false)
+        .connect("sqlite:file:studio?mode=memory&cache=shared")
         .await
         .map_err(Error::Database)?;
     sqlx::raw_sql(SCHEMA)
         .execute(&pool)
         .await
         .map_err(Error::Database)?;
-    let ctx = Context::new(pool);
-    Story::repo(&ctx)
+    Ok(pool)
+}
+
+async fn seed(ctx: &Context) -> Result<CommitReport> {
+    let mut tx = ctx.begin().await?;
+    Story::repo(&mut tx)
         .insert(&Story {
             id: 1,
-            title: "t".into(),
+            title: "The Lighthouse Keeper".into(),
             status: "draft".into(),
         })
         .await?;
-    let s = Story::repo(&ctx).get(1).await?;
-    println!("{s:?}");
+    Part::repo(&mut tx)
+        .insert(&Part {
+            id: 1,
+            story_id: 1,
+            title: "Part One: Fog".into(),
+            position: 1,
+        })
+        .await?;
+    Chapter::repo(&mut tx)
+        .insert_many(&[
+            Chapter {
+                id: 1,
+                story_id: 1,
+                part_id: 1,
+                title: "Dusk".into(),
+                position: 1,
+            },
+            Chapter {
+                id: 2,
+                story_id: 1,
+                part_id: 1,
+                title: "Midnight".into(),
+                position: 2,
+            },
+        ])
+        .await?;
+    Setting::repo(&mut tx)
+        .insert(&Setting {
+            id: 1,
+            story_id: 1,
+            name: "The lamp room".into(),
+        })
+        .await?;
+    Character::repo(&mut tx)
+        .insert(&Character {
+            id: 1,
+            story_id: 1,
+            name: "Mara".into(),
+            role: "keeper".into(),
+        })
+        .await?;
+    let scenes = [
+        (1, 1, "draft", "Mara climbs the stairs", 850),
+        (2, 1, "draft", "The lamp fails", 1200),
+        (3, 2, "final", "A ship in the fog", 640),
+    ];
+    let scenes: Vec<Scene> = scenes
+        .into_iter()
+        .map(|(id, chapter_id, status, title, word_count)| Scene {
+            id,
+            chapter_id,
+            story_id: 1,
+            location_id: Some(1),
+            status: status.into(),
+            title: title.into(),
+            word_count,
+        })
+        .collect();
+    Scene::repo(&mut tx).insert_many(&scenes).await?;
+    tx.commit().await
+}
+
+fn step(n: u32, title: &str) {
+    println!("\n{n}. {title}");
+}
+
+fn keys(report: &CommitReport) {
+    if report.is_empty() {
+        println!("   commit invalidated nothing");
+    }
+    for key in report.keys() {
+        println!("   invalidated {key}");
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let ctx = Context::new(connect().await?);
+    let seeded = seed(&ctx).await?;
+    println!("Studio: a story with 2 chapters and 3 scenes on in-memory SQLite, cached by moka.");
+    println!(
+        "Seeded in one transaction; its commit touched {} cache keys.",
+        seeded.keys().len()
+    );
+    ctx.clear();
+
+    step(1, "A miss, then a hit");
+    let started = Instant::now();
+    let scene = Scene::repo(&ctx).get(1).await?.expect("seeded");
+    let miss = started.elapsed();
+    let started = Instant::now();
+    let again = Scene::repo(&ctx).get(1).await?.expect("cached");
+    let hit = started.elapsed();
+    println!(
+        "   get(1) -> {:?} (miss: loaded from SQLite in {miss:?})",
+        scene.title
+    );
+    println!("   get(1) -> {:?} (hit: same Arc, {hit:?})", again.title);
+    let drafts = Scene::repo(&ctx).find_by_status("draft").await?;
+    let in_chapter = Scene::repo(&ctx).count_by_chapter_id(1).await?;
+    println!(
+        "   find_by_status(\"draft\") -> {} scenes, cached as `{}`",
+        drafts.len(),
+        SceneQuery::ByStatus("draft".into())
+    );
+    println!(
+        "   count_by_chapter_id(1) -> {in_chapter}, cached as `{}`",
+        SceneQuery::ByChapterId(1).count_key()
+    );
+
+    step(2, "Edit a scene in a transaction");
+    let mut tx = ctx.begin().await?;
+    Scene::repo(&mut tx)
+        .update(
+            2,
+            SceneUpdate::default()
+                .status("final")
+                .title("The lamp fails, and Mara relights it"),
+        )
+        .await?;
+    let outside = Scene::repo(&ctx).get(1).await?.expect("cached");
+    println!(
+        "   while the transaction is open, other readers see committed data ({:?})",
+        outside.status
+    );
+    println!(
+        "   pending: {} keys, the cache is untouched until commit",
+        tx.pending_keys().len()
+    );
+    let report = tx.commit().await?;
+    keys(&report);
+    println!(
+        "   (`title` is not indexed, so only the status queries moved; the row was rewritten)"
+    );
+
+    step(3, "A rollback invalidates nothing");
+    let mut tx = ctx.begin().await?;
+    Scene::repo(&mut tx)
+        .update(1, SceneUpdate::default().title("A title we regret"))
+        .await?;
+    tx.rollback().await?;
+    let kept = Scene::repo(&ctx).get(1).await?.expect("cached");
+    println!(
+        "   rolled back; scene 1 is still {:?}, served from the cache: {}",
+        kept.title,
+        ctx.is_cached(SceneKey(1))
+    );
+
+    step(4, "An atomic increment");
+    let drafts = Scene::repo(&ctx).find_by_status("draft").await?;
+    println!(
+        "   find_by_status(\"draft\") -> {} scene(s), cached again",
+        drafts.len()
+    );
+    let mut tx = ctx.begin().await?;
+    let grown = Scene::repo(&mut tx).increment_word_count(1, 150).await?;
+    let report = tx.commit().await?;
+    println!(
+        "   increment_word_count(1, 150) -> {} words, in one UPDATE ... RETURNING",
+        grown.word_count
+    );
+    keys(&report);
+    let still = ctx.is_cached(SceneQuery::ByStatus("draft".into()).list_key());
+    println!("   word_count is not indexed, so the `draft` query survived: {still}");
+
+    step(5, "A batch insert");
+    let mut tx = ctx.begin().await?;
+    let new_scenes: Vec<Scene> = (4..=6)
+        .map(|id| Scene {
+            id,
+            chapter_id: 2,
+            story_id: 1,
+            location_id: None,
+            status: "draft".into(),
+            title: format!("Interlude {}", id - 3),
+            word_count: 300,
+        })
+        .collect();
+    let stored = Scene::repo(&mut tx).insert_many(&new_scenes).await?;
+    let report = tx.commit().await?;
+    println!(
+        "   insert_many -> {} rows in one statement, one cache update:",
+        stored.len()
+    );
+    keys(&report);
+    let total = Scene::repo(&ctx).count().await?;
+    println!("   count() -> {total}");
+
+    step(6, "What the cache did");
+    print!("{}", ctx.stats());
     Ok(())
 }
