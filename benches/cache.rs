@@ -1,1 +1,219 @@
-fn main() {}
+//! Side-by-side benchmarks, each group comparing the cached repository with the closest raw
+//! alternative measured in the same run:
+//!
+//! - `hit`: `Scene::repo(&ctx).get(id)` on a cached row vs a bare `moka::future::Cache::get`
+//!   (and `moka::sync::Cache::get`) of the same `Arc<Scene>`;
+//! - `miss`: a repository miss (load + fill) vs a raw sqlx point select;
+//! - `update`: a cached `update` through a transaction vs the same raw sqlx `UPDATE` in a
+//!   transaction, on file-backed SQLite;
+//! - `invalidate`: dropping one row key with 10^3 vs 10^6 entries cached.
+//!
+//! Run with `cargo bench --bench cache`; the ratios are what to read, not the absolute times.
+
+#[path = "../examples/studio/domain.rs"]
+mod domain;
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cached_runtime::Context;
+use criterion::{black_box, criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
+use domain::*;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::SqlitePool;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+async fn database(dir: &tempfile::TempDir, scenes: i64) -> SqlitePool {
+    let options = SqliteConnectOptions::new()
+        .filename(dir.path().join("bench.db"))
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(4)
+        .test_before_acquire(false)
+        .connect_with(options)
+        .await
+        .expect("open");
+    sqlx::raw_sql(SCHEMA).execute(&pool).await.expect("schema");
+    sqlx::raw_sql(
+        "INSERT INTO stories VALUES (1, 'Bench', 'draft');
+         INSERT INTO parts VALUES (1, 1, 'Part', 1);
+         INSERT INTO chapters VALUES (1, 1, 1, 'Chapter', 1);",
+    )
+    .execute(&pool)
+    .await
+    .expect("parents");
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+         INSERT INTO scenes (id, chapter_id, story_id, location_id, status, title, word_count)
+         SELECT i, 1, 1, NULL, 'draft', 'Scene ' || i, 100 FROM n",
+    )
+    .bind(scenes)
+    .execute(&pool)
+    .await
+    .expect("scenes");
+    pool
+}
+
+fn hit(c: &mut Criterion) {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = rt.block_on(async {
+        let ctx = Context::new(database(&dir, 10).await);
+        Scene::repo(&ctx).get(1).await.unwrap();
+        Character::repo(&ctx)
+            .insert(&Character {
+                id: 1,
+                story_id: 1,
+                name: "Mara".into(),
+                role: "keeper".into(),
+            })
+            .await
+            .unwrap();
+        ctx
+    });
+    let row = rt.block_on(Scene::repo(&ctx).get(1)).unwrap().unwrap();
+    let future_cache: moka::future::Cache<i64, Arc<Scene>> = moka::future::Cache::new(100_000);
+    let sync_cache: moka::sync::Cache<i64, Arc<Scene>> = moka::sync::Cache::new(100_000);
+    rt.block_on(future_cache.insert(1, row.clone()));
+    sync_cache.insert(1, row);
+
+    let mut group = c.benchmark_group("hit");
+    // `Scene` has `ttl = 60`: moka checks its expiry on every read.
+    group.bench_function("repository_get_ttl", |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(Scene::repo(&ctx).get(black_box(1)).await.unwrap()) })
+    });
+    // `Character` has no TTL (invalidation alone keeps it fresh).
+    group.bench_function("repository_get", |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(Character::repo(&ctx).get(black_box(1)).await.unwrap()) })
+    });
+    group.bench_function("moka_future_get", |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(future_cache.get(&black_box(1)).await) })
+    });
+    group.bench_function("moka_sync_get", |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(sync_cache.get(&black_box(1))) })
+    });
+    group.finish();
+}
+
+fn miss(c: &mut Criterion) {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let pool = rt.block_on(database(&dir, 1000));
+    let ctx = Context::new(pool.clone());
+    let mut group = c.benchmark_group("miss");
+    group.bench_function("repository_get_miss", |b| {
+        b.to_async(&rt).iter(|| async {
+            ctx.invalidate::<Scene>(7);
+            black_box(Scene::repo(&ctx).get(7).await.unwrap())
+        })
+    });
+    group.bench_function("raw_sqlx_select", |b| {
+        b.to_async(&rt).iter(|| async {
+            black_box(
+                sqlx::query_as::<_, Scene>(
+                    "SELECT id, chapter_id, story_id, location_id, status, title, word_count \
+                     FROM scenes WHERE id = ?",
+                )
+                .bind(7i64)
+                .fetch_optional(&pool)
+                .await
+                .unwrap(),
+            )
+        })
+    });
+    group.finish();
+}
+
+fn update(c: &mut Criterion) {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let pool = rt.block_on(database(&dir, 1000));
+    let ctx = Context::new(pool.clone());
+    rt.block_on(Scene::repo(&ctx).get(5)).unwrap();
+    let n = AtomicI64::new(0);
+    let mut group = c.benchmark_group("update");
+    group.measurement_time(Duration::from_secs(10));
+    group.bench_function("cached_update_in_tx", |b| {
+        b.to_async(&rt).iter(|| async {
+            let title = format!("t{}", n.fetch_add(1, Ordering::Relaxed));
+            let mut tx = ctx.begin().await.unwrap();
+            Scene::repo(&mut tx)
+                .update(5, SceneUpdate::default().title(title))
+                .await
+                .unwrap();
+            black_box(tx.commit().await.unwrap())
+        })
+    });
+    group.bench_function("raw_sqlx_update_in_tx", |b| {
+        b.to_async(&rt).iter(|| async {
+            let title = format!("t{}", n.fetch_add(1, Ordering::Relaxed));
+            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
+            sqlx::query("UPDATE scenes SET title = ? WHERE id = ?")
+                .bind(title)
+                .bind(5i64)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        })
+    });
+    group.finish();
+}
+
+fn invalidate(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("invalidate");
+    for cached in [1_000i64, 1_000_000] {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = rt.block_on(database(&dir, cached));
+        let ctx = Context::builder(pool).max_entries(2_000_000).build();
+        rt.block_on(async {
+            let ids: Vec<i64> = (1..=cached).collect();
+            for chunk in ids.chunks(10_000) {
+                ctx.preload::<Scene>(chunk.iter().copied()).await.unwrap();
+            }
+        });
+        assert!(
+            ctx.entry_count() >= cached as u64,
+            "the cache holds {cached} rows"
+        );
+        let next = AtomicI64::new(0);
+        group.bench_with_input(
+            BenchmarkId::new("one_row", cached),
+            &cached,
+            |b, &cached| {
+                // Untimed setup makes sure the key is cached, so every timed call drops a present
+                // entry.
+                b.iter_batched(
+                    || {
+                        let id = next.fetch_add(1, Ordering::Relaxed) % cached + 1;
+                        rt.block_on(Scene::repo(&ctx).get(id)).unwrap();
+                        id
+                    },
+                    |id| black_box(ctx.invalidate_key(SceneKey(id))),
+                    BatchSize::SmallInput,
+                )
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(50).warm_up_time(Duration::from_secs(1));
+    targets = hit, miss, update, invalidate
+}
+criterion_main!(benches);

@@ -86,18 +86,39 @@ impl CacheKey {
     }
 }
 
+impl CacheKey {
+    /// The entity's identity: the address of its static description, unique per entity type.
+    #[inline]
+    fn entity_addr(&self) -> usize {
+        std::ptr::from_ref(self.meta) as usize
+    }
+}
+
+// Keys compare by entity identity (the static description's address), not by name, so two
+// entity types can never share entries even if they were given the same `name`.
 impl PartialEq for CacheKey {
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
-        self.meta.name == other.meta.name && self.kind == other.kind
+        self.entity_addr() == other.entity_addr() && self.kind == other.kind
     }
 }
 
 impl Eq for CacheKey {}
 
 impl Hash for CacheKey {
+    #[inline]
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.meta.name.hash(state);
-        self.kind.hash(state);
+        // Integer row keys are the hot path of every cache hit: hash two words, nothing else.
+        match &self.kind {
+            KeyKind::Row(KeyValue::Int(id)) => {
+                state.write_usize(self.entity_addr());
+                state.write_i64(*id);
+            }
+            kind => {
+                state.write_usize(self.entity_addr() ^ 1);
+                kind.hash(state);
+            }
+        }
     }
 }
 

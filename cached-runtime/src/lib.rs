@@ -6,11 +6,11 @@
 //! [`Transaction`] that computes exactly which cache entries the write changes and applies that
 //! after the database commit; concurrent readers can never put a pre-commit value back.
 //!
-//! ```ignore
+//! ```no_run
 //! use cached_runtime::prelude::*;
 //!
 //! #[derive(CachedEntity, Clone, Debug, sqlx::FromRow)]
-//! #[cache(table = "scenes", ttl = 60, relates_to = "Chapter")]
+//! #[cache(table = "scenes", ttl = 60)]
 //! pub struct Scene {
 //!     #[cache(id)]
 //!     pub id: i64,
@@ -20,11 +20,15 @@
 //!     pub word_count: i64,
 //! }
 //!
+//! # async fn demo(pool: sqlx::SqlitePool) -> cached_runtime::Result<()> {
 //! let ctx = Context::new(pool);
-//! let scene = Scene::repo(&ctx).get(42).await?;            // miss, then hits
+//! let scene = Scene::repo(&ctx).get(42).await?; // a miss, then hits
+//! let drafts = Scene::repo(&ctx).find_by_status("draft").await?;
+//!
 //! let mut tx = ctx.begin().await?;
 //! Scene::repo(&mut tx).increment_word_count(42, 250).await?;
-//! let report = tx.commit().await?;                         // "invalidated 1 key(s): scene:42"
+//! let report = tx.commit().await?; // "invalidated 1 key(s): scene:42"
+//! # Ok(()) }
 //! ```
 #![warn(missing_docs)]
 

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use crate::key::CacheKey;
 use crate::value::KeyValue;
 
+pub(crate) mod clock;
 pub(crate) mod flight;
 pub(crate) mod local;
 

@@ -14,13 +14,14 @@ use crate::value::{KeyPart, KeyValue};
 
 /// Turns a cached row back into its entity. Keys compare by entity identity, so a row key of
 /// `E` only ever holds an `E`.
-pub(crate) fn downcast<E: CachedEntity>(row: &AnyRow) -> Arc<E> {
-    row.clone()
-        .downcast::<E>()
+#[inline]
+pub(crate) fn downcast<E: CachedEntity>(row: AnyRow) -> Arc<E> {
+    row.downcast::<E>()
         .unwrap_or_else(|_| panic!("a row key of `{}` held another type", E::meta().type_name))
 }
 
-fn row_of<E: CachedEntity>(data: &EntryData) -> Option<Arc<E>> {
+#[inline]
+fn row_of<E: CachedEntity>(data: EntryData) -> Option<Arc<E>> {
     match data {
         EntryData::Row(row) => Some(downcast::<E>(row)),
         _ => None,
@@ -41,7 +42,7 @@ pub(crate) async fn get<E: CachedEntity>(ctx: &Context, id: E::Id) -> Result<Opt
     let key = CacheKey::row(E::meta(), id.key_value());
     if let Some(data) = cache.get(&key) {
         hit(cache);
-        return Ok(row_of::<E>(&data));
+        return Ok(row_of::<E>(data));
     }
     miss(cache);
     let store = &ctx.inner.store;
@@ -54,7 +55,7 @@ pub(crate) async fn get<E: CachedEntity>(ctx: &Context, id: E::Id) -> Result<Opt
             })
         })
         .await?;
-    Ok(row_of::<E>(&loaded.data))
+    Ok(row_of::<E>(loaded.data.clone()))
 }
 
 /// Several rows by id, in the order asked, `None` where a row does not exist. The rows not
@@ -71,7 +72,7 @@ pub(crate) async fn get_many<E: CachedEntity>(
         match cache.get(&CacheKey::row(meta, id.clone())) {
             Some(data) => {
                 hit(cache);
-                out[i] = row_of::<E>(&data);
+                out[i] = row_of::<E>(data);
             }
             None => {
                 miss(cache);
@@ -115,7 +116,7 @@ fn resolve<E: CachedEntity>(
 ) -> Option<Vec<Arc<E>>> {
     ids.iter()
         .map(|id| match cache.get(&CacheKey::row(meta, id.clone()))? {
-            EntryData::Row(row) => Some(downcast::<E>(&row)),
+            EntryData::Row(row) => Some(downcast::<E>(row)),
             _ => None,
         })
         .collect()
@@ -157,7 +158,7 @@ pub(crate) async fn find<E: CachedEntity>(
     Ok(loaded
         .rows
         .iter()
-        .map(|(_, row)| downcast::<E>(row))
+        .map(|(_, row)| downcast::<E>(row.clone()))
         .collect())
 }
 
