@@ -228,7 +228,13 @@ async fn hooks_see_every_applied_invalidation() {
     assert_eq!(
         seen,
         [
-            (Source::Commit, vec!["scene:1".to_string()]),
+            (
+                Source::Commit,
+                vec!["scene:1", "part_summary:1", "story_outline:1"]
+                    .into_iter()
+                    .map(String::from)
+                    .collect()
+            ),
             (Source::Manual, vec!["scene:2".to_string()]),
         ]
     );

@@ -62,6 +62,8 @@ struct Case {
     dropped_queries: &'static [&'static str],
     /// Row keys the commit rewrites (new value or negative entry).
     rewritten_rows: &'static [&'static str],
+    /// View instances the write reaches (the studio domain's views; see tests/views.rs).
+    views: &'static [&'static str],
 }
 
 fn with_counts(queries: &[&str]) -> BTreeSet<String> {
@@ -93,6 +95,7 @@ const CASES: &[Case] = &[
             "scene?location_id=null",
         ],
         rewritten_rows: &["scene:4"],
+        views: &["story_outline:1", "part_summary:1"],
     },
     Case {
         name: "update of a non-indexed field",
@@ -106,6 +109,7 @@ const CASES: &[Case] = &[
         },
         dropped_queries: &[],
         rewritten_rows: &["scene:1"],
+        views: &["story_outline:1", "part_summary:1"],
     },
     Case {
         name: "update of an indexed field",
@@ -119,6 +123,7 @@ const CASES: &[Case] = &[
         },
         dropped_queries: &["scene?status=draft", "scene?status=final"],
         rewritten_rows: &["scene:1"],
+        views: &["story_outline:1", "part_summary:1"],
     },
     Case {
         name: "update of an indexed field to its current value",
@@ -132,6 +137,7 @@ const CASES: &[Case] = &[
         },
         dropped_queries: &[],
         rewritten_rows: &["scene:1"],
+        views: &["story_outline:1", "part_summary:1"],
     },
     Case {
         name: "update of a foreign key",
@@ -145,6 +151,7 @@ const CASES: &[Case] = &[
         },
         dropped_queries: &["scene?chapter_id=1", "scene?chapter_id=2"],
         rewritten_rows: &["scene:1"],
+        views: &["story_outline:1", "part_summary:1"],
     },
     Case {
         name: "update of a nullable foreign key",
@@ -158,6 +165,7 @@ const CASES: &[Case] = &[
         },
         dropped_queries: &["scene?location_id=null", "scene?location_id=2"],
         rewritten_rows: &["scene:3"],
+        views: &["story_outline:1", "part_summary:1"],
     },
     Case {
         name: "delete",
@@ -174,6 +182,7 @@ const CASES: &[Case] = &[
             "scene?location_id=null",
         ],
         rewritten_rows: &["scene:2"],
+        views: &["story_outline:1", "part_summary:1"],
     },
     Case {
         name: "increment",
@@ -184,6 +193,7 @@ const CASES: &[Case] = &[
         },
         dropped_queries: &[],
         rewritten_rows: &["scene:3"],
+        views: &["story_outline:1", "part_summary:1"],
     },
     Case {
         name: "batch insert",
@@ -204,6 +214,7 @@ const CASES: &[Case] = &[
             "scene?location_id=null",
         ],
         rewritten_rows: &["scene:4", "scene:5"],
+        views: &["story_outline:1", "part_summary:1"],
     },
     Case {
         name: "batch delete",
@@ -222,6 +233,7 @@ const CASES: &[Case] = &[
             "scene?location_id=null",
         ],
         rewritten_rows: &["scene:2", "scene:3"],
+        views: &["story_outline:1", "part_summary:1"],
     },
     Case {
         name: "write to another entity",
@@ -235,6 +247,7 @@ const CASES: &[Case] = &[
         },
         dropped_queries: &[],
         rewritten_rows: &["character:1"],
+        views: &[],
     },
 ];
 
@@ -258,6 +271,7 @@ async fn each_write_drops_exactly_the_entries_it_changes() {
         let expected_queries = with_counts(case.dropped_queries);
         let mut expected = expected_queries.clone();
         expected.extend(case.rewritten_rows.iter().map(|r| r.to_string()));
+        expected.extend(case.views.iter().map(|r| r.to_string()));
         if reported != expected {
             failures.push(format!(
                 "{}: invalidated {:?}, expected {:?}",

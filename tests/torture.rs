@@ -2,7 +2,8 @@
 //! database. Every row carries a version (`word_count`, only ever incremented). A writer
 //! publishes the version it committed after `commit()` returns; a reader notes the published
 //! version before it starts reading, and any read that returns an older version is a stale
-//! read. With the stale-fill guard on there must be none; with it switched off (test-only) the
+//! read. Reads are row gets, queries, and a cached view spanning every row. With the
+//! stale-fill guard on there must be none; with it switched off (test-only) the
 //! same run must find some, which proves the test can fail.
 
 mod common;
@@ -11,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cached_runtime::Context;
+use cached_runtime::{Context, LoadView};
 use common::domain::*;
 use common::{scene, seeded_with, TestDb};
 
@@ -23,6 +24,7 @@ struct Shared {
     stop: AtomicBool,
     reads: AtomicU64,
     query_reads: AtomicU64,
+    view_reads: AtomicU64,
     writes: AtomicU64,
     evictions: AtomicU64,
     violations: AtomicU64,
@@ -64,6 +66,7 @@ async fn setup(protect: bool) -> (Context, TestDb, Arc<Shared>) {
         stop: AtomicBool::new(false),
         reads: AtomicU64::new(0),
         query_reads: AtomicU64::new(0),
+        view_reads: AtomicU64::new(0),
         writes: AtomicU64::new(0),
         evictions: AtomicU64::new(0),
         violations: AtomicU64::new(0),
@@ -103,7 +106,21 @@ fn check(shared: &Shared, floor: i64, seen: i64) {
 async fn reader(ctx: Context, shared: Arc<Shared>, seed: u64) {
     let mut rng = Rng(seed);
     while !shared.stop.load(SeqCst) {
-        if rng.next().is_multiple_of(5) {
+        let dice = rng.next() % 10;
+        if dice == 0 {
+            // A view spanning every scene of story 1: each scene's version in it must be at
+            // least the version committed before the read started.
+            let floors: Vec<i64> = shared.committed.iter().map(|c| c.load(SeqCst)).collect();
+            let outline = StoryOutline::get(&ctx, 1).await.unwrap().unwrap();
+            for chapter in &outline.chapters {
+                for (id, _, words) in &chapter.scenes {
+                    if *id <= KEYS {
+                        check(&shared, floors[(*id - 1) as usize], *words);
+                    }
+                }
+            }
+            shared.view_reads.fetch_add(1, SeqCst);
+        } else if dice <= 2 {
             let floors: Vec<i64> = shared.committed.iter().map(|c| c.load(SeqCst)).collect();
             for chapter in [1, 2] {
                 for row in Scene::repo(&ctx).find_by_chapter_id(chapter).await.unwrap() {
@@ -160,12 +177,13 @@ async fn run(protect: bool) -> (u64, String) {
     }
     let stats = ctx.stats();
     let summary = format!(
-        "stale-fill guard {}: {:.1} s, {} row reads, {} query reads, {} committed writes, {} evictions, \
+        "stale-fill guard {}: {:.1} s, {} row reads, {} query reads, {} view reads, {} committed writes, {} evictions, \
          {} loads, {} stale fills rejected, {} single-flight joins -> {} stale reads",
         if protect { "on" } else { "OFF" },
         started.elapsed().as_secs_f64(),
         shared.reads.load(SeqCst),
         shared.query_reads.load(SeqCst),
+        shared.view_reads.load(SeqCst),
         shared.writes.load(SeqCst),
         shared.evictions.load(SeqCst),
         stats.loads,

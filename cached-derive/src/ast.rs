@@ -5,7 +5,7 @@ use heck::ToSnakeCase;
 use syn::ext::IdentExt;
 use syn::{Data, DeriveInput, Fields, Ident, LitStr, Type, Visibility};
 
-use crate::attr::{FieldAttrs, StructAttrs};
+use crate::attr::{FieldAttrs, StructAttrs, ViewAttrs};
 use crate::ctxt::Ctxt;
 
 /// A struct deriving `CachedEntity`.
@@ -161,5 +161,48 @@ impl Field<'_> {
             }
             _ => false,
         }
+    }
+}
+
+/// A type deriving `CachedView`.
+pub struct View<'a> {
+    pub ident: &'a Ident,
+    pub vis: &'a Visibility,
+    pub attrs: ViewAttrs,
+}
+
+impl<'a> View<'a> {
+    /// Reads the view type; any struct or enum without generics can be a view.
+    pub fn from_syn(cx: &Ctxt, input: &'a DeriveInput) -> Self {
+        if !input.generics.params.is_empty() || input.generics.where_clause.is_some() {
+            cx.error_spanned_by(
+                &input.generics,
+                format!(
+                    "a cached view cannot be generic; give `{}` concrete types",
+                    input.ident
+                ),
+            );
+        }
+        View {
+            ident: &input.ident,
+            vis: &input.vis,
+            attrs: ViewAttrs::parse(cx, &input.attrs),
+        }
+    }
+
+    /// The key prefix: `name`, or the snake_case type name.
+    pub fn key_name(&self) -> String {
+        match &self.attrs.name {
+            Some(name) => name.value.clone(),
+            None => self.ident.unraw().to_string().to_snake_case(),
+        }
+    }
+
+    /// The runtime crate's path.
+    pub fn krate(&self) -> syn::Path {
+        self.attrs
+            .krate
+            .clone()
+            .unwrap_or_else(|| syn::parse_quote!(::cached_runtime))
     }
 }

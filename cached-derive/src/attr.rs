@@ -12,6 +12,8 @@ use crate::ctxt::Ctxt;
 pub const STRUCT_KEYS: &[&str] = &["table", "ttl", "relates_to", "name", "crate"];
 /// The keys `#[cache(...)]` accepts on a field.
 pub const FIELD_KEYS: &[&str] = &["id", "index", "references", "skip"];
+/// The keys `#[view(...)]` accepts.
+pub const VIEW_KEYS: &[&str] = &["key", "reads", "reads_all", "ttl", "name", "crate"];
 
 /// A value with the span of the token it came from.
 #[derive(Clone)]
@@ -96,26 +98,25 @@ fn unknown_key(
     } else {
         suggestion(&key, known).unwrap_or_default()
     };
+    let attr = if what == "view" { "view" } else { "cache" };
     meta.error(format!(
-        "unknown {what} attribute `cache({key})`; expected one of {}{hint}",
+        "unknown {what} attribute `{attr}({key})`; expected one of {}{hint}",
         key_list(known)
     ))
 }
 
-fn duplicate(meta: &ParseNestedMeta<'_>, key: &str) -> syn::Error {
-    meta.error(format!(
-        "duplicate `cache({key})` attribute; remove one of them"
-    ))
-}
-
+/// Fills a single-valued attribute slot; a second value is an error naming `attr(key)`.
 fn set<T>(
     slot: &mut Option<T>,
     value: T,
     meta: &ParseNestedMeta<'_>,
+    attr: &str,
     key: &str,
 ) -> syn::Result<()> {
     if slot.is_some() {
-        return Err(duplicate(meta, key));
+        return Err(meta.error(format!(
+            "duplicate `{attr}({key})` attribute; remove one of them"
+        )));
     }
     *slot = Some(value);
     Ok(())
@@ -153,6 +154,90 @@ fn ttl(meta: &ParseNestedMeta<'_>) -> syn::Result<Spanned<u64>> {
     }
 }
 
+/// `#[view(...)]` on a view struct.
+#[derive(Default)]
+pub struct ViewAttrs {
+    pub key: Option<LitStr>,
+    pub reads: Vec<syn::Path>,
+    pub reads_all: Vec<syn::Path>,
+    pub ttl: Option<Spanned<u64>>,
+    pub name: Option<Spanned<String>>,
+    pub krate: Option<syn::Path>,
+    /// Whether `reads(...)` / `reads_all(...)` were given (even empty).
+    pub seen_reads: bool,
+}
+
+fn path_string(path: &syn::Path) -> String {
+    quote::quote!(#path).to_string().replace(' ', "")
+}
+
+/// Parses `reads(A, B, ...)` into `out`, rejecting an entity listed twice in either list.
+fn entity_list(
+    meta: &ParseNestedMeta<'_>,
+    list: &str,
+    out: &mut Vec<syn::Path>,
+    other: &[syn::Path],
+) -> syn::Result<()> {
+    meta.parse_nested_meta(|entity| {
+        let name = path_string(&entity.path);
+        if out.iter().chain(other).any(|p| path_string(p) == name) {
+            return Err(entity.error(format!(
+                "`{name}` is listed twice in `reads(...)`/`reads_all(...)`; list each entity once"
+            )));
+        }
+        if entity.input.peek(syn::Token![=]) || entity.input.peek(syn::token::Paren) {
+            return Err(entity.error(format!(
+                "`{list}(...)` takes entity type names, like `{list}(Story, Chapter)`"
+            )));
+        }
+        out.push(entity.path.clone());
+        Ok(())
+    })
+}
+
+impl ViewAttrs {
+    pub fn parse(cx: &Ctxt, attrs: &[Attribute]) -> Self {
+        let mut out = ViewAttrs::default();
+        for attr in attrs.iter().filter(|a| a.path().is_ident("view")) {
+            let result = attr.parse_nested_meta(|meta| {
+                let path = &meta.path;
+                if path.is_ident("key") {
+                    let s = string(&meta, "key")?;
+                    set(&mut out.key, s, &meta, "view", "key")
+                } else if path.is_ident("reads") {
+                    out.seen_reads = true;
+                    let other = out.reads_all.clone();
+                    entity_list(&meta, "reads", &mut out.reads, &other)
+                } else if path.is_ident("reads_all") {
+                    out.seen_reads = true;
+                    let other = out.reads.clone();
+                    entity_list(&meta, "reads_all", &mut out.reads_all, &other)
+                } else if path.is_ident("ttl") {
+                    let v = ttl(&meta)?;
+                    set(&mut out.ttl, v, &meta, "view", "ttl")
+                } else if path.is_ident("name") {
+                    let s = string(&meta, "name")?;
+                    let v = Spanned {
+                        value: s.value(),
+                        span: s.span(),
+                    };
+                    set(&mut out.name, v, &meta, "view", "name")
+                } else if path.is_ident("crate") {
+                    let s = string(&meta, "crate")?;
+                    let p: syn::Path = s.parse()?;
+                    set(&mut out.krate, p, &meta, "view", "crate")
+                } else {
+                    Err(unknown_key(&meta, "view", VIEW_KEYS, &[]))
+                }
+            });
+            if let Err(err) = result {
+                cx.syn_error(err);
+            }
+        }
+        out
+    }
+}
+
 impl StructAttrs {
     pub fn parse(cx: &Ctxt, attrs: &[Attribute]) -> Self {
         let mut out = StructAttrs::default();
@@ -165,10 +250,10 @@ impl StructAttrs {
                         value: s.value(),
                         span: s.span(),
                     };
-                    set(&mut out.table, v, &meta, "table")
+                    set(&mut out.table, v, &meta, "cache", "table")
                 } else if path.is_ident("ttl") {
                     let v = ttl(&meta)?;
-                    set(&mut out.ttl, v, &meta, "ttl")
+                    set(&mut out.ttl, v, &meta, "cache", "ttl")
                 } else if path.is_ident("relates_to") {
                     let s = string(&meta, "relates_to")?;
                     if out.relates_to.iter().any(|r| r.value() == s.value()) {
@@ -188,11 +273,11 @@ impl StructAttrs {
                         value: s.value(),
                         span: s.span(),
                     };
-                    set(&mut out.name, v, &meta, "name")
+                    set(&mut out.name, v, &meta, "cache", "name")
                 } else if path.is_ident("crate") {
                     let s = string(&meta, "crate")?;
                     let p: syn::Path = s.parse()?;
-                    set(&mut out.krate, p, &meta, "crate")
+                    set(&mut out.krate, p, &meta, "cache", "crate")
                 } else {
                     Err(unknown_key(&meta, "struct", STRUCT_KEYS, FIELD_KEYS))
                 }
@@ -213,14 +298,14 @@ impl FieldAttrs {
                 let span = meta.path.span();
                 let path = &meta.path;
                 if path.is_ident("id") {
-                    set(&mut out.id, span, &meta, "id")
+                    set(&mut out.id, span, &meta, "cache", "id")
                 } else if path.is_ident("index") {
-                    set(&mut out.index, span, &meta, "index")
+                    set(&mut out.index, span, &meta, "cache", "index")
                 } else if path.is_ident("skip") {
-                    set(&mut out.skip, span, &meta, "skip")
+                    set(&mut out.skip, span, &meta, "cache", "skip")
                 } else if path.is_ident("references") {
                     let s = string(&meta, "references")?;
-                    set(&mut out.references, s, &meta, "references")
+                    set(&mut out.references, s, &meta, "cache", "references")
                 } else {
                     Err(unknown_key(&meta, "field", FIELD_KEYS, STRUCT_KEYS))
                 }

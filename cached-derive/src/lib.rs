@@ -23,3 +23,13 @@ pub fn derive_cached_entity(input: TokenStream) -> TokenStream {
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }
+
+/// Derives `CachedView`: a value computed from several entities, keyed by one entity's id,
+/// invalidated precisely through the `relates_to` graph. See `cached_runtime::CachedView`.
+#[proc_macro_derive(CachedView, attributes(view))]
+pub fn derive_cached_view(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    expand::derive_view(&input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}

@@ -4,7 +4,7 @@
 use heck::ToSnakeCase;
 use syn::LitStr;
 
-use crate::ast::{Entity, Relation};
+use crate::ast::{Entity, Relation, View};
 use crate::ctxt::Ctxt;
 
 /// Why a field forms query keys.
@@ -264,6 +264,67 @@ pub fn validate<'a>(cx: &Ctxt, entity: Entity<'a>) -> Option<Model<'a>> {
         relations,
         indexes,
         counters,
+    })
+}
+
+/// A validated view, ready to expand.
+pub struct ViewModel<'a> {
+    pub view: View<'a>,
+    /// The key entity, spanned at the user's string literal.
+    pub key: syn::Path,
+    /// Entities read precisely, the key entity first.
+    pub reads: Vec<syn::Path>,
+    /// Entities read coarsely.
+    pub reads_all: Vec<syn::Path>,
+}
+
+fn same_path(a: &syn::Path, b: &syn::Path) -> bool {
+    quote::quote!(#a).to_string() == quote::quote!(#b).to_string()
+}
+
+/// Validates a view's attributes: a key entity is required, names must be valid.
+pub fn validate_view<'a>(cx: &Ctxt, view: View<'a>) -> Option<ViewModel<'a>> {
+    if let Some(name) = &view.attrs.name {
+        if !is_sql_identifier(&name.value) {
+            cx.syn_error(syn::Error::new(
+                name.span,
+                "`name` is the cache key prefix and must look like `story_outline` \
+                 (letters, digits and `_`, not starting with a digit)",
+            ));
+        }
+    }
+    let Some(lit) = view.attrs.key.clone() else {
+        cx.error_spanned_by(
+            view.ident,
+            format!(
+                "`{}` needs `#[view(key = \"Entity\", reads(...))]`: the entity whose id keys the \
+                 view, and the entities its loader reads",
+                view.ident
+            ),
+        );
+        return None;
+    };
+    let key = parse_target(cx, &lit, "key")?;
+    if view.attrs.reads_all.iter().any(|p| same_path(p, &key)) {
+        cx.error_spanned_by(
+            &lit,
+            "the key entity is read precisely (by its id); remove it from `reads_all(...)`",
+        );
+    }
+    let mut reads = vec![key.clone()];
+    reads.extend(
+        view.attrs
+            .reads
+            .iter()
+            .filter(|p| !same_path(p, &key))
+            .cloned(),
+    );
+    let reads_all = view.attrs.reads_all.clone();
+    Some(ViewModel {
+        view,
+        key,
+        reads,
+        reads_all,
     })
 }
 

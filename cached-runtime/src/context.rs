@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use crate::cache::{Change, LocalCache};
+use crate::cache::{Bump, Change, LocalCache};
 use crate::entity::CachedEntity;
 use crate::error::Result;
 use crate::hooks::{Hooks, Invalidation, Source};
@@ -161,18 +161,8 @@ impl Context {
 
     /// Makes every cached entry of `E` (rows, queries, counts) unreadable at once. Costs the
     /// same whatever the cache holds: no key is scanned.
-    pub fn invalidate_entity<E: CachedEntity>(&self) {
-        let meta = E::meta();
-        self.inner.cache.invalidate_entity(meta);
-        self.inner
-            .cache
-            .counters
-            .record_invalidations(meta.type_name, 1);
-        self.inner.hooks.run(&Invalidation {
-            source: Source::Manual,
-            keys: &[],
-            entities: &[meta.type_name],
-        });
+    pub fn invalidate_entity<E: CachedEntity>(&self) -> CommitReport {
+        self.apply(Vec::new(), vec![Bump::Entity(E::meta())], Source::Manual)
     }
 
     /// Drops every entry.
@@ -201,25 +191,28 @@ impl Context {
     fn remove_keys(&self, keys: Vec<CacheKey>, source: Source) -> CommitReport {
         let changes: Vec<(CacheKey, Change)> =
             keys.into_iter().map(|k| (k, Change::Remove)).collect();
-        self.apply(changes, source)
+        self.apply(changes, Vec::new(), source)
     }
 
-    /// Applies changes to the cache (queries first), counts them and runs the hooks.
+    /// Applies changes to the cache (queries first, generation bumps last), counts them and
+    /// runs the hooks.
     pub(crate) fn apply(
         &self,
         mut changes: Vec<(CacheKey, Change)>,
+        bumps: Vec<Bump>,
         source: Source,
     ) -> CommitReport {
-        if changes.is_empty() {
+        if changes.is_empty() && bumps.is_empty() {
             return CommitReport::default();
         }
         changes.sort_by_key(|(key, _)| !key.is_query());
         let cache = &self.inner.cache;
-        cache.apply(changes.iter().map(|(k, c)| (k, c)));
+        cache.apply(changes.iter().map(|(k, c)| (k, c)), &bumps);
         let keys: Vec<CacheKey> = changes.into_iter().map(|(k, _)| k).collect();
+        let entities: Vec<&'static str> = bumps.iter().map(Bump::type_name).collect();
         let mut per_entity: Vec<(&'static str, u64)> = Vec::new();
-        for key in &keys {
-            let name = key.entity().type_name;
+        let names = keys.iter().map(|k| k.entity().type_name);
+        for name in names.chain(entities.iter().copied()) {
             match per_entity.iter_mut().find(|(n, _)| *n == name) {
                 Some((_, count)) => *count += 1,
                 None => per_entity.push((name, 1)),
@@ -231,9 +224,9 @@ impl Context {
         self.inner.hooks.run(&Invalidation {
             source,
             keys: &keys,
-            entities: &[],
+            entities: &entities,
         });
-        CommitReport { keys }
+        CommitReport { keys, entities }
     }
 }
 

@@ -5,7 +5,7 @@
 //! edges. The runtime reads it to build SQL, keys and invalidation plans; nothing about an
 //! entity is registered at start-up.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use crate::store::sql::StatementCache;
@@ -23,6 +23,11 @@ pub trait CachedEntity: RowDecode + Clone + Send + Sync + Unpin + 'static {
     type Id: KeyPart;
     /// The generated patch struct (`SceneUpdate` for `Scene`).
     type Update: Patch<Self>;
+
+    /// The type name, for compile-time graph checks.
+    const TYPE_NAME: &'static str;
+    /// The type names of the `relates_to` targets, for compile-time graph checks.
+    const RELATES_TO: &'static [&'static str];
 
     /// The static description of this entity.
     fn meta() -> &'static EntityMeta;
@@ -114,16 +119,23 @@ pub struct RelationMeta {
 #[doc(hidden)]
 #[derive(Debug)]
 pub struct EntityState {
-    generation: AtomicU64,
+    /// A process-wide small number for this entity (0 until first used), indexing per-cache
+    /// tables such as generations.
+    slot: AtomicU32,
     pub(crate) sql: StatementCache,
 }
+
+/// How many entity and view types one process can hold.
+pub(crate) const MAX_TYPES: usize = 4096;
+
+static NEXT_SLOT: AtomicU32 = AtomicU32::new(1);
 
 impl EntityState {
     /// A fresh state, for generated `static` items.
     #[allow(clippy::new_without_default)]
     pub const fn new() -> Self {
         EntityState {
-            generation: AtomicU64::new(0),
+            slot: AtomicU32::new(0),
             sql: StatementCache::new(),
         }
     }
@@ -135,13 +147,25 @@ impl EntityMeta {
         self.indexes.iter().position(|i| i.column == column)
     }
 
-    /// The type generation: bumped by a whole-entity invalidation, it makes every entry of this
-    /// entity filled before the bump unreadable at once, without scanning the cache.
-    pub(crate) fn generation(&self) -> u64 {
-        self.__state.generation.load(Ordering::Acquire)
-    }
-
-    pub(crate) fn bump_generation(&self) {
-        self.__state.generation.fetch_add(1, Ordering::AcqRel);
+    /// This entity's process-wide slot (`1..MAX_TYPES`), assigned on first use.
+    #[inline]
+    pub(crate) fn slot(&self) -> usize {
+        let slot = self.__state.slot.load(Ordering::Relaxed);
+        if slot != 0 {
+            return slot as usize;
+        }
+        let fresh = NEXT_SLOT.fetch_add(1, Ordering::Relaxed);
+        assert!(
+            (fresh as usize) < MAX_TYPES,
+            "more than {MAX_TYPES} cached entity and view types in one process"
+        );
+        match self
+            .__state
+            .slot
+            .compare_exchange(0, fresh, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => fresh as usize,
+            Err(taken) => taken as usize,
+        }
     }
 }

@@ -156,3 +156,12 @@ pub trait QueryKey {
     /// The key of the number of rows the query matches.
     fn count_key(&self) -> CacheKey;
 }
+
+/// A typed query of one entity (`SceneQuery`): what a view loader passes to
+/// [`crate::ViewCtx::find`].
+pub trait EntityQuery: QueryKey {
+    /// The entity queried.
+    type Entity: crate::CachedEntity;
+    /// The predicate of the query.
+    fn predicate(&self) -> Predicate;
+}

@@ -40,31 +40,36 @@ pub mod graph;
 mod handle;
 mod hooks;
 mod key;
+mod raw;
 mod repo;
 mod stats;
 mod store;
 mod tx;
 mod value;
+mod view;
 
 pub use context::{Context, ContextBuilder, DEFAULT_MAX_ENTRIES};
 pub use entity::{CachedEntity, EntityMeta, IndexKind, IndexMeta, Patch, RelatesTo, RelationMeta};
 pub use error::{ConstraintKind, Error, Result};
+pub use graph::graph;
 pub use handle::Handle;
 pub use hooks::{Invalidation, Source};
-pub use key::{CacheKey, Predicate, QueryKey};
+pub use key::{CacheKey, EntityQuery, Predicate, QueryKey};
+pub use raw::{RawWrite, Targeted, Touches, Untargeted};
 pub use stats::Stats;
 pub use store::{RowDecode, Store};
 pub use tx::{CommitReport, Transaction};
 pub use value::{KeyPart, KeyValue, ToValue, Value};
+pub use view::{CachedView, LoadView, Reads, ViewCtx, ViewKey, ViewMeta};
 
 #[cfg(feature = "derive")]
-pub use cached_derive::CachedEntity;
+pub use cached_derive::{CachedEntity, CachedView};
 
 /// What most users import: the derive, the context and the traits generated code relies on.
 pub mod prelude {
     pub use crate::{
-        CacheKey, CachedEntity, CommitReport, Context, Error, QueryKey, RelatesTo, Result,
-        Transaction,
+        CacheKey, CachedEntity, CachedView, CommitReport, Context, EntityQuery, Error, LoadView,
+        QueryKey, RelatesTo, Result, Transaction, ViewCtx,
     };
 }
 
@@ -76,6 +81,8 @@ pub mod __private {
     pub use crate::repo::{
         add, count, delete, delete_many, find, get, get_many, insert, insert_many, update,
     };
+    pub use crate::view::registry::{reaches, EntityRegistration, ViewRegistration};
+    pub use inventory;
     pub use std::sync::Arc;
     pub use std::time::Duration;
 

@@ -11,15 +11,15 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::cache::{Change, EntryData, Token};
+use crate::cache::{Bump, Change, EntryData, Token};
 use crate::context::Context;
-use crate::entity::CachedEntity;
+use crate::entity::{CachedEntity, EntityMeta};
 use crate::error::{Error, Result};
-use crate::graph;
+use crate::graph::{self, views::ViewSeed};
 use crate::hooks::Source;
 use crate::key::CacheKey;
 use crate::store::{Exec, TxConn};
-use crate::value::KeyPart as _;
+use crate::value::{KeyPart as _, KeyValue};
 
 /// An open cache transaction. Like `sqlx::Transaction`: `commit` consumes it, and dropping it
 /// rolls back.
@@ -32,11 +32,14 @@ pub struct Transaction {
     failed: bool,
 }
 
-/// The cache changes recorded so far, last change per key wins, in first-touch order.
+/// The cache changes recorded so far, last change per key wins, in first-touch order; the
+/// writes views must hear about; whole-entity bumps.
 #[derive(Default)]
-struct Pending {
+pub(crate) struct Pending {
     order: Vec<CacheKey>,
     changes: HashMap<CacheKey, Change>,
+    seeds: Vec<ViewSeed>,
+    bumps: Vec<Bump>,
 }
 
 impl Pending {
@@ -46,11 +49,13 @@ impl Pending {
         }
     }
 
-    fn into_changes(mut self) -> Vec<(CacheKey, Change)> {
-        self.order
+    fn into_changes(mut self) -> (Vec<(CacheKey, Change)>, Vec<Bump>) {
+        let changes = self
+            .order
             .into_iter()
             .filter_map(|key| self.changes.remove(&key).map(|c| (key, c)))
-            .collect()
+            .collect();
+        (changes, self.bumps)
     }
 }
 
@@ -60,6 +65,7 @@ impl Pending {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CommitReport {
     pub(crate) keys: Vec<CacheKey>,
+    pub(crate) entities: Vec<&'static str>,
 }
 
 impl CommitReport {
@@ -73,9 +79,15 @@ impl CommitReport {
         self.keys.iter().map(ToString::to_string).collect()
     }
 
+    /// Entities and views invalidated as a whole (by type name): `invalidate_entity`, a view
+    /// declared `reads_all`, a raw write that `touches_all`.
+    pub fn entities(&self) -> &[&'static str] {
+        &self.entities
+    }
+
     /// Whether the commit invalidated nothing.
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.keys.is_empty() && self.entities.is_empty()
     }
 
     /// Whether the commit invalidated this key.
@@ -90,6 +102,9 @@ impl fmt::Display for CommitReport {
         for (i, key) in self.keys.iter().enumerate() {
             f.write_str(if i == 0 { ": " } else { ", " })?;
             write!(f, "{key}")?;
+        }
+        for entity in &self.entities {
+            write!(f, "; all of {entity}")?;
         }
         Ok(())
     }
@@ -115,7 +130,8 @@ impl Transaction {
         &self.ctx
     }
 
-    /// The keys this transaction will invalidate when it commits, so far.
+    /// The keys this transaction will invalidate when it commits, so far. View instances are
+    /// resolved at commit (chains read through the transaction) and are not listed yet.
     pub fn pending_keys(&self) -> &[CacheKey] {
         &self.pending.order
     }
@@ -126,7 +142,24 @@ impl Transaction {
     /// the cache is untouched. If the `COMMIT` itself fails, its outcome is unknown: the keys
     /// this transaction touched are dropped (never rewritten), so the cache cannot diverge
     /// from the database whichever way it went.
-    pub async fn commit(self) -> Result<CommitReport> {
+    pub async fn commit(mut self) -> Result<CommitReport> {
+        if !self.failed {
+            // Which view instances the writes reach; chains read through this transaction.
+            let seeds = std::mem::take(&mut self.pending.seeds);
+            let resolved = graph::views::resolve(&mut self.exec(), &seeds).await;
+            match self.check(resolved) {
+                Ok((keys, bumps)) => {
+                    for key in keys {
+                        self.pending.record(key, Change::Remove);
+                    }
+                    self.pending.bumps.extend(bumps);
+                }
+                Err(err) => {
+                    self.conn.rollback().await?;
+                    return Err(err);
+                }
+            }
+        }
         let Transaction {
             ctx,
             conn,
@@ -138,15 +171,15 @@ impl Transaction {
             conn.rollback().await?;
             return Err(Error::TransactionAborted);
         }
+        let (changes, bumps) = pending.into_changes();
         match conn.commit().await {
-            Ok(()) => Ok(ctx.apply(pending.into_changes(), Source::Commit)),
+            Ok(()) => Ok(ctx.apply(changes, bumps, Source::Commit)),
             Err(err) => {
-                let drops = pending
-                    .into_changes()
+                let drops = changes
                     .into_iter()
                     .map(|(key, _)| (key, Change::Remove))
                     .collect();
-                ctx.apply(drops, Source::FailedCommit);
+                ctx.apply(drops, bumps, Source::FailedCommit);
                 Err(err)
             }
         }
@@ -182,26 +215,53 @@ impl Transaction {
             None => Vec::new(),
         };
         self.drop_keys(queries);
-        let data = EntryData::Row(new.clone());
-        self.write_row(CacheKey::row(meta, new.id().key_value()), data);
+        let id = new.id().key_value();
+        self.seed(ViewSeed::new(
+            meta,
+            id.clone(),
+            old_values,
+            Some(new_values),
+        ));
+        self.write_row(CacheKey::row(meta, id), EntryData::Row(new.clone()));
     }
 
     /// Records an inserted row.
     pub(crate) fn record_insert<E: CachedEntity>(&mut self, new: &Arc<E>) {
         let meta = E::meta();
-        self.drop_keys(graph::query_keys(meta, None, Some(&new.index_values())));
-        let data = EntryData::Row(new.clone());
-        self.write_row(CacheKey::row(meta, new.id().key_value()), data);
+        let values = new.index_values();
+        self.drop_keys(graph::query_keys(meta, None, Some(&values)));
+        let id = new.id().key_value();
+        self.seed(ViewSeed::new(meta, id.clone(), None, Some(values)));
+        self.write_row(CacheKey::row(meta, id), EntryData::Row(new.clone()));
     }
 
     /// Records a deleted row: its entry becomes a negative entry on commit.
     pub(crate) fn record_delete<E: CachedEntity>(&mut self, old: &E) {
         let meta = E::meta();
-        self.drop_keys(graph::query_keys(meta, Some(&old.index_values()), None));
-        self.write_row(
-            CacheKey::row(meta, old.id().key_value()),
-            EntryData::Missing,
-        );
+        let values = old.index_values();
+        self.drop_keys(graph::query_keys(meta, Some(&values), None));
+        let id = old.id().key_value();
+        self.seed(ViewSeed::new(meta, id.clone(), Some(values), None));
+        self.write_row(CacheKey::row(meta, id), EntryData::Missing);
+    }
+
+    fn seed(&mut self, seed: Option<ViewSeed>) {
+        self.pending.seeds.extend(seed);
+    }
+
+    /// Records a raw write's declared effect: these rows of `meta` (or all of them), every
+    /// query of `meta`, and every view that reads `meta`.
+    pub(crate) fn record_touch(&mut self, meta: &'static EntityMeta, ids: Option<Vec<KeyValue>>) {
+        match ids {
+            Some(ids) => {
+                self.drop_keys(ids.into_iter().map(|id| CacheKey::row(meta, id)).collect());
+                self.pending.bumps.push(Bump::Queries(meta));
+            }
+            None => self.pending.bumps.push(Bump::Entity(meta)),
+        }
+        for reader in crate::view::registry::readers(meta) {
+            self.pending.bumps.push(Bump::Entity(reader.view.entity));
+        }
     }
 
     fn drop_keys(&mut self, keys: Vec<CacheKey>) {
@@ -212,7 +272,8 @@ impl Transaction {
 
     fn write_row(&mut self, key: CacheKey, data: EntryData) {
         let token = Token {
-            generation: key.entity().generation(),
+            generation: self.ctx.inner.cache.generation(key.entity()),
+            query_generation: self.ctx.inner.cache.query_generation(key.entity()),
             ..self.token
         };
         self.pending.record(key, Change::Write { data, token });

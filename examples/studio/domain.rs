@@ -1,7 +1,9 @@
 //! The story domain: stories are split into parts and chapters; chapters hold scenes; stories
-//! have characters and settings. Every `relates_to` edge is a foreign key.
+//! have characters and settings. Every `relates_to` edge is a foreign key. Two cached views
+//! span entities: a story's outline, and a part's summary (reached from scenes through a chain
+//! Scene -> Chapter -> Part).
 
-use cached_runtime::CachedEntity;
+use cached_runtime::prelude::*;
 
 /// A story.
 #[derive(CachedEntity, Clone, Debug, PartialEq, sqlx::FromRow)]
@@ -84,6 +86,94 @@ pub struct Setting {
     pub id: i64,
     pub story_id: i64,
     pub name: String,
+}
+
+/// A story's outline: its chapters in order, each with its scenes and word counts.
+#[derive(CachedView, Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[view(key = "Story", reads(Story, Chapter, Scene), ttl = 300)]
+pub struct StoryOutline {
+    pub title: String,
+    pub status: String,
+    pub chapters: Vec<ChapterOutline>,
+    pub words: i64,
+}
+
+/// One chapter of a [`StoryOutline`].
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ChapterOutline {
+    pub id: i64,
+    pub title: String,
+    /// `(scene id, title, word count)`.
+    pub scenes: Vec<(i64, String, i64)>,
+}
+
+impl LoadView for StoryOutline {
+    async fn load(ctx: &mut ViewCtx<'_, Self>, story_id: i64) -> Result<Option<Self>> {
+        let Some(story) = ctx.get::<Story>(story_id).await? else {
+            return Ok(None);
+        };
+        let mut chapters = Vec::new();
+        let mut words = 0;
+        let mut in_story = ctx.find(ChapterQuery::ByStoryId(story_id)).await?;
+        in_story.sort_by_key(|c| c.position);
+        for chapter in in_story {
+            let scenes: Vec<_> = ctx
+                .find(SceneQuery::ByChapterId(chapter.id))
+                .await?
+                .iter()
+                .map(|s| (s.id, s.title.clone(), s.word_count))
+                .collect();
+            words += scenes.iter().map(|s| s.2).sum::<i64>();
+            chapters.push(ChapterOutline {
+                id: chapter.id,
+                title: chapter.title.clone(),
+                scenes,
+            });
+        }
+        Ok(Some(StoryOutline {
+            title: story.title.clone(),
+            status: story.status.clone(),
+            chapters,
+            words,
+        }))
+    }
+}
+
+/// A part's totals. Scenes have no `part_id`: writes to a scene reach this view through the
+/// chain Scene -> Chapter -> Part, resolved at commit.
+#[derive(CachedView, Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[view(key = "Part", reads(Part, Chapter, Scene), reads_all(Setting))]
+pub struct PartSummary {
+    pub title: String,
+    pub chapters: usize,
+    pub scenes: usize,
+    pub words: i64,
+    /// How many settings the whole story has (read coarsely: any setting write invalidates).
+    pub settings: i64,
+}
+
+impl LoadView for PartSummary {
+    async fn load(ctx: &mut ViewCtx<'_, Self>, part_id: i64) -> Result<Option<Self>> {
+        let Some(part) = ctx.get::<Part>(part_id).await? else {
+            return Ok(None);
+        };
+        let chapters = ctx.find(ChapterQuery::ByPartId(part_id)).await?;
+        let (mut scenes, mut words) = (0, 0);
+        for chapter in &chapters {
+            for scene in ctx.find(SceneQuery::ByChapterId(chapter.id)).await? {
+                scenes += 1;
+                words += scene.word_count;
+            }
+        }
+        let settings = ctx.count(SettingQuery::ByStoryId(part.story_id)).await?;
+        Ok(Some(PartSummary {
+            title: part.title.clone(),
+            chapters: chapters.len(),
+            scenes,
+            words,
+            settings,
+        }))
+    }
 }
 
 /// The schema, as SQLite DDL.

@@ -59,12 +59,22 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
         quote_spanned!(ty.span()=> <#ty as #krate::KeyPart>::key_value(&self.#field))
     });
     let id_ty_spanned = quote_spanned!(id_ty.span()=> #id_ty);
+    let relates_to = model.relations.iter().map(|r| {
+        r.target
+            .segments
+            .last()
+            .map(|s| s.ident.to_string())
+            .unwrap_or_default()
+    });
 
     quote! {
         #[automatically_derived]
         impl #krate::CachedEntity for #ident {
             type Id = #id_ty_spanned;
             type Update = #update;
+
+            const TYPE_NAME: &'static str = #type_name;
+            const RELATES_TO: &'static [&'static str] = &[#(#relates_to),*];
 
             fn meta() -> &'static #krate::EntityMeta {
                 static META: #krate::EntityMeta = #krate::EntityMeta {
@@ -93,6 +103,10 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
             fn index_values(&self) -> ::std::vec::Vec<#krate::KeyValue> {
                 ::std::vec![#(#index_values),*]
             }
+        }
+
+        #krate::__private::inventory::submit! {
+            #krate::__private::EntityRegistration(<#ident as #krate::CachedEntity>::meta)
         }
     }
 }

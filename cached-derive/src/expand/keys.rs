@@ -90,6 +90,14 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
         }
 
         #[automatically_derived]
+        impl #krate::EntityQuery for #query {
+            type Entity = #ident;
+            fn predicate(&self) -> #krate::Predicate {
+                #query::predicate(self)
+            }
+        }
+
+        #[automatically_derived]
         impl ::core::fmt::Display for #query {
             fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                 ::core::fmt::Display::fmt(&#krate::QueryKey::list_key(self), f)

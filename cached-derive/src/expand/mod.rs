@@ -7,14 +7,15 @@ mod keys;
 mod patch;
 mod relations;
 mod repo;
+mod view;
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{quote, ToTokens};
 use syn::DeriveInput;
 
-use crate::ast::Entity;
+use crate::ast::{Entity, View};
 use crate::ctxt::Ctxt;
-use crate::validate::{validate, Model};
+use crate::validate::{validate, validate_view, Model};
 
 /// `#[derive(CachedEntity)]`: parse, validate, expand.
 pub fn derive_entity(input: &DeriveInput) -> syn::Result<TokenStream> {
@@ -23,6 +24,15 @@ pub fn derive_entity(input: &DeriveInput) -> syn::Result<TokenStream> {
     cx.check()?;
     let model = model.expect("validation without errors yields a model");
     Ok(expand(&model))
+}
+
+/// `#[derive(CachedView)]`: parse, validate, expand.
+pub fn derive_view(input: &DeriveInput) -> syn::Result<TokenStream> {
+    let cx = Ctxt::new();
+    let model = validate_view(&cx, View::from_syn(&cx, input));
+    cx.check()?;
+    let model = model.expect("validation without errors yields a model");
+    Ok(view::expand(&model))
 }
 
 fn expand(model: &Model<'_>) -> TokenStream {
@@ -68,12 +78,29 @@ pub(crate) fn respan(path: &syn::Path, span: Span) -> TokenStream {
 mod tests {
     //! Snapshots of the generated code, pretty-printed, so reviewers can read what users get.
 
-    use super::derive_entity;
+    use super::{derive_entity, derive_view};
 
-    fn expand(input: syn::DeriveInput) -> String {
-        let tokens = derive_entity(&input).expect("valid input");
+    fn pretty(tokens: proc_macro2::TokenStream) -> String {
         let file: syn::File = syn::parse2(tokens).expect("expansion parses as a file");
         prettyplease::unparse(&file)
+    }
+
+    fn expand(input: syn::DeriveInput) -> String {
+        pretty(derive_entity(&input).expect("valid input"))
+    }
+
+    #[test]
+    fn story_outline_view() {
+        insta::assert_snapshot!(pretty(
+            derive_view(&syn::parse_quote! {
+                #[view(key = "Story", reads(Story, Chapter, Scene), reads_all(Setting), ttl = 300)]
+                pub struct StoryOutline {
+                    pub title: String,
+                    pub words: i64,
+                }
+            })
+            .expect("valid input")
+        ));
     }
 
     #[test]

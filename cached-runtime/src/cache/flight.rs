@@ -113,14 +113,14 @@ impl LocalCache {
     fn rows_still_current(&self, loaded: &Loaded, token: &Token) -> bool {
         loaded.rows.iter().all(|(key, _)| {
             let stamp = self.stripe(key).stamp;
-            self.admits(stamp, token, key.entity())
+            self.admits(stamp, token, key)
         })
     }
 
     fn role(&self, key: &CacheKey) -> Role {
         let mut stripe = self.stripe(key);
         if let Some(flight) = stripe.flights.get(key) {
-            if self.admits(stripe.stamp, &flight.token, key.entity()) {
+            if self.admits(stripe.stamp, &flight.token, key) {
                 return Role::Follow(flight.token, flight.outcome.subscribe());
             }
         }

@@ -7,8 +7,10 @@
 //! value back after the invalidation. Every fill therefore carries a [`Token`] taken before
 //! the read. Keys hash onto a fixed array of stripes; each stripe keeps the sequence number of
 //! the last commit applied to any of its keys. Under the stripe's lock, a fill is stored only
-//! if that stamp is not newer than its token; a commit applies its changes under the same lock
-//! and raises the stamp. Collisions only cause a few refused fills, never a stale one, and
+//! if that stamp is older than its token; a commit applies its changes under the same lock
+//! and raises the stamp. Applies are serialized, and the sequence number moves once when an
+//! apply starts and once when it ends, so a token taken while a commit is half-applied (whose
+//! reader could see some of the commit's cache changes but not others) is refused too. Collisions only cause a few refused fills, never a stale one, and
 //! every operation costs O(1) whatever the cache holds.
 //!
 //! Write-through follows the same rule with the transaction's token: if another commit touched
@@ -31,8 +33,8 @@ use moka::sync::Cache;
 
 use super::clock;
 use super::flight::Flight;
-use super::{Change, EntryData, Loaded, Token};
-use crate::entity::EntityMeta;
+use super::{Bump, Change, EntryData, Loaded, Token};
+use crate::entity::{EntityMeta, MAX_TYPES};
 use crate::key::CacheKey;
 use crate::stats::Counters;
 
@@ -44,6 +46,7 @@ pub(crate) struct Entry {
     data: EntryData,
     epoch: u64,
     generation: u64,
+    query_generation: u64,
     /// [`clock::now_ms`] deadline from the entity's TTL; `u64::MAX` for none.
     deadline: u64,
 }
@@ -62,6 +65,11 @@ pub(crate) struct LocalCache {
     hasher: RandomState,
     seq: AtomicU64,
     epoch: AtomicU64,
+    /// Serializes applies, so that "the sequence number moved since my token" means "an apply
+    /// started since my token" and every apply is seen whole.
+    apply_lock: Mutex<()>,
+    /// Per entity slot: `[2 * slot]` the generation, `[2 * slot + 1]` the query generation.
+    generations: Box<[AtomicU64]>,
     protect: bool,
     /// Test only: a pause between a load's database read and its fill, to widen the window in
     /// which a commit can overtake the load.
@@ -77,8 +85,11 @@ impl LocalCache {
             map: Cache::builder().max_capacity(max_entries).build(),
             stripes: (0..STRIPES).map(|_| Mutex::default()).collect(),
             hasher: RandomState::new(),
-            seq: AtomicU64::new(0),
+            // Tokens start at 1, above the stripes' initial stamp of 0.
+            seq: AtomicU64::new(1),
             epoch: AtomicU64::new(0),
+            apply_lock: Mutex::new(()),
+            generations: (0..2 * MAX_TYPES).map(|_| AtomicU64::new(0)).collect(),
             protect,
             #[cfg(feature = "__testing")]
             fill_delay: None,
@@ -90,20 +101,36 @@ impl LocalCache {
     #[inline]
     pub fn get(&self, key: &CacheKey) -> Option<EntryData> {
         let entry = self.map.get(key)?;
+        let meta = key.entity();
         let live = entry.deadline == u64::MAX || entry.deadline > clock::now_ms();
         (live
             && entry.epoch == self.epoch.load(SeqCst)
-            && entry.generation == key.entity().generation())
+            && entry.generation == self.generation(meta)
+            && (!key.is_query() || entry.query_generation == self.query_generation(meta)))
         .then_some(entry.data)
     }
 
     /// A token to take before reading the database for `meta`'s keys.
     pub fn token(&self, meta: &EntityMeta) -> Token {
         Token {
-            seq: self.seq.load(SeqCst),
-            epoch: self.epoch.load(SeqCst),
-            generation: meta.generation(),
+            generation: self.generation(meta),
+            query_generation: self.query_generation(meta),
+            ..self.token_now()
         }
+    }
+
+    /// The entity's generation in this cache: bumped by a whole-entity invalidation, it makes
+    /// every entry of the entity filled before the bump unreadable at once, without a scan.
+    #[inline]
+    pub fn generation(&self, meta: &EntityMeta) -> u64 {
+        self.generations[2 * meta.slot()].load(SeqCst)
+    }
+
+    /// The entity's query generation: bumped when any of its queries may have changed (a raw
+    /// write); its rows stay readable.
+    #[inline]
+    pub fn query_generation(&self, meta: &EntityMeta) -> u64 {
+        self.generations[2 * meta.slot() + 1].load(SeqCst)
     }
 
     /// A token for a transaction that may write several entities; each write sets the
@@ -113,6 +140,7 @@ impl LocalCache {
             seq: self.seq.load(SeqCst),
             epoch: self.epoch.load(SeqCst),
             generation: 0,
+            query_generation: 0,
         }
     }
 
@@ -122,18 +150,20 @@ impl LocalCache {
     }
 
     /// Whether a value read under `token` may still be stored in a stripe stamped `stamp`.
-    pub(crate) fn admits(&self, stamp: u64, token: &Token, meta: &EntityMeta) -> bool {
+    pub(crate) fn admits(&self, stamp: u64, token: &Token, key: &CacheKey) -> bool {
+        let meta = key.entity();
         !self.protect
-            || (stamp <= token.seq
+            || (stamp < token.seq
                 && token.epoch == self.epoch.load(SeqCst)
-                && token.generation == meta.generation())
+                && token.generation == self.generation(meta)
+                && (!key.is_query() || token.query_generation == self.query_generation(meta)))
     }
 
     /// Stores a value read from the database under `token`, unless a commit invalidated the key
     /// since. Returns whether it was stored.
     pub fn fill(&self, key: &CacheKey, data: EntryData, token: &Token) -> bool {
         let stripe = self.stripe(key);
-        let admitted = self.admits(stripe.stamp, token, key.entity());
+        let admitted = self.admits(stripe.stamp, token, key);
         if admitted {
             self.map.insert(key.clone(), self.entry(key, data, token));
             Counters::add(&self.counters.fills, 1);
@@ -158,18 +188,25 @@ impl LocalCache {
             data,
             epoch: token.epoch,
             generation: token.generation,
+            query_generation: token.query_generation,
             deadline: clock::deadline(key.entity().ttl),
         }
     }
 
-    /// Applies a committed transaction's changes. Queries should come before rows in
-    /// `changes`, so that a reader never pairs a new row with an old query result.
-    pub fn apply<'a>(&self, changes: impl IntoIterator<Item = (&'a CacheKey, &'a Change)>) {
+    /// Applies a committed transaction's changes, then its generation bumps (whole-entity and
+    /// whole-view invalidations, last so that a load that sees the new generation also sees
+    /// every rewritten row). Queries should come before rows in `changes`.
+    pub fn apply<'a>(
+        &self,
+        changes: impl IntoIterator<Item = (&'a CacheKey, &'a Change)>,
+        bumps: &[Bump],
+    ) {
+        let _serial = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
         let seq = self.seq.fetch_add(1, SeqCst) + 1;
         for (key, change) in changes {
             let mut stripe = self.stripe(key);
             match change {
-                Change::Write { data, token } if self.admits(stripe.stamp, token, key.entity()) => {
+                Change::Write { data, token } if self.admits(stripe.stamp, token, key) => {
                     self.map
                         .insert(key.clone(), self.entry(key, data.clone(), token));
                 }
@@ -177,17 +214,20 @@ impl LocalCache {
             }
             stripe.stamp = stripe.stamp.max(seq);
         }
+        for bump in bumps {
+            match bump {
+                Bump::Entity(meta) => &self.generations[2 * meta.slot()],
+                Bump::Queries(meta) => &self.generations[2 * meta.slot() + 1],
+            }
+            .fetch_add(1, SeqCst);
+        }
+        self.seq.fetch_add(1, SeqCst);
     }
 
     /// Drops every entry; loads in flight when this is called will not be stored.
     pub fn clear(&self) {
         self.epoch.fetch_add(1, SeqCst);
         self.map.invalidate_all();
-    }
-
-    /// Makes every entry of `meta` unreadable at once (entity generations; no scan).
-    pub fn invalidate_entity(&self, meta: &EntityMeta) {
-        meta.bump_generation();
     }
 
     /// The number of entries moka holds (including ones not yet evicted after a clear).

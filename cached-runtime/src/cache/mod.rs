@@ -50,6 +50,26 @@ pub(crate) struct Token {
     pub epoch: u64,
     /// The entity's type generation when the token was taken.
     pub generation: u64,
+    /// The entity's query generation when the token was taken.
+    pub query_generation: u64,
+}
+
+/// A whole-entity invalidation a commit applies after its keyed changes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Bump {
+    /// Every entry of the entity (or view).
+    Entity(&'static crate::entity::EntityMeta),
+    /// Every query and count entry of the entity (its rows stay).
+    Queries(&'static crate::entity::EntityMeta),
+}
+
+impl Bump {
+    /// The type name of the entity or view bumped.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Bump::Entity(meta) | Bump::Queries(meta) => meta.type_name,
+        }
+    }
 }
 
 /// One change a commit applies to the cache.

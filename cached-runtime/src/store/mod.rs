@@ -137,6 +137,29 @@ impl Exec<'_> {
         dispatch!(self, x => x.fetch_optional::<E>(sql, values).await)
     }
 
+    /// One key-forming column of the row with this id (a foreign key followed by the view
+    /// graph), or `None` if the row does not exist.
+    pub async fn fetch_column(
+        &mut self,
+        meta: &'static crate::entity::EntityMeta,
+        column: &'static str,
+        id: &KeyValue,
+    ) -> Result<Option<KeyValue>> {
+        let sql = SqlBuilder::new(meta, self.dialect()).select_column(column);
+        let values = vec![id.to_value()];
+        dispatch!(self, x => x.fetch_key_value(meta.type_name, sql, values).await)
+    }
+
+    /// Runs a raw statement and returns the number of rows it affected.
+    pub async fn execute(
+        &mut self,
+        entity: &'static str,
+        sql: sqlx::SqlStr,
+        values: Vec<Value>,
+    ) -> Result<u64> {
+        dispatch!(self, x => x.execute(entity, sql, values).await)
+    }
+
     /// The rows with these ids, in no particular order.
     pub async fn fetch_by_ids<E: CachedEntity>(&mut self, ids: &[KeyValue]) -> Result<Vec<E>> {
         let mut rows = Vec::with_capacity(ids.len());

@@ -201,6 +201,19 @@ impl SqlBuilder {
         sql(&self.statements().select_by_id)
     }
 
+    /// `SELECT <column> FROM <table> WHERE <id> = ?`.
+    pub fn select_column(&self, column: &str) -> SqlStr {
+        let mut out = String::from("SELECT ");
+        self.dialect.quote(&mut out, column);
+        out.push_str(" FROM ");
+        self.dialect.quote(&mut out, self.meta.table);
+        out.push_str(" WHERE ");
+        self.dialect.quote(&mut out, self.meta.id_column);
+        out.push_str(" = ");
+        self.dialect.placeholder(&mut out, 1);
+        AssertSqlSafe(out).into_sql_str()
+    }
+
     /// `SELECT <columns> FROM <table> WHERE <id> IN (?, ...)`.
     pub fn select_by_ids(&self, n: usize) -> SqlStr {
         let mut out = self.select_head();

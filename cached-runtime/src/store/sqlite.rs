@@ -2,11 +2,11 @@
 
 use sqlx::error::BoxDynError;
 use sqlx::sqlite::{SqliteArguments, SqliteConnection, SqlitePool};
-use sqlx::{Arguments, SqlStr};
+use sqlx::{Arguments, Row, SqlStr};
 
 use crate::entity::CachedEntity;
 use crate::error::{Error, Result};
-use crate::value::Value;
+use crate::value::{KeyValue, Value};
 
 /// A SQLite transaction owned by a cache transaction.
 pub(crate) type SqliteTx = sqlx::Transaction<'static, sqlx::Sqlite>;
@@ -81,5 +81,40 @@ impl SqliteExec<'_> {
     ) -> Result<i64> {
         let query = sqlx::query_scalar_with::<_, i64, _>(sql, arguments(values)?);
         run!(self, query, fetch_one).map_err(|e| Error::from_sqlx(entity, e))
+    }
+}
+
+impl SqliteExec<'_> {
+    /// The first column of the first row as a key part (integer, text or null).
+    pub async fn fetch_key_value(
+        &mut self,
+        entity: &'static str,
+        sql: SqlStr,
+        values: Vec<Value>,
+    ) -> Result<Option<KeyValue>> {
+        let query = sqlx::query_with(sql, arguments(values)?);
+        let row = run!(self, query, fetch_optional).map_err(|e| Error::from_sqlx(entity, e))?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        if let Ok(value) = row.try_get::<Option<i64>, _>(0) {
+            return Ok(Some(value.map_or(KeyValue::Null, KeyValue::Int)));
+        }
+        let value: Option<String> = row.try_get(0).map_err(|e| Error::from_sqlx(entity, e))?;
+        Ok(Some(
+            value.map_or(KeyValue::Null, |s| KeyValue::Text(s.into())),
+        ))
+    }
+
+    /// Executes a statement and returns the number of rows affected.
+    pub async fn execute(
+        &mut self,
+        entity: &'static str,
+        sql: SqlStr,
+        values: Vec<Value>,
+    ) -> Result<u64> {
+        let query = sqlx::query_with(sql, arguments(values)?);
+        let done = run!(self, query, execute).map_err(|e| Error::from_sqlx(entity, e))?;
+        Ok(done.rows_affected())
     }
 }

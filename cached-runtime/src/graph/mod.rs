@@ -1,10 +1,16 @@
-//! The invalidation graph at run time: which cache keys a write touches.
+//! The invalidation graph at run time: which cache keys a write touches ([`query_keys`]),
+//! which view instances ([`views`]), and the whole graph for inspection ([`graph()`]).
 //!
 //! An entity's query keys are its tags: `scene?all` for every row, and `scene?<field>=<value>`
 //! for each key-forming field (`#[cache(index)]` fields and `relates_to` foreign keys), each
 //! with its count twin. A row belongs to exactly those tags, so a write computes the tags of
 //! the old and the new row and drops exactly the query entries whose membership changed. The
 //! cost is proportional to the number of key-forming fields, never to the cache size.
+
+mod inspect;
+pub(crate) mod views;
+
+pub use inspect::{graph, Explained, Explanation, Graph};
 
 use crate::entity::EntityMeta;
 use crate::key::{CacheKey, Predicate};

@@ -1,0 +1,214 @@
+//! The whole graph, inspectable: every registered entity, its `relates_to` edges and every
+//! view, rendered as Graphviz DOT or Mermaid, and `explain`, a dry run that says which keys
+//! and view instances a write would invalidate, and why.
+
+use std::fmt::{self, Write as _};
+
+use super::query_keys;
+use crate::entity::{CachedEntity, EntityMeta};
+use crate::key::CacheKey;
+use crate::value::{KeyPart, KeyValue};
+use crate::view::registry::{self, Reach};
+use crate::view::ViewMeta;
+
+/// The invalidation graph of this program: entities, edges and views, as registered at link
+/// time by the derives.
+#[derive(Debug, Clone)]
+pub struct Graph {
+    /// Every entity, by name.
+    pub entities: Vec<&'static EntityMeta>,
+    /// Every view, by name.
+    pub views: Vec<&'static ViewMeta>,
+}
+
+/// The graph of every entity and view linked into this program.
+pub fn graph() -> Graph {
+    let mut entities: Vec<_> = registry::entities().collect();
+    entities.sort_by_key(|e| e.type_name);
+    entities.dedup_by_key(|e| e.type_name);
+    let mut views: Vec<_> = registry::views().collect();
+    views.sort_by_key(|v| v.type_name);
+    Graph { entities, views }
+}
+
+fn names(metas: &[fn() -> &'static EntityMeta]) -> impl Iterator<Item = &'static str> + '_ {
+    metas.iter().map(|m| m().type_name)
+}
+
+impl Graph {
+    /// Graphviz DOT: entities as boxes, views as double octagons, `relates_to` edges solid
+    /// (labelled with the foreign key), view reads dashed (`reads_all` bold).
+    pub fn to_dot(&self) -> String {
+        let mut out = String::from("digraph cached {\n  rankdir=LR;\n");
+        for e in &self.entities {
+            let _ = writeln!(out, "  \"{}\" [shape=box];", e.type_name);
+            for r in e.relations {
+                let _ = writeln!(
+                    out,
+                    "  \"{}\" -> \"{}\" [label=\"{}\"];",
+                    e.type_name, r.target, r.column
+                );
+            }
+        }
+        for v in &self.views {
+            let _ = writeln!(out, "  \"{}\" [shape=doubleoctagon];", v.type_name);
+            let key = (v.key)().type_name;
+            let _ = writeln!(
+                out,
+                "  \"{}\" -> \"{key}\" [style=dashed, label=\"key\"];",
+                v.type_name
+            );
+            for read in names(v.reads).filter(|n| *n != key) {
+                let _ = writeln!(
+                    out,
+                    "  \"{}\" -> \"{read}\" [style=dashed, label=\"reads\"];",
+                    v.type_name
+                );
+            }
+            for read in names(v.reads_all) {
+                let _ = writeln!(
+                    out,
+                    "  \"{}\" -> \"{read}\" [style=bold, label=\"reads_all\"];",
+                    v.type_name
+                );
+            }
+        }
+        out.push_str("}\n");
+        out
+    }
+
+    /// A Mermaid flowchart of the same graph.
+    pub fn to_mermaid(&self) -> String {
+        let mut out = String::from("graph LR\n");
+        for e in &self.entities {
+            for r in e.relations {
+                let _ = writeln!(out, "  {} -->|{}| {}", e.type_name, r.column, r.target);
+            }
+        }
+        for v in &self.views {
+            let key = (v.key)().type_name;
+            let _ = writeln!(out, "  {0}[[{0}]] -.->|key| {key}", v.type_name);
+            for read in names(v.reads).filter(|n| *n != key) {
+                let _ = writeln!(out, "  {} -.->|reads| {read}", v.type_name);
+            }
+            for read in names(v.reads_all) {
+                let _ = writeln!(out, "  {} ==>|reads_all| {read}", v.type_name);
+            }
+        }
+        out
+    }
+
+    /// A dry run of one write: what a commit of it would invalidate, and why. `old` absent is
+    /// an insert, `new` absent a delete. Chains of `relates_to` edges are named, not followed
+    /// (a commit reads the intermediate rows inside its transaction).
+    pub fn explain<E: CachedEntity>(&self, old: Option<&E>, new: Option<&E>) -> Explanation {
+        let meta = E::meta();
+        let old_values = old.map(E::index_values);
+        let new_values = new.map(E::index_values);
+        let mut lines = Vec::new();
+        for key in query_keys(meta, old_values.as_deref(), new_values.as_deref()) {
+            let reason = match (&old_values, &new_values) {
+                (None, Some(_)) => "a row is inserted and belongs to it".to_string(),
+                (Some(_), None) => "a row is deleted and belonged to it".to_string(),
+                _ => "a key-forming field of the row changed".to_string(),
+            };
+            lines.push(Explained {
+                key: key.to_string(),
+                reason,
+            });
+        }
+        if let Some(row) = new.or(old) {
+            let reason = if new.is_some() {
+                "the row is rewritten in place"
+            } else {
+                "the row becomes a negative entry"
+            };
+            lines.push(Explained {
+                key: CacheKey::row(meta, row.id().key_value()).to_string(),
+                reason: reason.to_string(),
+            });
+        }
+        let rows = [old_values.as_ref(), new_values.as_ref()];
+        for reader in registry::readers(meta) {
+            let view = reader.view;
+            match &reader.reach {
+                Reach::All => lines.push(Explained {
+                    key: format!("every {}", view.type_name),
+                    reason: format!("{} declares reads_all({})", view.type_name, meta.type_name),
+                }),
+                Reach::Path(hops) if hops.is_empty() => {
+                    let id = new
+                        .or(old)
+                        .map(|r| r.id().key_value())
+                        .unwrap_or(KeyValue::Null);
+                    lines.push(Explained {
+                        key: format!("{}:{id}", view.name),
+                        reason: format!("{} is {}'s key", meta.type_name, view.type_name),
+                    });
+                }
+                Reach::Path(hops) => {
+                    let position = meta
+                        .index_position(hops[0].column)
+                        .expect("foreign keys are key-forming");
+                    let mut seen: Vec<&KeyValue> = Vec::new();
+                    for values in rows.into_iter().flatten() {
+                        let fk = &values[position];
+                        if *fk == KeyValue::Null || seen.contains(&fk) {
+                            continue;
+                        }
+                        seen.push(fk);
+                        let path: Vec<&str> = hops.iter().map(|h| h.target.type_name).collect();
+                        let (key, how) = if hops.len() == 1 {
+                            (format!("{}:{fk}", view.name), String::new())
+                        } else {
+                            (
+                                format!("{}:?", view.name),
+                                format!(
+                                    ", resolved at commit by reading {} {fk}",
+                                    hops[0].target.type_name
+                                ),
+                            )
+                        };
+                        lines.push(Explained {
+                            key,
+                            reason: format!(
+                                "{}.{} = {fk} -> {} ({}'s key){how}",
+                                meta.type_name,
+                                hops[0].column,
+                                path.join(" -> "),
+                                view.type_name
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        Explanation { lines }
+    }
+}
+
+/// What a write would invalidate ([`Graph::explain`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explanation {
+    /// One line per key or view instance.
+    pub lines: Vec<Explained>,
+}
+
+/// One invalidated key and the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explained {
+    /// The key (`scene?status=draft`, `story_outline:3`, `every PartSummary`).
+    pub key: String,
+    /// Why the write reaches it.
+    pub reason: String,
+}
+
+impl fmt::Display for Explanation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let width = self.lines.iter().map(|l| l.key.len()).max().unwrap_or(0);
+        for line in &self.lines {
+            writeln!(f, "{:<width$}  {}", line.key, line.reason)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,102 @@
+//! Which view instances a transaction's writes invalidate.
+//!
+//! Each write leaves a [`ViewSeed`] (the row's id and its key-forming values before and after)
+//! when some view reads its entity. At commit, before the database commit, each seed is walked
+//! along the `relates_to` path of every view that reads the entity: the first foreign key is in
+//! the seed; each further hop reads the intermediate row's foreign key through the transaction
+//! (so it sees the transaction's own writes). The result is the exact set of view keys, plus a
+//! whole-view bump for `reads_all` views.
+
+use crate::cache::Bump;
+use crate::entity::EntityMeta;
+use crate::error::Result;
+use crate::key::CacheKey;
+use crate::store::Exec;
+use crate::value::KeyValue;
+use crate::view::registry::{readers, Reach};
+
+/// What a write tells the view graph: the row, and its key-forming values before and/or after.
+pub(crate) struct ViewSeed {
+    pub meta: &'static EntityMeta,
+    pub id: KeyValue,
+    pub values: Vec<Vec<KeyValue>>,
+}
+
+impl ViewSeed {
+    /// A seed if any view reads `meta`, else `None` (the common case costs one lookup).
+    pub fn new(
+        meta: &'static EntityMeta,
+        id: KeyValue,
+        old: Option<Vec<KeyValue>>,
+        new: Option<Vec<KeyValue>>,
+    ) -> Option<Self> {
+        if readers(meta).is_empty() {
+            return None;
+        }
+        let mut values: Vec<Vec<KeyValue>> = old.into_iter().collect();
+        if let Some(new) = new {
+            if !values.contains(&new) {
+                values.push(new);
+            }
+        }
+        Some(ViewSeed { meta, id, values })
+    }
+}
+
+/// The view keys and whole-view bumps the seeds lead to.
+pub(crate) async fn resolve(
+    exec: &mut Exec<'_>,
+    seeds: &[ViewSeed],
+) -> Result<(Vec<CacheKey>, Vec<Bump>)> {
+    let mut keys: Vec<CacheKey> = Vec::new();
+    let mut bumps: Vec<Bump> = Vec::new();
+    for seed in seeds {
+        for reader in readers(seed.meta) {
+            let view = reader.view.entity;
+            let hops = match &reader.reach {
+                Reach::All => {
+                    if !bumps
+                        .iter()
+                        .any(|b| matches!(b, Bump::Entity(m) if std::ptr::eq(*m, view)))
+                    {
+                        bumps.push(Bump::Entity(view));
+                    }
+                    continue;
+                }
+                Reach::Path(hops) => hops,
+            };
+            let Some((first, rest)) = hops.split_first() else {
+                push_unique(&mut keys, CacheKey::row(view, seed.id.clone()));
+                continue;
+            };
+            let position = seed
+                .meta
+                .index_position(first.column)
+                .expect("a relates_to foreign key is key-forming");
+            for values in &seed.values {
+                let mut id = values[position].clone();
+                let mut from = first.target;
+                for hop in rest {
+                    if id == KeyValue::Null {
+                        break;
+                    }
+                    id = exec
+                        .fetch_column(from, hop.column, &id)
+                        .await?
+                        .unwrap_or(KeyValue::Null);
+                    from = hop.target;
+                }
+                if id != KeyValue::Null {
+                    push_unique(&mut keys, CacheKey::row(view, id));
+                }
+            }
+        }
+    }
+    Ok((keys, bumps))
+}
+
+fn push_unique(keys: &mut Vec<CacheKey>, key: CacheKey) {
+    if !keys.contains(&key) {
+        keys.push(key);
+    }
+}

@@ -1,0 +1,208 @@
+//! Cached views: values computed from several entities, invalidated through the graph.
+//!
+//! A view is declared with `#[derive(CachedView)]` and `#[view(key = "Story", reads(...))]`,
+//! and loaded by its [`LoadView`] implementation through a [`ViewCtx`], which can only read the
+//! entities the view declares ([`Reads`]). Each declared entity reaches the key entity through
+//! `relates_to` edges (checked at compile time), so a write knows exactly which instances of
+//! which views it changes. Views register themselves at link time ([`registry`]): there is no
+//! start-up call to forget.
+
+pub(crate) mod registry;
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use crate::cache::{EntryData, Loaded};
+use crate::context::Context;
+use crate::entity::{CachedEntity, EntityMeta};
+use crate::error::Result;
+use crate::key::{CacheKey, EntityQuery, Predicate};
+use crate::repo::read;
+use crate::stats::Counters;
+use crate::value::KeyPart;
+
+/// A view type. Derive it: `#[derive(CachedView)]`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a cached view",
+    note = "add `#[derive(CachedView)]` with `#[view(key = \"...\", reads(...))]` to `{Self}`"
+)]
+pub trait CachedView: Send + Sync + 'static {
+    /// The entity whose id keys the view (`Story` for a story outline).
+    type Key: CachedEntity;
+
+    /// The static description of the view.
+    fn view_meta() -> &'static ViewMeta;
+}
+
+/// `V: Reads<E>`: the view `V` declared that it reads `E`, so its loader may read `E` and
+/// writes to `E` invalidate it.
+#[diagnostic::on_unimplemented(
+    message = "the view `{Self}` reads `{E}`, which it does not declare",
+    label = "`{E}` is not in `{Self}`'s `#[view(reads(...))]`",
+    note = "add `{E}` to `#[view(reads(...))]` on `{Self}`, so that writes to `{E}` invalidate `{Self}`"
+)]
+pub trait Reads<E: CachedEntity>: CachedView {}
+
+/// How a view is computed. Implement it for your view type.
+pub trait LoadView: CachedView + Sized {
+    /// Loads the view for one key, reading only through `ctx`; `Ok(None)` when there is no
+    /// such key (cached as absent, like a missing row).
+    fn load(
+        ctx: &mut ViewCtx<'_, Self>,
+        key: <Self::Key as CachedEntity>::Id,
+    ) -> impl Future<Output = Result<Option<Self>>> + Send;
+
+    /// The view for one key: cached, or loaded once with [`LoadView::load`] and cached until a
+    /// write to an entity it reads invalidates it. Same as [`Context::view`].
+    fn get(
+        ctx: &Context,
+        key: impl Into<<Self::Key as CachedEntity>::Id> + Send,
+    ) -> impl Future<Output = Result<Option<Arc<Self>>>> + Send {
+        ctx.view::<Self>(key)
+    }
+}
+
+/// The cache key of one view instance (`StoryOutlineKey::new(3)`, printed `story_outline:3`);
+/// the derive names it `<View>Key`.
+pub struct ViewKey<V: CachedView>(pub <V::Key as CachedEntity>::Id);
+
+impl<V: CachedView> ViewKey<V> {
+    /// The key of the view for this key-entity id.
+    pub fn new(id: impl Into<<V::Key as CachedEntity>::Id>) -> Self {
+        ViewKey(id.into())
+    }
+}
+
+impl<V: CachedView> Clone for ViewKey<V> {
+    fn clone(&self) -> Self {
+        ViewKey(self.0.clone())
+    }
+}
+
+impl<V: CachedView> From<ViewKey<V>> for CacheKey {
+    fn from(key: ViewKey<V>) -> Self {
+        CacheKey::row(V::view_meta().entity, key.0.key_value())
+    }
+}
+
+impl<V: CachedView> std::fmt::Display for ViewKey<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&CacheKey::from(self.clone()), f)
+    }
+}
+
+impl<V: CachedView> std::fmt::Debug for ViewKey<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ViewKey({self})")
+    }
+}
+
+/// What the derive knows about a view.
+#[derive(Debug)]
+pub struct ViewMeta {
+    /// Key prefix (`story_outline`).
+    pub name: &'static str,
+    /// The Rust type name.
+    pub type_name: &'static str,
+    /// The key entity.
+    pub key: fn() -> &'static EntityMeta,
+    /// Entities read precisely (each reaches the key entity); the key entity included.
+    pub reads: &'static [fn() -> &'static EntityMeta],
+    /// Entities any write to which invalidates every instance of the view.
+    pub reads_all: &'static [fn() -> &'static EntityMeta],
+    /// The view's own cache namespace (its keys are `name:<key id>`, its TTL is the view's).
+    pub entity: &'static EntityMeta,
+}
+
+/// The read context a view loader gets: cached reads of the declared entities only.
+pub struct ViewCtx<'a, V> {
+    ctx: &'a Context,
+    _view: PhantomData<fn() -> V>,
+}
+
+impl<V: CachedView> ViewCtx<'_, V> {
+    /// One row by id.
+    pub async fn get<E: CachedEntity>(&mut self, id: impl Into<E::Id>) -> Result<Option<Arc<E>>>
+    where
+        V: Reads<E>,
+    {
+        read::get::<E>(self.ctx, id.into()).await
+    }
+
+    /// Rows by id, in the order asked.
+    pub async fn get_many<E: CachedEntity>(&mut self, ids: &[E::Id]) -> Result<Vec<Option<Arc<E>>>>
+    where
+        V: Reads<E>,
+    {
+        read::get_many::<E>(self.ctx, ids).await
+    }
+
+    /// The rows of a query (`SceneQuery::ByChapterId(3)`), ordered by id.
+    pub async fn find<Q: EntityQuery>(&mut self, query: Q) -> Result<Vec<Arc<Q::Entity>>>
+    where
+        V: Reads<Q::Entity>,
+    {
+        read::find::<Q::Entity>(self.ctx, query.predicate()).await
+    }
+
+    /// The number of rows of a query.
+    pub async fn count<Q: EntityQuery>(&mut self, query: Q) -> Result<i64>
+    where
+        V: Reads<Q::Entity>,
+    {
+        read::count::<Q::Entity>(self.ctx, query.predicate()).await
+    }
+
+    /// Every row of `E`, ordered by id.
+    pub async fn list<E: CachedEntity>(&mut self) -> Result<Vec<Arc<E>>>
+    where
+        V: Reads<E>,
+    {
+        read::find::<E>(self.ctx, Predicate::All).await
+    }
+}
+
+impl Context {
+    /// The view `V` for `key`: from the cache, or loaded once (single flight) and cached until
+    /// a write to something it reads invalidates it.
+    pub async fn view<V: LoadView>(
+        &self,
+        key: impl Into<<V::Key as CachedEntity>::Id>,
+    ) -> Result<Option<Arc<V>>> {
+        let key_id = key.into();
+        let cache = &self.inner.cache;
+        let cache_key = CacheKey::row(V::view_meta().entity, key_id.key_value());
+        if let Some(data) = cache.get(&cache_key) {
+            Counters::add(&cache.counters.hits, 1);
+            return Ok(view_of::<V>(data));
+        }
+        Counters::add(&cache.counters.misses, 1);
+        let loaded = cache
+            .load(&cache_key, || async move {
+                let mut ctx = ViewCtx {
+                    ctx: self,
+                    _view: PhantomData,
+                };
+                let view = V::load(&mut ctx, key_id).await?;
+                Ok(Loaded {
+                    data: view.map_or(EntryData::Missing, |v| EntryData::Row(Arc::new(v))),
+                    rows: Vec::new(),
+                })
+            })
+            .await?;
+        Ok(view_of::<V>(loaded.data.clone()))
+    }
+}
+
+fn view_of<V: CachedView>(data: EntryData) -> Option<Arc<V>> {
+    match data {
+        EntryData::Row(any) => Some(any.downcast::<V>().unwrap_or_else(|_| {
+            panic!(
+                "a key of view `{}` held another type",
+                V::view_meta().type_name
+            )
+        })),
+        _ => None,
+    }
+}

@@ -1,0 +1,25 @@
+use cached_runtime::prelude::*;
+
+#[derive(CachedEntity, Clone, sqlx::FromRow)]
+#[cache(table = "stories")]
+pub struct Story {
+    #[cache(id)]
+    pub id: i64,
+}
+
+#[derive(CachedEntity, Clone, sqlx::FromRow)]
+#[cache(table = "characters")]
+pub struct Character {
+    #[cache(id)]
+    pub id: i64,
+    pub name: String,
+}
+
+
+#[derive(CachedView, Clone)]
+#[view(key = "Story", reeds(Story))]
+pub struct Outline {
+    pub names: usize,
+}
+
+fn main() {}
