@@ -6,7 +6,9 @@
 //! - `miss`: a repository miss (load + fill) vs a raw sqlx point select;
 //! - `update`: a cached `update` through a transaction vs the same raw sqlx `UPDATE` in a
 //!   transaction, on file-backed SQLite;
-//! - `invalidate`: dropping one row key with 10^3 vs 10^6 entries cached.
+//! - `invalidate`: dropping one row key with 10^3 vs 10^6 entries cached;
+//! - `hit/view_get`: a cached view (`StoryOutline`) next to the row hits;
+//! - `invalidate_view`: dropping one view instance with 10 vs 10^5 instances cached.
 //!
 //! Run with `cargo bench --bench cache`; the ratios are what to read, not the absolute times.
 
@@ -17,11 +19,28 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cached_runtime::Context;
+use cached_runtime::prelude::*;
+use cached_runtime::ViewKey;
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
 use domain::*;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::SqlitePool;
+
+/// A view keyed by one scene, to cache many view instances cheaply.
+#[derive(CachedView, Clone)]
+#[view(key = "Scene")]
+struct SceneCard {
+    title: String,
+}
+
+impl LoadView for SceneCard {
+    async fn load(ctx: &mut ViewCtx<'_, Self>, id: i64) -> Result<Option<Self>> {
+        let scene = ctx.get::<Scene>(id).await?;
+        Ok(scene.map(|s| SceneCard {
+            title: s.title.clone(),
+        }))
+    }
+}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -96,6 +115,12 @@ fn hit(c: &mut Criterion) {
         b.to_async(&rt)
             .iter(|| async { black_box(Character::repo(&ctx).get(black_box(1)).await.unwrap()) })
     });
+    rt.block_on(StoryOutline::get(&ctx, 1)).unwrap().unwrap();
+    // A view spanning 10 scenes of 1 chapter: a hit is one cache lookup, like a row.
+    group.bench_function("view_get", |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(StoryOutline::get(&ctx, black_box(1)).await.unwrap()) })
+    });
     group.bench_function("moka_future_get", |b| {
         b.to_async(&rt)
             .iter(|| async { black_box(future_cache.get(&black_box(1)).await) })
@@ -136,20 +161,46 @@ fn miss(c: &mut Criterion) {
     group.finish();
 }
 
-async fn cached_update(ctx: &Context, title: String) {
+/// Which row an update benchmark writes: a scene (read by three views, one through a chain
+/// that costs a `SELECT` at commit) or a character (read by no view).
+#[derive(Clone, Copy)]
+enum Target {
+    Scene,
+    Character,
+}
+
+async fn cached_update(ctx: &Context, target: Target, text: String) {
     let mut tx = ctx.begin().await.unwrap();
-    Scene::repo(&mut tx)
-        .update(5, SceneUpdate::default().title(title))
-        .await
-        .unwrap();
+    match target {
+        Target::Scene => {
+            Scene::repo(&mut tx)
+                .update(5, SceneUpdate::default().title(text))
+                .await
+                .unwrap();
+        }
+        Target::Character => {
+            Character::repo(&mut tx)
+                .update(1, CharacterUpdate::default().role(text))
+                .await
+                .unwrap();
+        }
+    }
     black_box(tx.commit().await.unwrap());
 }
 
-async fn raw_update(pool: &SqlitePool, title: String) {
+async fn raw_update(pool: &SqlitePool, target: Target, text: String) {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
-    sqlx::query("UPDATE scenes SET title = ? WHERE id = ?")
-        .bind(title)
-        .bind(5i64)
+    let sql = match target {
+        Target::Scene => "UPDATE scenes SET title = ? WHERE id = ?",
+        Target::Character => "UPDATE characters SET role = ? WHERE id = ?",
+    };
+    let id = match target {
+        Target::Scene => 5i64,
+        Target::Character => 1,
+    };
+    sqlx::query(sql)
+        .bind(text)
+        .bind(id)
         .execute(&mut *tx)
         .await
         .unwrap();
@@ -157,47 +208,49 @@ async fn raw_update(pool: &SqlitePool, title: String) {
 }
 
 /// Both variants run the same mix of cached and raw updates, alternating which goes first;
-/// only which one is timed differs. (Timing them one after the other measured the order, not the code: the
-/// second group was 10-20% slower either way round as the WAL grew.)
+/// only which one is timed differs. (Timing them one after the other measured the order, not
+/// the code: the second group was 10-20% slower either way round as the WAL grew.)
 fn update(c: &mut Criterion) {
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     let pool = rt.block_on(database(&dir, 1000));
+    rt.block_on(
+        sqlx::query("INSERT INTO characters VALUES (1, 1, 'Mara', 'keeper')").execute(&pool),
+    )
+    .unwrap();
     let ctx = Context::new(pool.clone());
     rt.block_on(Scene::repo(&ctx).get(5)).unwrap();
     let n = AtomicI64::new(0);
-    let title = || format!("t{}", n.fetch_add(1, Ordering::Relaxed));
+    let text = || format!("t{}", n.fetch_add(1, Ordering::Relaxed));
     let mut group = c.benchmark_group("update");
     group.measurement_time(Duration::from_secs(10));
-    for timed_cached in [true, false] {
-        let name = if timed_cached {
-            "cached_update_in_tx"
-        } else {
-            "raw_sqlx_update_in_tx"
-        };
-        group.bench_function(name, |b| {
-            b.to_async(&rt).iter_custom(|iters| {
-                let (ctx, pool, title) = (&ctx, &pool, &title);
-                async move {
-                    let mut timed = Duration::ZERO;
-                    for i in 0..iters {
-                        // Alternate which goes first, so neither always follows the other.
-                        for cached_turn in [i % 2 == 0, i % 2 == 1] {
-                            let started = Instant::now();
-                            if cached_turn {
-                                cached_update(ctx, title()).await;
-                            } else {
-                                raw_update(pool, title()).await;
-                            }
-                            if cached_turn == timed_cached {
-                                timed += started.elapsed();
+    for (target, label) in [(Target::Scene, "scene"), (Target::Character, "character")] {
+        for timed_cached in [true, false] {
+            let kind = if timed_cached { "cached" } else { "raw_sqlx" };
+            group.bench_function(format!("{label}_{kind}_in_tx"), |b| {
+                b.to_async(&rt).iter_custom(|iters| {
+                    let (ctx, pool, text) = (&ctx, &pool, &text);
+                    async move {
+                        let mut timed = Duration::ZERO;
+                        for i in 0..iters {
+                            // Alternate which goes first, so neither always follows the other.
+                            for cached_turn in [i % 2 == 0, i % 2 == 1] {
+                                let started = Instant::now();
+                                if cached_turn {
+                                    cached_update(ctx, target, text()).await;
+                                } else {
+                                    raw_update(pool, target, text()).await;
+                                }
+                                if cached_turn == timed_cached {
+                                    timed += started.elapsed();
+                                }
                             }
                         }
+                        timed
                     }
-                    timed
-                }
-            })
-        });
+                })
+            });
+        }
     }
     group.finish();
 }
@@ -233,7 +286,81 @@ fn invalidate(c: &mut Criterion) {
                         id
                     },
                     |id| black_box(ctx.invalidate_key(SceneKey(id))),
-                    BatchSize::SmallInput,
+                    BatchSize::PerIteration,
+                )
+            },
+        );
+    }
+    group.finish();
+}
+
+/// The same measurement on a bare `moka::sync::Cache<i64, Arc<Scene>>`: how much of the growth
+/// with the cache size is moka's own (memory hierarchy), not the invalidation logic's.
+fn invalidate_bare_moka(c: &mut Criterion) {
+    let mut group = c.benchmark_group("invalidate_bare_moka");
+    let row = Arc::new(domain_scene());
+    for cached in [1_000i64, 1_000_000] {
+        let cache: moka::sync::Cache<i64, Arc<Scene>> = moka::sync::Cache::new(2_000_000);
+        for id in 1..=cached {
+            cache.insert(id, row.clone());
+        }
+        let next = AtomicI64::new(0);
+        group.bench_with_input(
+            BenchmarkId::new("one_entry", cached),
+            &cached,
+            |b, &cached| {
+                b.iter_batched(
+                    || {
+                        let id = next.fetch_add(1, Ordering::Relaxed) % cached + 1;
+                        cache.insert(id, row.clone());
+                        id
+                    },
+                    |id| cache.invalidate(&id),
+                    BatchSize::PerIteration,
+                )
+            },
+        );
+    }
+    group.finish();
+}
+
+fn domain_scene() -> Scene {
+    Scene {
+        id: 1,
+        chapter_id: 1,
+        story_id: 1,
+        location_id: None,
+        status: "draft".into(),
+        title: "Scene 1".into(),
+        word_count: 100,
+    }
+}
+
+fn invalidate_view(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("invalidate_view");
+    for cached in [10i64, 100_000] {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = rt.block_on(database(&dir, cached));
+        let ctx = Context::builder(pool).max_entries(1_000_000).build();
+        rt.block_on(async {
+            for id in 1..=cached {
+                SceneCard::get(&ctx, id).await.unwrap().unwrap();
+            }
+        });
+        let next = AtomicI64::new(0);
+        group.bench_with_input(
+            BenchmarkId::new("one_instance", cached),
+            &cached,
+            |b, &cached| {
+                b.iter_batched(
+                    || {
+                        let id = next.fetch_add(1, Ordering::Relaxed) % cached + 1;
+                        rt.block_on(SceneCard::get(&ctx, id)).unwrap();
+                        id
+                    },
+                    |id| black_box(ctx.invalidate_key(ViewKey::<SceneCard>::new(id))),
+                    BatchSize::PerIteration,
                 )
             },
         );
@@ -244,6 +371,6 @@ fn invalidate(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(50).warm_up_time(Duration::from_secs(1));
-    targets = hit, miss, update, invalidate
+    targets = hit, miss, update, invalidate, invalidate_bare_moka, invalidate_view
 }
 criterion_main!(benches);

@@ -393,8 +393,8 @@ async fn the_graph_lists_entities_edges_and_views_and_explains_writes() {
         .map(|l| (l.key.as_str(), l.reason.as_str()))
         .collect();
     for expected in [
-        ("scene?chapter_id=1", "a key-forming field of the row changed"),
-        ("scene#count?chapter_id=2", "a key-forming field of the row changed"),
+        ("scene?chapter_id=1", "chapter_id changes 1 -> 2"),
+        ("scene#count?chapter_id=2", "chapter_id changes 1 -> 2"),
         ("scene:1", "the row is rewritten in place"),
         ("story_outline:1", "Scene.story_id = 1 -> Story (StoryOutline's key)"),
         (

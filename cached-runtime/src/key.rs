@@ -80,6 +80,14 @@ impl CacheKey {
         }
     }
 
+    /// The predicate, if this is a query or count key.
+    pub fn predicate(&self) -> Option<&Predicate> {
+        match &self.kind {
+            KeyKind::Row(_) => None,
+            KeyKind::List(p) | KeyKind::Count(p) => Some(p),
+        }
+    }
+
     /// Whether this key holds a query result or a count (not a row).
     pub fn is_query(&self) -> bool {
         !matches!(self.kind, KeyKind::Row(_))

@@ -6,7 +6,7 @@ use std::fmt::{self, Write as _};
 
 use super::query_keys;
 use crate::entity::{CachedEntity, EntityMeta};
-use crate::key::CacheKey;
+use crate::key::{CacheKey, Predicate};
 use crate::value::{KeyPart, KeyValue};
 use crate::view::registry::{self, Reach};
 use crate::view::ViewMeta;
@@ -107,14 +107,9 @@ impl Graph {
         let new_values = new.map(E::index_values);
         let mut lines = Vec::new();
         for key in query_keys(meta, old_values.as_deref(), new_values.as_deref()) {
-            let reason = match (&old_values, &new_values) {
-                (None, Some(_)) => "a row is inserted and belongs to it".to_string(),
-                (Some(_), None) => "a row is deleted and belonged to it".to_string(),
-                _ => "a key-forming field of the row changed".to_string(),
-            };
             lines.push(Explained {
+                reason: query_reason(&key, old_values.as_deref(), new_values.as_deref()),
                 key: key.to_string(),
-                reason,
             });
         }
         if let Some(row) = new.or(old) {
@@ -184,6 +179,23 @@ impl Graph {
             }
         }
         Explanation { lines }
+    }
+}
+
+/// Why a write reaches a query key: the row's membership in it changed.
+fn query_reason(key: &CacheKey, old: Option<&[KeyValue]>, new: Option<&[KeyValue]>) -> String {
+    let Some(Predicate::Eq(i, _)) = key.predicate() else {
+        return match (old, new) {
+            (None, _) => "a row is inserted".to_string(),
+            _ => "a row is deleted".to_string(),
+        };
+    };
+    let column = key.entity().indexes[*i].column;
+    match (old, new) {
+        (Some(o), Some(n)) => format!("{column} changes {} -> {}", o[*i], n[*i]),
+        (None, Some(n)) => format!("the inserted row has {column} = {}", n[*i]),
+        (Some(o), _) => format!("the deleted row had {column} = {}", o[*i]),
+        (None, None) => String::new(),
     }
 }
 
