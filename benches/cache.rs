@@ -29,8 +29,8 @@ use sqlx::SqlitePool;
 /// A view keyed by one scene, to cache many view instances cheaply.
 #[derive(CachedView, Clone)]
 #[view(key = "Scene")]
-struct SceneCard {
-    title: String,
+pub struct SceneCard {
+    pub title: String,
 }
 
 impl LoadView for SceneCard {
