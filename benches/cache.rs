@@ -13,6 +13,7 @@
 //! Run with `cargo bench --bench cache`; the ratios are what to read, not the absolute times.
 
 #[path = "../examples/studio/domain.rs"]
+#[allow(dead_code)] // the server schemas are for the studio tour and the tests
 mod domain;
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -60,7 +61,10 @@ async fn database(dir: &tempfile::TempDir, scenes: i64) -> SqlitePool {
         .connect_with(options)
         .await
         .expect("open");
-    sqlx::raw_sql(SCHEMA).execute(&pool).await.expect("schema");
+    sqlx::raw_sql(SCHEMA_SQLITE)
+        .execute(&pool)
+        .await
+        .expect("schema");
     sqlx::raw_sql(
         "INSERT INTO stories VALUES (1, 'Bench', 'draft');
          INSERT INTO parts VALUES (1, 1, 'Part', 1);

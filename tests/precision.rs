@@ -1,6 +1,7 @@
 //! Invalidation precision, table-driven: for each kind of write, exactly which cached entries
 //! are dropped and which survive, and that everything still cached matches the database.
 
+#[macro_use]
 mod common;
 
 use std::collections::BTreeSet;
@@ -9,7 +10,7 @@ use std::pin::Pin;
 
 use cached_runtime::{CacheKey, Context, QueryKey};
 use common::domain::*;
-use common::{db_scene, scene, seeded};
+use common::scene;
 
 /// The entries every case starts with.
 fn warm_keys() -> Vec<CacheKey> {
@@ -251,11 +252,12 @@ const CASES: &[Case] = &[
     },
 ];
 
+backend_tests! {
 #[tokio::test]
-async fn each_write_drops_exactly_the_entries_it_changes() {
+async fn each_write_drops_exactly_the_entries_it_changes(backend) {
     let mut failures = Vec::new();
     for case in CASES {
-        let (ctx, db) = seeded().await;
+        let (ctx, db) = seeded!(backend);
         warm(&ctx).await;
         let reports = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = reports.clone();
@@ -303,7 +305,7 @@ async fn each_write_drops_exactly_the_entries_it_changes() {
                 .map(|s| (*s).clone());
             assert_eq!(
                 cached,
-                db_scene(&db.pool, id).await,
+                db.scene(id).await,
                 "{}: scene {id}",
                 case.name
             );
@@ -348,4 +350,5 @@ async fn each_write_drops_exactly_the_entries_it_changes() {
         "invalidation precision: {} write kinds checked",
         CASES.len()
     );
+}
 }

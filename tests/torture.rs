@@ -6,6 +6,7 @@
 //! stale-fill guard on there must be none; with it switched off (test-only) the
 //! same run must find some, which proves the test can fail.
 
+#[macro_use]
 mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::SeqCst};
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use cached_runtime::{Context, LoadView};
 use common::domain::*;
-use common::{scene, seeded_with, TestDb};
+use common::{scene, Backend, TestDb};
 
 const KEYS: i64 = 4;
 const RUN_FOR: Duration = Duration::from_secs(3);
@@ -43,15 +44,15 @@ impl Rng {
     }
 }
 
-async fn setup(protect: bool) -> (Context, TestDb, Arc<Shared>) {
-    let (ctx, db) = seeded_with(|b| {
+async fn setup(backend: Backend, protect: bool) -> Option<(Context, TestDb, Arc<Shared>)> {
+    let (ctx, db) = common::seeded_with(backend, |b| {
         if protect {
             b
         } else {
             b.__disable_stale_fill_protection()
         }
     })
-    .await;
+    .await?;
     Scene::repo(&ctx)
         .insert(&scene(4, 2, "draft", 0))
         .await
@@ -71,29 +72,38 @@ async fn setup(protect: bool) -> (Context, TestDb, Arc<Shared>) {
         evictions: AtomicU64::new(0),
         violations: AtomicU64::new(0),
     });
-    (ctx, db, shared)
+    Some((ctx, db, shared))
+}
+
+/// One write transaction: bump the version, sometimes move the scene between chapters.
+async fn write_once(ctx: &Context, id: i64, move_it: bool) -> cached_runtime::Result<i64> {
+    let mut tx = ctx.begin().await?;
+    let row = Scene::repo(&mut tx).increment_word_count(id, 1).await?;
+    if move_it {
+        // An indexed write that drops query entries.
+        let chapter = if row.chapter_id == 1 { 2 } else { 1 };
+        Scene::repo(&mut tx)
+            .update(id, SceneUpdate::default().chapter_id(chapter))
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(row.word_count)
 }
 
 async fn writer(ctx: Context, shared: Arc<Shared>, seed: u64) {
     let mut rng = Rng(seed);
     while !shared.stop.load(SeqCst) {
         let id = rng.id();
-        let mut tx = ctx.begin().await.unwrap();
-        let row = Scene::repo(&mut tx)
-            .increment_word_count(id, 1)
-            .await
-            .unwrap();
-        if rng.next().is_multiple_of(4) {
-            // Move the scene between chapters: an indexed write that drops query entries.
-            let chapter = if row.chapter_id == 1 { 2 } else { 1 };
-            Scene::repo(&mut tx)
-                .update(id, SceneUpdate::default().chapter_id(chapter))
-                .await
-                .unwrap();
+        let move_it = rng.next().is_multiple_of(4);
+        match write_once(&ctx, id, move_it).await {
+            Ok(version) => {
+                shared.committed[(id - 1) as usize].fetch_max(version, SeqCst);
+                shared.writes.fetch_add(1, SeqCst);
+            }
+            // A deadlock or serialization failure rolled the transaction back: try again.
+            Err(err) if err.is_retryable() => {}
+            Err(err) => panic!("write failed: {err}"),
         }
-        tx.commit().await.unwrap();
-        shared.committed[(id - 1) as usize].fetch_max(row.word_count, SeqCst);
-        shared.writes.fetch_add(1, SeqCst);
     }
 }
 
@@ -151,8 +161,8 @@ async fn evictor(ctx: Context, shared: Arc<Shared>, seed: u64) {
     }
 }
 
-async fn run(protect: bool) -> (u64, String) {
-    let (ctx, _db, shared) = setup(protect).await;
+async fn run(backend: Backend, protect: bool) -> Option<(u64, String)> {
+    let (ctx, _db, shared) = setup(backend, protect).await?;
     let mut tasks = Vec::new();
     for i in 0..3 {
         tasks.push(tokio::spawn(writer(
@@ -177,7 +187,7 @@ async fn run(protect: bool) -> (u64, String) {
     }
     let stats = ctx.stats();
     let summary = format!(
-        "stale-fill guard {}: {:.1} s, {} row reads, {} query reads, {} view reads, {} committed writes, {} evictions, \
+        "{backend:?}, stale-fill guard {}: {:.1} s, {} row reads, {} query reads, {} view reads, {} committed writes, {} evictions, \
          {} loads, {} stale fills rejected, {} single-flight joins -> {} stale reads",
         if protect { "on" } else { "OFF" },
         started.elapsed().as_secs_f64(),
@@ -200,20 +210,26 @@ async fn run(protect: bool) -> (u64, String) {
         shared.reads.load(SeqCst) > 1000,
         "too few reads to mean anything: {summary}"
     );
-    (shared.violations.load(SeqCst), summary)
+    Some((shared.violations.load(SeqCst), summary))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn no_read_after_a_commit_returns_older_data() {
-    let (violations, summary) = run(true).await;
-    assert_eq!(violations, 0, "{summary}");
-}
+backend_tests! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn no_read_after_a_commit_returns_older_data(backend) {
+        let Some((violations, summary)) = run(backend, true).await else {
+            return;
+        };
+        assert_eq!(violations, 0, "{summary}");
+    }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_torture_test_finds_stale_reads_when_the_guard_is_off() {
-    let (violations, summary) = run(false).await;
-    assert!(
-        violations > 0,
-        "the test could not detect the race it exists for: {summary}"
-    );
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_torture_test_finds_stale_reads_when_the_guard_is_off(backend) {
+        let Some((violations, summary)) = run(backend, false).await else {
+            return;
+        };
+        assert!(
+            violations > 0,
+            "the test could not detect the race it exists for: {summary}"
+        );
+    }
 }

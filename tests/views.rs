@@ -1,18 +1,19 @@
 //! Cached views: precise invalidation through `relates_to` edges (direct and chained), through
 //! transactions, and with link-time registration only.
 
+#[macro_use]
 mod common;
 
 use std::collections::BTreeSet;
 
 use cached_runtime::{CacheKey, Context, LoadView};
 use common::domain::*;
-use common::{scene, seeded, TestDb};
+use common::{scene, Backend, TestDb};
 
 /// The studio seed plus: part 2 of story 1 holding chapter 2; story 2 with part 3, chapter 3
 /// and scene 4.
-async fn world() -> (Context, TestDb) {
-    let (ctx, db) = seeded().await;
+async fn world(backend: Backend) -> Option<(Context, TestDb)> {
+    let (ctx, db) = common::seeded_with(backend, |b| b).await?;
     let mut tx = ctx.begin().await.unwrap();
     Part::repo(&mut tx)
         .insert(&Part {
@@ -51,7 +52,7 @@ async fn world() -> (Context, TestDb) {
     Scene::repo(&mut tx).insert(&s4).await.unwrap();
     tx.commit().await.unwrap();
     ctx.clear();
-    (ctx, db)
+    Some((ctx, db))
 }
 
 fn view_keys() -> Vec<CacheKey> {
@@ -74,27 +75,6 @@ async fn warm(ctx: &Context) {
     for key in view_keys() {
         assert!(ctx.is_cached(key.clone()), "{key} should be warm");
     }
-}
-
-#[tokio::test]
-async fn a_view_loads_once_then_hits() {
-    let (ctx, _db) = world().await;
-    let outline = StoryOutline::get(&ctx, 1).await.unwrap().unwrap();
-    assert_eq!(outline.title, "The Long Night");
-    assert_eq!(outline.chapters.len(), 2);
-    assert_eq!(outline.chapters[0].scenes.len(), 2);
-    assert_eq!(outline.words, 600);
-    let loads = ctx.stats().loads;
-    let again = StoryOutline::get(&ctx, 1).await.unwrap().unwrap();
-    assert!(std::sync::Arc::ptr_eq(&outline, &again));
-    assert_eq!(ctx.stats().loads, loads, "a view hit is one cache lookup");
-    assert_eq!(StoryOutlineKey::new(1).to_string(), "story_outline:1");
-    assert!(StoryOutline::get(&ctx, 99).await.unwrap().is_none());
-    let part = PartSummary::get(&ctx, 2).await.unwrap().unwrap();
-    assert_eq!(
-        (part.chapters, part.scenes, part.words, part.settings),
-        (1, 1, 300, 2)
-    );
 }
 
 struct Case {
@@ -224,101 +204,6 @@ const CASES: &[Case] = &[
     },
 ];
 
-#[tokio::test]
-async fn each_write_drops_exactly_the_view_instances_it_changes() {
-    let mut failures = Vec::new();
-    for case in CASES {
-        let (ctx, _db) = world().await;
-        warm(&ctx).await;
-        (case.write)(&ctx).await;
-        let expected: BTreeSet<&str> = case.dropped.iter().copied().collect();
-        for key in view_keys() {
-            let name = key.to_string();
-            let cached = ctx.is_cached(key);
-            if cached == expected.contains(name.as_str()) {
-                let what = if cached { "survived" } else { "was dropped" };
-                failures.push(format!("{}: {name} {what}", case.name));
-            }
-        }
-        // Whatever the cache serves equals a fresh load.
-        for story in [1, 2] {
-            let cached = StoryOutline::get(&ctx, story).await.unwrap();
-            ctx.invalidate_key(StoryOutlineKey::new(story));
-            let fresh = StoryOutline::get(&ctx, story).await.unwrap();
-            assert_eq!(cached, fresh, "{}: outline {story}", case.name);
-        }
-        for part in [1, 2, 3] {
-            let cached = PartSummary::get(&ctx, part).await.unwrap();
-            ctx.clear();
-            let fresh = PartSummary::get(&ctx, part).await.unwrap();
-            assert_eq!(cached, fresh, "{}: part {part}", case.name);
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "view precision failures:\n{}",
-        failures.join("\n")
-    );
-}
-
-#[tokio::test]
-async fn commit_reports_views_and_rollback_touches_none() {
-    let (ctx, _db) = world().await;
-    warm(&ctx).await;
-    let mut tx = ctx.begin().await.unwrap();
-    Scene::repo(&mut tx)
-        .increment_word_count(1, 1)
-        .await
-        .unwrap();
-    tx.rollback().await.unwrap();
-    for key in view_keys() {
-        assert!(ctx.is_cached(key));
-    }
-
-    let mut tx = ctx.begin().await.unwrap();
-    Scene::repo(&mut tx)
-        .increment_word_count(1, 1)
-        .await
-        .unwrap();
-    Setting::repo(&mut tx)
-        .update(2, SettingUpdate::default().name("Cliff"))
-        .await
-        .unwrap();
-    assert!(
-        ctx.is_cached(StoryOutlineKey::new(1)),
-        "nothing happens before commit"
-    );
-    let report = tx.commit().await.unwrap();
-    let keys = report.key_strings();
-    assert!(keys.contains(&"story_outline:1".to_string()), "{report}");
-    assert!(keys.contains(&"part_summary:1".to_string()), "{report}");
-    assert_eq!(report.entities(), ["PartSummary"]);
-    let outline = StoryOutline::get(&ctx, 1).await.unwrap().unwrap();
-    assert_eq!(outline.words, 601);
-}
-
-#[tokio::test]
-async fn a_chain_is_resolved_inside_the_transaction() {
-    let (ctx, _db) = world().await;
-    warm(&ctx).await;
-    // In one transaction: move chapter 1 to part 2, then edit a scene of chapter 1. The scene's
-    // chain must be resolved against the chapter as this transaction left it.
-    let mut tx = ctx.begin().await.unwrap();
-    Chapter::repo(&mut tx)
-        .update(1, ChapterUpdate::default().part_id(2))
-        .await
-        .unwrap();
-    Scene::repo(&mut tx)
-        .increment_word_count(1, 10)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-    let part2 = PartSummary::get(&ctx, 2).await.unwrap().unwrap();
-    assert_eq!((part2.chapters, part2.scenes, part2.words), (2, 3, 610));
-    let part1 = PartSummary::get(&ctx, 1).await.unwrap().unwrap();
-    assert_eq!((part1.chapters, part1.scenes), (0, 0));
-}
-
 mod elsewhere {
     //! A view defined away from everything else, with no registration code anywhere.
     use cached_runtime::prelude::*;
@@ -342,20 +227,6 @@ mod elsewhere {
             Ok(Some(Cast { names }))
         }
     }
-}
-
-#[tokio::test]
-async fn views_register_themselves_at_link_time() {
-    let (ctx, _db) = world().await;
-    let cast = elsewhere::Cast::get(&ctx, 1).await.unwrap().unwrap();
-    assert_eq!(cast.names, ["Mara", "Tom"]);
-    Character::repo(&ctx)
-        .update(2, CharacterUpdate::default().name("Thomas"))
-        .await
-        .unwrap();
-    assert!(!ctx.is_cached(elsewhere::CastKey::new(1)));
-    let cast = elsewhere::Cast::get(&ctx, 1).await.unwrap().unwrap();
-    assert_eq!(cast.names, ["Mara", "Thomas"]);
 }
 
 #[tokio::test]
@@ -411,53 +282,199 @@ async fn the_graph_lists_entities_edges_and_views_and_explains_writes() {
     assert_eq!(lines.len(), 8, "{explanation}");
 }
 
-#[tokio::test]
-async fn raw_writes_invalidate_what_they_declare() {
-    use sqlx::AssertSqlSafe;
-    let (ctx, _db) = world().await;
-    warm(&ctx).await;
-    Scene::repo(&ctx).find_by_chapter_id(1).await.unwrap();
-    Scene::repo(&ctx).get(1).await.unwrap();
-    Scene::repo(&ctx).get(2).await.unwrap();
-    Character::repo(&ctx).get(1).await.unwrap();
+backend_tests! {
+    #[tokio::test]
+    async fn a_view_loads_once_then_hits(backend) {
+        let Some((ctx, _db)) = world(backend).await else {
+            return;
+        };
+        let outline = StoryOutline::get(&ctx, 1).await.unwrap().unwrap();
+        assert_eq!(outline.title, "The Long Night");
+        assert_eq!(outline.chapters.len(), 2);
+        assert_eq!(outline.chapters[0].scenes.len(), 2);
+        assert_eq!(outline.words, 600);
+        let loads = ctx.stats().loads;
+        let again = StoryOutline::get(&ctx, 1).await.unwrap().unwrap();
+        assert!(std::sync::Arc::ptr_eq(&outline, &again));
+        assert_eq!(ctx.stats().loads, loads, "a view hit is one cache lookup");
+        assert_eq!(StoryOutlineKey::new(1).to_string(), "story_outline:1");
+        assert!(StoryOutline::get(&ctx, 99).await.unwrap().is_none());
+        let part = PartSummary::get(&ctx, 2).await.unwrap().unwrap();
+        assert_eq!(
+            (part.chapters, part.scenes, part.words, part.settings),
+            (1, 1, 300, 2)
+        );
+    }
 
-    let mut tx = ctx.begin().await.unwrap();
-    let table = "scenes";
-    let sql = format!("UPDATE {table} SET word_count = word_count * 2 WHERE id = ?");
-    let n = tx
-        .raw_write(AssertSqlSafe(sql))
-        .bind(1i64)
-        .touches::<Scene>([1])
-        .execute()
-        .await
-        .unwrap();
-    assert_eq!(n, 1);
-    let report = tx.commit().await.unwrap();
-    assert_eq!(report.key_strings(), ["scene:1"]);
-    assert_eq!(report.entities(), ["Scene", "PartSummary", "StoryOutline"]);
-    assert!(!ctx.is_cached(SceneKey(1)));
-    assert!(ctx.is_cached(SceneKey(2)), "untouched rows stay");
-    assert!(!ctx.is_cached(cached_runtime::QueryKey::list_key(
-        &SceneQuery::ByChapterId(1)
-    )));
-    assert!(!ctx.is_cached(StoryOutlineKey::new(1)));
-    assert!(ctx.is_cached(CharacterKey(1)));
-    assert_eq!(
-        Scene::repo(&ctx).get(1).await.unwrap().unwrap().word_count,
-        200
-    );
-    assert_eq!(
-        StoryOutline::get(&ctx, 1).await.unwrap().unwrap().words,
-        700
-    );
+    #[tokio::test]
+    async fn each_write_drops_exactly_the_view_instances_it_changes(backend) {
+        let mut failures = Vec::new();
+        for case in CASES {
+            let Some((ctx, _db)) = world(backend).await else {
+            return;
+        };
+            warm(&ctx).await;
+            (case.write)(&ctx).await;
+            let expected: BTreeSet<&str> = case.dropped.iter().copied().collect();
+            for key in view_keys() {
+                let name = key.to_string();
+                let cached = ctx.is_cached(key);
+                if cached == expected.contains(name.as_str()) {
+                    let what = if cached { "survived" } else { "was dropped" };
+                    failures.push(format!("{}: {name} {what}", case.name));
+                }
+            }
+            // Whatever the cache serves equals a fresh load.
+            for story in [1, 2] {
+                let cached = StoryOutline::get(&ctx, story).await.unwrap();
+                ctx.invalidate_key(StoryOutlineKey::new(story));
+                let fresh = StoryOutline::get(&ctx, story).await.unwrap();
+                assert_eq!(cached, fresh, "{}: outline {story}", case.name);
+            }
+            for part in [1, 2, 3] {
+                let cached = PartSummary::get(&ctx, part).await.unwrap();
+                ctx.clear();
+                let fresh = PartSummary::get(&ctx, part).await.unwrap();
+                assert_eq!(cached, fresh, "{}: part {part}", case.name);
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "view precision failures:\n{}",
+            failures.join("\n")
+        );
+    }
 
-    let mut tx = ctx.begin().await.unwrap();
-    tx.raw_write("DELETE FROM characters WHERE story_id = 2")
-        .touches_all::<Character>()
-        .execute()
-        .await
-        .unwrap();
-    let report = tx.commit().await.unwrap();
-    assert_eq!(report.entities(), ["Character", "Cast"]);
-    assert!(!ctx.is_cached(CharacterKey(1)));
+    #[tokio::test]
+    async fn commit_reports_views_and_rollback_touches_none(backend) {
+        let Some((ctx, _db)) = world(backend).await else {
+            return;
+        };
+        warm(&ctx).await;
+        let mut tx = ctx.begin().await.unwrap();
+        Scene::repo(&mut tx)
+            .increment_word_count(1, 1)
+            .await
+            .unwrap();
+        tx.rollback().await.unwrap();
+        for key in view_keys() {
+            assert!(ctx.is_cached(key));
+        }
+
+        let mut tx = ctx.begin().await.unwrap();
+        Scene::repo(&mut tx)
+            .increment_word_count(1, 1)
+            .await
+            .unwrap();
+        Setting::repo(&mut tx)
+            .update(2, SettingUpdate::default().name("Cliff"))
+            .await
+            .unwrap();
+        assert!(
+            ctx.is_cached(StoryOutlineKey::new(1)),
+            "nothing happens before commit"
+        );
+        let report = tx.commit().await.unwrap();
+        let keys = report.key_strings();
+        assert!(keys.contains(&"story_outline:1".to_string()), "{report}");
+        assert!(keys.contains(&"part_summary:1".to_string()), "{report}");
+        assert_eq!(report.entities(), ["PartSummary"]);
+        let outline = StoryOutline::get(&ctx, 1).await.unwrap().unwrap();
+        assert_eq!(outline.words, 601);
+    }
+
+    #[tokio::test]
+    async fn a_chain_is_resolved_inside_the_transaction(backend) {
+        let Some((ctx, _db)) = world(backend).await else {
+            return;
+        };
+        warm(&ctx).await;
+        // In one transaction: move chapter 1 to part 2, then edit a scene of chapter 1. The scene's
+        // chain must be resolved against the chapter as this transaction left it.
+        let mut tx = ctx.begin().await.unwrap();
+        Chapter::repo(&mut tx)
+            .update(1, ChapterUpdate::default().part_id(2))
+            .await
+            .unwrap();
+        Scene::repo(&mut tx)
+            .increment_word_count(1, 10)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let part2 = PartSummary::get(&ctx, 2).await.unwrap().unwrap();
+        assert_eq!((part2.chapters, part2.scenes, part2.words), (2, 3, 610));
+        let part1 = PartSummary::get(&ctx, 1).await.unwrap().unwrap();
+        assert_eq!((part1.chapters, part1.scenes), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn views_register_themselves_at_link_time(backend) {
+        let Some((ctx, _db)) = world(backend).await else {
+            return;
+        };
+        let cast = elsewhere::Cast::get(&ctx, 1).await.unwrap().unwrap();
+        assert_eq!(cast.names, ["Mara", "Tom"]);
+        Character::repo(&ctx)
+            .update(2, CharacterUpdate::default().name("Thomas"))
+            .await
+            .unwrap();
+        assert!(!ctx.is_cached(elsewhere::CastKey::new(1)));
+        let cast = elsewhere::Cast::get(&ctx, 1).await.unwrap().unwrap();
+        assert_eq!(cast.names, ["Mara", "Thomas"]);
+    }
+
+    #[tokio::test]
+    async fn raw_writes_invalidate_what_they_declare(backend) {
+        use sqlx::AssertSqlSafe;
+        let Some((ctx, _db)) = world(backend).await else {
+            return;
+        };
+        warm(&ctx).await;
+        Scene::repo(&ctx).find_by_chapter_id(1).await.unwrap();
+        Scene::repo(&ctx).get(1).await.unwrap();
+        Scene::repo(&ctx).get(2).await.unwrap();
+        Character::repo(&ctx).get(1).await.unwrap();
+
+        let mut tx = ctx.begin().await.unwrap();
+        let table = "scenes";
+        // Raw SQL is the backend's own dialect: PostgreSQL numbers its placeholders.
+        let param = if backend == Backend::Postgres { "$1" } else { "?" };
+        let sql = format!("UPDATE {table} SET word_count = word_count * 2 WHERE id = {param}");
+        let n = tx
+            .raw_write(AssertSqlSafe(sql))
+            .bind(1i64)
+            .touches::<Scene>([1])
+            .execute()
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        let report = tx.commit().await.unwrap();
+        assert_eq!(report.key_strings(), ["scene:1"]);
+        assert_eq!(report.entities(), ["Scene", "PartSummary", "StoryOutline"]);
+        assert!(!ctx.is_cached(SceneKey(1)));
+        assert!(ctx.is_cached(SceneKey(2)), "untouched rows stay");
+        assert!(!ctx.is_cached(cached_runtime::QueryKey::list_key(
+            &SceneQuery::ByChapterId(1)
+        )));
+        assert!(!ctx.is_cached(StoryOutlineKey::new(1)));
+        assert!(ctx.is_cached(CharacterKey(1)));
+        assert_eq!(
+            Scene::repo(&ctx).get(1).await.unwrap().unwrap().word_count,
+            200
+        );
+        assert_eq!(
+            StoryOutline::get(&ctx, 1).await.unwrap().unwrap().words,
+            700
+        );
+
+        let mut tx = ctx.begin().await.unwrap();
+        tx.raw_write("DELETE FROM characters WHERE story_id = 2")
+            .touches_all::<Character>()
+            .execute()
+            .await
+            .unwrap();
+        let report = tx.commit().await.unwrap();
+        assert_eq!(report.entities(), ["Character", "Cast"]);
+        assert!(!ctx.is_cached(CharacterKey(1)));
+    }
 }

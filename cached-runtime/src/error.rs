@@ -34,6 +34,17 @@ pub enum Error {
         message: String,
     },
 
+    /// The database aborted the transaction to resolve a conflict with a concurrent one (a
+    /// deadlock or a serialization failure). Nothing was written and the cache is unchanged;
+    /// the whole transaction can be retried.
+    #[error("transaction conflict on {entity} (retry the transaction): {message}")]
+    Conflict {
+        /// The entity whose statement hit the conflict.
+        entity: &'static str,
+        /// The database's own message.
+        message: String,
+    },
+
     /// A previous statement in this transaction failed; the transaction can only be rolled back.
     #[error(
         "this transaction cannot commit because an earlier statement in it failed; \
@@ -68,6 +79,8 @@ pub enum ConstraintKind {
     NotNull,
     /// A `CHECK` constraint.
     Check,
+    /// A value longer than its column allows.
+    TooLong,
 }
 
 impl fmt::Display for ConstraintKind {
@@ -77,6 +90,7 @@ impl fmt::Display for ConstraintKind {
             ConstraintKind::ForeignKey => "foreign key violation",
             ConstraintKind::NotNull => "not-null violation",
             ConstraintKind::Check => "check constraint violation",
+            ConstraintKind::TooLong => "value too long for its column",
         })
     }
 }
@@ -87,11 +101,20 @@ impl Error {
         use sqlx::error::ErrorKind;
         match err {
             sqlx::Error::Database(db) => {
+                // SQLSTATE classes shared by PostgreSQL and MySQL/MariaDB.
+                let code = db.code().map(|c| c.to_string()).unwrap_or_default();
+                if matches!(code.as_str(), "40001" | "40P01") {
+                    return Error::Conflict {
+                        entity,
+                        message: db.message().to_string(),
+                    };
+                }
                 let kind = match db.kind() {
                     ErrorKind::UniqueViolation => Some(ConstraintKind::Unique),
                     ErrorKind::ForeignKeyViolation => Some(ConstraintKind::ForeignKey),
                     ErrorKind::NotNullViolation => Some(ConstraintKind::NotNull),
                     ErrorKind::CheckViolation => Some(ConstraintKind::Check),
+                    _ if code == "22001" => Some(ConstraintKind::TooLong),
                     _ => None,
                 };
                 match kind {
@@ -111,6 +134,11 @@ impl Error {
             },
             other => Error::Database(other),
         }
+    }
+
+    /// Whether retrying the whole transaction may succeed ([`Error::Conflict`]).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Conflict { .. })
     }
 
     /// Whether this is a [`Error::Constraint`] of the given kind.

@@ -59,7 +59,7 @@ pub use raw::{RawWrite, Targeted, Touches, Untargeted};
 pub use stats::Stats;
 pub use store::{RowDecode, Store};
 pub use tx::{CommitReport, Transaction};
-pub use value::{KeyPart, KeyValue, ToValue, Value};
+pub use value::{KeyPart, KeyValue, ToValue, Value, ValueKind};
 pub use view::{CachedView, LoadView, Reads, ViewCtx, ViewKey, ViewMeta};
 
 #[cfg(feature = "derive")]

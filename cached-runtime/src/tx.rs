@@ -197,7 +197,13 @@ impl Transaction {
     /// Marks the transaction failed when a database statement failed, so that it cannot
     /// commit half of its work.
     pub(crate) fn check<T>(&mut self, result: Result<T>) -> Result<T> {
-        if let Err(Error::Database(_) | Error::Constraint { .. } | Error::Decode { .. }) = &result {
+        if let Err(
+            Error::Database(_)
+            | Error::Constraint { .. }
+            | Error::Decode { .. }
+            | Error::Conflict { .. },
+        ) = &result
+        {
             self.failed = true;
         }
         result

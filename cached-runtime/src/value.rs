@@ -8,12 +8,28 @@
 use std::fmt;
 use std::sync::Arc;
 
+/// The type of a column value, which a store needs to bind a typed `NULL`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ValueKind {
+    /// Booleans.
+    Bool,
+    /// Integers.
+    Int,
+    /// Floating point numbers.
+    Float,
+    /// Text.
+    Text,
+    /// Raw bytes.
+    Bytes,
+}
+
 /// A column value as a store binds it.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum Value {
-    /// SQL `NULL`.
-    Null,
+    /// SQL `NULL`, of a column of this kind.
+    Null(ValueKind),
     /// A boolean.
     Bool(bool),
     /// Any signed integer up to 64 bits.
@@ -36,6 +52,9 @@ pub enum Value {
     note = "implement `cached_runtime::ToValue` for `{Self}` (for an enum, store it as `Value::Text`), or mark the field `#[cache(skip)]` if it is not persisted"
 )]
 pub trait ToValue {
+    /// The kind of value this type binds as (for a typed `NULL`).
+    const KIND: ValueKind;
+
     /// The value to bind for this field.
     fn to_value(&self) -> Value;
 }
@@ -71,7 +90,7 @@ impl KeyValue {
     /// The value to bind when a query filters on this key part.
     pub fn to_value(&self) -> Value {
         match self {
-            KeyValue::Null => Value::Null,
+            KeyValue::Null => Value::Null(ValueKind::Int),
             KeyValue::Bool(b) => Value::Bool(*b),
             KeyValue::Int(i) => Value::Int(*i),
             KeyValue::Text(s) => Value::Text(s.to_string()),
@@ -93,6 +112,7 @@ pub trait KeyPart: ToValue + Clone + Send + Sync + 'static {
 macro_rules! int_values {
     ($($t:ty),*) => {$(
         impl ToValue for $t {
+            const KIND: ValueKind = ValueKind::Int;
             fn to_value(&self) -> Value {
                 Value::Int(i64::from(*self))
             }
@@ -107,6 +127,7 @@ macro_rules! int_values {
 int_values!(i8, i16, i32, i64, u8, u16, u32);
 
 impl ToValue for bool {
+    const KIND: ValueKind = ValueKind::Bool;
     fn to_value(&self) -> Value {
         Value::Bool(*self)
     }
@@ -118,6 +139,7 @@ impl KeyPart for bool {
 }
 
 impl ToValue for String {
+    const KIND: ValueKind = ValueKind::Text;
     fn to_value(&self) -> Value {
         Value::Text(self.clone())
     }
@@ -129,24 +151,29 @@ impl KeyPart for String {
 }
 
 impl ToValue for f32 {
+    const KIND: ValueKind = ValueKind::Float;
     fn to_value(&self) -> Value {
         Value::Float(f64::from(*self))
     }
 }
 impl ToValue for f64 {
+    const KIND: ValueKind = ValueKind::Float;
     fn to_value(&self) -> Value {
         Value::Float(*self)
     }
 }
 impl ToValue for Vec<u8> {
+    const KIND: ValueKind = ValueKind::Bytes;
     fn to_value(&self) -> Value {
         Value::Bytes(self.clone())
     }
 }
 
 impl<T: ToValue> ToValue for Option<T> {
+    const KIND: ValueKind = T::KIND;
     fn to_value(&self) -> Value {
-        self.as_ref().map_or(Value::Null, ToValue::to_value)
+        self.as_ref()
+            .map_or(Value::Null(T::KIND), ToValue::to_value)
     }
 }
 impl<T: KeyPart> KeyPart for Option<T> {
@@ -170,7 +197,7 @@ mod tests {
     #[test]
     fn key_values_round_trip_to_bind_values() {
         assert_eq!(7i32.key_value().to_value(), Value::Int(7));
-        assert_eq!(None::<String>.to_value(), Value::Null);
+        assert_eq!(None::<String>.to_value(), Value::Null(ValueKind::Text));
         assert_eq!(
             "x".to_string().key_value().to_value(),
             Value::Text("x".into())

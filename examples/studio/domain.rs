@@ -176,8 +176,8 @@ impl LoadView for PartSummary {
     }
 }
 
-/// The schema, as SQLite DDL.
-pub const SCHEMA: &str = r#"
+/// The schema as SQLite DDL.
+pub const SCHEMA_SQLITE: &str = r#"
 CREATE TABLE stories (
     id INTEGER PRIMARY KEY, title TEXT NOT NULL, status TEXT NOT NULL);
 CREATE TABLE parts (
@@ -191,11 +191,64 @@ CREATE TABLE settings (
 CREATE TABLE scenes (
     id INTEGER PRIMARY KEY, chapter_id INTEGER NOT NULL REFERENCES chapters(id),
     story_id INTEGER NOT NULL REFERENCES stories(id), location_id INTEGER REFERENCES settings(id),
-    status TEXT NOT NULL, title TEXT NOT NULL CHECK (length(title) > 0),
+    status TEXT NOT NULL,
+    title TEXT NOT NULL CHECK (length(title) > 0 AND length(title) <= 200),
     word_count INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX scenes_chapter ON scenes(chapter_id);
 CREATE INDEX scenes_status ON scenes(status);
 CREATE TABLE characters (
     id INTEGER PRIMARY KEY, story_id INTEGER NOT NULL REFERENCES stories(id),
     name TEXT NOT NULL UNIQUE, role TEXT NOT NULL);
+"#;
+
+/// The schema as PostgreSQL DDL.
+pub const SCHEMA_POSTGRES: &str = r#"
+CREATE TABLE stories (
+    id BIGINT PRIMARY KEY, title TEXT NOT NULL, status TEXT NOT NULL);
+CREATE TABLE parts (
+    id BIGINT PRIMARY KEY, story_id BIGINT NOT NULL REFERENCES stories(id),
+    title TEXT NOT NULL, position BIGINT NOT NULL);
+CREATE TABLE chapters (
+    id BIGINT PRIMARY KEY, story_id BIGINT NOT NULL REFERENCES stories(id),
+    part_id BIGINT NOT NULL REFERENCES parts(id), title TEXT NOT NULL, position BIGINT NOT NULL);
+CREATE TABLE settings (
+    id BIGINT PRIMARY KEY, story_id BIGINT NOT NULL REFERENCES stories(id), name TEXT NOT NULL);
+CREATE TABLE scenes (
+    id BIGINT PRIMARY KEY, chapter_id BIGINT NOT NULL REFERENCES chapters(id),
+    story_id BIGINT NOT NULL REFERENCES stories(id), location_id BIGINT REFERENCES settings(id),
+    status TEXT NOT NULL,
+    title VARCHAR(200) NOT NULL CHECK (length(title) > 0),
+    word_count BIGINT NOT NULL DEFAULT 0);
+CREATE INDEX scenes_chapter ON scenes(chapter_id);
+CREATE INDEX scenes_status ON scenes(status);
+CREATE TABLE characters (
+    id BIGINT PRIMARY KEY, story_id BIGINT NOT NULL REFERENCES stories(id),
+    name TEXT NOT NULL UNIQUE, role TEXT NOT NULL);
+"#;
+
+/// The schema as MySQL / MariaDB DDL (InnoDB, strict mode).
+pub const SCHEMA_MYSQL: &str = r#"
+CREATE TABLE stories (
+    id BIGINT PRIMARY KEY, title VARCHAR(200) NOT NULL, status VARCHAR(50) NOT NULL);
+CREATE TABLE parts (
+    id BIGINT PRIMARY KEY, story_id BIGINT NOT NULL, title VARCHAR(200) NOT NULL,
+    position BIGINT NOT NULL, FOREIGN KEY (story_id) REFERENCES stories(id));
+CREATE TABLE chapters (
+    id BIGINT PRIMARY KEY, story_id BIGINT NOT NULL, part_id BIGINT NOT NULL,
+    title VARCHAR(200) NOT NULL, position BIGINT NOT NULL,
+    FOREIGN KEY (story_id) REFERENCES stories(id), FOREIGN KEY (part_id) REFERENCES parts(id));
+CREATE TABLE settings (
+    id BIGINT PRIMARY KEY, story_id BIGINT NOT NULL, name VARCHAR(200) NOT NULL,
+    FOREIGN KEY (story_id) REFERENCES stories(id));
+CREATE TABLE scenes (
+    id BIGINT PRIMARY KEY, chapter_id BIGINT NOT NULL, story_id BIGINT NOT NULL,
+    location_id BIGINT NULL, status VARCHAR(50) NOT NULL,
+    title VARCHAR(200) NOT NULL CHECK (CHAR_LENGTH(title) > 0),
+    word_count BIGINT NOT NULL DEFAULT 0,
+    INDEX scenes_chapter (chapter_id), INDEX scenes_status (status),
+    FOREIGN KEY (chapter_id) REFERENCES chapters(id), FOREIGN KEY (story_id) REFERENCES stories(id),
+    FOREIGN KEY (location_id) REFERENCES settings(id));
+CREATE TABLE characters (
+    id BIGINT PRIMARY KEY, story_id BIGINT NOT NULL, name VARCHAR(100) NOT NULL UNIQUE,
+    role VARCHAR(100) NOT NULL, FOREIGN KEY (story_id) REFERENCES stories(id));
 "#;

@@ -1,32 +1,142 @@
 //! A short tour of cached repositories on the story domain (in-memory SQLite + moka).
 //!
-//! Run it with `cargo run --example studio`.
+//! Run it with `cargo run --example studio` (in-memory SQLite), or on a server with
+//! `cargo run --example studio -- --database-url postgres://postgres@127.0.0.1:5432/test`
+//! (or `mysql://root@127.0.0.1:3306/test`); the tour then works in a fresh schema that it
+//! drops at the end.
 
 mod domain;
 
+use std::str::FromStr;
 use std::time::Instant;
 
 use cached_runtime::prelude::*;
+use cached_runtime::Store;
+use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::SqlitePoolOptions;
+use sqlx::{AssertSqlSafe, Executor, MySqlPool, PgPool};
 
 use domain::*;
 
-async fn connect() -> Result<sqlx::SqlitePool> {
-    // A named shared-cache in-memory database, so the pool's connections see the same data.
-    let pool = SqlitePoolOptions::new()
-        .max_connections(4)
-        .min_connections(1)
-        .idle_timeout(None)
-        .max_lifetime(None)
-        .test_before_acquire(false)
-        .connect("sqlite:file:studio?mode=memory&cache=shared")
-        .await
-        .map_err(Error::Database)?;
-    sqlx::raw_sql(SCHEMA)
-        .execute(&pool)
-        .await
-        .map_err(Error::Database)?;
-    Ok(pool)
+/// Where the tour runs: in-memory SQLite by default, or the server named by
+/// `--database-url` (PostgreSQL or MySQL/MariaDB), in a fresh schema dropped at the end.
+struct Database {
+    store: Store,
+    /// The statement that removes the tour's schema from a server.
+    cleanup: Option<String>,
+}
+
+async fn connect() -> Result<Database> {
+    let args: Vec<String> = std::env::args().collect();
+    let url = args
+        .iter()
+        .position(|a| a == "--database-url")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let db = |e| Error::Database(e);
+    let name = format!("studio_{}", std::process::id());
+    match url.as_deref() {
+        None => {
+            // A named shared-cache in-memory database, so the pool's connections share it.
+            let pool = SqlitePoolOptions::new()
+                .max_connections(4)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .test_before_acquire(false)
+                .connect("sqlite:file:studio?mode=memory&cache=shared")
+                .await
+                .map_err(db)?;
+            sqlx::raw_sql(SCHEMA_SQLITE)
+                .execute(&pool)
+                .await
+                .map_err(db)?;
+            Ok(Database {
+                store: pool.into(),
+                cleanup: None,
+            })
+        }
+        Some(url) if url.starts_with("postgres") => {
+            let admin = PgPool::connect(url).await.map_err(db)?;
+            admin
+                .execute(AssertSqlSafe(format!("CREATE SCHEMA {name}")))
+                .await
+                .map_err(db)?;
+            let options = PgConnectOptions::from_str(url)
+                .map_err(db)?
+                .options([("search_path", name.as_str())]);
+            let pool = PgPoolOptions::new()
+                .max_connections(4)
+                .test_before_acquire(false)
+                .connect_with(options)
+                .await
+                .map_err(db)?;
+            sqlx::raw_sql(SCHEMA_POSTGRES)
+                .execute(&pool)
+                .await
+                .map_err(db)?;
+            Ok(Database {
+                store: pool.into(),
+                cleanup: Some(format!("DROP SCHEMA {name} CASCADE")),
+            })
+        }
+        Some(url) if url.starts_with("mysql") || url.starts_with("mariadb") => {
+            let admin = MySqlPool::connect(url).await.map_err(db)?;
+            admin
+                .execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .await
+                .map_err(db)?;
+            let options = MySqlConnectOptions::from_str(url)
+                .map_err(db)?
+                .database(&name);
+            let pool = MySqlPoolOptions::new()
+                .max_connections(4)
+                .test_before_acquire(false)
+                .connect_with(options)
+                .await
+                .map_err(db)?;
+            sqlx::raw_sql(SCHEMA_MYSQL)
+                .execute(&pool)
+                .await
+                .map_err(db)?;
+            Ok(Database {
+                store: pool.into(),
+                cleanup: Some(format!("DROP DATABASE {name}")),
+            })
+        }
+        Some(other) => {
+            eprintln!(
+                "--database-url must start with postgres://, mysql:// or mariadb://, not {other}"
+            );
+            std::process::exit(2);
+        }
+    }
+}
+
+impl Database {
+    fn backend(&self) -> &'static str {
+        match self.store {
+            Store::Sqlite(_) => "in-memory SQLite",
+            Store::Postgres(_) => "PostgreSQL",
+            Store::MySql(_) => "MySQL/MariaDB",
+            _ => "a database",
+        }
+    }
+
+    /// Drops the tour's schema from the server, if it made one.
+    async fn cleanup(self) -> Result<()> {
+        let Some(sql) = self.cleanup else {
+            return Ok(());
+        };
+        let sql = AssertSqlSafe(sql);
+        match &self.store {
+            Store::Postgres(pool) => pool.execute(sql).await.map(drop),
+            Store::MySql(pool) => pool.execute(sql).await.map(drop),
+            _ => Ok(()),
+        }
+        .map_err(Error::Database)
+    }
 }
 
 async fn seed(ctx: &Context) -> Result<CommitReport> {
@@ -115,9 +225,13 @@ fn keys(report: &CommitReport) {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let ctx = Context::new(connect().await?);
+    let database = connect().await?;
+    let ctx = Context::new(database.store.clone());
     let seeded = seed(&ctx).await?;
-    println!("Studio: a story with 2 chapters and 3 scenes on in-memory SQLite, cached by moka.");
+    println!(
+        "Studio: a story with 2 chapters and 3 scenes on {}, cached by moka.",
+        database.backend()
+    );
     println!(
         "Seeded in one transaction; its commit touched {} cache keys.",
         seeded.keys().len()
@@ -132,8 +246,9 @@ async fn main() -> Result<()> {
     let again = Scene::repo(&ctx).get(1).await?.expect("cached");
     let hit = started.elapsed();
     println!(
-        "   get(1) -> {:?} (miss: loaded from SQLite in {miss:?})",
-        scene.title
+        "   get(1) -> {:?} (miss: loaded from {} in {miss:?})",
+        scene.title,
+        database.backend()
     );
     println!("   get(1) -> {:?} (hit: same Arc, {hit:?})", again.title);
     let drafts = Scene::repo(&ctx).find_by_status("draft").await?;
@@ -273,5 +388,6 @@ async fn main() -> Result<()> {
 
     step(8, "What the cache did");
     print!("{}", ctx.stats());
-    Ok(())
+    drop(ctx);
+    database.cleanup().await
 }

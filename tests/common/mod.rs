@@ -1,55 +1,351 @@
-//! Shared test fixtures: the studio domain on a fresh file-backed SQLite database.
+//! Shared test fixtures: the studio domain on a fresh database of any backend.
+//!
+//! SQLite always runs (a file in a temporary directory). PostgreSQL and MySQL/MariaDB run when
+//! `CACHED_POSTGRES_URL` / `CACHED_MYSQL_URL` are set; each test gets its own schema (or
+//! database), dropped afterwards, so tests run in parallel. When a URL is unset the test
+//! prints a loud SKIPPED line and passes, unless `CACHED_REQUIRE_SERVICES=1`, which turns a
+//! missing or unreachable server into a failure (CI sets it).
 #![allow(dead_code)]
 
 #[path = "../../examples/studio/domain.rs"]
 pub mod domain;
 
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use cached_runtime::{Context, ContextBuilder};
+use cached_runtime::{Context, ContextBuilder, Store};
+use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
-use sqlx::SqlitePool;
+use sqlx::{Executor, MySqlPool, PgPool};
 
 use domain::*;
 
-/// A database in a temporary directory (deleted when dropped).
+/// The backends the suite runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+    MySql,
+}
+
+impl Backend {
+    fn url_var(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "",
+            Backend::Postgres => "CACHED_POSTGRES_URL",
+            Backend::MySql => "CACHED_MYSQL_URL",
+        }
+    }
+
+    /// The server URL, or `None` (after printing SKIPPED) when the test should not run.
+    fn url(self) -> Option<String> {
+        match std::env::var(self.url_var()) {
+            Ok(url) if !url.is_empty() => Some(url),
+            _ if std::env::var("CACHED_REQUIRE_SERVICES").as_deref() == Ok("1") => panic!(
+                "{} is not set, and CACHED_REQUIRE_SERVICES=1 requires the {self:?} server",
+                self.url_var()
+            ),
+            _ => {
+                eprintln!(
+                    "\n*** SKIPPED: {self:?} test (set {} to run it, e.g. {}) ***\n",
+                    self.url_var(),
+                    match self {
+                        Backend::Postgres => "postgres://postgres@127.0.0.1:5432/test",
+                        _ => "mysql://root@127.0.0.1:3306/test",
+                    }
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Runs each test body on every backend: `mod sqlite`, `mod postgres`, `mod mysql`, one test
+/// function each. The body gets `backend: Backend`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($( #[$attr:meta] async fn $name:ident($backend:ident) $body:block )*) => {
+        mod sqlite {
+            #[allow(unused_imports)]
+            use super::*;
+            $( #[$attr] async fn $name() { let $backend = $crate::common::Backend::Sqlite; $body } )*
+        }
+        mod postgres {
+            #[allow(unused_imports)]
+            use super::*;
+            $( #[$attr] async fn $name() { let $backend = $crate::common::Backend::Postgres; $body } )*
+        }
+        mod mysql {
+            #[allow(unused_imports)]
+            use super::*;
+            $( #[$attr] async fn $name() { let $backend = $crate::common::Backend::MySql; $body } )*
+        }
+    };
+}
+
+/// A fresh context on a seeded database, or return from the test when the backend is skipped.
+#[macro_export]
+macro_rules! seeded {
+    ($backend:expr) => {
+        $crate::seeded!($backend, |b| b)
+    };
+    ($backend:expr, $configure:expr) => {
+        match $crate::common::seeded_with($backend, $configure).await {
+            Some(pair) => pair,
+            None => return,
+        }
+    };
+}
+
+/// A database for one test. Dropping it drops its schema (PostgreSQL) or database (MySQL).
 pub struct TestDb {
-    pub pool: SqlitePool,
-    _dir: tempfile::TempDir,
+    pub backend: Backend,
+    pub store: Store,
+    cleanup: Option<(Backend, String, String)>,
+    _dir: Option<tempfile::TempDir>,
 }
 
-/// A fresh file-backed SQLite database (WAL, foreign keys on) with the studio schema.
-pub async fn database() -> TestDb {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let options = SqliteConnectOptions::new()
-        .filename(dir.path().join("test.db"))
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .busy_timeout(Duration::from_secs(30));
-    let pool = SqlitePoolOptions::new()
-        .max_connections(8)
-        .test_before_acquire(false)
-        .connect_with(options)
-        .await
-        .expect("open sqlite");
-    sqlx::raw_sql(SCHEMA).execute(&pool).await.expect("schema");
-    TestDb { pool, _dir: dir }
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+fn unique_name() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "cached_t{}_{}_{nanos}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
-/// A context with default settings on a fresh seeded database.
-pub async fn seeded() -> (Context, TestDb) {
-    seeded_with(|b| b).await
+/// A fresh empty database with the studio schema, with a pool of `connections`.
+pub async fn database(backend: Backend, connections: u32) -> Option<TestDb> {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let options = SqliteConnectOptions::new()
+                .filename(dir.path().join("test.db"))
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .busy_timeout(Duration::from_secs(30));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(connections)
+                .test_before_acquire(false)
+                .connect_with(options)
+                .await
+                .expect("open sqlite");
+            sqlx::raw_sql(SCHEMA_SQLITE)
+                .execute(&pool)
+                .await
+                .expect("schema");
+            Some(TestDb {
+                backend,
+                store: pool.into(),
+                cleanup: None,
+                _dir: Some(dir),
+            })
+        }
+        Backend::Postgres => {
+            let url = backend.url()?;
+            sweep_leftovers(backend, &url).await;
+            let name = unique_name();
+            let admin = PgPool::connect(&url)
+                .await
+                .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {url}: {e}"));
+            admin
+                .execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
+                .await
+                .expect("create schema");
+            admin.close().await;
+            let options = PgConnectOptions::from_str(&url)
+                .expect("postgres url")
+                .options([("search_path", name.as_str())]);
+            let pool = PgPoolOptions::new()
+                .max_connections(connections)
+                .test_before_acquire(false)
+                .connect_with(options)
+                .await
+                .expect("connect");
+            sqlx::raw_sql(SCHEMA_POSTGRES)
+                .execute(&pool)
+                .await
+                .expect("schema");
+            Some(TestDb {
+                backend,
+                store: pool.into(),
+                cleanup: Some((backend, url, name)),
+                _dir: None,
+            })
+        }
+        Backend::MySql => {
+            let url = backend.url()?;
+            sweep_leftovers(backend, &url).await;
+            let name = unique_name();
+            let admin = MySqlPool::connect(&url)
+                .await
+                .unwrap_or_else(|e| panic!("cannot reach MySQL/MariaDB at {url}: {e}"));
+            admin
+                .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .await
+                .expect("create database");
+            admin.close().await;
+            let options = MySqlConnectOptions::from_str(&url)
+                .expect("mysql url")
+                .database(&name);
+            let pool = MySqlPoolOptions::new()
+                .max_connections(connections)
+                .test_before_acquire(false)
+                .connect_with(options)
+                .await
+                .expect("connect");
+            sqlx::raw_sql(SCHEMA_MYSQL)
+                .execute(&pool)
+                .await
+                .expect("schema");
+            Some(TestDb {
+                backend,
+                store: pool.into(),
+                cleanup: Some((backend, url, name)),
+                _dir: None,
+            })
+        }
+    }
 }
 
-/// A context configured by `configure`, on a fresh seeded database.
+/// Drops the schemas (databases) of test processes that are no longer running: a test's own
+/// schema is dropped by a detached thread that may not finish before the process exits.
+async fn sweep_leftovers(backend: Backend, url: &str) {
+    static SWEPT: std::sync::Mutex<[bool; 3]> = std::sync::Mutex::new([false; 3]);
+    {
+        let mut swept = SWEPT.lock().unwrap();
+        if std::mem::replace(&mut swept[backend as usize], true) {
+            return;
+        }
+    }
+    let (list, drop): (&str, fn(&str) -> String) = match backend {
+        Backend::Postgres => (
+            "SELECT schema_name::text FROM information_schema.schemata WHERE schema_name LIKE 'cached_t%'",
+            |n| format!("DROP SCHEMA IF EXISTS {n} CASCADE"),
+        ),
+        _ => (
+            "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'cached_t%'",
+            |n| format!("DROP DATABASE IF EXISTS {n}"),
+        ),
+    };
+    let alive = |name: &str| {
+        let pid = name
+            .trim_start_matches("cached_t")
+            .split('_')
+            .next()
+            .unwrap_or("");
+        std::path::Path::new(&format!("/proc/{pid}")).exists()
+    };
+    macro_rules! sweep {
+        ($pool:expr) => {{
+            let pool = $pool;
+            let names: Vec<String> = sqlx::query_scalar(list)
+                .fetch_all(&pool)
+                .await
+                .unwrap_or_default();
+            for name in names.iter().filter(|n| !alive(n)) {
+                let _ = pool.execute(sqlx::AssertSqlSafe(drop(name))).await;
+            }
+            pool.close().await;
+        }};
+    }
+    match backend {
+        Backend::Postgres => sweep!(PgPool::connect(url).await.expect("connect")),
+        _ => sweep!(MySqlPool::connect(url).await.expect("connect")),
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((backend, url, name)) = self.cleanup.take() else {
+            return;
+        };
+        // Async work from a destructor: on a detached thread with its own runtime (joining it
+        // here could block the test's runtime, which may still own a connection that holds
+        // locks on the schema). Leftovers are swept by the next run.
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let sql = match backend {
+                    Backend::Postgres => format!("DROP SCHEMA IF EXISTS {name} CASCADE"),
+                    _ => format!("DROP DATABASE IF EXISTS {name}"),
+                };
+                let result = match backend {
+                    Backend::Postgres => match PgPool::connect(&url).await {
+                        Ok(pool) => pool.execute(sqlx::AssertSqlSafe(sql)).await.map(|_| ()),
+                        Err(e) => Err(e),
+                    },
+                    _ => match MySqlPool::connect(&url).await {
+                        Ok(pool) => pool.execute(sqlx::AssertSqlSafe(sql)).await.map(|_| ()),
+                        Err(e) => Err(e),
+                    },
+                };
+                if let Err(e) = result {
+                    eprintln!("warning: could not drop test schema {name}: {e}");
+                }
+            });
+        });
+    }
+}
+
+impl TestDb {
+    /// Runs a statement straight on the database, behind the cache's back.
+    pub async fn execute(&self, sql: &str) {
+        let sql = sqlx::AssertSqlSafe(sql.to_string());
+        match &self.store {
+            Store::Sqlite(p) => p.execute(sql).await.map(|_| ()),
+            Store::Postgres(p) => p.execute(sql).await.map(|_| ()),
+            Store::MySql(p) => p.execute(sql).await.map(|_| ()),
+            _ => unreachable!("all stores are enabled in tests"),
+        }
+        .expect("direct statement");
+    }
+
+    /// Reads a scene straight from the database, bypassing the cache.
+    pub async fn scene(&self, id: i64) -> Option<Scene> {
+        const SQL: &str =
+            "SELECT id, chapter_id, story_id, location_id, status, title, word_count FROM scenes WHERE id = ";
+        let sql = sqlx::AssertSqlSafe(format!("{SQL}{id}"));
+        match &self.store {
+            Store::Sqlite(p) => sqlx::query_as::<_, Scene>(sql).fetch_optional(p).await,
+            Store::Postgres(p) => sqlx::query_as::<_, Scene>(sql).fetch_optional(p).await,
+            Store::MySql(p) => sqlx::query_as::<_, Scene>(sql).fetch_optional(p).await,
+            _ => unreachable!("all stores are enabled in tests"),
+        }
+        .expect("direct read")
+    }
+
+    /// Closes the pool (the database becomes unreachable for the context).
+    pub async fn close(&self) {
+        match &self.store {
+            Store::Sqlite(p) => p.close().await,
+            Store::Postgres(p) => p.close().await,
+            Store::MySql(p) => p.close().await,
+            _ => unreachable!("all stores are enabled in tests"),
+        }
+    }
+}
+
+/// A context configured by `configure`, on a fresh seeded database; `None` when skipped.
 pub async fn seeded_with(
+    backend: Backend,
     configure: impl FnOnce(ContextBuilder) -> ContextBuilder,
-) -> (Context, TestDb) {
-    let db = database().await;
-    let ctx = configure(Context::builder(db.pool.clone())).build();
+) -> Option<(Context, TestDb)> {
+    let db = database(backend, 8).await?;
+    let ctx = configure(Context::builder(db.store.clone())).build();
     seed(&ctx).await;
     ctx.clear();
-    (ctx, db)
+    Some((ctx, db))
 }
 
 pub fn scene(id: i64, chapter_id: i64, status: &str, words: i64) -> Scene {
@@ -64,26 +360,25 @@ pub fn scene(id: i64, chapter_id: i64, status: &str, words: i64) -> Scene {
     }
 }
 
-/// Story 1 with part 1, chapters 1 and 2, settings 1 and 2, characters 1 and 2, and scenes
-/// 1 (chapter 1, draft), 2 (chapter 1, final), 3 (chapter 2, draft).
+/// Stories 1 and 2; story 1 with part 1, chapters 1 and 2, settings 1 and 2, characters 1
+/// and 2, and scenes 1 (chapter 1, draft), 2 (chapter 1, final), 3 (chapter 2, draft).
 pub async fn seed(ctx: &Context) {
     let mut tx = ctx.begin().await.expect("begin");
     Story::repo(&mut tx)
-        .insert(&Story {
-            id: 1,
-            title: "The Long Night".into(),
-            status: "draft".into(),
-        })
+        .insert_many(&[
+            Story {
+                id: 1,
+                title: "The Long Night".into(),
+                status: "draft".into(),
+            },
+            Story {
+                id: 2,
+                title: "Morning".into(),
+                status: "published".into(),
+            },
+        ])
         .await
-        .expect("story");
-    Story::repo(&mut tx)
-        .insert(&Story {
-            id: 2,
-            title: "Morning".into(),
-            status: "published".into(),
-        })
-        .await
-        .expect("story 2");
+        .expect("stories");
     Part::repo(&mut tx)
         .insert(&Part {
             id: 1,
@@ -153,15 +448,4 @@ pub async fn seed(ctx: &Context) {
         .await
         .expect("scenes");
     tx.commit().await.expect("commit seed");
-}
-
-/// Reads a scene straight from the database, bypassing the cache.
-pub async fn db_scene(pool: &SqlitePool, id: i64) -> Option<Scene> {
-    sqlx::query_as::<_, Scene>(
-        "SELECT id, chapter_id, story_id, location_id, status, title, word_count FROM scenes WHERE id = ?",
-    )
-    .bind(id)
-    .fetch_optional(pool)
-    .await
-    .expect("direct read")
 }

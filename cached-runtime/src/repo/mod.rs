@@ -22,9 +22,18 @@ macro_rules! in_tx {
             HandleRef::Context(ctx) => {
                 let mut own = ctx.begin().await?;
                 let $tx = &mut own;
-                let out = $op?;
-                own.commit().await?;
-                Ok(out)
+                match $op {
+                    Ok(out) => {
+                        own.commit().await?;
+                        Ok(out)
+                    }
+                    Err(err) => {
+                        // Roll back now rather than when the pool next touches the connection,
+                        // so that row locks are released at once.
+                        let _ = own.rollback().await;
+                        Err(err)
+                    }
+                }
             }
         }
     };

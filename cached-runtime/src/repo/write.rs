@@ -23,12 +23,12 @@ impl Transaction {
         self.check(result)
     }
 
-    /// A row that must exist, read before a write to compute the old row's tags. Inside the
-    /// store's write transaction, so no other writer can change it before this one does.
+    /// A row that must exist, read before a write to compute the old row's tags: locked
+    /// (`FOR UPDATE`; SQLite's write transaction is exclusive already), so no other writer can
+    /// change it before this one does.
     async fn read_existing<E: CachedEntity>(&mut self, id: &E::Id) -> Result<E> {
-        self.read_one::<E>(id)
-            .await?
-            .ok_or_else(|| not_found::<E>(id))
+        let result = self.exec().fetch_by_id_locked::<E>(id).await;
+        self.check(result)?.ok_or_else(|| not_found::<E>(id))
     }
 
     pub(crate) async fn read_many<E: CachedEntity>(

@@ -3,41 +3,71 @@
 //! backend's statement and runs it on a pool or inside a transaction.
 //!
 //! Generated code never sees a driver type: it hands over [`Value`]s and gets entities back.
+//! Dialect differences (placeholders, quoting, `RETURNING`, row locks) live in [`sql`] and in
+//! the write paths below, never in generated code.
 
+mod driver;
+#[cfg(feature = "mysql")]
+pub(crate) mod mysql;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 pub(crate) mod sql;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
 
-#[cfg(not(any(feature = "sqlite")))]
-compile_error!("cached-runtime needs a store: enable the `sqlite` feature");
+#[cfg(not(any(feature = "sqlite", feature = "postgres", feature = "mysql")))]
+compile_error!("cached-runtime needs a store: enable `sqlite`, `postgres` or `mysql`");
 
-use crate::entity::CachedEntity;
+use driver::DbExec;
+
+use crate::entity::{CachedEntity, EntityMeta};
 use crate::error::{Error, Result};
 use crate::key::Predicate;
 use crate::value::{KeyPart, KeyValue, ToValue, Value};
 use sql::{Dialect, SqlBuilder};
 
-/// A type that a store can decode rows into.
-///
-/// With the `sqlite` store that means `sqlx::FromRow` for SQLite rows: add
-/// `#[derive(sqlx::FromRow)]` to the entity.
-#[cfg(feature = "sqlite")]
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be decoded from a database row",
-    note = "add `#[derive(sqlx::FromRow)]` to `{Self}` (fields marked `#[cache(skip)]` also need `#[sqlx(skip)]`)"
-)]
-pub trait RowDecode: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> {}
-#[cfg(feature = "sqlite")]
-impl<T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>> RowDecode for T {}
+macro_rules! row_decode {
+    ($feature:literal, $name:ident, $row:ty) => {
+        #[cfg(feature = $feature)]
+        #[doc(hidden)]
+        #[diagnostic::on_unimplemented(
+            message = "`{Self}` cannot be decoded from a database row",
+            note = "add `#[derive(sqlx::FromRow)]` to `{Self}` (fields marked `#[cache(skip)]` also need `#[sqlx(skip)]`)"
+        )]
+        pub trait $name: for<'r> sqlx::FromRow<'r, $row> {}
+        #[cfg(feature = $feature)]
+        impl<T: for<'r> sqlx::FromRow<'r, $row>> $name for T {}
+        #[cfg(not(feature = $feature))]
+        #[doc(hidden)]
+        pub trait $name {}
+        #[cfg(not(feature = $feature))]
+        impl<T> $name for T {}
+    };
+}
+
+row_decode!("sqlite", SqliteRowDecode, sqlx::sqlite::SqliteRow);
+row_decode!("postgres", PgRowDecode, sqlx::postgres::PgRow);
+row_decode!("mysql", MySqlRowDecode, sqlx::mysql::MySqlRow);
+
+/// A type that every enabled store can decode rows into: `sqlx::FromRow` for each enabled
+/// backend's rows. `#[derive(sqlx::FromRow)]` provides all of them at once.
+pub trait RowDecode: SqliteRowDecode + PgRowDecode + MySqlRowDecode {}
+impl<T: SqliteRowDecode + PgRowDecode + MySqlRowDecode> RowDecode for T {}
 
 /// A database the cache sits in front of. Build one from a driver pool:
-/// `Store::from(sqlite_pool)`.
+/// `Store::from(sqlite_pool)`, `Store::from(pg_pool)`, `Store::from(mysql_pool)`.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum Store {
     /// A SQLite pool.
     #[cfg(feature = "sqlite")]
     Sqlite(sqlx::SqlitePool),
+    /// A PostgreSQL pool.
+    #[cfg(feature = "postgres")]
+    Postgres(sqlx::PgPool),
+    /// A MySQL / MariaDB pool.
+    #[cfg(feature = "mysql")]
+    MySql(sqlx::MySqlPool),
 }
 
 #[cfg(feature = "sqlite")]
@@ -47,11 +77,29 @@ impl From<sqlx::SqlitePool> for Store {
     }
 }
 
+#[cfg(feature = "postgres")]
+impl From<sqlx::PgPool> for Store {
+    fn from(pool: sqlx::PgPool) -> Self {
+        Store::Postgres(pool)
+    }
+}
+
+#[cfg(feature = "mysql")]
+impl From<sqlx::MySqlPool> for Store {
+    fn from(pool: sqlx::MySqlPool) -> Self {
+        Store::MySql(pool)
+    }
+}
+
 impl Store {
     fn dialect(&self) -> Dialect {
         match self {
             #[cfg(feature = "sqlite")]
             Store::Sqlite(_) => Dialect::Sqlite,
+            #[cfg(feature = "postgres")]
+            Store::Postgres(_) => Dialect::Postgres,
+            #[cfg(feature = "mysql")]
+            Store::MySql(_) => Dialect::MySql,
         }
     }
 
@@ -60,6 +108,10 @@ impl Store {
         match self {
             #[cfg(feature = "sqlite")]
             Store::Sqlite(pool) => Ok(TxConn::Sqlite(sqlite::begin(pool).await?)),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(pool) => Ok(TxConn::Postgres(postgres::begin(pool).await?)),
+            #[cfg(feature = "mysql")]
+            Store::MySql(pool) => Ok(TxConn::MySql(mysql::begin(pool).await?)),
         }
     }
 }
@@ -68,21 +120,43 @@ impl Store {
 pub(crate) enum TxConn {
     #[cfg(feature = "sqlite")]
     Sqlite(sqlite::SqliteTx),
+    #[cfg(feature = "postgres")]
+    Postgres(postgres::PgTx),
+    #[cfg(feature = "mysql")]
+    MySql(mysql::MySqlTx),
+}
+
+macro_rules! each_tx {
+    ($conn:expr, $tx:ident => $body:expr) => {
+        match $conn {
+            #[cfg(feature = "sqlite")]
+            TxConn::Sqlite($tx) => $body,
+            #[cfg(feature = "postgres")]
+            TxConn::Postgres($tx) => $body,
+            #[cfg(feature = "mysql")]
+            TxConn::MySql($tx) => $body,
+        }
+    };
 }
 
 impl TxConn {
-    pub async fn commit(self) -> Result<()> {
+    fn dialect(&self) -> Dialect {
         match self {
             #[cfg(feature = "sqlite")]
-            TxConn::Sqlite(tx) => tx.commit().await.map_err(Error::Database),
+            TxConn::Sqlite(_) => Dialect::Sqlite,
+            #[cfg(feature = "postgres")]
+            TxConn::Postgres(_) => Dialect::Postgres,
+            #[cfg(feature = "mysql")]
+            TxConn::MySql(_) => Dialect::MySql,
         }
     }
 
+    pub async fn commit(self) -> Result<()> {
+        each_tx!(self, tx => tx.commit().await.map_err(Error::Database))
+    }
+
     pub async fn rollback(self) -> Result<()> {
-        match self {
-            #[cfg(feature = "sqlite")]
-            TxConn::Sqlite(tx) => tx.rollback().await.map_err(Error::Database),
-        }
+        each_tx!(self, tx => tx.rollback().await.map_err(Error::Database))
     }
 }
 
@@ -92,17 +166,38 @@ pub(crate) enum Exec<'a> {
     Tx(&'a mut TxConn),
 }
 
+/// Runs `$body` with `$x` bound to the backend's [`DbExec`].
 macro_rules! dispatch {
     ($exec:expr, $x:ident => $body:expr) => {
         match $exec {
             #[cfg(feature = "sqlite")]
             Exec::Pool(Store::Sqlite(pool)) => {
-                let mut $x = sqlite::SqliteExec::Pool(pool);
+                let mut $x = DbExec::<sqlx::Sqlite>::Pool(pool);
                 $body
             }
             #[cfg(feature = "sqlite")]
             Exec::Tx(TxConn::Sqlite(tx)) => {
-                let mut $x = sqlite::SqliteExec::Conn(&mut **tx);
+                let mut $x = DbExec::<sqlx::Sqlite>::Conn(&mut **tx);
+                $body
+            }
+            #[cfg(feature = "postgres")]
+            Exec::Pool(Store::Postgres(pool)) => {
+                let mut $x = DbExec::<sqlx::Postgres>::Pool(pool);
+                $body
+            }
+            #[cfg(feature = "postgres")]
+            Exec::Tx(TxConn::Postgres(tx)) => {
+                let mut $x = DbExec::<sqlx::Postgres>::Conn(&mut **tx);
+                $body
+            }
+            #[cfg(feature = "mysql")]
+            Exec::Pool(Store::MySql(pool)) => {
+                let mut $x = DbExec::<sqlx::MySql>::Pool(pool);
+                $body
+            }
+            #[cfg(feature = "mysql")]
+            Exec::Tx(TxConn::MySql(tx)) => {
+                let mut $x = DbExec::<sqlx::MySql>::Conn(&mut **tx);
                 $body
             }
         }
@@ -117,12 +212,14 @@ fn predicate_values(predicate: &Predicate) -> Vec<Value> {
     }
 }
 
+/// SQLite allows 32766 bind parameters per statement, PostgreSQL and MySQL 65535.
+const MAX_PARAMS: usize = 30_000;
+
 impl Exec<'_> {
     fn dialect(&self) -> Dialect {
         match self {
             Exec::Pool(store) => store.dialect(),
-            #[cfg(feature = "sqlite")]
-            Exec::Tx(TxConn::Sqlite(_)) => Dialect::Sqlite,
+            Exec::Tx(tx) => tx.dialect(),
         }
     }
 
@@ -130,27 +227,25 @@ impl Exec<'_> {
         SqlBuilder::new(E::meta(), self.dialect())
     }
 
-    /// The row with this id.
-    pub async fn fetch_by_id<E: CachedEntity>(&mut self, id: &E::Id) -> Result<Option<E>> {
-        let sql = self.sql::<E>().select_by_id();
-        let values = vec![id.to_value()];
-        dispatch!(self, x => x.fetch_optional::<E>(sql, values).await)
-    }
-
-    /// One key-forming column of the row with this id (a foreign key followed by the view
-    /// graph), or `None` if the row does not exist.
-    pub async fn fetch_column(
+    async fn one<E: CachedEntity>(
         &mut self,
-        meta: &'static crate::entity::EntityMeta,
-        column: &'static str,
-        id: &KeyValue,
-    ) -> Result<Option<KeyValue>> {
-        let sql = SqlBuilder::new(meta, self.dialect()).select_column(column);
-        let values = vec![id.to_value()];
-        dispatch!(self, x => x.fetch_key_value(meta.type_name, sql, values).await)
+        sql: sqlx::SqlStr,
+        values: Vec<Value>,
+    ) -> Result<Option<E>> {
+        let entity = E::meta().type_name;
+        dispatch!(self, x => x.fetch_optional::<E>(entity, sql, values).await)
     }
 
-    /// Runs a raw statement and returns the number of rows it affected.
+    async fn all<E: CachedEntity>(
+        &mut self,
+        sql: sqlx::SqlStr,
+        values: Vec<Value>,
+    ) -> Result<Vec<E>> {
+        let entity = E::meta().type_name;
+        dispatch!(self, x => x.fetch_all::<E>(entity, sql, values).await)
+    }
+
+    /// Runs a statement and returns the number of rows it affected.
     pub async fn execute(
         &mut self,
         entity: &'static str,
@@ -160,22 +255,55 @@ impl Exec<'_> {
         dispatch!(self, x => x.execute(entity, sql, values).await)
     }
 
-    /// The rows with these ids, in no particular order.
-    pub async fn fetch_by_ids<E: CachedEntity>(&mut self, ids: &[KeyValue]) -> Result<Vec<E>> {
+    /// The row with this id.
+    pub async fn fetch_by_id<E: CachedEntity>(&mut self, id: &E::Id) -> Result<Option<E>> {
+        let sql = self.sql::<E>().select_by_id();
+        self.one(sql, vec![id.to_value()]).await
+    }
+
+    /// The row with this id, locked for the rest of the transaction (the old row of a write).
+    pub async fn fetch_by_id_locked<E: CachedEntity>(&mut self, id: &E::Id) -> Result<Option<E>> {
+        let sql = self.sql::<E>().select_by_id_locked();
+        self.one(sql, vec![id.to_value()]).await
+    }
+
+    /// The rows with these ids, in no particular order (locked if `locked`).
+    async fn rows_by_ids<E: CachedEntity>(
+        &mut self,
+        ids: &[KeyValue],
+        locked: bool,
+    ) -> Result<Vec<E>> {
         let mut rows = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
-            let sql = self.sql::<E>().select_by_ids(chunk.len());
+            let sql = self.sql::<E>().select_by_ids(chunk.len(), locked);
             let values = chunk.iter().map(KeyValue::to_value).collect();
-            rows.extend(dispatch!(self, x => x.fetch_all::<E>(sql, values).await)?);
+            rows.extend(self.all::<E>(sql, values).await?);
         }
         Ok(rows)
+    }
+
+    /// The rows with these ids, in no particular order.
+    pub async fn fetch_by_ids<E: CachedEntity>(&mut self, ids: &[KeyValue]) -> Result<Vec<E>> {
+        self.rows_by_ids(ids, false).await
+    }
+
+    /// One key-forming column of the row with this id (a foreign key followed by the view
+    /// graph), or `None` if the row does not exist.
+    pub async fn fetch_column(
+        &mut self,
+        meta: &'static EntityMeta,
+        column: &'static str,
+        id: &KeyValue,
+    ) -> Result<Option<KeyValue>> {
+        let sql = SqlBuilder::new(meta, self.dialect()).select_column(column);
+        let values = vec![id.to_value()];
+        dispatch!(self, x => x.fetch_key_value(meta.type_name, sql, values).await)
     }
 
     /// The rows matching `predicate`, ordered by id.
     pub async fn fetch_where<E: CachedEntity>(&mut self, predicate: &Predicate) -> Result<Vec<E>> {
         let sql = self.sql::<E>().select(predicate);
-        let values = predicate_values(predicate);
-        dispatch!(self, x => x.fetch_all::<E>(sql, values).await)
+        self.all(sql, predicate_values(predicate)).await
     }
 
     /// The number of rows matching `predicate`.
@@ -190,13 +318,33 @@ impl Exec<'_> {
     pub async fn insert<E: CachedEntity>(&mut self, rows: &[E]) -> Result<Vec<E>> {
         let width = E::meta().columns.len().max(1);
         let mut stored = Vec::with_capacity(rows.len());
-        // SQLite allows 32766 bind parameters per statement.
-        for chunk in rows.chunks((30_000 / width).max(1)) {
+        for chunk in rows.chunks((MAX_PARAMS / width).max(1)) {
             let sql = self.sql::<E>().insert(chunk.len());
             let values = chunk.iter().flat_map(CachedEntity::values).collect();
-            stored.extend(dispatch!(self, x => x.fetch_all::<E>(sql, values).await)?);
+            if self.dialect().has_returning() {
+                stored.extend(self.all::<E>(sql, values).await?);
+            } else {
+                self.execute(E::meta().type_name, sql, values).await?;
+                let ids: Vec<KeyValue> = chunk.iter().map(id_of).collect();
+                stored.extend(self.rows_by_ids::<E>(&ids, false).await?);
+            }
         }
         Ok(stored)
+    }
+
+    /// Runs an `UPDATE` of one row and returns the row as updated, or `None` if it is absent.
+    async fn update_returning<E: CachedEntity>(
+        &mut self,
+        id: &E::Id,
+        sql: sqlx::SqlStr,
+        values: Vec<Value>,
+    ) -> Result<Option<E>> {
+        if self.dialect().has_returning() {
+            return self.one(sql, values).await;
+        }
+        // No RETURNING: update, then read the row back inside the same transaction.
+        self.execute(E::meta().type_name, sql, values).await?;
+        self.fetch_by_id::<E>(id).await
     }
 
     /// Assigns columns of one row and returns the row as updated, or `None` if it is absent.
@@ -209,7 +357,7 @@ impl Exec<'_> {
         let sql = self.sql::<E>().update(&columns);
         let mut values: Vec<Value> = assignments.into_iter().map(|(_, v)| v).collect();
         values.push(id.to_value());
-        dispatch!(self, x => x.fetch_optional::<E>(sql, values).await)
+        self.update_returning(id, sql, values).await
     }
 
     /// Adds `delta` to an integer column in one statement; returns the updated row.
@@ -221,7 +369,7 @@ impl Exec<'_> {
     ) -> Result<Option<E>> {
         let sql = self.sql::<E>().add(column);
         let values = vec![Value::Int(delta), id.to_value()];
-        dispatch!(self, x => x.fetch_optional::<E>(sql, values).await)
+        self.update_returning(id, sql, values).await
     }
 
     /// Deletes rows by id and returns the deleted rows.
@@ -229,8 +377,15 @@ impl Exec<'_> {
         let mut deleted = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
             let sql = self.sql::<E>().delete(chunk.len());
-            let values = chunk.iter().map(KeyValue::to_value).collect();
-            deleted.extend(dispatch!(self, x => x.fetch_all::<E>(sql, values).await)?);
+            let values: Vec<Value> = chunk.iter().map(KeyValue::to_value).collect();
+            if self.dialect().has_returning() {
+                deleted.extend(self.all::<E>(sql, values).await?);
+            } else {
+                // No RETURNING: lock and read the rows, then delete them.
+                let rows = self.rows_by_ids::<E>(chunk, true).await?;
+                self.execute(E::meta().type_name, sql, values).await?;
+                deleted.extend(rows);
+            }
         }
         Ok(deleted)
     }

@@ -14,32 +14,45 @@ use crate::key::Predicate;
 
 /// The SQL dialects the stores speak.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(dead_code)] // each variant exists only with its store's feature
 pub(crate) enum Dialect {
-    /// SQLite: `"ident"`, `?` placeholders, `RETURNING`.
+    /// SQLite: `"ident"`, `?` placeholders, `RETURNING`, no row locks (one writer at a time).
     Sqlite,
+    /// PostgreSQL: `"ident"`, `$n` placeholders, `RETURNING`, `FOR UPDATE`.
+    Postgres,
+    /// MySQL / MariaDB: `` `ident` ``, `?` placeholders, no `RETURNING` on `UPDATE`
+    /// (MariaDB) or at all (MySQL), so writes are followed by a read; `FOR UPDATE`.
+    MySql,
 }
 
 impl Dialect {
     fn index(self) -> usize {
         match self {
             Dialect::Sqlite => 0,
+            Dialect::Postgres => 1,
+            Dialect::MySql => 2,
         }
     }
 
+    /// Whether `INSERT`/`UPDATE`/`DELETE ... RETURNING` is available.
+    pub fn has_returning(self) -> bool {
+        !matches!(self, Dialect::MySql)
+    }
+
     fn quote(self, out: &mut String, ident: &str) {
+        let q = if self == Dialect::MySql { '`' } else { '"' };
         for (i, part) in ident.split('.').enumerate() {
             if i > 0 {
                 out.push('.');
             }
-            match self {
-                Dialect::Sqlite => write!(out, "\"{part}\"").expect("writing to a String"),
-            }
+            write!(out, "{q}{part}{q}").expect("writing to a String");
         }
     }
 
-    fn placeholder(self, out: &mut String, _n: usize) {
+    fn placeholder(self, out: &mut String, n: usize) {
         match self {
-            Dialect::Sqlite => out.push('?'),
+            Dialect::Postgres => write!(out, "${n}").expect("writing to a String"),
+            Dialect::Sqlite | Dialect::MySql => out.push('?'),
         }
     }
 }
@@ -49,6 +62,7 @@ impl Dialect {
 #[derive(Debug)]
 pub struct Statements {
     select_by_id: Arc<str>,
+    select_by_id_locked: Arc<str>,
     select_all: Arc<str>,
     count_all: Arc<str>,
     select_where: Box<[Arc<str>]>,
@@ -59,13 +73,13 @@ pub struct Statements {
 /// Per-dialect statement slots kept in an entity's static state.
 #[doc(hidden)]
 #[derive(Debug)]
-pub struct StatementCache([OnceLock<Statements>; 1]);
+pub struct StatementCache([OnceLock<Statements>; 3]);
 
 impl StatementCache {
     /// Empty slots, for generated `static` items.
     #[allow(clippy::new_without_default)]
     pub const fn new() -> Self {
-        StatementCache([const { OnceLock::new() }])
+        StatementCache([const { OnceLock::new() }; 3])
     }
 }
 
@@ -89,6 +103,9 @@ impl SqlBuilder {
             let indexes = self.meta.indexes.iter();
             Statements {
                 select_by_id: self.select_where_column(self.meta.id_column, false).into(),
+                select_by_id_locked: self
+                    .lock(self.select_where_column(self.meta.id_column, false))
+                    .into(),
                 select_all: self.select_pred(&Predicate::All).into(),
                 count_all: self.count_pred(&Predicate::All).into(),
                 select_where: indexes
@@ -121,8 +138,18 @@ impl SqlBuilder {
     }
 
     fn returning(&self, out: &mut String) {
-        out.push_str(" RETURNING ");
-        self.columns(out);
+        if self.dialect.has_returning() {
+            out.push_str(" RETURNING ");
+            self.columns(out);
+        }
+    }
+
+    /// Adds `FOR UPDATE` where the dialect has row locks.
+    fn lock(&self, mut select: String) -> String {
+        if self.dialect != Dialect::Sqlite {
+            select.push_str(" FOR UPDATE");
+        }
+        select
     }
 
     fn order_by_id(&self, out: &mut String) {
@@ -214,11 +241,20 @@ impl SqlBuilder {
         AssertSqlSafe(out).into_sql_str()
     }
 
-    /// `SELECT <columns> FROM <table> WHERE <id> IN (?, ...)`.
-    pub fn select_by_ids(&self, n: usize) -> SqlStr {
+    /// `SELECT <columns> FROM <table> WHERE <id> = ? FOR UPDATE`: the old row a write needs,
+    /// locked until the transaction ends (no lock clause on SQLite, whose writers are serial).
+    pub fn select_by_id_locked(&self) -> SqlStr {
+        sql(&self.statements().select_by_id_locked)
+    }
+
+    /// `SELECT <columns> FROM <table> WHERE <id> IN (?, ...)`, locked if `locked`.
+    pub fn select_by_ids(&self, n: usize, locked: bool) -> SqlStr {
         let mut out = self.select_head();
         out.push_str(" WHERE ");
         self.id_list(&mut out, n, 1);
+        if locked {
+            out = self.lock(out);
+        }
         AssertSqlSafe(out).into_sql_str()
     }
 
