@@ -10,10 +10,14 @@
 //! - `hit/view_get`: a cached view (`StoryOutline`) next to the row hits;
 //! - `invalidate_view`: dropping one view instance with 10 vs 10^5 instances cached.
 //!
+//! - `postgres_*` / `mysql_*` (when `CACHED_POSTGRES_URL` / `CACHED_MYSQL_URL` are set): a cached
+//!   hit vs a raw sqlx point select, and a cached update vs the same raw update in a
+//!   transaction, plain and returning the row (`RETURNING`, or a read-back on MySQL), on the
+//!   server.
+//!
 //! Run with `cargo bench --bench cache`; the ratios are what to read, not the absolute times.
 
 #[path = "../examples/studio/domain.rs"]
-#[allow(dead_code)] // the server schemas are for the studio tour and the tests
 mod domain;
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -24,8 +28,11 @@ use cached_runtime::prelude::*;
 use cached_runtime::ViewKey;
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
 use domain::*;
+use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
-use sqlx::SqlitePool;
+use sqlx::{Executor, SqlitePool};
+use std::str::FromStr;
 
 /// A view keyed by one scene, to cache many view instances cheaply.
 #[derive(CachedView, Clone)]
@@ -372,9 +379,175 @@ fn invalidate_view(c: &mut Criterion) {
     group.finish();
 }
 
+/// The server a server benchmark runs on, from the same variables the tests read.
+fn server_url(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            eprintln!("note: {var} is unset; skipping its benchmarks");
+            None
+        }
+    }
+}
+
+/// Cached hit vs raw point select, and cached vs raw update in a transaction, on a server.
+macro_rules! server_benches {
+    ($fn_name:ident, $var:literal, $label:literal, $pool:ty, $opts:ty, $pool_opts:ty,
+     $schema:expr, $create:literal, $drop:literal, $select:literal, $update:literal,
+     $update_returning:literal, $read_back:expr, $configure:expr) => {
+        fn $fn_name(c: &mut Criterion) {
+            let Some(url) = server_url($var) else { return };
+            let rt = runtime();
+            let name = format!("bench_{}", std::process::id());
+            let pool: $pool = rt.block_on(async {
+                let admin = <$pool>::connect(&url).await.expect("connect");
+                admin
+                    .execute(sqlx::AssertSqlSafe(format!($create, name)))
+                    .await
+                    .expect("create");
+                let options = $configure(<$opts>::from_str(&url).expect("url"), &name);
+                let pool = <$pool_opts>::new()
+                    .max_connections(4)
+                    .test_before_acquire(false)
+                    .connect_with(options)
+                    .await
+                    .expect("connect");
+                sqlx::raw_sql($schema).execute(&pool).await.expect("schema");
+                sqlx::raw_sql(
+                    "INSERT INTO stories VALUES (1, 'Bench', 'draft');
+                     INSERT INTO parts VALUES (1, 1, 'Part', 1);
+                     INSERT INTO chapters VALUES (1, 1, 1, 'Chapter', 1);
+                     INSERT INTO characters VALUES (1, 1, 'Mara', 'keeper');
+                     INSERT INTO scenes (id, chapter_id, story_id, status, title, word_count)
+                     VALUES (5, 1, 1, 'draft', 'Scene 5', 100);",
+                )
+                .execute(&pool)
+                .await
+                .expect("rows");
+                pool
+            });
+            let ctx = Context::new(pool.clone());
+            rt.block_on(Character::repo(&ctx).get(1)).unwrap().unwrap();
+            let mut group = c.benchmark_group(concat!($label, "_read"));
+            group.bench_function("cached_hit", |b| {
+                b.to_async(&rt)
+                    .iter(|| async { black_box(Character::repo(&ctx).get(black_box(1)).await.unwrap()) })
+            });
+            group.bench_function("raw_sqlx_point_select", |b| {
+                b.to_async(&rt).iter(|| async {
+                    black_box(
+                        sqlx::query_as::<_, Character>($select)
+                            .bind(1i64)
+                            .fetch_optional(&pool)
+                            .await
+                            .unwrap(),
+                    )
+                })
+            });
+            group.finish();
+
+            let n = AtomicI64::new(0);
+            let text = || format!("t{}", n.fetch_add(1, Ordering::Relaxed));
+            let mut group = c.benchmark_group(concat!($label, "_update"));
+            group.measurement_time(Duration::from_secs(10));
+            // Three variants, run in rotating order in every iteration; each benchmark times one.
+            for (timed, name) in ["cached_in_tx", "raw_sqlx_in_tx", "raw_sqlx_returning_in_tx"]
+                .into_iter()
+                .enumerate()
+            {
+                group.bench_function(name, |b| {
+                    b.to_async(&rt).iter_custom(|iters| {
+                        let (ctx, pool, text) = (&ctx, &pool, &text);
+                        async move {
+                            let mut total = Duration::ZERO;
+                            for i in 0..iters as usize {
+                                for turn in 0..3 {
+                                    let variant = (i + turn) % 3;
+                                    let started = Instant::now();
+                                    if variant == 0 {
+                                        let mut tx = ctx.begin().await.unwrap();
+                                        Character::repo(&mut tx)
+                                            .update(1, CharacterUpdate::default().role(text()))
+                                            .await
+                                            .unwrap();
+                                        black_box(tx.commit().await.unwrap());
+                                    } else {
+                                        let sql = if variant == 1 { $update } else { $update_returning };
+                                        let mut tx = pool.begin().await.unwrap();
+                                        sqlx::query(sql)
+                                            .bind(text())
+                                            .bind(1i64)
+                                            .fetch_optional(&mut *tx)
+                                            .await
+                                            .unwrap();
+                                        let read_back: Option<&str> = $read_back;
+                                        if let (2, Some(select)) = (variant, read_back) {
+                                            sqlx::query(select)
+                                                .bind(1i64)
+                                                .fetch_optional(&mut *tx)
+                                                .await
+                                                .unwrap();
+                                        }
+                                        tx.commit().await.unwrap();
+                                    }
+                                    if variant == timed {
+                                        total += started.elapsed();
+                                    }
+                                }
+                            }
+                            total
+                        }
+                    })
+                });
+            }
+            group.finish();
+            rt.block_on(async {
+                pool.close().await;
+                let admin = <$pool>::connect(&url).await.expect("connect");
+                let _ = admin.execute(sqlx::AssertSqlSafe(format!($drop, name))).await;
+            });
+        }
+    };
+}
+
+server_benches!(
+    postgres,
+    "CACHED_POSTGRES_URL",
+    "postgres",
+    sqlx::PgPool,
+    PgConnectOptions,
+    PgPoolOptions,
+    SCHEMA_POSTGRES,
+    "CREATE SCHEMA {}",
+    "DROP SCHEMA {} CASCADE",
+    "SELECT id, story_id, name, role FROM characters WHERE id = $1",
+    "UPDATE characters SET role = $1 WHERE id = $2",
+    "UPDATE characters SET role = $1 WHERE id = $2 RETURNING id, story_id, name, role",
+    None,
+    |o: PgConnectOptions, name: &str| o.options([("search_path", name)])
+);
+
+server_benches!(
+    mysql,
+    "CACHED_MYSQL_URL",
+    "mysql",
+    sqlx::MySqlPool,
+    MySqlConnectOptions,
+    MySqlPoolOptions,
+    SCHEMA_MYSQL,
+    "CREATE DATABASE {}",
+    "DROP DATABASE {}",
+    "SELECT id, story_id, name, role FROM characters WHERE id = ?",
+    "UPDATE characters SET role = ? WHERE id = ?",
+    // No RETURNING on UPDATE: the store reads the row back, and so does this variant.
+    "UPDATE characters SET role = ? WHERE id = ?",
+    Some("SELECT id, story_id, name, role FROM characters WHERE id = ?"),
+    |o: MySqlConnectOptions, name: &str| o.database(name)
+);
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(50).warm_up_time(Duration::from_secs(1));
-    targets = hit, miss, update, invalidate, invalidate_bare_moka, invalidate_view
+    targets = hit, miss, update, invalidate, invalidate_bare_moka, invalidate_view, postgres, mysql
 }
 criterion_main!(benches);

@@ -5,7 +5,7 @@ mod common;
 
 use cached_runtime::{ConstraintKind, Error, QueryKey};
 use common::domain::*;
-use common::{scene, TestDb};
+use common::{scene, Backend, TestDb};
 
 async fn assert_untouched(ctx: &cached_runtime::Context, db: &TestDb) {
     assert!(ctx.is_cached(SceneKey(1)));
@@ -254,5 +254,73 @@ backend_tests! {
             Scene::repo(&ctx).find_by_chapter_id(3).await.unwrap().len(),
             1
         );
+    }
+
+    #[tokio::test]
+    async fn a_value_too_long_is_typed_and_changes_nothing(backend) {
+        let (ctx, db) = seeded!(backend);
+        Scene::repo(&ctx).get(1).await.unwrap();
+        let err = Scene::repo(&ctx)
+            .update(1, SceneUpdate::default().title("x".repeat(300)))
+            .await
+            .unwrap_err();
+        // SQLite has no column lengths; the schema enforces the limit with a CHECK.
+        let expected = match backend {
+            Backend::Sqlite => ConstraintKind::Check,
+            _ => ConstraintKind::TooLong,
+        };
+        assert!(err.is_constraint(expected), "{err}");
+        assert_eq!(Scene::repo(&ctx).get(1).await.unwrap().unwrap().title, "Scene 1");
+        assert_eq!(db.scene(1).await.unwrap().title, "Scene 1");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_deadlock_is_a_retryable_conflict_and_changes_nothing(backend) {
+        if backend == Backend::Sqlite {
+            // SQLite serializes writers (BEGIN IMMEDIATE): two transactions cannot deadlock.
+            return;
+        }
+        let (ctx, db) = seeded!(backend);
+        Scene::repo(&ctx).get(1).await.unwrap();
+        Scene::repo(&ctx).get(2).await.unwrap();
+        let mut first = ctx.begin().await.unwrap();
+        let mut second = ctx.begin().await.unwrap();
+        Scene::repo(&mut first).increment_word_count(1, 10).await.unwrap();
+        Scene::repo(&mut second).increment_word_count(2, 10).await.unwrap();
+        // Each now wants the other's row.
+        let crossing = tokio::spawn(async move {
+            match Scene::repo(&mut first).increment_word_count(2, 10).await {
+                Ok(_) => Ok(first),
+                Err(err) => {
+                    let aborted = first.commit().await.unwrap_err();
+                    assert!(matches!(aborted, Error::TransactionAborted), "{aborted}");
+                    Err(err)
+                }
+            }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let second = match Scene::repo(&mut second).increment_word_count(1, 10).await {
+            Ok(_) => Ok(second),
+            Err(err) => {
+                let aborted = second.commit().await.unwrap_err();
+                assert!(matches!(aborted, Error::TransactionAborted), "{aborted}");
+                Err(err)
+            }
+        };
+        let first = crossing.await.unwrap();
+        let (survivor, victim) = match (first, second) {
+            (Ok(t), Err(e)) | (Err(e), Ok(t)) => (t, e),
+            (Ok(_), Ok(_)) => panic!("both crossing writes succeeded: no deadlock?"),
+            (Err(a), Err(b)) => panic!("both failed: {a}; {b}"),
+        };
+        assert!(victim.is_retryable(), "a deadlock is a retryable conflict: {victim}");
+        assert!(matches!(victim, Error::Conflict { .. }), "{victim}");
+        survivor.commit().await.unwrap();
+        // The survivor added 10 to both rows; the victim's writes are gone everywhere.
+        for (id, words) in [(1, 110), (2, 210)] {
+            assert_eq!(db.scene(id).await.unwrap().word_count, words);
+            let cached = Scene::repo(&ctx).get(id).await.unwrap().unwrap();
+            assert_eq!(cached.word_count, words, "scene {id}");
+        }
     }
 }
