@@ -121,6 +121,38 @@ fn unique_name() -> String {
     )
 }
 
+/// A fresh schema (PostgreSQL) or database (MySQL) on a server, with the studio tables.
+macro_rules! server_db {
+    ($backend:expr, $connections:expr, $pool:ty, $options:ty, $pool_options:ty,
+     $create:literal, $schema:expr, $select:expr) => {{
+        let url = $backend.url()?;
+        sweep_leftovers($backend, &url).await;
+        let name = unique_name();
+        let admin = <$pool>::connect(&url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach the {:?} server at {url}: {e}", $backend));
+        admin
+            .execute(sqlx::AssertSqlSafe(format!($create, name)))
+            .await
+            .expect("create the test schema");
+        admin.close().await;
+        let options = $select(<$options>::from_str(&url).expect("server url"), &name);
+        let pool = <$pool_options>::new()
+            .max_connections($connections)
+            .test_before_acquire(false)
+            .connect_with(options)
+            .await
+            .expect("connect");
+        sqlx::raw_sql($schema).execute(&pool).await.expect("schema");
+        Some(TestDb {
+            backend: $backend,
+            store: pool.into(),
+            cleanup: Some(($backend, url, name)),
+            _dir: None,
+        })
+    }};
+}
+
 /// A fresh empty database with the studio schema, with a pool of `connections`.
 pub async fn database(backend: Backend, connections: u32) -> Option<TestDb> {
     match backend {
@@ -149,68 +181,28 @@ pub async fn database(backend: Backend, connections: u32) -> Option<TestDb> {
             })
         }
         Backend::Postgres => {
-            let url = backend.url()?;
-            sweep_leftovers(backend, &url).await;
-            let name = unique_name();
-            let admin = PgPool::connect(&url)
-                .await
-                .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {url}: {e}"));
-            admin
-                .execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
-                .await
-                .expect("create schema");
-            admin.close().await;
-            let options = PgConnectOptions::from_str(&url)
-                .expect("postgres url")
-                .options([("search_path", name.as_str())]);
-            let pool = PgPoolOptions::new()
-                .max_connections(connections)
-                .test_before_acquire(false)
-                .connect_with(options)
-                .await
-                .expect("connect");
-            sqlx::raw_sql(SCHEMA_POSTGRES)
-                .execute(&pool)
-                .await
-                .expect("schema");
-            Some(TestDb {
+            server_db!(
                 backend,
-                store: pool.into(),
-                cleanup: Some((backend, url, name)),
-                _dir: None,
-            })
+                connections,
+                PgPool,
+                PgConnectOptions,
+                PgPoolOptions,
+                "CREATE SCHEMA {}",
+                SCHEMA_POSTGRES,
+                |o: PgConnectOptions, name: &str| o.options([("search_path", name)])
+            )
         }
         Backend::MySql => {
-            let url = backend.url()?;
-            sweep_leftovers(backend, &url).await;
-            let name = unique_name();
-            let admin = MySqlPool::connect(&url)
-                .await
-                .unwrap_or_else(|e| panic!("cannot reach MySQL/MariaDB at {url}: {e}"));
-            admin
-                .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .await
-                .expect("create database");
-            admin.close().await;
-            let options = MySqlConnectOptions::from_str(&url)
-                .expect("mysql url")
-                .database(&name);
-            let pool = MySqlPoolOptions::new()
-                .max_connections(connections)
-                .test_before_acquire(false)
-                .connect_with(options)
-                .await
-                .expect("connect");
-            sqlx::raw_sql(SCHEMA_MYSQL)
-                .execute(&pool)
-                .await
-                .expect("schema");
-            Some(TestDb {
+            server_db!(
                 backend,
-                store: pool.into(),
-                cleanup: Some((backend, url, name)),
-                _dir: None,
-            })
+                connections,
+                MySqlPool,
+                MySqlConnectOptions,
+                MySqlPoolOptions,
+                "CREATE DATABASE {}",
+                SCHEMA_MYSQL,
+                |o: MySqlConnectOptions, name: &str| o.database(name)
+            )
         }
     }
 }
