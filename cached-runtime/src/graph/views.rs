@@ -4,8 +4,9 @@
 //! when some view reads its entity. At commit, before the database commit, each seed is walked
 //! along the `relates_to` path of every view that reads the entity: the first foreign key is in
 //! the seed; each further hop reads the intermediate row's foreign key through the transaction
-//! (so it sees the transaction's own writes). The result is the exact set of view keys, plus a
-//! whole-view bump for `reads_all` views.
+//! (so it sees the transaction's own writes) with a shared lock (so no concurrent transaction
+//! can move the intermediate row to another key before this one commits). The result is the
+//! exact set of view keys, plus a whole-view bump for `reads_all` views.
 
 use crate::cache::Bump;
 use crate::entity::EntityMeta;

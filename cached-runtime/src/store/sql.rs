@@ -228,7 +228,9 @@ impl SqlBuilder {
         sql(&self.statements().select_by_id)
     }
 
-    /// `SELECT <column> FROM <table> WHERE <id> = ?`.
+    /// `SELECT <column> FROM <table> WHERE <id> = ?`, with a shared row lock on the servers:
+    /// the foreign key a view chain follows must not change before this transaction commits
+    /// (a locking read also sees the latest committed row, not a repeatable-read snapshot).
     pub fn select_column(&self, column: &str) -> SqlStr {
         let mut out = String::from("SELECT ");
         self.dialect.quote(&mut out, column);
@@ -238,6 +240,11 @@ impl SqlBuilder {
         self.dialect.quote(&mut out, self.meta.id_column);
         out.push_str(" = ");
         self.dialect.placeholder(&mut out, 1);
+        match self.dialect {
+            Dialect::Sqlite => {}
+            Dialect::Postgres => out.push_str(" FOR SHARE"),
+            Dialect::MySql => out.push_str(" LOCK IN SHARE MODE"),
+        }
         AssertSqlSafe(out).into_sql_str()
     }
 
