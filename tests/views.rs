@@ -477,4 +477,40 @@ backend_tests! {
         assert_eq!(report.entities(), ["Character", "Cast"]);
         assert!(!ctx.is_cached(CharacterKey(1)));
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_chain_cannot_move_under_a_committing_transaction(backend) {
+        if backend == Backend::Sqlite {
+            // One writer at a time: the interleaving below cannot happen.
+            return;
+        }
+        let Some((ctx, _db)) = world(backend).await else {
+            return;
+        };
+        let slow = Context::builder(ctx.store().clone())
+            .__commit_delay(std::time::Duration::from_millis(500))
+            .build();
+        // Mover: chapter 1 goes from part 1 to part 2 (row locked, not committed yet).
+        let mut mover = ctx.begin().await.unwrap();
+        Chapter::repo(&mut mover).update(1, ChapterUpdate::default().part_id(2)).await.unwrap();
+        // Writer (on a second context over the same database, so its commit is slow): edits
+        // scene 1 of chapter 1; at commit it resolves scene -> chapter 1 -> part.
+        let writer = tokio::spawn(async move {
+            let mut tx = slow.begin().await.unwrap();
+            Scene::repo(&mut tx).increment_word_count(1, 1000).await.unwrap();
+            tx.commit().await.unwrap()
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        mover.commit().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        // A reader caches part 2 while the writer is still committing (scene 1 not yet +1000).
+        let before = PartSummary::get(&ctx, 2).await.unwrap().unwrap();
+        let report = writer.await.unwrap();
+        // The writer's chain must have resolved chapter 1 to part 2 (it waited for the mover).
+        assert!(
+            report.key_strings().contains(&"part_summary:2".to_string()),
+            "the writer resolved the chain before the chapter moved: {report} (part 2 had {} words)",
+            before.words
+        );
+    }
 }

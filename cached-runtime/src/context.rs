@@ -49,6 +49,8 @@ pub struct ContextBuilder {
     protect_fills: bool,
     #[cfg(feature = "__testing")]
     fill_delay: Option<std::time::Duration>,
+    #[cfg(feature = "__testing")]
+    commit_delay: Option<std::time::Duration>,
 }
 
 impl ContextBuilder {
@@ -76,6 +78,15 @@ impl ContextBuilder {
         self
     }
 
+    /// Test only: pause every commit between resolving its view instances and the database
+    /// commit, so that a test can interleave another transaction there.
+    #[cfg(feature = "__testing")]
+    #[doc(hidden)]
+    pub fn __commit_delay(mut self, delay: std::time::Duration) -> Self {
+        self.commit_delay = Some(delay);
+        self
+    }
+
     /// Builds the context.
     pub fn build(self) -> Context {
         #[allow(unused_mut)]
@@ -83,6 +94,7 @@ impl ContextBuilder {
         #[cfg(feature = "__testing")]
         {
             cache.fill_delay = self.fill_delay;
+            cache.commit_delay = self.commit_delay;
         }
         Context {
             inner: Arc::new(Inner {
@@ -103,6 +115,8 @@ impl Context {
             protect_fills: true,
             #[cfg(feature = "__testing")]
             fill_delay: None,
+            #[cfg(feature = "__testing")]
+            commit_delay: None,
         }
     }
 

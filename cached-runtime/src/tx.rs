@@ -160,6 +160,10 @@ impl Transaction {
                 }
             }
         }
+        #[cfg(feature = "__testing")]
+        if let Some(delay) = self.ctx.inner.cache.commit_delay {
+            tokio::time::sleep(delay).await;
+        }
         let Transaction {
             ctx,
             conn,

@@ -75,6 +75,9 @@ pub(crate) struct LocalCache {
     /// which a commit can overtake the load.
     #[cfg(feature = "__testing")]
     pub fill_delay: Option<std::time::Duration>,
+    /// Test only: a pause between a transaction's view resolution and its database commit.
+    #[cfg(feature = "__testing")]
+    pub commit_delay: Option<std::time::Duration>,
     pub counters: Counters,
 }
 
@@ -93,6 +96,8 @@ impl LocalCache {
             protect,
             #[cfg(feature = "__testing")]
             fill_delay: None,
+            #[cfg(feature = "__testing")]
+            commit_delay: None,
             counters: Counters::default(),
         }
     }
