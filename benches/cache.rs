@@ -18,6 +18,7 @@
 //! Run with `cargo bench --bench cache`; the ratios are what to read, not the absolute times.
 
 #[path = "../examples/studio/domain.rs"]
+#[allow(dead_code)] // `prepare_mongo` is for the MongoDB benchmarks
 mod domain;
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -104,6 +105,7 @@ fn hit(c: &mut Criterion) {
                 story_id: 1,
                 name: "Mara".into(),
                 role: "keeper".into(),
+                traits: Vec::new(),
             })
             .await
             .unwrap();
@@ -226,7 +228,7 @@ fn update(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let pool = rt.block_on(database(&dir, 1000));
     rt.block_on(
-        sqlx::query("INSERT INTO characters VALUES (1, 1, 'Mara', 'keeper')").execute(&pool),
+        sqlx::query("INSERT INTO characters VALUES (1, 1, 'Mara', 'keeper', '[]')").execute(&pool),
     )
     .unwrap();
     let ctx = Context::new(pool.clone());
@@ -417,7 +419,7 @@ macro_rules! server_benches {
                     "INSERT INTO stories VALUES (1, 'Bench', 'draft');
                      INSERT INTO parts VALUES (1, 1, 'Part', 1);
                      INSERT INTO chapters VALUES (1, 1, 1, 'Chapter', 1);
-                     INSERT INTO characters VALUES (1, 1, 'Mara', 'keeper');
+                     INSERT INTO characters VALUES (1, 1, 'Mara', 'keeper', '[]');
                      INSERT INTO scenes (id, chapter_id, story_id, status, title, word_count)
                      VALUES (5, 1, 1, 'draft', 'Scene 5', 100);",
                 )
@@ -520,9 +522,9 @@ server_benches!(
     SCHEMA_POSTGRES,
     "CREATE SCHEMA {}",
     "DROP SCHEMA {} CASCADE",
-    "SELECT id, story_id, name, role FROM characters WHERE id = $1",
+    "SELECT id, story_id, name, role, traits FROM characters WHERE id = $1",
     "UPDATE characters SET role = $1 WHERE id = $2",
-    "UPDATE characters SET role = $1 WHERE id = $2 RETURNING id, story_id, name, role",
+    "UPDATE characters SET role = $1 WHERE id = $2 RETURNING id, story_id, name, role, traits",
     None,
     |o: PgConnectOptions, name: &str| o.options([("search_path", name)])
 );
@@ -537,11 +539,11 @@ server_benches!(
     SCHEMA_MYSQL,
     "CREATE DATABASE {}",
     "DROP DATABASE {}",
-    "SELECT id, story_id, name, role FROM characters WHERE id = ?",
+    "SELECT id, story_id, name, role, traits FROM characters WHERE id = ?",
     "UPDATE characters SET role = ? WHERE id = ?",
     // No RETURNING on UPDATE: the store reads the row back, and so does this variant.
     "UPDATE characters SET role = ? WHERE id = ?",
-    Some("SELECT id, story_id, name, role FROM characters WHERE id = ?"),
+    Some("SELECT id, story_id, name, role, traits FROM characters WHERE id = ?"),
     |o: MySqlConnectOptions, name: &str| o.database(name)
 );
 

@@ -240,11 +240,14 @@ backend_tests! {
             .await
             .unwrap_err();
         assert!(err.is_constraint(ConstraintKind::Unique), "{err}");
-        let err = Scene::repo(&ctx)
-            .insert(&scene(7, 42, "draft", 0))
-            .await
-            .unwrap_err();
-        assert!(err.is_constraint(ConstraintKind::ForeignKey), "{err}");
+        if !backend.is_mongo() {
+            // MongoDB has no foreign keys: there, an insert naming a missing chapter succeeds.
+            let err = Scene::repo(&ctx)
+                .insert(&scene(7, 42, "draft", 0))
+                .await
+                .unwrap_err();
+            assert!(err.is_constraint(ConstraintKind::ForeignKey), "{err}");
+        }
         let err = Scene::repo(&ctx)
             .update(1, SceneUpdate::default().title(""))
             .await

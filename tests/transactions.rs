@@ -264,9 +264,10 @@ backend_tests! {
             .update(1, SceneUpdate::default().title("x".repeat(300)))
             .await
             .unwrap_err();
-        // SQLite has no column lengths; the schema enforces the limit with a CHECK.
+        // SQLite has no column lengths; the schema enforces the limit with a CHECK (on
+        // MongoDB, with the collection's `$jsonSchema` validator).
         let expected = match backend {
-            Backend::Sqlite => ConstraintKind::Check,
+            Backend::Sqlite | Backend::Mongo => ConstraintKind::Check,
             _ => ConstraintKind::TooLong,
         };
         assert!(err.is_constraint(expected), "{err}");

@@ -435,6 +435,24 @@ backend_tests! {
         Scene::repo(&ctx).get(2).await.unwrap();
         Character::repo(&ctx).get(1).await.unwrap();
 
+        if backend.is_mongo() {
+            // No SQL on MongoDB: a raw write is refused with a typed error, and the
+            // transaction can no longer commit.
+            let mut tx = ctx.begin().await.unwrap();
+            let err = tx
+                .raw_write("UPDATE scenes SET word_count = 0")
+                .touches_all::<Scene>()
+                .execute()
+                .await
+                .unwrap_err();
+            assert!(matches!(err, cached_runtime::Error::Unsupported { .. }), "{err}");
+            assert!(matches!(
+                tx.commit().await,
+                Err(cached_runtime::Error::TransactionAborted)
+            ));
+            assert!(ctx.is_cached(SceneKey(1)));
+            return;
+        }
         let mut tx = ctx.begin().await.unwrap();
         let table = "scenes";
         // Raw SQL is the backend's own dialect: PostgreSQL numbers its placeholders.

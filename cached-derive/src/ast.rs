@@ -162,6 +162,27 @@ impl Field<'_> {
             _ => false,
         }
     }
+
+    /// The item type of a `Vec<T>` field (a list field), `Vec<u8>` (bytes) excepted.
+    pub fn list_item(&self) -> Option<&Type> {
+        let Type::Path(p) = self.ty else {
+            return None;
+        };
+        let seg = p.path.segments.last()?;
+        if p.qself.is_some() || seg.ident != "Vec" {
+            return None;
+        }
+        let syn::PathArguments::AngleBracketed(args) = &seg.arguments else {
+            return None;
+        };
+        match args.args.first() {
+            Some(syn::GenericArgument::Type(item)) if args.args.len() == 1 => {
+                let bytes = matches!(item, Type::Path(t) if t.path.is_ident("u8"));
+                (!bytes).then_some(item)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// A type deriving `CachedView`.

@@ -9,7 +9,7 @@ use syn::{Attribute, Expr, ExprLit, Lit, LitStr};
 use crate::ctxt::Ctxt;
 
 /// The keys `#[cache(...)]` accepts on a struct.
-pub const STRUCT_KEYS: &[&str] = &["table", "ttl", "relates_to", "name", "crate"];
+pub const STRUCT_KEYS: &[&str] = &["table", "collection", "ttl", "relates_to", "name", "crate"];
 /// The keys `#[cache(...)]` accepts on a field.
 pub const FIELD_KEYS: &[&str] = &["id", "index", "references", "skip"];
 /// The keys `#[view(...)]` accepts.
@@ -244,13 +244,25 @@ impl StructAttrs {
         for attr in attrs.iter().filter(|a| is_cache(a)) {
             let result = attr.parse_nested_meta(|meta| {
                 let path = &meta.path;
-                if path.is_ident("table") {
-                    let s = string(&meta, "table")?;
+                if path.is_ident("table") || path.is_ident("collection") {
+                    // `collection` is the MongoDB word for the same thing; one of the two.
+                    let key = if path.is_ident("table") {
+                        "table"
+                    } else {
+                        "collection"
+                    };
+                    let s = string(&meta, key)?;
                     let v = Spanned {
                         value: s.value(),
                         span: s.span(),
                     };
-                    set(&mut out.table, v, &meta, "cache", "table")
+                    if out.table.is_some() {
+                        return Err(meta.error(
+                            "the table is already named: use one `table = \"...\"` (SQL) or \
+                             `collection = \"...\"` (MongoDB), not both",
+                        ));
+                    }
+                    set(&mut out.table, v, &meta, "cache", key)
                 } else if path.is_ident("ttl") {
                     let v = ttl(&meta)?;
                     set(&mut out.ttl, v, &meta, "cache", "ttl")

@@ -24,6 +24,8 @@ pub struct Model<'a> {
     pub indexes: Vec<(usize, IndexKind)>,
     /// Integer fields that get `increment_`/`decrement_`.
     pub counters: Vec<usize>,
+    /// List fields (`Vec<T>`) that get `append_`/`remove_`.
+    pub lists: Vec<usize>,
 }
 
 fn is_sql_identifier(s: &str) -> bool {
@@ -258,12 +260,19 @@ pub fn validate<'a>(cx: &Ctxt, entity: Entity<'a>) -> Option<Model<'a>> {
                 && !relations.iter().any(|r| r.field == i)
         })
         .collect();
+    let lists = (0..entity.fields.len())
+        .filter(|&i| {
+            let f = &entity.fields[i];
+            f.list_item().is_some() && !f.is_id() && f.attrs.skip.is_none()
+        })
+        .collect();
     Some(Model {
         entity,
         id,
         relations,
         indexes,
         counters,
+        lists,
     })
 }
 

@@ -131,6 +131,47 @@ impl Context {
         Transaction::begin(self.clone()).await
     }
 
+    /// Runs `body` in a transaction and commits it; when the database aborts the transaction
+    /// with a retryable conflict (a deadlock, a serialization failure, MongoDB's
+    /// `TransientTransactionError`, at any statement or at the commit), runs the whole body
+    /// again on a fresh transaction, up to 5 attempts in all, as the MongoDB driver
+    /// documentation prescribes. Only the attempt that commits touches the cache.
+    ///
+    /// ```no_run
+    /// # use cached_runtime::{Context, Result};
+    /// # async fn demo(ctx: Context) -> Result<()> {
+    /// let (moved, report) = ctx
+    ///     .transaction(async |tx| {
+    ///         // ... writes through `Scene::repo(&mut *tx)` ...
+    ///         Ok(2)
+    ///     })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn transaction<T>(
+        &self,
+        mut body: impl AsyncFnMut(&mut Transaction) -> Result<T>,
+    ) -> Result<(T, CommitReport)> {
+        let mut attempt = 1;
+        loop {
+            let mut tx = self.begin().await?;
+            let result = match body(&mut tx).await {
+                Ok(out) => tx.commit().await.map(|report| (out, report)),
+                Err(err) => {
+                    let _ = tx.rollback().await;
+                    Err(err)
+                }
+            };
+            match result {
+                Err(err) if err.is_retryable() && attempt < crate::repo::WRITE_ATTEMPTS => {
+                    attempt += 1;
+                    tokio::task::yield_now().await;
+                }
+                done => return done,
+            }
+        }
+    }
+
     /// The store behind the cache.
     pub fn store(&self) -> &Store {
         &self.inner.store

@@ -59,12 +59,28 @@ pub enum Error {
         entity: &'static str,
         /// The driver's error.
         #[source]
-        source: sqlx::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 
-    /// Any other database error (connection lost, syntax, timeouts).
+    /// The operation is not available on this store (a raw SQL write on MongoDB, say).
+    #[error("{operation} is not supported by the {store} store: {hint}")]
+    Unsupported {
+        /// What was asked.
+        operation: &'static str,
+        /// The store's name.
+        store: &'static str,
+        /// What to do instead.
+        hint: &'static str,
+    },
+
+    /// Any other SQL database error (connection lost, syntax, timeouts).
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
+
+    /// Any other MongoDB error (server unreachable, timeouts, bad command).
+    #[cfg(feature = "mongo")]
+    #[error("MongoDB error: {0}")]
+    Mongo(#[source] mongodb::error::Error),
 }
 
 /// The kind of a constraint violation.
@@ -130,13 +146,14 @@ impl Error {
             | sqlx::Error::ColumnNotFound(_)
             | sqlx::Error::Decode(_)) => Error::Decode {
                 entity,
-                source: err,
+                source: Box::new(err),
             },
             other => Error::Database(other),
         }
     }
 
-    /// Whether retrying the whole transaction may succeed ([`Error::Conflict`]).
+    /// Whether retrying the whole transaction may succeed ([`Error::Conflict`]: a deadlock, a
+    /// serialization failure, or MongoDB's `TransientTransactionError`).
     pub fn is_retryable(&self) -> bool {
         matches!(self, Error::Conflict { .. })
     }

@@ -9,7 +9,7 @@
 //! ```no_run
 //! use cached_runtime::prelude::*;
 //!
-//! #[derive(CachedEntity, Clone, Debug, sqlx::FromRow)]
+//! #[derive(CachedEntity, Clone, Debug, sqlx::FromRow, serde::Deserialize)]
 //! #[cache(table = "scenes", ttl = 60)]
 //! pub struct Scene {
 //!     #[cache(id)]
@@ -59,7 +59,7 @@ pub use raw::{RawWrite, Targeted, Touches, Untargeted};
 pub use stats::Stats;
 pub use store::{RowDecode, Store};
 pub use tx::{CommitReport, Transaction};
-pub use value::{KeyPart, KeyValue, ToValue, Value, ValueKind};
+pub use value::{KeyPart, KeyValue, ListItem, ToValue, Value, ValueKind};
 pub use view::{CachedView, LoadView, Reads, ViewCtx, ViewKey, ViewMeta};
 
 #[cfg(feature = "derive")]
@@ -79,7 +79,8 @@ pub mod __private {
     pub use crate::entity::EntityState;
     pub use crate::handle::HandleRef;
     pub use crate::repo::{
-        add, count, delete, delete_many, find, get, get_many, insert, insert_many, update,
+        add, count, delete, delete_many, find, get, get_many, insert, insert_many, list_op, update,
+        update_many,
     };
     pub use crate::view::registry::{reaches, EntityRegistration, ViewRegistration};
     pub use inventory;

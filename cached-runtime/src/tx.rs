@@ -139,13 +139,20 @@ impl Transaction {
     /// Commits in the database, then applies the recorded invalidations and returns them.
     ///
     /// If an earlier statement failed, rolls back and returns [`Error::TransactionAborted`];
-    /// the cache is untouched. If the `COMMIT` itself fails, its outcome is unknown: the keys
-    /// this transaction touched are dropped (never rewritten), so the cache cannot diverge
-    /// from the database whichever way it went.
+    /// the cache is untouched. If the database aborts the transaction at commit (a
+    /// serialization failure, MongoDB's `TransientTransactionError`), the cache is untouched
+    /// and the error is the retryable [`Error::Conflict`]. If the outcome of the commit is
+    /// unknown (a connection lost during `COMMIT`; on MongoDB, after retrying
+    /// `UnknownTransactionCommitResult`), the keys this transaction touched are dropped (never
+    /// rewritten), so the cache cannot diverge from the database whichever way it went.
     pub async fn commit(mut self) -> Result<CommitReport> {
+        let mut recheck = Vec::new();
         if !self.failed {
             // Which view instances the writes reach; chains read through this transaction.
             let seeds = std::mem::take(&mut self.pending.seeds);
+            if self.ctx.inner.store.needs_chain_recheck() {
+                recheck = seeds.clone();
+            }
             let resolved = graph::views::resolve(&mut self.exec(), &seeds).await;
             match self.check(resolved) {
                 Ok((keys, bumps)) => {
@@ -177,7 +184,24 @@ impl Transaction {
         }
         let (changes, bumps) = pending.into_changes();
         match conn.commit().await {
-            Ok(()) => Ok(ctx.apply(changes, bumps, Source::Commit)),
+            Ok(()) => {
+                let mut report = ctx.apply(changes, bumps, Source::Commit);
+                if !recheck.is_empty() {
+                    let (keys, bumps) =
+                        graph::views::recheck_chains(&ctx.inner.store, &recheck).await;
+                    let fresh: Vec<(CacheKey, Change)> = keys
+                        .into_iter()
+                        .filter(|key| !report.contains(key))
+                        .map(|key| (key, Change::Remove))
+                        .collect();
+                    let more = ctx.apply(fresh, bumps, Source::Commit);
+                    report.keys.extend(more.keys);
+                    report.entities.extend(more.entities);
+                }
+                Ok(report)
+            }
+            // The database aborted the transaction: nothing was written, nothing to drop.
+            Err(err) if err.is_retryable() => Err(err),
             Err(err) => {
                 let drops = changes
                     .into_iter()
@@ -204,10 +228,15 @@ impl Transaction {
         if let Err(
             Error::Database(_)
             | Error::Constraint { .. }
+            | Error::Unsupported { .. }
             | Error::Decode { .. }
             | Error::Conflict { .. },
         ) = &result
         {
+            self.failed = true;
+        }
+        #[cfg(feature = "mongo")]
+        if let Err(Error::Mongo(_)) = &result {
             self.failed = true;
         }
         result

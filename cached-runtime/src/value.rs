@@ -22,6 +22,8 @@ pub enum ValueKind {
     Text,
     /// Raw bytes.
     Bytes,
+    /// A list (`Vec<T>`): a BSON array on MongoDB, a JSON array on SQL.
+    List,
 }
 
 /// A column value as a store binds it.
@@ -40,6 +42,62 @@ pub enum Value {
     Text(String),
     /// Raw bytes.
     Bytes(Vec<u8>),
+    /// A list of values (a `Vec<T>` field).
+    List(Vec<Value>),
+}
+
+impl Value {
+    /// This list as JSON text, as SQL stores keep lists (`["a","b"]`); `None` if not a list.
+    pub(crate) fn list_json(&self) -> Option<String> {
+        let Value::List(items) = self else {
+            return None;
+        };
+        let mut out = String::from("[");
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            json(item, &mut out);
+        }
+        out.push(']');
+        Some(out)
+    }
+}
+
+fn json(value: &Value, out: &mut String) {
+    use std::fmt::Write as _;
+    match value {
+        Value::Null(_) => out.push_str("null"),
+        Value::Bool(b) => write!(out, "{b}").expect("write to a String"),
+        Value::Int(i) => write!(out, "{i}").expect("write to a String"),
+        Value::Float(f) if f.is_finite() => write!(out, "{f:?}").expect("write to a String"),
+        Value::Float(_) => out.push_str("null"),
+        Value::Text(s) => {
+            out.push('"');
+            for c in s.chars() {
+                match c {
+                    '"' => out.push_str("\\\""),
+                    '\\' => out.push_str("\\\\"),
+                    c if (c as u32) < 0x20 => {
+                        write!(out, "\\u{:04x}", c as u32).expect("write to a String")
+                    }
+                    c => out.push(c),
+                }
+            }
+            out.push('"');
+        }
+        Value::Bytes(bytes) => {
+            out.push('[');
+            for (i, b) in bytes.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write!(out, "{b}").expect("write to a String");
+            }
+            out.push(']');
+        }
+        list @ Value::List(_) => out.push_str(&list.list_json().expect("a list")),
+    }
 }
 
 /// Converts a field into a [`Value`] so that any store can bind it.
@@ -169,6 +227,22 @@ impl ToValue for Vec<u8> {
     }
 }
 
+/// A type that can be an item of a list field (`Vec<T>`), which gets `append_<field>` and
+/// `remove_<field>` operations.
+pub trait ListItem: ToValue + Clone + PartialEq + Send + Sync + 'static {}
+
+macro_rules! list_items {
+    ($($t:ty),*) => {$( impl ListItem for $t {} )*};
+}
+list_items!(i16, i32, i64, u16, u32, bool, String, f32, f64);
+
+impl<T: ListItem> ToValue for Vec<T> {
+    const KIND: ValueKind = ValueKind::List;
+    fn to_value(&self) -> Value {
+        Value::List(self.iter().map(ToValue::to_value).collect())
+    }
+}
+
 impl<T: ToValue> ToValue for Option<T> {
     const KIND: ValueKind = T::KIND;
     fn to_value(&self) -> Value {
@@ -192,6 +266,15 @@ mod tests {
         assert_eq!("draft".to_string().key_value().to_string(), "draft");
         assert_eq!(None::<i64>.key_value().to_string(), "null");
         assert_eq!(Some(true).key_value().to_string(), "true");
+    }
+
+    #[test]
+    fn lists_encode_as_json() {
+        let list = vec!["a\"b".to_string(), "c\\".to_string(), "\n".to_string()].to_value();
+        assert_eq!(list.list_json().unwrap(), r#"["a\"b","c\\","\u000a"]"#);
+        assert_eq!(vec![1i64, -2].to_value().list_json().unwrap(), "[1,-2]");
+        assert_eq!(Vec::<bool>::new().to_value().list_json().unwrap(), "[]");
+        assert_eq!(Value::Int(1).list_json(), None);
     }
 
     #[test]

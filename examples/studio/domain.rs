@@ -6,7 +6,7 @@
 use cached_runtime::prelude::*;
 
 /// A story.
-#[derive(CachedEntity, Clone, Debug, PartialEq, sqlx::FromRow)]
+#[derive(CachedEntity, Clone, Debug, PartialEq, sqlx::FromRow, serde::Deserialize)]
 #[cache(table = "stories", ttl = 300)]
 pub struct Story {
     #[cache(id)]
@@ -17,7 +17,7 @@ pub struct Story {
 }
 
 /// A part of a story (Part One, Part Two, ...).
-#[derive(CachedEntity, Clone, Debug, PartialEq, sqlx::FromRow)]
+#[derive(CachedEntity, Clone, Debug, PartialEq, sqlx::FromRow, serde::Deserialize)]
 #[cache(table = "parts", ttl = 300, relates_to = "Story")]
 pub struct Part {
     #[cache(id)]
@@ -28,7 +28,7 @@ pub struct Part {
 }
 
 /// A chapter, in a part of a story.
-#[derive(CachedEntity, Clone, Debug, PartialEq, sqlx::FromRow)]
+#[derive(CachedEntity, Clone, Debug, PartialEq, sqlx::FromRow, serde::Deserialize)]
 #[cache(
     table = "chapters",
     ttl = 300,
@@ -45,7 +45,7 @@ pub struct Chapter {
 }
 
 /// A scene: the unit writers edit.
-#[derive(CachedEntity, Clone, Debug, PartialEq, sqlx::FromRow)]
+#[derive(CachedEntity, Clone, Debug, PartialEq, sqlx::FromRow, serde::Deserialize)]
 #[cache(
     table = "scenes",
     ttl = 60,
@@ -67,7 +67,7 @@ pub struct Scene {
 }
 
 /// A character of a story.
-#[derive(CachedEntity, Clone, Debug, PartialEq, sqlx::FromRow)]
+#[derive(CachedEntity, Clone, Debug, PartialEq, sqlx::FromRow, serde::Deserialize)]
 #[cache(table = "characters", relates_to = "Story")]
 pub struct Character {
     #[cache(id)]
@@ -76,10 +76,14 @@ pub struct Character {
     #[cache(index)]
     pub name: String,
     pub role: String,
+    /// Character traits: a list field (`append_traits` / `remove_traits`), a JSON array on
+    /// SQL and a BSON array on MongoDB.
+    #[sqlx(json)]
+    pub traits: Vec<String>,
 }
 
 /// A place where scenes happen.
-#[derive(CachedEntity, Clone, Debug, PartialEq, sqlx::FromRow)]
+#[derive(CachedEntity, Clone, Debug, PartialEq, sqlx::FromRow, serde::Deserialize)]
 #[cache(table = "settings", relates_to = "Story")]
 pub struct Setting {
     #[cache(id)]
@@ -198,7 +202,7 @@ CREATE INDEX scenes_chapter ON scenes(chapter_id);
 CREATE INDEX scenes_status ON scenes(status);
 CREATE TABLE characters (
     id INTEGER PRIMARY KEY, story_id INTEGER NOT NULL REFERENCES stories(id),
-    name TEXT NOT NULL UNIQUE, role TEXT NOT NULL);
+    name TEXT NOT NULL UNIQUE, role TEXT NOT NULL, traits TEXT NOT NULL DEFAULT '[]');
 "#;
 
 /// The schema as PostgreSQL DDL.
@@ -223,7 +227,7 @@ CREATE INDEX scenes_chapter ON scenes(chapter_id);
 CREATE INDEX scenes_status ON scenes(status);
 CREATE TABLE characters (
     id BIGINT PRIMARY KEY, story_id BIGINT NOT NULL REFERENCES stories(id),
-    name TEXT NOT NULL UNIQUE, role TEXT NOT NULL);
+    name TEXT NOT NULL UNIQUE, role TEXT NOT NULL, traits JSONB NOT NULL DEFAULT '[]');
 "#;
 
 /// The schema as MySQL / MariaDB DDL (InnoDB, strict mode).
@@ -250,5 +254,36 @@ CREATE TABLE scenes (
     FOREIGN KEY (location_id) REFERENCES settings(id));
 CREATE TABLE characters (
     id BIGINT PRIMARY KEY, story_id BIGINT NOT NULL, name VARCHAR(100) NOT NULL UNIQUE,
-    role VARCHAR(100) NOT NULL, FOREIGN KEY (story_id) REFERENCES stories(id));
+    role VARCHAR(100) NOT NULL, traits JSON NOT NULL, FOREIGN KEY (story_id) REFERENCES stories(id));
 "#;
+
+/// The MongoDB counterpart of the SQL schemas: collections are created on first insert, so
+/// only the constraints need declaring (a unique character name, a scene title of 1 to 200
+/// characters) and the indexes the finders use. MongoDB has no foreign keys.
+pub async fn prepare_mongo(db: &mongodb::Database) -> mongodb::error::Result<()> {
+    use mongodb::bson::doc;
+    use mongodb::options::IndexOptions;
+    use mongodb::IndexModel;
+
+    db.create_collection("scenes")
+        .validator(doc! { "$jsonSchema": {
+            "bsonType": "object",
+            "properties": { "title": { "bsonType": "string", "minLength": 1, "maxLength": 200 } },
+        } })
+        .await?;
+    let scenes = db.collection::<mongodb::bson::Document>("scenes");
+    for field in ["chapter_id", "status"] {
+        scenes
+            .create_index(IndexModel::builder().keys(doc! { field: 1 }).build())
+            .await?;
+    }
+    db.collection::<mongodb::bson::Document>("characters")
+        .create_index(
+            IndexModel::builder()
+                .keys(doc! { "name": 1 })
+                .options(IndexOptions::builder().unique(true).build())
+                .build(),
+        )
+        .await?;
+    Ok(())
+}

@@ -2,8 +2,10 @@
 //!
 //! Run it with `cargo run --example studio` (in-memory SQLite), or on a server with
 //! `cargo run --example studio -- --database-url postgres://postgres@127.0.0.1:5432/test`
-//! (or `mysql://root@127.0.0.1:3306/test`); the tour then works in a fresh schema that it
-//! drops at the end.
+//! (or `mysql://root@127.0.0.1:3306/test`), or on MongoDB with
+//! `cargo run --example studio -- --mongodb-url "mongodb://127.0.0.1:27017/?directConnection=true"`
+//! (a replica set: writes run in transactions); the tour then works in a fresh schema
+//! (database) that it drops at the end.
 
 mod domain;
 
@@ -27,15 +29,32 @@ struct Database {
     cleanup: Option<String>,
 }
 
-async fn connect() -> Result<Database> {
+/// The value after `flag` on the command line.
+fn arg(flag: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
-    let url = args
-        .iter()
-        .position(|a| a == "--database-url")
-        .and_then(|i| args.get(i + 1))
-        .cloned();
+    let i = args.iter().position(|a| a == flag)?;
+    args.get(i + 1).cloned()
+}
+
+/// The tour's own database on a MongoDB server, with the studio's constraints.
+async fn connect_mongo(url: &str, name: &str) -> Result<Database> {
+    let db = |e| Error::Mongo(e);
+    let client = mongodb::Client::with_uri_str(url).await.map_err(db)?;
+    let database = client.database(name);
+    prepare_mongo(&database).await.map_err(db)?;
+    Ok(Database {
+        store: database.into(),
+        cleanup: None,
+    })
+}
+
+async fn connect() -> Result<Database> {
+    let url = arg("--database-url");
     let db = |e| Error::Database(e);
     let name = format!("studio_{}", std::process::id());
+    if let Some(url) = arg("--mongodb-url") {
+        return connect_mongo(&url, &name).await;
+    }
     match url.as_deref() {
         None => {
             // A named shared-cache in-memory database, so the pool's connections share it.
@@ -120,12 +139,16 @@ impl Database {
             Store::Sqlite(_) => "in-memory SQLite",
             Store::Postgres(_) => "PostgreSQL",
             Store::MySql(_) => "MySQL/MariaDB",
+            Store::Mongo(_) => "MongoDB",
             _ => "a database",
         }
     }
 
     /// Drops the tour's schema from the server, if it made one.
     async fn cleanup(self) -> Result<()> {
+        if let Store::Mongo(db) = &self.store {
+            return db.drop().await.map_err(Error::Mongo);
+        }
         let Some(sql) = self.cleanup else {
             return Ok(());
         };
@@ -187,6 +210,7 @@ async fn seed(ctx: &Context) -> Result<CommitReport> {
             story_id: 1,
             name: "Mara".into(),
             role: "keeper".into(),
+            traits: Vec::new(),
         })
         .await?;
     let scenes = [

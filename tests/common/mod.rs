@@ -1,8 +1,9 @@
 //! Shared test fixtures: the studio domain on a fresh database of any backend.
 //!
 //! SQLite always runs (a file in a temporary directory). PostgreSQL and MySQL/MariaDB run when
-//! `CACHED_POSTGRES_URL` / `CACHED_MYSQL_URL` are set; each test gets its own schema (or
-//! database), dropped afterwards, so tests run in parallel. When a URL is unset the test
+//! `CACHED_POSTGRES_URL` / `CACHED_MYSQL_URL` are set, MongoDB when `CACHED_MONGODB_URL` is
+//! (a replica set: transactions need one); each test gets its own schema (or database),
+//! dropped afterwards, so tests run in parallel. When a URL is unset the test
 //! prints a loud SKIPPED line and passes, unless `CACHED_REQUIRE_SERVICES=1`, which turns a
 //! missing or unreachable server into a failure (CI sets it).
 #![allow(dead_code)]
@@ -28,6 +29,7 @@ pub enum Backend {
     Sqlite,
     Postgres,
     MySql,
+    Mongo,
 }
 
 impl Backend {
@@ -36,7 +38,13 @@ impl Backend {
             Backend::Sqlite => "",
             Backend::Postgres => "CACHED_POSTGRES_URL",
             Backend::MySql => "CACHED_MYSQL_URL",
+            Backend::Mongo => "CACHED_MONGODB_URL",
         }
+    }
+
+    /// Whether this is the MongoDB store (no SQL, no foreign keys).
+    pub fn is_mongo(self) -> bool {
+        self == Backend::Mongo
     }
 
     /// The server URL, or `None` (after printing SKIPPED) when the test should not run.
@@ -53,6 +61,7 @@ impl Backend {
                     self.url_var(),
                     match self {
                         Backend::Postgres => "postgres://postgres@127.0.0.1:5432/test",
+                        Backend::Mongo => "mongodb://127.0.0.1:27017/?directConnection=true",
                         _ => "mysql://root@127.0.0.1:3306/test",
                     }
                 );
@@ -62,7 +71,7 @@ impl Backend {
     }
 }
 
-/// Runs each test body on every backend: `mod sqlite`, `mod postgres`, `mod mysql`, one test
+/// Runs each test body on every backend: `mod sqlite`, `mod postgres`, `mod mysql`, `mod mongo`, one test
 /// function each. The body gets `backend: Backend`.
 #[macro_export]
 macro_rules! backend_tests {
@@ -81,6 +90,11 @@ macro_rules! backend_tests {
             #[allow(unused_imports)]
             use super::*;
             $( #[$attr] async fn $name() { let $backend = $crate::common::Backend::MySql; $body } )*
+        }
+        mod mongo {
+            #[allow(unused_imports)]
+            use super::*;
+            $( #[$attr] async fn $name() { let $backend = $crate::common::Backend::Mongo; $body } )*
         }
     };
 }
@@ -204,13 +218,62 @@ pub async fn database(backend: Backend, connections: u32) -> Option<TestDb> {
                 |o: MySqlConnectOptions, name: &str| o.database(name)
             )
         }
+        Backend::Mongo => mongo_db(connections).await,
     }
+}
+
+/// A fresh MongoDB database with the studio's constraints.
+async fn mongo_db(connections: u32) -> Option<TestDb> {
+    let url = Backend::Mongo.url()?;
+    let mut options = mongodb::options::ClientOptions::parse(&url)
+        .await
+        .expect("MongoDB url");
+    options.max_pool_size = Some(connections.max(2));
+    options.server_selection_timeout = Some(Duration::from_secs(10));
+    let client = mongodb::Client::with_options(options).expect("MongoDB client");
+    sweep_mongo(&client).await;
+    let name = unique_name();
+    let db = client.database(&name);
+    prepare_mongo(&db)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach the MongoDB server at {url}: {e}"));
+    Some(TestDb {
+        backend: Backend::Mongo,
+        store: db.into(),
+        cleanup: Some((Backend::Mongo, url, name)),
+        _dir: None,
+    })
+}
+
+/// Drops the databases of test processes that are no longer running (once per process).
+async fn sweep_mongo(client: &mongodb::Client) {
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    let mut first = false;
+    SWEPT.call_once(|| first = true);
+    if !first {
+        return;
+    }
+    for name in client.list_database_names().await.unwrap_or_default() {
+        if name.starts_with("cached_t") && !process_alive(&name) {
+            let _ = client.database(&name).drop().await;
+        }
+    }
+}
+
+/// Whether the test process that created the schema `cached_t<pid>_...` is still running.
+fn process_alive(name: &str) -> bool {
+    let pid = name
+        .trim_start_matches("cached_t")
+        .split('_')
+        .next()
+        .unwrap_or("");
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// Drops the schemas (databases) of test processes that are no longer running: a test's own
 /// schema is dropped by a detached thread that may not finish before the process exits.
 async fn sweep_leftovers(backend: Backend, url: &str) {
-    static SWEPT: std::sync::Mutex<[bool; 3]> = std::sync::Mutex::new([false; 3]);
+    static SWEPT: std::sync::Mutex<[bool; 4]> = std::sync::Mutex::new([false; 4]);
     {
         let mut swept = SWEPT.lock().unwrap();
         if std::mem::replace(&mut swept[backend as usize], true) {
@@ -227,14 +290,7 @@ async fn sweep_leftovers(backend: Backend, url: &str) {
             |n| format!("DROP DATABASE IF EXISTS {n}"),
         ),
     };
-    let alive = |name: &str| {
-        let pid = name
-            .trim_start_matches("cached_t")
-            .split('_')
-            .next()
-            .unwrap_or("");
-        std::path::Path::new(&format!("/proc/{pid}")).exists()
-    };
+    let alive = process_alive;
     macro_rules! sweep {
         ($pool:expr) => {{
             let pool = $pool;
@@ -268,6 +324,14 @@ impl Drop for TestDb {
                 .build()
                 .expect("runtime");
             rt.block_on(async move {
+                if backend == Backend::Mongo {
+                    if let Ok(client) = mongodb::Client::with_uri_str(&url).await {
+                        if let Err(e) = client.database(&name).drop().await {
+                            eprintln!("warning: could not drop test database {name}: {e}");
+                        }
+                    }
+                    return;
+                }
                 let sql = match backend {
                     Backend::Postgres => format!("DROP SCHEMA IF EXISTS {name} CASCADE"),
                     _ => format!("DROP DATABASE IF EXISTS {name}"),
@@ -291,14 +355,38 @@ impl Drop for TestDb {
 }
 
 impl TestDb {
-    /// Runs a statement straight on the database, behind the cache's back.
+    /// Sets a scene's title straight in the database, behind the cache's back.
+    pub async fn set_scene_title(&self, id: i64, title: &str) {
+        if let Store::Mongo(db) = &self.store {
+            use mongodb::bson::doc;
+            db.collection::<mongodb::bson::Document>("scenes")
+                .update_one(doc! { "_id": id }, doc! { "$set": { "title": title } })
+                .await
+                .expect("direct update");
+            return;
+        }
+        self.execute(&format!(
+            "UPDATE scenes SET title = '{title}' WHERE id = {id}"
+        ))
+        .await;
+    }
+
+    /// The MongoDB database (panics on the SQL backends).
+    pub fn mongo(&self) -> &mongodb::Database {
+        match &self.store {
+            Store::Mongo(db) => db,
+            _ => panic!("not a MongoDB test database"),
+        }
+    }
+
+    /// Runs a SQL statement straight on the database, behind the cache's back.
     pub async fn execute(&self, sql: &str) {
         let sql = sqlx::AssertSqlSafe(sql.to_string());
         match &self.store {
             Store::Sqlite(p) => p.execute(sql).await.map(|_| ()),
             Store::Postgres(p) => p.execute(sql).await.map(|_| ()),
             Store::MySql(p) => p.execute(sql).await.map(|_| ()),
-            _ => unreachable!("all stores are enabled in tests"),
+            _ => unreachable!("SQL statements need a SQL store"),
         }
         .expect("direct statement");
     }
@@ -307,12 +395,25 @@ impl TestDb {
     pub async fn scene(&self, id: i64) -> Option<Scene> {
         const SQL: &str =
             "SELECT id, chapter_id, story_id, location_id, status, title, word_count FROM scenes WHERE id = ";
+        if let Store::Mongo(db) = &self.store {
+            use mongodb::bson::doc;
+            let found = db
+                .collection::<mongodb::bson::Document>("scenes")
+                .find_one(doc! { "_id": id })
+                .await
+                .expect("direct read");
+            return found.map(|mut doc| {
+                let id = doc.remove("_id").expect("an _id");
+                doc.insert("id", id);
+                mongodb::bson::from_document(doc).expect("a scene document")
+            });
+        }
         let sql = sqlx::AssertSqlSafe(format!("{SQL}{id}"));
         match &self.store {
             Store::Sqlite(p) => sqlx::query_as::<_, Scene>(sql).fetch_optional(p).await,
             Store::Postgres(p) => sqlx::query_as::<_, Scene>(sql).fetch_optional(p).await,
             Store::MySql(p) => sqlx::query_as::<_, Scene>(sql).fetch_optional(p).await,
-            _ => unreachable!("all stores are enabled in tests"),
+            _ => unreachable!("handled above"),
         }
         .expect("direct read")
     }
@@ -323,6 +424,7 @@ impl TestDb {
             Store::Sqlite(p) => p.close().await,
             Store::Postgres(p) => p.close().await,
             Store::MySql(p) => p.close().await,
+            Store::Mongo(db) => db.client().clone().shutdown().immediate(true).await,
             _ => unreachable!("all stores are enabled in tests"),
         }
     }
@@ -421,12 +523,14 @@ pub async fn seed(ctx: &Context) {
                 story_id: 1,
                 name: "Mara".into(),
                 role: "keeper".into(),
+                traits: Vec::new(),
             },
             Character {
                 id: 2,
                 story_id: 1,
                 name: "Tom".into(),
                 role: "sailor".into(),
+                traits: Vec::new(),
             },
         ])
         .await
@@ -440,4 +544,12 @@ pub async fn seed(ctx: &Context) {
         .await
         .expect("scenes");
     tx.commit().await.expect("commit seed");
+}
+
+/// Whether `err` is the store's "database unreachable or failed" error.
+pub fn is_database_error(err: &cached_runtime::Error) -> bool {
+    matches!(
+        err,
+        cached_runtime::Error::Database(_) | cached_runtime::Error::Mongo(_)
+    )
 }

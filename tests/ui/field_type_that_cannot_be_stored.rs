@@ -1,13 +1,13 @@
 use cached_runtime::CachedEntity;
 
-#[derive(Clone, Debug, sqlx::Type)]
+#[derive(Clone, Debug, sqlx::Type, serde::Deserialize)]
 #[sqlx(type_name = "TEXT")]
 enum Mood {
     Calm,
     Tense,
 }
 
-#[derive(CachedEntity, Clone, sqlx::FromRow)]
+#[derive(CachedEntity, Clone, sqlx::FromRow, serde::Deserialize)]
 #[cache(table = "scenes")]
 struct Scene {
     #[cache(id)]

@@ -136,4 +136,17 @@ mod tests {
             }
         }));
     }
+
+    #[test]
+    fn mongo_collection_with_a_list_field() {
+        insta::assert_snapshot!(expand(syn::parse_quote! {
+            #[cache(collection = "characters")]
+            pub struct Character {
+                #[cache(id)]
+                pub id: i64,
+                pub traits: Vec<String>,
+                pub avatar: Vec<u8>,
+            }
+        }));
+    }
 }

@@ -40,6 +40,8 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
         let count_by = format_ident!("count_by_{}", column);
         let find_doc = format!("The rows whose `{column}` equals `{field}`, ordered by id (cached as `{}?{column}=<value>`).", entity.key_name());
         let count_doc = format!("The number of rows whose `{column}` equals `{field}`.");
+        let update_by = format_ident!("update_many_by_{}", column);
+        let update_doc = format!("Applies `patch` to every row whose `{column}` equals `{field}` and returns the updated rows, ordered by id; each row invalidates exactly the queries its old and new values belong to.");
         quote! {
             #[doc = #find_doc]
             pub async fn #find(&mut self, #field: impl ::core::convert::Into<#ty>) -> #rows {
@@ -51,6 +53,12 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
             pub async fn #count_by(&mut self, #field: impl ::core::convert::Into<#ty>) -> #count {
                 let predicate = #krate::Predicate::Eq(#pos, <#ty as #krate::KeyPart>::key_value(&#field.into()));
                 #p::count::<#ident>(#handle, predicate).await
+            }
+
+            #[doc = #update_doc]
+            pub async fn #update_by(&mut self, #field: impl ::core::convert::Into<#ty>, patch: #update) -> #rows {
+                let predicate = #krate::Predicate::Eq(#pos, <#ty as #krate::KeyPart>::key_value(&#field.into()));
+                #p::update_many::<#ident>(#handle, predicate, &patch).await
             }
         }
     });
@@ -71,6 +79,29 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
             #[doc = #dec_doc]
             pub async fn #dec(&mut self, id: impl ::core::convert::Into<#id_ty>, by: i64) -> #krate::Result<#row> {
                 #p::add::<#ident>(#handle, id.into(), #column, by.checked_neg().unwrap_or(i64::MAX)).await
+            }
+        }
+    });
+
+    let lists = model.lists.iter().map(|i| {
+        let f = &entity.fields[*i];
+        let column = f.column();
+        let item = f.list_item().expect("a list field");
+        let append = format_ident!("append_{}", column);
+        let remove = format_ident!("remove_{}", column);
+        let append_doc = format!("Appends `item` to `{column}` in one operation (`$push` on MongoDB; on SQL, under the row's lock) and returns the updated row; the cached row is rewritten.");
+        let remove_doc = format!("Removes every item equal to `item` from `{column}` in one operation (`$pull` on MongoDB; on SQL, under the row's lock) and returns the updated row.");
+        quote! {
+            #[doc = #append_doc]
+            pub async fn #append(&mut self, id: impl ::core::convert::Into<#id_ty>, item: impl ::core::convert::Into<#item>) -> #krate::Result<#row> {
+                let item = <#item as #krate::ToValue>::to_value(&item.into());
+                #p::list_op::<#ident>(#handle, id.into(), #column, item, true).await
+            }
+
+            #[doc = #remove_doc]
+            pub async fn #remove(&mut self, id: impl ::core::convert::Into<#id_ty>, item: impl ::core::convert::Into<#item>) -> #krate::Result<#row> {
+                let item = <#item as #krate::ToValue>::to_value(&item.into());
+                #p::list_op::<#ident>(#handle, id.into(), #column, item, false).await
             }
         }
     });
@@ -143,6 +174,8 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
             }
 
             #(#counters)*
+
+            #(#lists)*
         }
     }
 }

@@ -7,6 +7,12 @@
 //! (so it sees the transaction's own writes) with a shared lock (so no concurrent transaction
 //! can move the intermediate row to another key before this one commits). The result is the
 //! exact set of view keys, plus a whole-view bump for `reads_all` views.
+//!
+//! MongoDB has no shared row locks (and a no-op write does not conflict), so on that store the
+//! chains are walked a second time right after the commit, outside the transaction
+//! ([`recheck_chains`]): a concurrent move of an intermediate row that the first walk missed
+//! is then seen, and its view instance dropped through the guarded apply, before any reader
+//! could have filled it from data older than this commit.
 
 use crate::cache::Bump;
 use crate::entity::EntityMeta;
@@ -17,6 +23,7 @@ use crate::value::KeyValue;
 use crate::view::registry::{readers, Reach};
 
 /// What a write tells the view graph: the row, and its key-forming values before and/or after.
+#[derive(Clone)]
 pub(crate) struct ViewSeed {
     pub meta: &'static EntityMeta,
     pub id: KeyValue,
@@ -49,12 +56,51 @@ pub(crate) async fn resolve(
     exec: &mut Exec<'_>,
     seeds: &[ViewSeed],
 ) -> Result<(Vec<CacheKey>, Vec<Bump>)> {
+    walk(exec, seeds, false).await
+}
+
+/// After a commit on a store without shared row locks: the view keys that chains (paths of
+/// two hops or more) lead to now. If the walk fails, every view reached through a chain is
+/// bumped as a whole, which is never wrong.
+pub(crate) async fn recheck_chains(
+    store: &crate::store::Store,
+    seeds: &[ViewSeed],
+) -> (Vec<CacheKey>, Vec<Bump>) {
+    match walk(&mut Exec::Pool(store), seeds, true).await {
+        Ok(found) => found,
+        Err(_) => {
+            let mut bumps: Vec<Bump> = Vec::new();
+            for seed in seeds {
+                for reader in readers(seed.meta) {
+                    let view = reader.view.entity;
+                    let chain = matches!(&reader.reach, Reach::Path(hops) if hops.len() > 1);
+                    if chain
+                        && !bumps
+                            .iter()
+                            .any(|b| matches!(b, Bump::Entity(m) if std::ptr::eq(*m, view)))
+                    {
+                        bumps.push(Bump::Entity(view));
+                    }
+                }
+            }
+            (Vec::new(), bumps)
+        }
+    }
+}
+
+async fn walk(
+    exec: &mut Exec<'_>,
+    seeds: &[ViewSeed],
+    chains_only: bool,
+) -> Result<(Vec<CacheKey>, Vec<Bump>)> {
     let mut keys: Vec<CacheKey> = Vec::new();
     let mut bumps: Vec<Bump> = Vec::new();
     for seed in seeds {
         for reader in readers(seed.meta) {
             let view = reader.view.entity;
             let hops = match &reader.reach {
+                Reach::Path(hops) if chains_only && hops.len() < 2 => continue,
+                Reach::All if chains_only => continue,
                 Reach::All => {
                     if !bumps
                         .iter()

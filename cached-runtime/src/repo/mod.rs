@@ -13,25 +13,39 @@ use crate::entity::CachedEntity;
 use crate::error::Result;
 use crate::handle::HandleRef;
 use crate::key::Predicate;
+use crate::value::Value;
 
-/// Runs a write on the handle's transaction, or in a transaction of its own on a context.
+/// How many times a write on a context runs when the database aborts it with a retryable
+/// conflict (a deadlock, a serialization failure, MongoDB's `TransientTransactionError`).
+pub(crate) const WRITE_ATTEMPTS: u32 = 5;
+
+/// Runs a write on the handle's transaction, or in a transaction of its own on a context
+/// (retried as a whole when the database aborts it with a retryable conflict: nothing of an
+/// aborted attempt was written, and the cache is only touched by the attempt that commits).
 macro_rules! in_tx {
     ($handle:expr, $tx:ident => $op:expr) => {
         match $handle {
             HandleRef::Transaction($tx) => $op,
             HandleRef::Context(ctx) => {
-                let mut own = ctx.begin().await?;
-                let $tx = &mut own;
-                match $op {
-                    Ok(out) => {
-                        own.commit().await?;
-                        Ok(out)
-                    }
-                    Err(err) => {
-                        // Roll back now rather than when the pool next touches the connection,
-                        // so that row locks are released at once.
-                        let _ = own.rollback().await;
-                        Err(err)
+                let mut attempt = 1;
+                loop {
+                    let mut own = ctx.begin().await?;
+                    let $tx = &mut own;
+                    let result = match $op {
+                        Ok(out) => own.commit().await.map(|_| out),
+                        Err(err) => {
+                            // Roll back now rather than when the pool next touches the
+                            // connection, so that row locks are released at once.
+                            let _ = own.rollback().await;
+                            Err(err)
+                        }
+                    };
+                    match result {
+                        Err(err) if err.is_retryable() && attempt < WRITE_ATTEMPTS => {
+                            attempt += 1;
+                            tokio::task::yield_now().await;
+                        }
+                        done => break done,
                     }
                 }
             }
@@ -108,6 +122,27 @@ pub async fn add<E: CachedEntity>(
     delta: i64,
 ) -> Result<Arc<E>> {
     in_tx!(handle, tx => tx.add_to::<E>(&id, column, delta).await)
+}
+
+/// `update_many_by_<field>`: applies a patch to every row matching a predicate; returns the
+/// updated rows, ordered by id.
+pub async fn update_many<E: CachedEntity>(
+    handle: HandleRef<'_>,
+    predicate: Predicate,
+    patch: &E::Update,
+) -> Result<Vec<Arc<E>>> {
+    in_tx!(handle, tx => tx.update_where::<E>(&predicate, patch).await)
+}
+
+/// `append_<field>` / `remove_<field>`: edits a list field of one row in one operation.
+pub async fn list_op<E: CachedEntity>(
+    handle: HandleRef<'_>,
+    id: E::Id,
+    column: &'static str,
+    item: Value,
+    append: bool,
+) -> Result<Arc<E>> {
+    in_tx!(handle, tx => tx.list_op::<E>(&id, column, item.clone(), append).await)
 }
 
 /// `delete`: one row, which must exist; returns it.

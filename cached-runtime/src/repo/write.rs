@@ -6,8 +6,9 @@ use std::sync::Arc;
 use crate::entity::{CachedEntity, Patch};
 use crate::error::{Error, Result};
 use crate::key::Predicate;
+use crate::store::id_of;
 use crate::tx::Transaction;
-use crate::value::{KeyPart, KeyValue};
+use crate::value::{KeyPart, KeyValue, Value};
 
 fn not_found<E: CachedEntity>(id: &E::Id) -> Error {
     Error::NotFound {
@@ -113,6 +114,52 @@ impl Transaction {
         let result = self.exec().add::<E>(id, column, delta).await;
         let new = Arc::new(self.check(result)?.ok_or_else(|| not_found::<E>(id))?);
         self.record_write(old.as_ref(), &new);
+        Ok(new)
+    }
+
+    /// Applies a patch to every row matching `predicate`: the matching rows are read (locked)
+    /// first, so each updated row invalidates exactly the queries its old and new values
+    /// belong to; the rows are read back and written through. Returns them, ordered by id.
+    pub(crate) async fn update_where<E: CachedEntity>(
+        &mut self,
+        predicate: &Predicate,
+        patch: &E::Update,
+    ) -> Result<Vec<Arc<E>>> {
+        let result = self.exec().fetch_where_locked::<E>(predicate).await;
+        let old = self.check(result)?;
+        let assignments = patch.assignments();
+        if old.is_empty() || assignments.is_empty() {
+            return Ok(old.into_iter().map(Arc::new).collect());
+        }
+        let ids: Vec<KeyValue> = old.iter().map(id_of).collect();
+        let result = self.exec().update_ids::<E>(&ids, assignments).await;
+        self.check(result)?;
+        let result = self.exec().fetch_by_ids::<E>(&ids).await;
+        let mut new = self.check(result)?;
+        new.sort_by_key(id_of);
+        let mut updated = Vec::with_capacity(new.len());
+        for row in new {
+            let row = Arc::new(row);
+            let before = old.iter().find(|o| id_of(*o) == id_of(&*row));
+            self.record_write(before, &row);
+            updated.push(row);
+        }
+        Ok(updated)
+    }
+
+    /// Appends an item to (or removes it from) a list field in one operation; the cached row
+    /// is rewritten with the row as updated.
+    pub(crate) async fn list_op<E: CachedEntity>(
+        &mut self,
+        id: &E::Id,
+        column: &'static str,
+        item: Value,
+        append: bool,
+    ) -> Result<Arc<E>> {
+        let result = self.exec().list_op::<E>(id, column, item, append).await;
+        let new = Arc::new(self.check(result)?.ok_or_else(|| not_found::<E>(id))?);
+        // A list is never key-forming: no query can have changed.
+        self.record_write(None, &new);
         Ok(new)
     }
 

@@ -7,6 +7,8 @@
 //! the write paths below, never in generated code.
 
 mod driver;
+#[cfg(feature = "mongo")]
+pub(crate) mod mongo;
 #[cfg(feature = "mysql")]
 pub(crate) mod mysql;
 #[cfg(feature = "postgres")]
@@ -15,8 +17,13 @@ pub(crate) mod sql;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
 
-#[cfg(not(any(feature = "sqlite", feature = "postgres", feature = "mysql")))]
-compile_error!("cached-runtime needs a store: enable `sqlite`, `postgres` or `mysql`");
+#[cfg(not(any(
+    feature = "sqlite",
+    feature = "postgres",
+    feature = "mysql",
+    feature = "mongo"
+)))]
+compile_error!("cached-runtime needs a store: enable `sqlite`, `postgres`, `mysql` or `mongo`");
 
 use driver::DbExec;
 
@@ -49,13 +56,30 @@ row_decode!("sqlite", SqliteRowDecode, sqlx::sqlite::SqliteRow);
 row_decode!("postgres", PgRowDecode, sqlx::postgres::PgRow);
 row_decode!("mysql", MySqlRowDecode, sqlx::mysql::MySqlRow);
 
-/// A type that every enabled store can decode rows into: `sqlx::FromRow` for each enabled
-/// backend's rows. `#[derive(sqlx::FromRow)]` provides all of them at once.
-pub trait RowDecode: SqliteRowDecode + PgRowDecode + MySqlRowDecode {}
-impl<T: SqliteRowDecode + PgRowDecode + MySqlRowDecode> RowDecode for T {}
+#[cfg(feature = "mongo")]
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be decoded from a MongoDB document",
+    note = "add `#[derive(serde::Deserialize)]` to `{Self}` (the `mongo` feature is enabled)"
+)]
+pub trait MongoDecode: serde::de::DeserializeOwned {}
+#[cfg(feature = "mongo")]
+impl<T: serde::de::DeserializeOwned> MongoDecode for T {}
+#[cfg(not(feature = "mongo"))]
+#[doc(hidden)]
+pub trait MongoDecode {}
+#[cfg(not(feature = "mongo"))]
+impl<T> MongoDecode for T {}
+
+/// A type that every enabled store can decode rows into: `sqlx::FromRow` for each enabled SQL
+/// backend's rows (`#[derive(sqlx::FromRow)]` provides all of them at once), and
+/// `serde::Deserialize` when the `mongo` store is enabled.
+pub trait RowDecode: SqliteRowDecode + PgRowDecode + MySqlRowDecode + MongoDecode {}
+impl<T: SqliteRowDecode + PgRowDecode + MySqlRowDecode + MongoDecode> RowDecode for T {}
 
 /// A database the cache sits in front of. Build one from a driver pool:
-/// `Store::from(sqlite_pool)`, `Store::from(pg_pool)`, `Store::from(mysql_pool)`.
+/// `Store::from(sqlite_pool)`, `Store::from(pg_pool)`, `Store::from(mysql_pool)`, or from a
+/// MongoDB database handle: `Store::from(client.database("studio"))`.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum Store {
@@ -68,6 +92,17 @@ pub enum Store {
     /// A MySQL / MariaDB pool.
     #[cfg(feature = "mysql")]
     MySql(sqlx::MySqlPool),
+    /// A MongoDB database (its client must reach a replica set or a sharded cluster:
+    /// writes run in multi-document transactions).
+    #[cfg(feature = "mongo")]
+    Mongo(mongodb::Database),
+}
+
+#[cfg(feature = "mongo")]
+impl From<mongodb::Database> for Store {
+    fn from(db: mongodb::Database) -> Self {
+        Store::Mongo(db)
+    }
 }
 
 #[cfg(feature = "sqlite")]
@@ -100,7 +135,19 @@ impl Store {
             Store::Postgres(_) => Dialect::Postgres,
             #[cfg(feature = "mysql")]
             Store::MySql(_) => Dialect::MySql,
+            #[cfg(feature = "mongo")]
+            Store::Mongo(_) => unreachable!("MongoDB operations never build SQL"),
         }
+    }
+
+    /// Whether view chains must be walked again after a commit: the store cannot hold a shared
+    /// lock on the intermediate rows during the transaction (MongoDB).
+    pub(crate) fn needs_chain_recheck(&self) -> bool {
+        #[cfg(feature = "mongo")]
+        if let Store::Mongo(_) = self {
+            return true;
+        }
+        false
     }
 
     /// Opens a database transaction.
@@ -112,6 +159,8 @@ impl Store {
             Store::Postgres(pool) => Ok(TxConn::Postgres(postgres::begin(pool).await?)),
             #[cfg(feature = "mysql")]
             Store::MySql(pool) => Ok(TxConn::MySql(mysql::begin(pool).await?)),
+            #[cfg(feature = "mongo")]
+            Store::Mongo(db) => Ok(TxConn::Mongo(Box::new(mongo::begin(db).await?))),
         }
     }
 }
@@ -124,6 +173,8 @@ pub(crate) enum TxConn {
     Postgres(postgres::PgTx),
     #[cfg(feature = "mysql")]
     MySql(mysql::MySqlTx),
+    #[cfg(feature = "mongo")]
+    Mongo(Box<mongo::MongoTx>),
 }
 
 macro_rules! each_tx {
@@ -135,6 +186,8 @@ macro_rules! each_tx {
             TxConn::Postgres($tx) => $body,
             #[cfg(feature = "mysql")]
             TxConn::MySql($tx) => $body,
+            #[cfg(feature = "mongo")]
+            TxConn::Mongo(_) => unreachable!("handled by the MongoDB store"),
         }
     };
 }
@@ -148,15 +201,31 @@ impl TxConn {
             TxConn::Postgres(_) => Dialect::Postgres,
             #[cfg(feature = "mysql")]
             TxConn::MySql(_) => Dialect::MySql,
+            #[cfg(feature = "mongo")]
+            TxConn::Mongo(_) => unreachable!("MongoDB operations never build SQL"),
         }
     }
 
+    /// Commits. An [`Error::Conflict`] means the database aborted the transaction (nothing
+    /// was written); any other error leaves the outcome unknown.
     pub async fn commit(self) -> Result<()> {
-        each_tx!(self, tx => tx.commit().await.map_err(Error::Database))
+        match self {
+            #[cfg(feature = "mongo")]
+            TxConn::Mongo(tx) => tx.commit().await,
+            #[allow(unreachable_patterns)]
+            sql => {
+                each_tx!(sql, tx => tx.commit().await.map_err(|e| Error::from_sqlx("transaction", e)))
+            }
+        }
     }
 
     pub async fn rollback(self) -> Result<()> {
-        each_tx!(self, tx => tx.rollback().await.map_err(Error::Database))
+        match self {
+            #[cfg(feature = "mongo")]
+            TxConn::Mongo(tx) => tx.rollback().await,
+            #[allow(unreachable_patterns)]
+            sql => each_tx!(sql, tx => tx.rollback().await.map_err(Error::Database)),
+        }
     }
 }
 
@@ -200,6 +269,20 @@ macro_rules! dispatch {
                 let mut $x = DbExec::<sqlx::MySql>::Conn(&mut **tx);
                 $body
             }
+            #[cfg(feature = "mongo")]
+            Exec::Pool(Store::Mongo(_)) | Exec::Tx(TxConn::Mongo(_)) => {
+                unreachable!("handled by the MongoDB store")
+            }
+        }
+    };
+}
+
+/// Returns `$body` with `$m` bound to the MongoDB executor when the store is MongoDB.
+macro_rules! on_mongo {
+    ($self:ident, $m:ident => $body:expr) => {
+        #[cfg(feature = "mongo")]
+        if let Some(mut $m) = $self.mongo() {
+            return $body;
         }
     };
 }
@@ -216,6 +299,16 @@ fn predicate_values(predicate: &Predicate) -> Vec<Value> {
 const MAX_PARAMS: usize = 30_000;
 
 impl Exec<'_> {
+    /// The MongoDB executor, when the store is MongoDB.
+    #[cfg(feature = "mongo")]
+    fn mongo(&mut self) -> Option<mongo::MongoExec<'_>> {
+        match self {
+            Exec::Pool(Store::Mongo(db)) => Some(mongo::MongoExec::Pool(db)),
+            Exec::Tx(TxConn::Mongo(tx)) => Some(mongo::MongoExec::Session(tx)),
+            _ => None,
+        }
+    }
+
     fn dialect(&self) -> Dialect {
         match self {
             Exec::Pool(store) => store.dialect(),
@@ -252,17 +345,30 @@ impl Exec<'_> {
         sql: sqlx::SqlStr,
         values: Vec<Value>,
     ) -> Result<u64> {
+        #[cfg(feature = "mongo")]
+        if self.mongo().is_some() {
+            return Err(Error::Unsupported {
+                operation: "a raw SQL write",
+                store: "MongoDB",
+                hint: "write through the generated repository, or use the driver directly and \
+                       then invalidate with `ctx.invalidate::<E>(id)`",
+            });
+        }
         dispatch!(self, x => x.execute(entity, sql, values).await)
     }
 
     /// The row with this id.
     pub async fn fetch_by_id<E: CachedEntity>(&mut self, id: &E::Id) -> Result<Option<E>> {
+        on_mongo!(self, m => m.fetch_by_id::<E>(&id.key_value()).await);
         let sql = self.sql::<E>().select_by_id();
         self.one(sql, vec![id.to_value()]).await
     }
 
     /// The row with this id, locked for the rest of the transaction (the old row of a write).
+    /// On MongoDB the read is in the transaction's snapshot: a concurrent change of the document
+    /// makes this transaction's write of it fail with a retryable `WriteConflict`.
     pub async fn fetch_by_id_locked<E: CachedEntity>(&mut self, id: &E::Id) -> Result<Option<E>> {
+        on_mongo!(self, m => m.fetch_by_id::<E>(&id.key_value()).await);
         let sql = self.sql::<E>().select_by_id_locked();
         self.one(sql, vec![id.to_value()]).await
     }
@@ -284,6 +390,7 @@ impl Exec<'_> {
 
     /// The rows with these ids, in no particular order.
     pub async fn fetch_by_ids<E: CachedEntity>(&mut self, ids: &[KeyValue]) -> Result<Vec<E>> {
+        on_mongo!(self, m => m.fetch_by_ids::<E>(ids).await);
         self.rows_by_ids(ids, false).await
     }
 
@@ -295,6 +402,7 @@ impl Exec<'_> {
         column: &'static str,
         id: &KeyValue,
     ) -> Result<Option<KeyValue>> {
+        on_mongo!(self, m => m.fetch_column(meta, column, id).await);
         let sql = SqlBuilder::new(meta, self.dialect()).select_column(column);
         let values = vec![id.to_value()];
         dispatch!(self, x => x.fetch_key_value(meta.type_name, sql, values).await)
@@ -302,12 +410,14 @@ impl Exec<'_> {
 
     /// The rows matching `predicate`, ordered by id.
     pub async fn fetch_where<E: CachedEntity>(&mut self, predicate: &Predicate) -> Result<Vec<E>> {
+        on_mongo!(self, m => m.fetch_where::<E>(predicate).await);
         let sql = self.sql::<E>().select(predicate);
         self.all(sql, predicate_values(predicate)).await
     }
 
     /// The number of rows matching `predicate`.
     pub async fn count_where<E: CachedEntity>(&mut self, predicate: &Predicate) -> Result<i64> {
+        on_mongo!(self, m => m.count_where::<E>(predicate).await);
         let sql = self.sql::<E>().count(predicate);
         let values = predicate_values(predicate);
         let entity = E::meta().type_name;
@@ -316,6 +426,7 @@ impl Exec<'_> {
 
     /// Inserts rows and returns them as stored.
     pub async fn insert<E: CachedEntity>(&mut self, rows: &[E]) -> Result<Vec<E>> {
+        on_mongo!(self, m => m.insert::<E>(rows).await);
         let width = E::meta().columns.len().max(1);
         let mut stored = Vec::with_capacity(rows.len());
         for chunk in rows.chunks((MAX_PARAMS / width).max(1)) {
@@ -353,6 +464,7 @@ impl Exec<'_> {
         id: &E::Id,
         assignments: Vec<(&'static str, Value)>,
     ) -> Result<Option<E>> {
+        on_mongo!(self, m => m.update::<E>(&id.key_value(), assignments).await);
         let columns: Vec<&str> = assignments.iter().map(|(c, _)| *c).collect();
         let sql = self.sql::<E>().update(&columns);
         let mut values: Vec<Value> = assignments.into_iter().map(|(_, v)| v).collect();
@@ -367,13 +479,86 @@ impl Exec<'_> {
         column: &'static str,
         delta: i64,
     ) -> Result<Option<E>> {
+        on_mongo!(self, m => m.add::<E>(&id.key_value(), column, delta).await);
         let sql = self.sql::<E>().add(column);
         let values = vec![Value::Int(delta), id.to_value()];
         self.update_returning(id, sql, values).await
     }
 
+    /// The rows matching `predicate`, locked for the rest of the transaction (the old rows of
+    /// a bulk update). Rows that stopped matching before the lock was taken are left out.
+    pub async fn fetch_where_locked<E: CachedEntity>(
+        &mut self,
+        predicate: &Predicate,
+    ) -> Result<Vec<E>> {
+        // MongoDB: the snapshot read is enough (a concurrent change makes the write conflict).
+        on_mongo!(self, m => m.fetch_where::<E>(predicate).await);
+        let candidates: Vec<KeyValue> = self
+            .fetch_where::<E>(predicate)
+            .await?
+            .iter()
+            .map(id_of)
+            .collect();
+        let mut rows = self.rows_by_ids::<E>(&candidates, true).await?;
+        if let Predicate::Eq(position, value) = predicate {
+            rows.retain(|row| row.index_values()[*position] == *value);
+        }
+        rows.sort_by_key(id_of);
+        Ok(rows)
+    }
+
+    /// Assigns columns on every row with one of these ids; returns how many rows matched.
+    pub async fn update_ids<E: CachedEntity>(
+        &mut self,
+        ids: &[KeyValue],
+        assignments: Vec<(&'static str, Value)>,
+    ) -> Result<u64> {
+        on_mongo!(self, m => m.update_ids::<E>(ids, assignments).await);
+        let columns: Vec<&str> = assignments.iter().map(|(c, _)| *c).collect();
+        let set: Vec<Value> = assignments.into_iter().map(|(_, v)| v).collect();
+        let mut matched = 0;
+        for chunk in ids.chunks(500) {
+            let sql = self.sql::<E>().update_ids(&columns, chunk.len());
+            let mut values = set.clone();
+            values.extend(chunk.iter().map(KeyValue::to_value));
+            matched += self.execute(E::meta().type_name, sql, values).await?;
+        }
+        Ok(matched)
+    }
+
+    /// Appends `item` to (or removes every item equal to it from) a list column of one row and
+    /// returns the row as updated. MongoDB does it in place (`$push` / `$pull`); a SQL store
+    /// reads the row under its lock, edits the list and writes it back.
+    pub async fn list_op<E: CachedEntity>(
+        &mut self,
+        id: &E::Id,
+        column: &'static str,
+        item: Value,
+        append: bool,
+    ) -> Result<Option<E>> {
+        on_mongo!(self, m => m.list_op::<E>(&id.key_value(), column, item, append).await);
+        let Some(row) = self.fetch_by_id_locked::<E>(id).await? else {
+            return Ok(None);
+        };
+        let position = E::meta()
+            .columns
+            .iter()
+            .position(|c| *c == column)
+            .expect("a list field is a column");
+        let Value::List(mut items) = row.values().swap_remove(position) else {
+            unreachable!("`{column}` is a list field");
+        };
+        match append {
+            true => items.push(item),
+            false => items.retain(|i| *i != item),
+        }
+        self.update::<E>(id, vec![(column, Value::List(items))])
+            .await
+    }
+
     /// Deletes rows by id and returns the deleted rows.
     pub async fn delete<E: CachedEntity>(&mut self, ids: &[KeyValue]) -> Result<Vec<E>> {
+        on_mongo!(self, m => m.delete::<E>(ids).await);
         let mut deleted = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
             let sql = self.sql::<E>().delete(chunk.len());

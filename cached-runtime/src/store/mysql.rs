@@ -19,11 +19,14 @@ impl Driver for MySql {
             Value::Null(ValueKind::Float) => args.add(None::<f64>),
             Value::Null(ValueKind::Bytes) => args.add(None::<Vec<u8>>),
             Value::Null(ValueKind::Int) => args.add(None::<i64>),
+            Value::Null(ValueKind::List) => args.add(None::<String>),
             Value::Bool(b) => args.add(b),
             Value::Int(i) => args.add(i),
             Value::Float(f) => args.add(f),
             Value::Text(s) => args.add(s),
             Value::Bytes(b) => args.add(b),
+            // Lists are JSON text (decode them with `#[sqlx(json)]`).
+            list @ Value::List(_) => args.add(list.list_json()),
         }
     }
 }

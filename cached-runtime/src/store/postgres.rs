@@ -19,11 +19,21 @@ impl Driver for Postgres {
             Value::Null(ValueKind::Bool) => args.add(None::<bool>),
             Value::Null(ValueKind::Float) => args.add(None::<f64>),
             Value::Null(ValueKind::Bytes) => args.add(None::<Vec<u8>>),
+            Value::Null(ValueKind::List) => {
+                args.add(None::<sqlx::types::Json<Box<serde_json::value::RawValue>>>)
+            }
             Value::Bool(b) => args.add(b),
             Value::Int(i) => args.add(i),
             Value::Float(f) => args.add(f),
             Value::Text(s) => args.add(s),
             Value::Bytes(b) => args.add(b),
+            // Lists are JSON (a `jsonb` column; decode them with `#[sqlx(json)]`).
+            list @ Value::List(_) => {
+                let text = list.list_json().unwrap_or_default();
+                args.add(sqlx::types::Json(serde_json::value::RawValue::from_string(
+                    text,
+                )?))
+            }
         }
     }
 }

@@ -352,6 +352,25 @@ impl SqlBuilder {
         self.returning(out);
     }
 
+    /// `UPDATE <table> SET c = ?, ... WHERE <id> IN (?, ...)` (no `RETURNING`: the rows are
+    /// read back by id).
+    pub fn update_ids(&self, columns: &[&str], n: usize) -> SqlStr {
+        let mut out = String::from("UPDATE ");
+        self.dialect.quote(&mut out, self.meta.table);
+        out.push_str(" SET ");
+        for (i, column) in columns.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            self.dialect.quote(&mut out, column);
+            out.push_str(" = ");
+            self.dialect.placeholder(&mut out, i + 1);
+        }
+        out.push_str(" WHERE ");
+        self.id_list(&mut out, n, columns.len() + 1);
+        AssertSqlSafe(out).into_sql_str()
+    }
+
     /// `DELETE FROM <table> WHERE <id> IN (?, ...) RETURNING <columns>`.
     pub fn delete(&self, n: usize) -> SqlStr {
         if n == 1 {

@@ -21,6 +21,8 @@ impl Driver for Sqlite {
             Value::Float(f) => args.add(f),
             Value::Text(s) => args.add(s),
             Value::Bytes(b) => args.add(b),
+            // Lists are JSON text (decode them with `#[sqlx(json)]`).
+            list @ Value::List(_) => args.add(list.list_json()),
         }
     }
 }
