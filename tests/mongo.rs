@@ -17,6 +17,9 @@ use common::domain::*;
 use common::{Backend, TestDb};
 use mongodb::bson::{doc, Document};
 
+/// The invalidations a context applied: what caused each, and its keys.
+type Events = Arc<Mutex<Vec<(Source, Vec<String>)>>>;
+
 /// One fail point at a time.
 static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -27,7 +30,7 @@ struct Rig {
     ctx: Context,
     admin: mongodb::Client,
     app: String,
-    events: Arc<Mutex<Vec<(Source, Vec<String>)>>>,
+    events: Events,
 }
 
 async fn rig(app: &str) -> Option<Rig> {
@@ -37,7 +40,7 @@ async fn rig(app: &str) -> Option<Rig> {
     options.app_name = Some(app.to_string());
     let client = mongodb::Client::with_options(options).unwrap();
     let ctx = Context::new(client.database(db.mongo().name()));
-    let events = Arc::new(Mutex::new(Vec::new()));
+    let events: Events = Arc::default();
     let sink = events.clone();
     ctx.on_invalidate(move |event| {
         let keys = event.keys.iter().map(ToString::to_string).collect();
