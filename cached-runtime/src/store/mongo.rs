@@ -17,7 +17,9 @@ use mongodb::bson::{doc, Bson, Document};
 use mongodb::error::{
     ErrorKind, WriteFailure, TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COMMIT_RESULT,
 };
-use mongodb::options::{ReadConcern, ReturnDocument, WriteConcern};
+use mongodb::options::{
+    CollectionOptions, ReadConcern, ReadPreference, ReturnDocument, SelectionCriteria, WriteConcern,
+};
 use mongodb::{ClientSession, Collection, Database};
 
 use crate::entity::{CachedEntity, EntityMeta};
@@ -105,8 +107,14 @@ macro_rules! run {
     };
 }
 
+/// The entity's collection. Reads go to the primary whatever the client's read preference: a
+/// cache fill from a lagging secondary could store a row older than a commit that has already
+/// returned.
 fn collection(db: &Database, meta: &'static EntityMeta) -> Collection<Document> {
-    db.collection(meta.table)
+    let options = CollectionOptions::builder()
+        .selection_criteria(SelectionCriteria::ReadPreference(ReadPreference::Primary))
+        .build();
+    db.collection_with_options(meta.table, options)
 }
 
 /// A column value as BSON.
