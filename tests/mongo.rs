@@ -5,7 +5,7 @@
 //!
 //! Each test drives its context through a client with its own `appName` and scopes its fail
 //! point to that name, so nothing else on the server is affected; the tests in this file take
-//! turns (a fail point is server-wide state).
+//! turns (a fail point is server-wide state, and turning one off kills every session).
 
 #[macro_use]
 mod common;
@@ -285,6 +285,7 @@ async fn transient_write_errors_are_retried_by_context_writes() {
 
 #[tokio::test]
 async fn documents_use_the_id_as_underscore_id() {
+    let _turn = TURN.lock().await;
     let Some(rig) = rig("cached-layout").await else {
         return;
     };

@@ -30,6 +30,10 @@
 //! let report = tx.commit().await?; // "invalidated 1 key(s): scene:42"
 //! # Ok(()) }
 //! ```
+//!
+//! Stores, one cargo feature each: `sqlite` (default), `postgres`, `mysql` (sqlx) and `mongo`
+//! (the official `mongodb` driver; `Context::new(client.database("app"))`). The generated
+//! repository is the same on all of them.
 #![warn(missing_docs)]
 
 mod cache;

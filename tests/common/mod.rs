@@ -231,32 +231,45 @@ async fn mongo_db(connections: u32) -> Option<TestDb> {
     options.max_pool_size = Some(connections.max(2));
     options.server_selection_timeout = Some(Duration::from_secs(10));
     let client = mongodb::Client::with_options(options).expect("MongoDB client");
-    sweep_mongo(&client).await;
+    // Every test of this process waits for the sweep, so that it never aborts their sessions.
+    static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    SWEPT.get_or_init(|| sweep_mongo(&client)).await;
     let name = unique_name();
     let db = client.database(&name);
     prepare_mongo(&db)
         .await
         .unwrap_or_else(|e| panic!("cannot reach the MongoDB server at {url}: {e}"));
+    // Not dropped when the test ends: a test may end with a transaction whose abort the driver
+    // spawned on the test's runtime, which shuts down before the abort runs, and a database
+    // cannot be dropped under an open transaction. The next test process sweeps it.
     Some(TestDb {
         backend: Backend::Mongo,
         store: db.into(),
-        cleanup: Some((Backend::Mongo, url, name)),
+        cleanup: None,
         _dir: None,
     })
 }
 
-/// Drops the databases of test processes that are no longer running (once per process).
+/// Drops the databases of test processes that are no longer running, after killing every
+/// server session (which aborts the transactions such a process left open). Runs before any
+/// test of this process touches MongoDB; test processes run one after another.
 async fn sweep_mongo(client: &mongodb::Client) {
-    static SWEPT: std::sync::Once = std::sync::Once::new();
-    let mut first = false;
-    SWEPT.call_once(|| first = true);
-    if !first {
+    let names: Vec<String> = client
+        .list_database_names()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|name| name.starts_with("cached_t") && !process_alive(name))
+        .collect();
+    if names.is_empty() {
         return;
     }
-    for name in client.list_database_names().await.unwrap_or_default() {
-        if name.starts_with("cached_t") && !process_alive(&name) {
-            let _ = client.database(&name).drop().await;
-        }
+    let _ = client
+        .database("admin")
+        .run_command(mongodb::bson::doc! { "killAllSessions": [] })
+        .await;
+    for name in names {
+        let _ = client.database(&name).drop().await;
     }
 }
 
@@ -324,14 +337,6 @@ impl Drop for TestDb {
                 .build()
                 .expect("runtime");
             rt.block_on(async move {
-                if backend == Backend::Mongo {
-                    if let Ok(client) = mongodb::Client::with_uri_str(&url).await {
-                        if let Err(e) = client.database(&name).drop().await {
-                            eprintln!("warning: could not drop test database {name}: {e}");
-                        }
-                    }
-                    return;
-                }
                 let sql = match backend {
                     Backend::Postgres => format!("DROP SCHEMA IF EXISTS {name} CASCADE"),
                     _ => format!("DROP DATABASE IF EXISTS {name}"),
