@@ -186,6 +186,15 @@ fn by_ids(ids: &[KeyValue]) -> Document {
     doc! { "_id": { "$in": ids.iter().map(key_bson).collect::<Vec<_>>() } }
 }
 
+/// `{ "$set": { field: value, ... } }`.
+fn set(meta: &'static EntityMeta, assignments: Vec<(&'static str, Value)>) -> Document {
+    let fields: Document = assignments
+        .into_iter()
+        .map(|(column, value)| (field(meta, column).to_string(), bson(value)))
+        .collect();
+    doc! { "$set": fields }
+}
+
 fn filter(meta: &'static EntityMeta, predicate: &Predicate) -> Document {
     match predicate {
         Predicate::All => Document::new(),
@@ -227,16 +236,19 @@ impl MongoExec<'_> {
         docs.into_iter().map(decode::<E>).collect()
     }
 
+    /// The document with this `_id`.
     pub async fn fetch_by_id<E: CachedEntity>(&mut self, id: &KeyValue) -> Result<Option<E>> {
         let meta = E::meta();
         let doc = run!(self, meta, c => c.find_one(by_id(id)))?;
         doc.map(decode::<E>).transpose()
     }
 
+    /// The documents with these ids (`$in`), ordered by `_id`.
     pub async fn fetch_by_ids<E: CachedEntity>(&mut self, ids: &[KeyValue]) -> Result<Vec<E>> {
         self.find::<E>(by_ids(ids)).await
     }
 
+    /// One field of the document with this id, as a key part.
     pub async fn fetch_column(
         &mut self,
         meta: &'static EntityMeta,
@@ -248,10 +260,12 @@ impl MongoExec<'_> {
         Ok(doc.map(|d| key_value(d.get(name))))
     }
 
+    /// The documents matching a query key's predicate, ordered by `_id`.
     pub async fn fetch_where<E: CachedEntity>(&mut self, predicate: &Predicate) -> Result<Vec<E>> {
         self.find::<E>(filter(E::meta(), predicate)).await
     }
 
+    /// `countDocuments` for a query key's predicate.
     pub async fn count_where<E: CachedEntity>(&mut self, predicate: &Predicate) -> Result<i64> {
         let meta = E::meta();
         let filter = filter(meta, predicate);
@@ -280,17 +294,14 @@ impl MongoExec<'_> {
         doc.map(decode::<E>).transpose()
     }
 
+    /// `$set` on one document; returns it after the change.
     pub async fn update<E: CachedEntity>(
         &mut self,
         id: &KeyValue,
         assignments: Vec<(&'static str, Value)>,
     ) -> Result<Option<E>> {
-        let meta = E::meta();
-        let set: Document = assignments
-            .into_iter()
-            .map(|(column, value)| (field(meta, column).to_string(), bson(value)))
-            .collect();
-        self.modify::<E>(id, doc! { "$set": set }).await
+        let set = set(E::meta(), assignments);
+        self.modify::<E>(id, set).await
     }
 
     /// `$inc`: adds `delta` to a numeric field.
@@ -325,12 +336,8 @@ impl MongoExec<'_> {
         assignments: Vec<(&'static str, Value)>,
     ) -> Result<u64> {
         let meta = E::meta();
-        let set: Document = assignments
-            .into_iter()
-            .map(|(column, value)| (field(meta, column).to_string(), bson(value)))
-            .collect();
-        let filter = by_ids(ids);
-        let done = run!(self, meta, c => c.update_many(filter, doc! { "$set": set }))?;
+        let (filter, set) = (by_ids(ids), set(meta, assignments));
+        let done = run!(self, meta, c => c.update_many(filter, set))?;
         Ok(done.matched_count)
     }
 

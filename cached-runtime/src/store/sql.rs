@@ -315,6 +315,13 @@ impl SqlBuilder {
 
     /// `UPDATE <table> SET a = ?, b = ? WHERE <id> = ? RETURNING <columns>`.
     pub fn update(&self, columns: &[&str]) -> SqlStr {
+        let mut out = self.update_set(columns);
+        self.where_id_returning(&mut out, columns.len() + 1);
+        AssertSqlSafe(out).into_sql_str()
+    }
+
+    /// `UPDATE <table> SET a = ?, b = ?` (placeholders 1..=n).
+    fn update_set(&self, columns: &[&str]) -> String {
         let mut out = String::from("UPDATE ");
         self.dialect.quote(&mut out, self.meta.table);
         out.push_str(" SET ");
@@ -326,8 +333,7 @@ impl SqlBuilder {
             out.push_str(" = ");
             self.dialect.placeholder(&mut out, i + 1);
         }
-        self.where_id_returning(&mut out, columns.len() + 1);
-        AssertSqlSafe(out).into_sql_str()
+        out
     }
 
     /// `UPDATE <table> SET c = c + ? WHERE <id> = ? RETURNING <columns>`.
@@ -355,17 +361,7 @@ impl SqlBuilder {
     /// `UPDATE <table> SET c = ?, ... WHERE <id> IN (?, ...)` (no `RETURNING`: the rows are
     /// read back by id).
     pub fn update_ids(&self, columns: &[&str], n: usize) -> SqlStr {
-        let mut out = String::from("UPDATE ");
-        self.dialect.quote(&mut out, self.meta.table);
-        out.push_str(" SET ");
-        for (i, column) in columns.iter().enumerate() {
-            if i > 0 {
-                out.push_str(", ");
-            }
-            self.dialect.quote(&mut out, column);
-            out.push_str(" = ");
-            self.dialect.placeholder(&mut out, i + 1);
-        }
+        let mut out = self.update_set(columns);
         out.push_str(" WHERE ");
         self.id_list(&mut out, n, columns.len() + 1);
         AssertSqlSafe(out).into_sql_str()
