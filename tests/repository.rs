@@ -158,6 +158,19 @@ backend_tests! {
         let cached = Scene::repo(&ctx).get(1).await.unwrap().unwrap();
         assert_eq!(cached.title, "Rewritten");
 
+        // A patch of key-forming fields (the old row is needed too): the returned and cached
+        // row is still exactly the stored one, nulls included.
+        for location in [Some(1), None] {
+            let patch = SceneUpdate::default()
+                .status("final")
+                .chapter_id(2)
+                .location_id(location);
+            let moved = Scene::repo(&ctx).update(1, patch).await.unwrap();
+            assert_eq!(moved.location_id, location);
+            assert_eq!(db.scene(1).await.unwrap(), *moved);
+            assert_eq!(*Scene::repo(&ctx).get(1).await.unwrap().unwrap(), *moved);
+        }
+
         // An empty patch changes nothing and returns the row.
         let same = Scene::repo(&ctx)
             .update(1, SceneUpdate::default())

@@ -89,13 +89,17 @@ impl Transaction {
         if assignments.is_empty() {
             return Ok(Arc::new(self.read_existing::<E>(id).await?));
         }
-        let old = match patch.touches_keys() {
-            true => Some(self.read_existing::<E>(id).await?),
-            false => None,
-        };
+        if patch.touches_keys() {
+            // Both rows: the old one's tags say which queries the row leaves.
+            let result = self.exec().update_keeping_old::<E>(id, assignments).await;
+            let (old, new) = self.check(result)?.ok_or_else(|| not_found::<E>(id))?;
+            let new = Arc::new(new);
+            self.record_write(Some(&old), &new);
+            return Ok(new);
+        }
         let result = self.exec().update::<E>(id, assignments).await;
         let new = Arc::new(self.check(result)?.ok_or_else(|| not_found::<E>(id))?);
-        self.record_write(old.as_ref(), &new);
+        self.record_write(None, &new);
         Ok(new)
     }
 

@@ -472,6 +472,23 @@ impl Exec<'_> {
         self.update_returning(id, sql, values).await
     }
 
+    /// Assigns columns of one row and returns the row before and after, or `None` if it is
+    /// absent. SQL: the old row is read `FOR UPDATE`, then updated. MongoDB: one
+    /// `findOneAndUpdate` returning the document before the `$set`, which is then applied to
+    /// it locally (a `$set` of known values is exactly reproducible), so one round trip.
+    pub async fn update_keeping_old<E: CachedEntity>(
+        &mut self,
+        id: &E::Id,
+        assignments: Vec<(&'static str, Value)>,
+    ) -> Result<Option<(E, E)>> {
+        on_mongo!(self, m => m.update_keeping_old::<E>(&id.key_value(), assignments).await);
+        let Some(old) = self.fetch_by_id_locked::<E>(id).await? else {
+            return Ok(None);
+        };
+        let new = self.update::<E>(id, assignments).await?;
+        Ok(new.map(|new| (old, new)))
+    }
+
     /// Adds `delta` to an integer column in one statement; returns the updated row.
     pub async fn add<E: CachedEntity>(
         &mut self,

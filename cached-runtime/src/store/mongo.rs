@@ -304,6 +304,32 @@ impl MongoExec<'_> {
         self.modify::<E>(id, set).await
     }
 
+    /// `$set` on one document in one round trip, returning it before and after the change:
+    /// the server returns the document before, and the same `$set` applied to it locally is
+    /// the document after (the values are known exactly).
+    pub async fn update_keeping_old<E: CachedEntity>(
+        &mut self,
+        id: &KeyValue,
+        assignments: Vec<(&'static str, Value)>,
+    ) -> Result<Option<(E, E)>> {
+        let meta = E::meta();
+        let set = set(meta, assignments);
+        let update = set.clone();
+        let before = run!(self, meta, c => c
+            .find_one_and_update(by_id(id), update)
+            .return_document(ReturnDocument::Before))?;
+        let Some(before) = before else {
+            return Ok(None);
+        };
+        let mut after = before.clone();
+        if let Ok(fields) = set.get_document("$set") {
+            for (name, value) in fields {
+                after.insert(name.clone(), value.clone());
+            }
+        }
+        Ok(Some((decode::<E>(before)?, decode::<E>(after)?)))
+    }
+
     /// `$inc`: adds `delta` to a numeric field.
     pub async fn add<E: CachedEntity>(
         &mut self,
