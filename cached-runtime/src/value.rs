@@ -229,6 +229,14 @@ impl ToValue for Vec<u8> {
 
 /// A type that can be an item of a list field (`Vec<T>`), which gets `append_<field>` and
 /// `remove_<field>` operations.
+///
+/// Implemented for integers, `bool`, `String` and floats. For your own type, implement
+/// [`ToValue`] and then `impl ListItem for MyType {}` (it has no methods).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be an item of a list field",
+    label = "a `Vec<{Self}>` field is stored as a list of `{Self}` values",
+    note = "implement `cached_runtime::ToValue` for `{Self}`, then `impl cached_runtime::ListItem for {Self} {{}}`"
+)]
 pub trait ListItem: ToValue + Clone + PartialEq + Send + Sync + 'static {}
 
 macro_rules! list_items {
