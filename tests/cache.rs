@@ -59,8 +59,9 @@ async fn slow_reader_overtaken_by_commit(
     Some((after, ctx))
 }
 
+/// An entity named the MongoDB way (`collection`, with a `-`), on every backend.
 #[derive(CachedEntity, Clone, Debug, sqlx::FromRow, serde::Deserialize)]
-#[cache(table = "notes", ttl = 1)]
+#[cache(collection = "short-notes", ttl = 1)]
 struct Note {
     #[cache(id)]
     id: i64,
@@ -139,9 +140,16 @@ backend_tests! {
         let Some(db) = database(backend, 4).await else {
             return;
         };
-        if !backend.is_mongo() {
-            db.execute("CREATE TABLE notes (id BIGINT PRIMARY KEY, body TEXT NOT NULL)")
-                .await;
+        match backend {
+            Backend::Mongo => {}
+            Backend::MySql => {
+                db.execute("CREATE TABLE `short-notes` (id BIGINT PRIMARY KEY, body TEXT NOT NULL)")
+                    .await
+            }
+            _ => {
+                db.execute(r#"CREATE TABLE "short-notes" (id BIGINT PRIMARY KEY, body TEXT NOT NULL)"#)
+                    .await
+            }
         }
         let ctx = Context::new(db.store.clone());
         Note::repo(&ctx)

@@ -36,11 +36,18 @@ fn is_sql_identifier(s: &str) -> bool {
 
 fn check_names(cx: &Ctxt, entity: &Entity<'_>) {
     if let Some(table) = &entity.attrs.table {
-        if !table.value.split('.').all(is_sql_identifier) || table.value.split('.').count() > 2 {
+        // Spliced into SQL as quoted identifiers, so nothing that could close a quote; `-` is
+        // allowed because MongoDB collection names often have one.
+        let part = |p: &str| {
+            let mut chars = p.chars();
+            matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
+                && chars.all(|c| c == '_' || c == '-' || c.is_ascii_alphanumeric())
+        };
+        if !table.value.split('.').all(part) || table.value.split('.').count() > 2 {
             cx.syn_error(syn::Error::new(
                 table.span,
-                "`table` must be a plain table name like `scenes` or `schema.scenes` \
-                 (letters, digits and `_`, not starting with a digit)",
+                "`table` / `collection` must be a plain name like `scenes`, `scene-docs` or \
+                 `schema.scenes` (letters, digits, `_` and `-`, starting with a letter or `_`)",
             ));
         }
     }
