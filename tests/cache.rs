@@ -68,6 +68,20 @@ struct Note {
     body: String,
 }
 
+/// An entity with a field that is not persisted.
+#[derive(CachedEntity, Clone, Debug, sqlx::FromRow, serde::Deserialize)]
+#[cache(table = "drafts")]
+struct Draft {
+    #[cache(id)]
+    id: i64,
+    body: String,
+    /// Scratch state of one process: never stored, never cached.
+    #[cache(skip)]
+    #[sqlx(skip)]
+    #[serde(skip)]
+    scratch: String,
+}
+
 backend_tests! {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_misses_on_one_key_run_one_load(backend) {
@@ -164,6 +178,29 @@ backend_tests! {
         tokio::time::sleep(Duration::from_millis(1300)).await;
         assert!(!ctx.is_cached(NoteKey(1)), "expired after its 1 s TTL");
         assert_eq!(Note::repo(&ctx).get(1).await.unwrap().unwrap().body, "x");
+    }
+
+    #[tokio::test]
+    async fn fields_that_are_not_persisted_are_not_cached_either(backend) {
+        let Some(db) = database(backend, 4).await else {
+            return;
+        };
+        if !backend.is_mongo() {
+            db.execute("CREATE TABLE drafts (id BIGINT PRIMARY KEY, body TEXT NOT NULL)")
+                .await;
+        }
+        let ctx = Context::new(db.store.clone());
+        let draft = Draft {
+            id: 1,
+            body: "kept".into(),
+            scratch: "local only".into(),
+        };
+        let stored = Draft::repo(&ctx).insert(&draft).await.unwrap();
+        assert_eq!((stored.body.as_str(), stored.scratch.as_str()), ("kept", ""));
+        let cached = Draft::repo(&ctx).get(1).await.unwrap().unwrap();
+        assert_eq!(cached.scratch, "", "the cache holds the row as stored");
+        let fresh = Context::new(db.store.clone());
+        assert_eq!(Draft::repo(&fresh).get(1).await.unwrap().unwrap().scratch, "");
     }
 
     #[tokio::test]

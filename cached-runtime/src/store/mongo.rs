@@ -273,12 +273,15 @@ impl MongoExec<'_> {
         Ok(i64::try_from(n).unwrap_or(i64::MAX))
     }
 
-    /// Inserts rows; MongoDB stores exactly the documents given, so they are the stored rows.
+    /// Inserts rows. MongoDB stores exactly the documents given, so the stored rows are those
+    /// documents decoded (not the rows as passed in: a `skip` field is not stored, and must
+    /// read back as its default, as it does after a reload).
     pub async fn insert<E: CachedEntity>(&mut self, rows: &[E]) -> Result<Vec<E>> {
         let meta = E::meta();
         let docs: Vec<Document> = rows.iter().map(document).collect();
+        let stored = docs.clone();
         run!(self, meta, c => c.insert_many(docs))?;
-        Ok(rows.to_vec())
+        stored.into_iter().map(decode::<E>).collect()
     }
 
     /// Applies an update document to one row and returns the row after it.
