@@ -152,6 +152,18 @@ backend_tests! {
         assert_eq!(Scene::repo(&ctx).get(1).await.unwrap().unwrap().word_count, 107);
         assert_eq!(db.scene(2).await.unwrap().title, "Two");
 
+        // The transaction future is `Send`: it can run on a spawned task.
+        let spawned = tokio::spawn({
+            let ctx = ctx.clone();
+            async move {
+                ctx.transaction(async |tx| {
+                    Scene::repo(&mut *tx).update(3, SceneUpdate::default().title("Spawned")).await
+                })
+                .await
+            }
+        });
+        assert_eq!(spawned.await.unwrap().unwrap().0.title, "Spawned");
+
         // A body that fails rolls back, is not retried (not a conflict), and touches nothing.
         let mut runs = 0;
         let err = ctx
