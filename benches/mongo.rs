@@ -7,8 +7,12 @@
 //!   views are keyed by its own id, so the write costs no extra read) and on a scene
 //!   (`increment_word_count`; a view reaches it through the chain scene -> chapter -> part,
 //!   which costs one read inside the transaction and one after the commit), each against the
-//!   raw operation on the same collection. The four variants
-//!   run in rotating order in every iteration; each benchmark times one of them.
+//!   raw operation on the same collection;
+//! - `mongo_update_key`: a cached `update` of an indexed field (the cache needs the old row too)
+//!   vs the raw `find_one_and_update` of it in a session transaction.
+//!
+//! In each group the variants run in rotating order in every iteration; each benchmark times
+//! one of them.
 //!
 //! Run with `CACHED_MONGODB_URL=... cargo bench --bench mongo`; read the ratios.
 
@@ -19,7 +23,8 @@ mod domain;
 use std::time::{Duration, Instant};
 
 use cached_runtime::prelude::*;
-use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use criterion::measurement::WallTime;
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkGroup, Criterion};
 use domain::*;
 use mongodb::bson::{doc, Document};
 use mongodb::options::{ReadConcern, ReturnDocument, WriteConcern};
@@ -39,12 +44,13 @@ async fn raw_character(coll: &mongodb::Collection<Document>) -> Option<Character
     Some(mongodb::bson::from_document(doc).unwrap())
 }
 
-/// The raw `$inc` of one document's field in a session transaction.
-async fn raw_inc(
+/// A raw `find_one_and_update` (`ReturnDocument::After`) of one document in a session
+/// transaction, as an application without the cache would write it.
+async fn raw_modify(
     client: &mongodb::Client,
     coll: &mongodb::Collection<Document>,
     id: i64,
-    field: &str,
+    update: Document,
 ) {
     let mut session = client.start_session().await.unwrap();
     session
@@ -54,13 +60,48 @@ async fn raw_inc(
         .await
         .unwrap();
     let updated = coll
-        .find_one_and_update(doc! { "_id": id }, doc! { "$inc": { field: 1i64 } })
+        .find_one_and_update(doc! { "_id": id }, update)
         .return_document(ReturnDocument::After)
         .session(&mut session)
         .await
         .unwrap();
     black_box(updated);
     session.commit_transaction().await.unwrap();
+}
+
+/// Benchmarks variants that run in rotating order in every iteration, so that drift on the
+/// machine hits them alike; the benchmark named `labels[k]` times variant `k` only.
+fn rotating<F, Fut>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    rt: &tokio::runtime::Runtime,
+    labels: &[&str],
+    run: F,
+) where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let n = labels.len();
+    for (timed, label) in labels.iter().enumerate() {
+        group.bench_function(*label, |b| {
+            b.to_async(rt).iter_custom(|iters| {
+                let run = &run;
+                async move {
+                    let mut total = Duration::ZERO;
+                    for i in 0..iters as usize {
+                        for turn in 0..n {
+                            let variant = (i + turn) % n;
+                            let started = Instant::now();
+                            run(variant).await;
+                            if variant == timed {
+                                total += started.elapsed();
+                            }
+                        }
+                    }
+                    total
+                }
+            })
+        });
+    }
 }
 
 fn mongo(c: &mut Criterion) {
@@ -149,50 +190,65 @@ fn mongo(c: &mut Criterion) {
 
     let scenes = db.collection::<Document>("scenes");
     let parts = db.collection::<Document>("parts");
+    let stories = db.collection::<Document>("stories");
     let mut group = c.benchmark_group("mongo_inc");
     group.measurement_time(Duration::from_secs(10));
-    let variants = [
+    let labels = [
         "part_cached_in_tx",
         "part_raw_find_one_and_update_in_session",
         "scene_cached_in_tx_view_chain",
         "scene_raw_find_one_and_update_in_session",
     ];
-    for (timed, label) in variants.into_iter().enumerate() {
-        group.bench_function(label, |b| {
-            b.to_async(&rt).iter_custom(|iters| {
-                let (ctx, client, scenes, parts) = (&ctx, &client, &scenes, &parts);
-                async move {
-                    let mut total = Duration::ZERO;
-                    for i in 0..iters as usize {
-                        for turn in 0..4 {
-                            let variant = (i + turn) % 4;
-                            let started = Instant::now();
-                            if variant == 0 {
-                                let mut tx = ctx.begin().await.unwrap();
-                                Part::repo(&mut tx).increment_position(1, 1).await.unwrap();
-                                black_box(tx.commit().await.unwrap());
-                            } else if variant == 1 {
-                                raw_inc(client, parts, 1, "position").await;
-                            } else if variant == 2 {
-                                let mut tx = ctx.begin().await.unwrap();
-                                Scene::repo(&mut tx)
-                                    .increment_word_count(5, 1)
-                                    .await
-                                    .unwrap();
-                                black_box(tx.commit().await.unwrap());
-                            } else {
-                                raw_inc(client, scenes, 5, "word_count").await;
-                            }
-                            if variant == timed {
-                                total += started.elapsed();
-                            }
-                        }
-                    }
-                    total
+    rotating(&mut group, &rt, &labels, |variant| {
+        let (ctx, client, scenes, parts) = (&ctx, &client, &scenes, &parts);
+        async move {
+            match variant {
+                0 => {
+                    let mut tx = ctx.begin().await.unwrap();
+                    Part::repo(&mut tx).increment_position(1, 1).await.unwrap();
+                    black_box(tx.commit().await.unwrap());
                 }
-            })
-        });
-    }
+                1 => raw_modify(client, parts, 1, doc! { "$inc": { "position": 1i64 } }).await,
+                2 => {
+                    let mut tx = ctx.begin().await.unwrap();
+                    Scene::repo(&mut tx)
+                        .increment_word_count(5, 1)
+                        .await
+                        .unwrap();
+                    black_box(tx.commit().await.unwrap());
+                }
+                _ => raw_modify(client, scenes, 5, doc! { "$inc": { "word_count": 1i64 } }).await,
+            }
+        }
+    });
+    group.finish();
+
+    // A key-changing update: the cache needs the old row too (one `findOneAndUpdate` returning
+    // the document before), and drops the queries of the old and the new status.
+    let flips = std::sync::atomic::AtomicUsize::new(0);
+    let status =
+        || ["draft", "review"][flips.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 2];
+    let mut group = c.benchmark_group("mongo_update_key");
+    group.measurement_time(Duration::from_secs(10));
+    let labels = [
+        "story_cached_in_tx",
+        "story_raw_find_one_and_update_in_session",
+    ];
+    rotating(&mut group, &rt, &labels, |variant| {
+        let (ctx, client, stories, status) = (&ctx, &client, &stories, &status);
+        async move {
+            if variant == 0 {
+                let mut tx = ctx.begin().await.unwrap();
+                Story::repo(&mut tx)
+                    .update(1, StoryUpdate::default().status(status()))
+                    .await
+                    .unwrap();
+                black_box(tx.commit().await.unwrap());
+            } else {
+                raw_modify(client, stories, 1, doc! { "$set": { "status": status() } }).await;
+            }
+        }
+    });
     group.finish();
     rt.block_on(async { db.drop().await.unwrap() });
 }
