@@ -508,6 +508,11 @@ backend_tests! {
         let slow = Context::builder(ctx.store().clone())
             .__commit_delay(std::time::Duration::from_millis(500))
             .build();
+        let applies = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = applies.clone();
+        slow.on_invalidate(move |_| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        });
         // Mover: chapter 1 goes from part 1 to part 2 (row locked, not committed yet).
         let mut mover = ctx.begin().await.unwrap();
         Chapter::repo(&mut mover).update(1, ChapterUpdate::default().part_id(2)).await.unwrap();
@@ -529,6 +534,11 @@ backend_tests! {
             report.key_strings().contains(&"part_summary:2".to_string()),
             "the writer resolved the chain before the chapter moved: {report} (part 2 had {} words)",
             before.words
+        );
+        assert_eq!(
+            applies.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "one committed transaction, one apply"
         );
     }
 }

@@ -185,20 +185,27 @@ impl Transaction {
         let (changes, bumps) = pending.into_changes();
         match conn.commit().await {
             Ok(()) => {
-                let mut report = ctx.apply(changes, bumps, Source::Commit);
+                let (mut changes, mut bumps) = (changes, bumps);
                 if !recheck.is_empty() {
-                    let (keys, bumps) =
+                    // Walk the chains again now that the commit is in, and before applying it,
+                    // so that the transaction is still applied exactly once.
+                    let (keys, more) =
                         graph::views::recheck_chains(&ctx.inner.store, &recheck).await;
-                    let fresh: Vec<(CacheKey, Change)> = keys
-                        .into_iter()
-                        .filter(|key| !report.contains(key))
-                        .map(|key| (key, Change::Remove))
-                        .collect();
-                    let more = ctx.apply(fresh, bumps, Source::Commit);
-                    report.keys.extend(more.keys);
-                    report.entities.extend(more.entities);
+                    for key in keys {
+                        if !changes.iter().any(|(k, _)| *k == key) {
+                            changes.push((key, Change::Remove));
+                        }
+                    }
+                    for bump in more {
+                        let known = bumps.iter().any(|b| {
+                            matches!((b, &bump), (Bump::Entity(x), Bump::Entity(y)) if std::ptr::eq(*x, *y))
+                        });
+                        if !known {
+                            bumps.push(bump);
+                        }
+                    }
                 }
-                Ok(report)
+                Ok(ctx.apply(changes, bumps, Source::Commit))
             }
             // The database aborted the transaction: nothing was written, nothing to drop.
             Err(err) if err.is_retryable() => Err(err),

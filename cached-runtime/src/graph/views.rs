@@ -9,10 +9,10 @@
 //! exact set of view keys, plus a whole-view bump for `reads_all` views.
 //!
 //! MongoDB has no shared row locks (and a no-op write does not conflict), so on that store the
-//! chains are walked a second time right after the commit, outside the transaction
-//! ([`recheck_chains`]): a concurrent move of an intermediate row that the first walk missed
-//! is then seen, and its view instance dropped through the guarded apply, before any reader
-//! could have filled it from data older than this commit.
+//! chains are walked a second time right after the database commit and before the cache apply,
+//! outside the transaction ([`recheck_chains`]): a concurrent move of an intermediate row that
+//! the first walk missed is then seen, and its view instance is dropped by the commit's one
+//! apply, under the same stale-fill guard.
 
 use crate::cache::Bump;
 use crate::entity::EntityMeta;
