@@ -1,5 +1,5 @@
 //! The invalidation graph at run time: which cache keys a write touches ([`query_keys`]),
-//! which view instances ([`views`]), and the whole graph for inspection ([`graph()`]).
+//! which view instances (the `views` module), and the whole graph for inspection ([`graph()`]).
 //!
 //! An entity's query keys are its tags: `scene?all` for every row, and `scene?<field>=<value>`
 //! for each key-forming field (`#[cache(index)]` fields and `relates_to` foreign keys), each

@@ -92,6 +92,13 @@ pub enum Store {
     MySql(sqlx::MySqlPool),
     /// A MongoDB database (its client must reach a replica set or a sharded cluster:
     /// writes run in multi-document transactions).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = mongodb::Client::with_uri_str("mongodb://db0,db1,db2/?replicaSet=rs0").await?;
+    /// let ctx = cached_runtime::Context::new(client.database("studio"));
+    /// # Ok(()) }
+    /// ```
     #[cfg(feature = "mongo")]
     Mongo(mongodb::Database),
 }
