@@ -1,9 +1,9 @@
 //! Derive macros for `cached-runtime`. Use them through `cached_runtime` (which re-exports
 //! them), not directly.
 //!
-//! The pipeline, one module per phase: [`attr`] parses `#[cache(...)]` into typed attributes,
-//! [`ast`] builds the entity model, [`validate`] checks cross-field rules and resolves
-//! `relates_to` edges, [`expand`] generates code.
+//! The pipeline, one module per phase: `attr` parses `#[cache(...)]` into typed attributes,
+//! `ast` builds the entity model, `validate` checks cross-field rules and resolves
+//! `relates_to` edges, `expand` generates code.
 
 mod ast;
 mod attr;
