@@ -197,12 +197,7 @@ impl Transaction {
                         }
                     }
                     for bump in more {
-                        let known = bumps.iter().any(|b| {
-                            matches!((b, &bump), (Bump::Entity(x), Bump::Entity(y)) if std::ptr::eq(*x, *y))
-                        });
-                        if !known {
-                            bumps.push(bump);
-                        }
+                        graph::views::push_bump(&mut bumps, bump);
                     }
                 }
                 Ok(ctx.apply(changes, bumps, Source::Commit))

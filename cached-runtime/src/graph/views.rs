@@ -60,8 +60,8 @@ pub(crate) async fn resolve(
 }
 
 /// After a commit on a store without shared row locks: the view keys that chains (paths of
-/// two hops or more) lead to now. If the walk fails, every view reached through a chain is
-/// bumped as a whole, which is never wrong.
+/// two hops or more) lead to now, and the views to bump as a whole. If the walk fails, every
+/// view reached through a chain is bumped as a whole, which is never wrong.
 pub(crate) async fn recheck_chains(
     store: &crate::store::Store,
     seeds: &[ViewSeed],
@@ -72,19 +72,26 @@ pub(crate) async fn recheck_chains(
             let mut bumps: Vec<Bump> = Vec::new();
             for seed in seeds {
                 for reader in readers(seed.meta) {
-                    let view = reader.view.entity;
-                    let chain = matches!(&reader.reach, Reach::Path(hops) if hops.len() > 1);
-                    if chain
-                        && !bumps
-                            .iter()
-                            .any(|b| matches!(b, Bump::Entity(m) if std::ptr::eq(*m, view)))
-                    {
-                        bumps.push(Bump::Entity(view));
+                    if matches!(&reader.reach, Reach::Path(hops) if hops.len() > 1) {
+                        push_bump(&mut bumps, Bump::Entity(reader.view.entity));
                     }
                 }
             }
             (Vec::new(), bumps)
         }
+    }
+}
+
+/// Adds a whole-view bump unless the same bump is already there.
+pub(crate) fn push_bump(bumps: &mut Vec<Bump>, bump: Bump) {
+    let known = bumps.iter().any(|b| match (b, &bump) {
+        (Bump::Entity(x), Bump::Entity(y)) | (Bump::Queries(x), Bump::Queries(y)) => {
+            std::ptr::eq(*x, *y)
+        }
+        _ => false,
+    });
+    if !known {
+        bumps.push(bump);
     }
 }
 
@@ -102,12 +109,7 @@ async fn walk(
                 Reach::Path(hops) if chains_only && hops.len() < 2 => continue,
                 Reach::All if chains_only => continue,
                 Reach::All => {
-                    if !bumps
-                        .iter()
-                        .any(|b| matches!(b, Bump::Entity(m) if std::ptr::eq(*m, view)))
-                    {
-                        bumps.push(Bump::Entity(view));
-                    }
+                    push_bump(&mut bumps, Bump::Entity(view));
                     continue;
                 }
                 Reach::Path(hops) => hops,

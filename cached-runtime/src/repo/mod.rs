@@ -22,6 +22,11 @@ pub(crate) const WRITE_ATTEMPTS: u32 = 5;
 /// Runs a write on the handle's transaction, or in a transaction of its own on a context
 /// (retried as a whole when the database aborts it with a retryable conflict: nothing of an
 /// aborted attempt was written, and the cache is only touched by the attempt that commits).
+///
+/// This is the loop of [`Context::transaction`](crate::Context::transaction) written out
+/// rather than called: through that function's async closure, rustc cannot prove the
+/// repository futures `Send` for every lifetime ("implementation of `Send` is not general
+/// enough"), and they must be spawnable.
 macro_rules! in_tx {
     ($handle:expr, $tx:ident => $op:expr) => {
         match $handle {

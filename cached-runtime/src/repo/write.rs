@@ -141,11 +141,12 @@ impl Transaction {
         let result = self.exec().fetch_by_ids::<E>(&ids).await;
         let mut new = self.check(result)?;
         new.sort_by_key(id_of);
+        let before: std::collections::HashMap<KeyValue, &E> =
+            ids.into_iter().zip(old.iter()).collect();
         let mut updated = Vec::with_capacity(new.len());
         for row in new {
             let row = Arc::new(row);
-            let before = old.iter().find(|o| id_of(*o) == id_of(&*row));
-            self.record_write(before, &row);
+            self.record_write(before.get(&id_of(&*row)).copied(), &row);
             updated.push(row);
         }
         Ok(updated)

@@ -253,23 +253,22 @@ impl Exec<'_> {
         Ok(rows)
     }
 
-    /// Assigns columns on every row with one of these ids; returns how many rows matched.
+    /// Assigns columns on every row with one of these ids (the caller reads the rows back).
     pub async fn update_ids<E: CachedEntity>(
         &mut self,
         ids: &[KeyValue],
         assignments: Vec<(&'static str, Value)>,
-    ) -> Result<u64> {
+    ) -> Result<()> {
         on_mongo!(self, m => m.update_ids::<E>(ids, assignments).await);
         let columns: Vec<&str> = assignments.iter().map(|(c, _)| *c).collect();
         let set: Vec<Value> = assignments.into_iter().map(|(_, v)| v).collect();
-        let mut matched = 0;
         for chunk in ids.chunks(500) {
             let sql = self.sql::<E>().update_ids(&columns, chunk.len());
             let mut values = set.clone();
             values.extend(chunk.iter().map(KeyValue::to_value));
-            matched += self.execute(E::meta().type_name, sql, values).await?;
+            self.execute(E::meta().type_name, sql, values).await?;
         }
-        Ok(matched)
+        Ok(())
     }
 
     /// Appends `item` to (or removes every item equal to it from) a list column of one row and

@@ -363,18 +363,18 @@ impl MongoExec<'_> {
         &mut self,
         ids: &[KeyValue],
         assignments: Vec<(&'static str, Value)>,
-    ) -> Result<u64> {
+    ) -> Result<()> {
         let meta = E::meta();
         let (filter, set) = (by_ids(ids), set(meta, assignments));
-        let done = run!(self, meta, c => c.update_many(filter, set))?;
-        Ok(done.matched_count)
+        run!(self, meta, c => c.update_many(filter, set))?;
+        Ok(())
     }
 
     /// Deletes rows by id and returns the rows that existed (read in the same snapshot).
     pub async fn delete<E: CachedEntity>(&mut self, ids: &[KeyValue]) -> Result<Vec<E>> {
         let meta = E::meta();
-        let rows = self.find::<E>(by_ids(ids)).await?;
         let filter = by_ids(ids);
+        let rows = self.find::<E>(filter.clone()).await?;
         run!(self, meta, c => c.delete_many(filter))?;
         Ok(rows)
     }
