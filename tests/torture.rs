@@ -5,6 +5,11 @@
 //! read. Reads are row gets, queries, and a cached view spanning every row. With the
 //! stale-fill guard on there must be none; with it switched off (test-only) the
 //! same run must find some, which proves the test can fail.
+//!
+//! Every load pauses for [`SLOW_FILL`] between its database read and its fill, in both runs: a
+//! slow reader, on demand. Without it, whether a commit lands inside that window is left to the
+//! scheduler, and on a server with few commits per second (the MongoDB test server manages ~50)
+//! a 3-second run with the guard off could pass by luck and prove nothing.
 
 #[macro_use]
 mod common;
@@ -19,6 +24,8 @@ use common::{scene, Backend, TestDb};
 
 const KEYS: i64 = 4;
 const RUN_FOR: Duration = Duration::from_secs(3);
+/// The pause each load takes between its database read and its fill.
+const SLOW_FILL: Duration = Duration::from_millis(2);
 
 struct Shared {
     committed: Vec<AtomicI64>,
@@ -46,6 +53,7 @@ impl Rng {
 
 async fn setup(backend: Backend, protect: bool) -> Option<(Context, TestDb, Arc<Shared>)> {
     let (ctx, db) = common::seeded_with(backend, |b| {
+        let b = b.__fill_delay(SLOW_FILL);
         if protect {
             b
         } else {
