@@ -6,9 +6,9 @@
 //! stale-fill guard on there must be none; with it switched off (test-only) the
 //! same run must find some, which proves the test can fail.
 //!
-//! Every load pauses for [`SLOW_FILL`] between its database read and its fill, in both runs: a
-//! slow reader, on demand. Without it, whether a commit lands inside that window is left to the
-//! scheduler, and on a server with few commits per second (the MongoDB test server manages ~50)
+//! Every [`SLOW_EVERY`]-th load pauses for [`SLOW_FILL`] between its database read and its fill,
+//! in both runs: a few slow readers among fast ones. Without them, whether a commit lands inside
+//! that window is left to the scheduler, and on a server with few commits per second (the MongoDB test server manages ~50)
 //! a 3-second run with the guard off could pass by luck and prove nothing.
 
 #[macro_use]
@@ -23,9 +23,16 @@ use common::domain::*;
 use common::{scene, Backend, TestDb};
 
 const KEYS: i64 = 4;
+/// A run lasts at least this long, and then until it has done [`MIN_WRITES`] committed writes
+/// and [`MIN_READS`] row reads (a slow server needs longer), but never longer than [`MAX_RUN`].
 const RUN_FOR: Duration = Duration::from_secs(3);
-/// The pause each load takes between its database read and its fill.
-const SLOW_FILL: Duration = Duration::from_millis(2);
+const MAX_RUN: Duration = Duration::from_secs(20);
+const MIN_WRITES: u64 = 100;
+const MIN_READS: u64 = 1000;
+/// Which loads are slow: one in this many.
+const SLOW_EVERY: u64 = 8;
+/// The pause a slow load takes between its database read and its fill.
+const SLOW_FILL: Duration = Duration::from_millis(5);
 
 struct Shared {
     committed: Vec<AtomicI64>,
@@ -53,7 +60,7 @@ impl Rng {
 
 async fn setup(backend: Backend, protect: bool) -> Option<(Context, TestDb, Arc<Shared>)> {
     let (ctx, db) = common::seeded_with(backend, |b| {
-        let b = b.__fill_delay(SLOW_FILL);
+        let b = b.__fill_delay_every(SLOW_EVERY, SLOW_FILL);
         if protect {
             b
         } else {
@@ -102,7 +109,7 @@ async fn writer(ctx: Context, shared: Arc<Shared>, seed: u64) {
     let mut rng = Rng(seed);
     while !shared.stop.load(SeqCst) {
         let id = rng.id();
-        let move_it = rng.next().is_multiple_of(4);
+        let move_it = rng.next() % 4 == 0;
         match write_once(&ctx, id, move_it).await {
             Ok(version) => {
                 shared.committed[(id - 1) as usize].fetch_max(version, SeqCst);
@@ -189,6 +196,11 @@ async fn run(backend: Backend, protect: bool) -> Option<(u64, String)> {
     tasks.push(tokio::spawn(evictor(ctx.clone(), shared.clone(), 0xABCD)));
     let started = Instant::now();
     tokio::time::sleep(RUN_FOR).await;
+    while started.elapsed() < MAX_RUN
+        && (shared.writes.load(SeqCst) < MIN_WRITES || shared.reads.load(SeqCst) < MIN_READS)
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     shared.stop.store(true, SeqCst);
     for task in tasks {
         task.await.unwrap();
@@ -211,11 +223,11 @@ async fn run(backend: Backend, protect: bool) -> Option<(u64, String)> {
     );
     println!("{summary}");
     assert!(
-        shared.writes.load(SeqCst) > 100,
+        shared.writes.load(SeqCst) >= MIN_WRITES,
         "too few writes to mean anything: {summary}"
     );
     assert!(
-        shared.reads.load(SeqCst) > 1000,
+        shared.reads.load(SeqCst) >= MIN_READS,
         "too few reads to mean anything: {summary}"
     );
     Some((shared.violations.load(SeqCst), summary))

@@ -48,7 +48,7 @@ pub struct ContextBuilder {
     max_entries: u64,
     protect_fills: bool,
     #[cfg(feature = "__testing")]
-    fill_delay: Option<std::time::Duration>,
+    fill_delay: Option<(u64, std::time::Duration)>,
     #[cfg(feature = "__testing")]
     commit_delay: Option<std::time::Duration>,
 }
@@ -73,8 +73,17 @@ impl ContextBuilder {
     /// commit in between (a slow reader, on demand).
     #[cfg(feature = "__testing")]
     #[doc(hidden)]
-    pub fn __fill_delay(mut self, delay: std::time::Duration) -> Self {
-        self.fill_delay = Some(delay);
+    pub fn __fill_delay(self, delay: std::time::Duration) -> Self {
+        self.__fill_delay_every(1, delay)
+    }
+
+    /// Test only: like [`ContextBuilder::__fill_delay`], for every `every`-th load only (a few
+    /// slow readers among fast ones).
+    #[cfg(feature = "__testing")]
+    #[doc(hidden)]
+    pub fn __fill_delay_every(mut self, every: u64, delay: std::time::Duration) -> Self {
+        assert!(every > 0, "`every` counts loads and starts at 1");
+        self.fill_delay = Some((every, delay));
         self
     }
 
@@ -93,7 +102,13 @@ impl ContextBuilder {
         let mut cache = LocalCache::new(self.max_entries, self.protect_fills);
         #[cfg(feature = "__testing")]
         {
-            cache.fill_delay = self.fill_delay;
+            cache.fill_delay =
+                self.fill_delay
+                    .map(|(every, delay)| crate::cache::local::FillDelay {
+                        every,
+                        delay,
+                        loads: Default::default(),
+                    });
             cache.commit_delay = self.commit_delay;
         }
         Context {

@@ -88,7 +88,7 @@ impl LocalCache {
                     Counters::add(&self.counters.loads, 1);
                     let result = load().await;
                     #[cfg(feature = "__testing")]
-                    if let Some(delay) = self.fill_delay {
+                    if let Some(delay) = self.fill_delay.as_ref().and_then(|d| d.next()) {
                         tokio::time::sleep(delay).await;
                     }
                     return match result {

@@ -74,11 +74,28 @@ pub(crate) struct LocalCache {
     /// Test only: a pause between a load's database read and its fill, to widen the window in
     /// which a commit can overtake the load.
     #[cfg(feature = "__testing")]
-    pub fill_delay: Option<std::time::Duration>,
+    pub fill_delay: Option<FillDelay>,
     /// Test only: a pause between a transaction's view resolution and its database commit.
     #[cfg(feature = "__testing")]
     pub commit_delay: Option<std::time::Duration>,
     pub counters: Counters,
+}
+
+/// Test only: which loads pause before their fill, and for how long.
+#[cfg(feature = "__testing")]
+pub(crate) struct FillDelay {
+    /// Every `every`-th load pauses (1: every load).
+    pub every: u64,
+    pub delay: std::time::Duration,
+    pub loads: AtomicU64,
+}
+
+#[cfg(feature = "__testing")]
+impl FillDelay {
+    /// The pause for the load that calls this, if it is one that pauses.
+    pub fn next(&self) -> Option<std::time::Duration> {
+        (self.loads.fetch_add(1, SeqCst) % self.every == 0).then_some(self.delay)
+    }
 }
 
 impl LocalCache {
