@@ -37,7 +37,7 @@ async fn slow_reader_overtaken_by_commit(
                 .clone()
         })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await; // the reader has read the old row
+    common::loads_paused(&ctx, 1).await; // the reader has read the old row
     let mut tx = ctx.begin().await.unwrap();
     Scene::repo(&mut tx)
         .update(1, SceneUpdate::default().title("New"))
@@ -137,7 +137,7 @@ backend_tests! {
                     .clone()
             })
         };
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        common::loads_paused(&ctx, 1).await;
         Scene::repo(&ctx)
             .update(1, SceneUpdate::default().title("New"))
             .await

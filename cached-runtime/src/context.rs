@@ -108,6 +108,7 @@ impl ContextBuilder {
                         every,
                         delay,
                         loads: Default::default(),
+                        paused: Default::default(),
                     });
             cache.commit_delay = self.commit_delay;
         }
@@ -190,6 +191,18 @@ impl Context {
     /// The store behind the cache.
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// Test only: how many loads have read the database and begun their pause before the fill
+    /// (see [`ContextBuilder::__fill_delay`]), so that a test can wait for exactly that moment.
+    #[cfg(feature = "__testing")]
+    #[doc(hidden)]
+    pub fn __paused_loads(&self) -> u64 {
+        self.inner
+            .cache
+            .fill_delay
+            .as_ref()
+            .map_or(0, |d| d.paused.load(std::sync::atomic::Ordering::SeqCst))
     }
 
     /// A snapshot of the counters.

@@ -558,3 +558,17 @@ pub fn is_database_error(err: &cached_runtime::Error) -> bool {
         cached_runtime::Error::Database(_) | cached_runtime::Error::Mongo(_)
     )
 }
+
+/// Waits until `n` loads on `ctx` have read the database and paused before their fill (a context
+/// built with `__fill_delay`): the moment a slow reader holds an old row. Polls, so that a slow
+/// server delays the test instead of failing it.
+pub async fn loads_paused(ctx: &Context, n: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while ctx.__paused_loads() < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no load reached its pause within 30 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+}

@@ -88,13 +88,19 @@ pub(crate) struct FillDelay {
     pub every: u64,
     pub delay: std::time::Duration,
     pub loads: AtomicU64,
+    /// How many loads have reached their pause (their database read is done).
+    pub paused: AtomicU64,
 }
 
 #[cfg(feature = "__testing")]
 impl FillDelay {
     /// The pause for the load that calls this, if it is one that pauses.
     pub fn next(&self) -> Option<std::time::Duration> {
-        (self.loads.fetch_add(1, SeqCst) % self.every == 0).then_some(self.delay)
+        let pause = self.loads.fetch_add(1, SeqCst) % self.every == 0;
+        if pause {
+            self.paused.fetch_add(1, SeqCst);
+        }
+        pause.then_some(self.delay)
     }
 }
 
