@@ -20,6 +20,7 @@
 #[path = "../examples/studio/domain.rs"]
 #[allow(dead_code)] // `prepare_mongo` is for the MongoDB benchmarks
 mod domain;
+mod support;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -31,7 +32,6 @@ use criterion::{black_box, criterion_group, criterion_main, BatchSize, Benchmark
 use domain::*;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Executor, SqlitePool};
 use std::str::FromStr;
 
@@ -51,53 +51,11 @@ impl LoadView for SceneCard {
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
-async fn database(dir: &tempfile::TempDir, scenes: i64) -> SqlitePool {
-    let options = SqliteConnectOptions::new()
-        .filename(dir.path().join("bench.db"))
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal);
-    let pool = SqlitePoolOptions::new()
-        .max_connections(4)
-        .test_before_acquire(false)
-        .connect_with(options)
-        .await
-        .expect("open");
-    sqlx::raw_sql(SCHEMA_SQLITE)
-        .execute(&pool)
-        .await
-        .expect("schema");
-    sqlx::raw_sql(
-        "INSERT INTO stories VALUES (1, 'Bench', 'draft');
-         INSERT INTO parts VALUES (1, 1, 'Part', 1);
-         INSERT INTO chapters VALUES (1, 1, 1, 'Chapter', 1);",
-    )
-    .execute(&pool)
-    .await
-    .expect("parents");
-    sqlx::query(
-        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
-         INSERT INTO scenes (id, chapter_id, story_id, location_id, status, title, word_count)
-         SELECT i, 1, 1, NULL, 'draft', 'Scene ' || i, 100 FROM n",
-    )
-    .bind(scenes)
-    .execute(&pool)
-    .await
-    .expect("scenes");
-    pool
-}
-
 fn hit(c: &mut Criterion) {
-    let rt = runtime();
+    let rt = support::runtime();
     let dir = tempfile::tempdir().unwrap();
     let ctx = rt.block_on(async {
-        let ctx = Context::new(database(&dir, 10).await);
+        let ctx = Context::new(support::database(&dir, 10).await);
         Scene::repo(&ctx).get(1).await.unwrap();
         Character::repo(&ctx)
             .insert(&Character {
@@ -146,9 +104,9 @@ fn hit(c: &mut Criterion) {
 }
 
 fn miss(c: &mut Criterion) {
-    let rt = runtime();
+    let rt = support::runtime();
     let dir = tempfile::tempdir().unwrap();
-    let pool = rt.block_on(database(&dir, 1000));
+    let pool = rt.block_on(support::database(&dir, 1000));
     let ctx = Context::new(pool.clone());
     let mut group = c.benchmark_group("miss");
     group.bench_function("repository_get_miss", |b| {
@@ -224,9 +182,9 @@ async fn raw_update(pool: &SqlitePool, target: Target, text: String) {
 /// only which one is timed differs. (Timing them one after the other measured the order, not
 /// the code: the second group was 10-20% slower either way round as the WAL grew.)
 fn update(c: &mut Criterion) {
-    let rt = runtime();
+    let rt = support::runtime();
     let dir = tempfile::tempdir().unwrap();
-    let pool = rt.block_on(database(&dir, 1000));
+    let pool = rt.block_on(support::database(&dir, 1000));
     rt.block_on(
         sqlx::query("INSERT INTO characters VALUES (1, 1, 'Mara', 'keeper', '[]')").execute(&pool),
     )
@@ -269,11 +227,11 @@ fn update(c: &mut Criterion) {
 }
 
 fn invalidate(c: &mut Criterion) {
-    let rt = runtime();
+    let rt = support::runtime();
     let mut group = c.benchmark_group("invalidate");
     for cached in [1_000i64, 1_000_000] {
         let dir = tempfile::tempdir().unwrap();
-        let pool = rt.block_on(database(&dir, cached));
+        let pool = rt.block_on(support::database(&dir, cached));
         let ctx = Context::builder(pool).max_entries(2_000_000).build();
         rt.block_on(async {
             let ids: Vec<i64> = (1..=cached).collect();
@@ -350,11 +308,11 @@ fn domain_scene() -> Scene {
 }
 
 fn invalidate_view(c: &mut Criterion) {
-    let rt = runtime();
+    let rt = support::runtime();
     let mut group = c.benchmark_group("invalidate_view");
     for cached in [10i64, 100_000] {
         let dir = tempfile::tempdir().unwrap();
-        let pool = rt.block_on(database(&dir, cached));
+        let pool = rt.block_on(support::database(&dir, cached));
         let ctx = Context::builder(pool).max_entries(1_000_000).build();
         rt.block_on(async {
             for id in 1..=cached {
@@ -399,7 +357,7 @@ macro_rules! server_benches {
      $update_returning:literal, $read_back:expr, $configure:expr) => {
         fn $fn_name(c: &mut Criterion) {
             let Some(url) = server_url($var) else { return };
-            let rt = runtime();
+            let rt = support::runtime();
             let name = format!("bench_{}", std::process::id());
             let pool: $pool = rt.block_on(async {
                 let admin = <$pool>::connect(&url).await.expect("connect");

@@ -39,6 +39,9 @@ pub(crate) struct Inner {
     pub store: Store,
     pub cache: LocalCache,
     hooks: Hooks,
+    /// Where invalidations go out to the other instances, if anywhere.
+    #[cfg(feature = "redis")]
+    bus: Option<crate::cache::redis::Bus>,
 }
 
 /// Configures a [`Context`].
@@ -51,9 +54,20 @@ pub struct ContextBuilder {
     fill_delay: Option<(u64, std::time::Duration)>,
     #[cfg(feature = "__testing")]
     commit_delay: Option<std::time::Duration>,
+    #[cfg(feature = "redis")]
+    broadcast: Option<crate::cache::redis::RedisBroadcast>,
 }
 
 impl ContextBuilder {
+    /// Broadcasts this context's invalidations to every other context on the same Redis
+    /// channel, and applies theirs here: many instances in front of one database drop the
+    /// same keys. See [`crate::RedisBroadcast`].
+    #[cfg(feature = "redis")]
+    pub fn broadcast(mut self, broadcast: crate::cache::redis::RedisBroadcast) -> Self {
+        self.broadcast = Some(broadcast);
+        self
+    }
+
     /// The most entries the in-process cache holds before it evicts (default 100,000).
     pub fn max_entries(mut self, max_entries: u64) -> Self {
         self.max_entries = max_entries;
@@ -112,13 +126,26 @@ impl ContextBuilder {
                     });
             cache.commit_delay = self.commit_delay;
         }
-        Context {
-            inner: Arc::new(Inner {
-                store: self.store,
-                cache,
-                hooks: Hooks::default(),
-            }),
+        #[cfg(feature = "redis")]
+        let (bus, pending) = match self.broadcast {
+            Some(broadcast) => {
+                let (bus, pending) = crate::cache::redis::Bus::new(broadcast);
+                (Some(bus), Some(pending))
+            }
+            None => (None, None),
+        };
+        let inner = Arc::new(Inner {
+            store: self.store,
+            cache,
+            hooks: Hooks::default(),
+            #[cfg(feature = "redis")]
+            bus,
+        });
+        #[cfg(feature = "redis")]
+        if let (Some(bus), Some(pending)) = (&inner.bus, pending) {
+            bus.start(pending, &inner);
         }
+        Context { inner }
     }
 }
 
@@ -133,6 +160,8 @@ impl Context {
             fill_delay: None,
             #[cfg(feature = "__testing")]
             commit_delay: None,
+            #[cfg(feature = "redis")]
+            broadcast: None,
         }
     }
 
@@ -248,9 +277,13 @@ impl Context {
         self.apply(Vec::new(), vec![Bump::Entity(E::meta())], Source::Manual)
     }
 
-    /// Drops every entry.
+    /// Drops every entry (on every instance, with a broadcast).
     pub fn clear(&self) {
         self.inner.cache.clear();
+        #[cfg(feature = "redis")]
+        if let Some(bus) = &self.inner.bus {
+            bus.send(crate::cache::wire::Message::new(0, true, &[], &[]));
+        }
     }
 
     /// Reloads one row from the database into the cache and returns it.
@@ -277,9 +310,66 @@ impl Context {
         self.apply(changes, Vec::new(), source)
     }
 
-    /// Applies changes to the cache (queries first, generation bumps last), counts them and
-    /// runs the hooks.
+    /// Applies changes to the cache and broadcasts them to the other instances, if any.
     pub(crate) fn apply(
+        &self,
+        changes: Vec<(CacheKey, Change)>,
+        bumps: Vec<Bump>,
+        source: Source,
+    ) -> CommitReport {
+        #[cfg(feature = "redis")]
+        let bumped = bumps.clone();
+        let report = self.apply_here(changes, bumps, source);
+        #[cfg(feature = "redis")]
+        self.broadcast(&report, &bumped);
+        report
+    }
+
+    /// [`Context::apply`] for a commit: also waits until the other instances can hear of it
+    /// (Redis has taken the message), so that a request they serve after `commit()` returns
+    /// finds the keys already dropped.
+    pub(crate) async fn apply_commit(
+        &self,
+        changes: Vec<(CacheKey, Change)>,
+        bumps: Vec<Bump>,
+        source: Source,
+    ) -> CommitReport {
+        #[cfg(feature = "redis")]
+        let bumped = bumps.clone();
+        let report = self.apply_here(changes, bumps, source);
+        #[cfg(feature = "redis")]
+        if let Some(acked) = self.broadcast(&report, &bumped) {
+            if let Some(bus) = &self.inner.bus {
+                bus.wait(acked).await;
+            }
+        }
+        report
+    }
+
+    /// Applies another instance's invalidation here (and nowhere else).
+    #[cfg(feature = "redis")]
+    pub(crate) fn apply_remote(&self, keys: Vec<CacheKey>, bumps: Vec<Bump>, source: Source) {
+        let changes = keys.into_iter().map(|k| (k, Change::Remove)).collect();
+        self.apply_here(changes, bumps, source);
+    }
+
+    #[cfg(feature = "redis")]
+    fn broadcast(
+        &self,
+        report: &CommitReport,
+        bumps: &[Bump],
+    ) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        let bus = self.inner.bus.as_ref()?;
+        if report.keys.is_empty() && bumps.is_empty() {
+            return None;
+        }
+        let message = crate::cache::wire::Message::new(0, false, &report.keys, bumps);
+        Some(bus.send(message))
+    }
+
+    /// Applies changes to this context's cache (queries first, generation bumps last), counts
+    /// them and runs the hooks.
+    fn apply_here(
         &self,
         mut changes: Vec<(CacheKey, Change)>,
         bumps: Vec<Bump>,

@@ -81,6 +81,11 @@ pub enum Error {
     #[cfg(feature = "mongo")]
     #[error("MongoDB error: {0}")]
     Mongo(#[source] mongodb::error::Error),
+
+    /// Redis, for the invalidation broadcast, could not be reached or refused a command.
+    #[cfg(feature = "redis")]
+    #[error("Redis error (invalidation broadcast): {0}; is Redis running at the URL given to `RedisBroadcast::connect`?")]
+    Redis(#[source] redis::RedisError),
 }
 
 /// The kind of a constraint violation.

@@ -17,6 +17,8 @@ pub enum Source {
     /// A commit whose outcome is unknown (the `COMMIT` statement failed): the keys it would
     /// have touched are dropped to keep the cache from diverging.
     FailedCommit,
+    /// Another instance's invalidation, received over the broadcast.
+    Remote,
 }
 
 /// One applied invalidation, as hooks receive it.

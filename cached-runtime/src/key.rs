@@ -88,6 +88,11 @@ impl CacheKey {
         }
     }
 
+    /// Whether this key holds a count.
+    pub fn is_count(&self) -> bool {
+        matches!(self.kind, KeyKind::Count(_))
+    }
+
     /// Whether this key holds a query result or a count (not a row).
     pub fn is_query(&self) -> bool {
         !matches!(self.kind, KeyKind::Row(_))

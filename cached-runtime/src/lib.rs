@@ -64,6 +64,8 @@ mod tx;
 mod value;
 mod view;
 
+#[cfg(feature = "redis")]
+pub use cache::redis::RedisBroadcast;
 pub use context::{Context, ContextBuilder, DEFAULT_MAX_ENTRIES};
 pub use entity::{CachedEntity, EntityMeta, IndexKind, IndexMeta, Patch, RelatesTo, RelationMeta};
 pub use error::{ConstraintKind, Error, Result};

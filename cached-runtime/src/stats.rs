@@ -14,6 +14,9 @@ pub(crate) struct Counters {
     pub stale_fills_rejected: AtomicU64,
     pub flight_joins: AtomicU64,
     pub loads: AtomicU64,
+    pub broadcasts_sent: AtomicU64,
+    pub broadcasts_received: AtomicU64,
+    pub broadcast_outages: AtomicU64,
     invalidations: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -35,6 +38,9 @@ impl Counters {
             fills: self.fills.load(Relaxed),
             stale_fills_rejected: self.stale_fills_rejected.load(Relaxed),
             single_flight_joins: self.flight_joins.load(Relaxed),
+            broadcasts_sent: self.broadcasts_sent.load(Relaxed),
+            broadcasts_received: self.broadcasts_received.load(Relaxed),
+            broadcast_outages: self.broadcast_outages.load(Relaxed),
             invalidations: self
                 .invalidations
                 .lock()
@@ -60,6 +66,13 @@ pub struct Stats {
     pub stale_fills_rejected: u64,
     /// Misses that waited for another task's load of the same key instead of querying.
     pub single_flight_joins: u64,
+    /// Invalidations published to the other instances (with a Redis broadcast).
+    pub broadcasts_sent: u64,
+    /// Invalidations received from other instances and applied here.
+    pub broadcasts_received: u64,
+    /// Times the broadcast subscription was lost: each time the cache was cleared and served
+    /// nothing until it was back.
+    pub broadcast_outages: u64,
     /// Keys invalidated (dropped or rewritten), per entity name.
     pub invalidations: BTreeMap<&'static str, u64>,
 }
@@ -78,7 +91,7 @@ impl Stats {
 
 impl fmt::Display for Stats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let rows = [
+        let mut rows = vec![
             ("hits", self.hits),
             ("misses", self.misses),
             ("database loads", self.loads),
@@ -86,6 +99,13 @@ impl fmt::Display for Stats {
             ("stale fills rejected", self.stale_fills_rejected),
             ("single-flight joins", self.single_flight_joins),
         ];
+        if self.broadcasts_sent + self.broadcasts_received + self.broadcast_outages > 0 {
+            rows.extend([
+                ("broadcasts sent", self.broadcasts_sent),
+                ("broadcasts received", self.broadcasts_received),
+                ("broadcast outages", self.broadcast_outages),
+            ]);
+        }
         for (name, n) in rows {
             writeln!(f, "  {name:<28} {n:>8}")?;
         }

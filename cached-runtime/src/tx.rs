@@ -200,7 +200,7 @@ impl Transaction {
                         graph::views::push_bump(&mut bumps, bump);
                     }
                 }
-                Ok(ctx.apply(changes, bumps, Source::Commit))
+                Ok(ctx.apply_commit(changes, bumps, Source::Commit).await)
             }
             // The database aborted the transaction: nothing was written, nothing to drop.
             Err(err) if err.is_retryable() => Err(err),
@@ -209,7 +209,7 @@ impl Transaction {
                     .into_iter()
                     .map(|(key, _)| (key, Change::Remove))
                     .collect();
-                ctx.apply(drops, bumps, Source::FailedCommit);
+                ctx.apply_commit(drops, bumps, Source::FailedCommit).await;
                 Err(err)
             }
         }

@@ -49,24 +49,26 @@ impl Backend {
 
     /// The server URL, or `None` (after printing SKIPPED) when the test should not run.
     fn url(self) -> Option<String> {
-        match std::env::var(self.url_var()) {
-            Ok(url) if !url.is_empty() => Some(url),
-            _ if std::env::var("CACHED_REQUIRE_SERVICES").as_deref() == Ok("1") => panic!(
-                "{} is not set, and CACHED_REQUIRE_SERVICES=1 requires the {self:?} server",
-                self.url_var()
-            ),
-            _ => {
-                eprintln!(
-                    "\n*** SKIPPED: {self:?} test (set {} to run it, e.g. {}) ***\n",
-                    self.url_var(),
-                    match self {
-                        Backend::Postgres => "postgres://postgres@127.0.0.1:5432/test",
-                        Backend::Mongo => "mongodb://127.0.0.1:27017/?directConnection=true",
-                        _ => "mysql://root@127.0.0.1:3306/test",
-                    }
-                );
-                None
-            }
+        let example = match self {
+            Backend::Postgres => "postgres://postgres@127.0.0.1:5432/test",
+            Backend::Mongo => "mongodb://127.0.0.1:27017/?directConnection=true",
+            _ => "mysql://root@127.0.0.1:3306/test",
+        };
+        service_url(&format!("{self:?}"), self.url_var(), example)
+    }
+}
+
+/// The URL in `var`, or `None` (after printing SKIPPED) when it is unset; with
+/// `CACHED_REQUIRE_SERVICES=1`, an unset URL fails the test instead.
+pub fn service_url(service: &str, var: &str, example: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CACHED_REQUIRE_SERVICES").as_deref() == Ok("1") => {
+            panic!("{var} is not set, and CACHED_REQUIRE_SERVICES=1 requires the {service} server")
+        }
+        _ => {
+            eprintln!("\n*** SKIPPED: {service} test (set {var} to run it, e.g. {example}) ***\n");
+            None
         }
     }
 }

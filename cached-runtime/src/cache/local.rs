@@ -26,7 +26,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use moka::sync::Cache;
@@ -71,6 +71,9 @@ pub(crate) struct LocalCache {
     /// Per entity slot: `[2 * slot]` the generation, `[2 * slot + 1]` the query generation.
     generations: Box<[AtomicU64]>,
     protect: bool,
+    /// Set while a broadcast subscription is lost: nothing may be filled, because a commit on
+    /// another instance may have gone unheard.
+    offline: AtomicBool,
     /// Test only: a pause between a load's database read and its fill, to widen the window in
     /// which a commit can overtake the load.
     #[cfg(feature = "__testing")]
@@ -117,6 +120,7 @@ impl LocalCache {
             apply_lock: Mutex::new(()),
             generations: (0..2 * MAX_TYPES).map(|_| AtomicU64::new(0)).collect(),
             protect,
+            offline: AtomicBool::new(false),
             #[cfg(feature = "__testing")]
             fill_delay: None,
             #[cfg(feature = "__testing")]
@@ -180,6 +184,9 @@ impl LocalCache {
     /// Whether a value read under `token` may still be stored in a stripe stamped `stamp`.
     pub(crate) fn admits(&self, stamp: u64, token: &Token, key: &CacheKey) -> bool {
         let meta = key.entity();
+        if self.offline.load(SeqCst) {
+            return false;
+        }
         !self.protect
             || (stamp < token.seq
                 && token.epoch == self.epoch.load(SeqCst)
@@ -256,6 +263,19 @@ impl LocalCache {
     pub fn clear(&self) {
         self.epoch.fetch_add(1, SeqCst);
         self.map.invalidate_all();
+    }
+
+    /// Takes the cache offline (everything dropped, nothing filled) or back online (everything
+    /// dropped again: loads that began offline are refused by the new epoch).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub fn set_online(&self, online: bool) {
+        if online {
+            self.clear();
+            self.offline.store(false, SeqCst);
+        } else {
+            self.offline.store(true, SeqCst);
+            self.clear();
+        }
     }
 
     /// The number of entries moka holds (including ones not yet evicted after a clear).

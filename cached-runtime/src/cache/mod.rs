@@ -1,5 +1,6 @@
-//! Cache layers. Today: the in-process layer on moka ([`local`]), with its stale-fill guard and
-//! single flight ([`flight`]).
+//! Cache layers: the in-process layer on moka ([`local`]), with its stale-fill guard and single
+//! flight ([`flight`]); with the `redis` feature, the invalidation broadcast that keeps many
+//! instances' in-process layers in step (`redis`, over the wire form in `wire`).
 //!
 //! The layer stores normalized entries: a row under its row key, the ids a query matched under
 //! the query key, a count under the count key, and a negative entry for an id known to be
@@ -14,6 +15,10 @@ use crate::value::KeyValue;
 pub(crate) mod clock;
 pub(crate) mod flight;
 pub(crate) mod local;
+#[cfg(feature = "redis")]
+pub(crate) mod redis;
+#[cfg(feature = "redis")]
+pub(crate) mod wire;
 
 pub(crate) use local::LocalCache;
 

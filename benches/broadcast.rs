@@ -1,0 +1,131 @@
+//! The Redis invalidation broadcast, side by side with what it adds to:
+//!
+//! - `broadcast_commit`: a cached `update` committed on a context that broadcasts (the commit
+//!   waits until Redis has taken the message) vs the same update on a context that does not,
+//!   interleaved on one file-backed SQLite database;
+//! - `broadcast_reach`: after `commit()` returns on instance A, how long until instance B (same
+//!   channel, same process) has dropped the row, next to one Redis `PING` round trip.
+//!
+//! Needs `CACHED_REDIS_URL` (e.g. `redis://127.0.0.1:6379`); prints SKIPPED without it. Run with
+//! `cargo bench --bench broadcast`.
+
+#[path = "../examples/studio/domain.rs"]
+#[allow(dead_code)]
+mod domain;
+mod support;
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use cached_runtime::prelude::*;
+use cached_runtime::RedisBroadcast;
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use domain::*;
+
+async fn update(ctx: &Context, text: String) {
+    let mut tx = ctx.begin().await.unwrap();
+    Scene::repo(&mut tx)
+        .update(5, SceneUpdate::default().title(text))
+        .await
+        .unwrap();
+    black_box(tx.commit().await.unwrap());
+}
+
+fn broadcast(c: &mut Criterion) {
+    let Ok(url) = std::env::var("CACHED_REDIS_URL") else {
+        eprintln!("\n*** SKIPPED: broadcast benchmarks (set CACHED_REDIS_URL) ***\n");
+        return;
+    };
+    let rt = support::runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let pool = rt.block_on(support::database(&dir, 100));
+    let channel = format!("cached-bench:{}", std::process::id());
+    let (a, b) = rt.block_on(async {
+        let bus_a = RedisBroadcast::connect(&url, channel.clone())
+            .await
+            .unwrap();
+        let bus_b = RedisBroadcast::connect(&url, channel.clone())
+            .await
+            .unwrap();
+        (
+            Context::builder(pool.clone()).broadcast(bus_a).build(),
+            Context::builder(pool.clone()).broadcast(bus_b).build(),
+        )
+    });
+    let plain = Context::new(pool.clone());
+    let n = AtomicI64::new(0);
+    let text = || format!("t{}", n.fetch_add(1, Ordering::Relaxed));
+
+    let mut group = c.benchmark_group("broadcast_commit");
+    group.measurement_time(Duration::from_secs(10));
+    for timed_broadcast in [false, true] {
+        let label = if timed_broadcast {
+            "update_broadcast"
+        } else {
+            "update_local"
+        };
+        group.bench_function(label, |bench| {
+            bench.to_async(&rt).iter_custom(|iters| {
+                let (a, plain, text) = (&a, &plain, &text);
+                async move {
+                    let mut timed = Duration::ZERO;
+                    for i in 0..iters {
+                        // Both run every iteration, alternating which goes first.
+                        for broadcast_turn in [i % 2 == 0, i % 2 == 1] {
+                            let started = Instant::now();
+                            update(if broadcast_turn { a } else { plain }, text()).await;
+                            if broadcast_turn == timed_broadcast {
+                                timed += started.elapsed();
+                            }
+                        }
+                    }
+                    timed
+                }
+            })
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("broadcast_reach");
+    group.measurement_time(Duration::from_secs(10));
+    group.bench_function("commit_returned_to_dropped_on_b", |bench| {
+        bench.to_async(&rt).iter_custom(|iters| {
+            let (a, b, text) = (&a, &b, &text);
+            async move {
+                let mut timed = Duration::ZERO;
+                for _ in 0..iters {
+                    Scene::repo(b).get(5).await.unwrap();
+                    assert!(b.is_cached(SceneKey(5)));
+                    update(a, text()).await;
+                    let returned = Instant::now();
+                    while b.is_cached(SceneKey(5)) {
+                        tokio::task::yield_now().await;
+                    }
+                    timed += returned.elapsed();
+                }
+                timed
+            }
+        })
+    });
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let conn = rt
+        .block_on(client.get_multiplexed_async_connection())
+        .unwrap();
+    group.bench_function("redis_ping", |bench| {
+        bench.to_async(&rt).iter(|| {
+            let mut conn = conn.clone();
+            async move {
+                let pong: String = redis::cmd("PING").query_async(&mut conn).await.unwrap();
+                black_box(pong)
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(50).warm_up_time(Duration::from_secs(1));
+    targets = broadcast
+}
+criterion_main!(benches);

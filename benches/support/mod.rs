@@ -1,0 +1,50 @@
+//! What the benchmarks share: a runtime, and a file-backed SQLite studio database.
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::SqlitePool;
+
+use crate::domain::SCHEMA_SQLITE;
+
+/// A current-thread runtime: the benchmarks measure one task's latency.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// A studio database in `dir` with story 1, part 1, chapter 1 and `scenes` draft scenes.
+pub async fn database(dir: &tempfile::TempDir, scenes: i64) -> SqlitePool {
+    let options = SqliteConnectOptions::new()
+        .filename(dir.path().join("bench.db"))
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(4)
+        .test_before_acquire(false)
+        .connect_with(options)
+        .await
+        .expect("open");
+    sqlx::raw_sql(SCHEMA_SQLITE)
+        .execute(&pool)
+        .await
+        .expect("schema");
+    sqlx::raw_sql(
+        "INSERT INTO stories VALUES (1, 'Bench', 'draft');
+         INSERT INTO parts VALUES (1, 1, 'Part', 1);
+         INSERT INTO chapters VALUES (1, 1, 1, 'Chapter', 1);",
+    )
+    .execute(&pool)
+    .await
+    .expect("parents");
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+         INSERT INTO scenes (id, chapter_id, story_id, location_id, status, title, word_count)
+         SELECT i, 1, 1, NULL, 'draft', 'Scene ' || i, 100 FROM n",
+    )
+    .bind(scenes)
+    .execute(&pool)
+    .await
+    .expect("scenes");
+    pool
+}

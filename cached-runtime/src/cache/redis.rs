@@ -1,0 +1,313 @@
+//! Invalidation broadcast over Redis pub/sub, for many instances in front of one database.
+//!
+//! Every invalidation a context applies (a commit, a manual call, a clear) is published on one
+//! channel; every other context subscribed to it drops the same keys, through the same apply
+//! path as its own commits, so the stale-fill guard covers remote invalidations too: a load that
+//! read the database before a remote commit cannot store its value after that commit's message.
+//!
+//! Nothing is dropped silently. A publish that fails is retried (with backoff) until Redis takes
+//! it. A subscriber that loses its connection cannot know what it missed, so it clears its cache
+//! and refuses every fill until it has subscribed again (reads go to the database meanwhile),
+//! then clears once more.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::aio::{MultiplexedConnection, PubSub};
+use tokio::sync::{mpsc, oneshot};
+
+use super::wire::Message;
+use crate::context::{Context, Inner};
+use crate::error::{Error, Result};
+use crate::hooks::Source;
+use crate::stats::Counters;
+
+const MIN_BACKOFF: Duration = Duration::from_millis(20);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// A connection to the Redis channel that a context's invalidations are broadcast on. Build it
+/// with [`RedisBroadcast::connect`] and hand it to [`crate::ContextBuilder::broadcast`]:
+///
+/// ```no_run
+/// # async fn demo(pool: sqlx::SqlitePool) -> cached_runtime::Result<()> {
+/// use cached_runtime::{Context, RedisBroadcast};
+/// let bus = RedisBroadcast::connect("redis://127.0.0.1:6379", "studio:invalidations").await?;
+/// let ctx = Context::builder(pool).broadcast(bus).build();
+/// # Ok(()) }
+/// ```
+///
+/// Every instance in front of the same database must use the same channel.
+pub struct RedisBroadcast {
+    client: redis::Client,
+    channel: String,
+    pubsub: PubSub,
+    publisher: MultiplexedConnection,
+    runtime: tokio::runtime::Handle,
+    commit_wait: Duration,
+}
+
+impl RedisBroadcast {
+    /// Connects to Redis at `url` and subscribes to `channel`. Fails with [`Error::Redis`] when
+    /// Redis cannot be reached: a context that was asked to broadcast never starts without it.
+    /// Call it inside the Tokio runtime that will run the context.
+    pub async fn connect(url: &str, channel: impl Into<String>) -> Result<Self> {
+        let channel = channel.into();
+        let client = redis::Client::open(url).map_err(Error::Redis)?;
+        let publisher = client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(Error::Redis)?;
+        let pubsub = subscribe(&client, &channel).await.map_err(Error::Redis)?;
+        Ok(RedisBroadcast {
+            client,
+            channel,
+            pubsub,
+            publisher,
+            runtime: tokio::runtime::Handle::current(),
+            commit_wait: Duration::from_secs(1),
+        })
+    }
+
+    /// How long `commit()` waits for Redis to take the transaction's invalidation before it
+    /// returns anyway (default 1 s). The message is not lost when the wait runs out: it is
+    /// published as soon as Redis takes it. While it waits, the commit is already durable and
+    /// applied here; the wait makes the other instances drop the keys within tens of
+    /// microseconds of `commit()` returning, at the price of one Redis round trip per commit.
+    /// `Duration::ZERO` returns at once (the other instances then drop the keys about one
+    /// round trip after `commit()` returns).
+    pub fn commit_wait(mut self, wait: Duration) -> Self {
+        self.commit_wait = wait;
+        self
+    }
+}
+
+impl std::fmt::Debug for RedisBroadcast {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBroadcast")
+            .field("channel", &self.channel)
+            .finish_non_exhaustive()
+    }
+}
+
+async fn subscribe(client: &redis::Client, channel: &str) -> redis::RedisResult<PubSub> {
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(channel).await?;
+    Ok(pubsub)
+}
+
+/// One message on its way to Redis; `ack` hears when Redis has taken it.
+struct Outgoing {
+    payload: Vec<u8>,
+    ack: Option<oneshot::Sender<()>>,
+}
+
+/// A context's end of the broadcast: where its invalidations go out.
+pub(crate) struct Bus {
+    /// This instance, so that it can ignore its own messages.
+    id: u64,
+    outgoing: mpsc::UnboundedSender<Outgoing>,
+    commit_wait: Duration,
+    /// Dropped with the context: stops the subscriber.
+    _stop: oneshot::Sender<()>,
+}
+
+/// The parts [`Bus::start`] needs once the context exists.
+pub(crate) struct Pending {
+    broadcast: RedisBroadcast,
+    outgoing: mpsc::UnboundedReceiver<Outgoing>,
+    stop: oneshot::Receiver<()>,
+}
+
+impl Bus {
+    /// The bus a context keeps, and what to start once the context is built.
+    pub fn new(broadcast: RedisBroadcast) -> (Bus, Pending) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let bus = Bus {
+            id: instance_id(),
+            outgoing: tx,
+            commit_wait: broadcast.commit_wait,
+            _stop: stop_tx,
+        };
+        let pending = Pending {
+            broadcast,
+            outgoing: rx,
+            stop: stop_rx,
+        };
+        (bus, pending)
+    }
+
+    /// Starts the publisher and the subscriber of a built context.
+    pub fn start(&self, pending: Pending, ctx: &Arc<Inner>) {
+        let Pending {
+            broadcast,
+            outgoing,
+            stop,
+        } = pending;
+        let runtime = broadcast.runtime.clone();
+        runtime.spawn(publish(
+            broadcast.client.clone(),
+            broadcast.channel.clone(),
+            broadcast.publisher,
+            outgoing,
+            Arc::downgrade(ctx),
+        ));
+        runtime.spawn(listen(
+            broadcast.client,
+            broadcast.channel,
+            Some(broadcast.pubsub),
+            self.id,
+            Arc::downgrade(ctx),
+            stop,
+        ));
+    }
+
+    /// Queues an invalidation applied here for the other instances; the receiver hears when
+    /// Redis has taken it.
+    pub fn send(&self, message: Message) -> oneshot::Receiver<()> {
+        debug_assert_eq!(message.from, 0, "the bus stamps its own id");
+        let message = Message {
+            from: self.id,
+            ..message
+        };
+        let (ack, acked) = oneshot::channel();
+        // The publisher lives as long as the context: sending cannot fail while we exist.
+        let _ = self.outgoing.send(Outgoing {
+            payload: message.encode(),
+            ack: Some(ack),
+        });
+        acked
+    }
+
+    /// Waits (at most the configured time) until Redis has taken a commit's invalidation.
+    pub async fn wait(&self, acked: oneshot::Receiver<()>) {
+        let _ = tokio::time::timeout(self.commit_wait, acked).await;
+    }
+}
+
+/// A random id for this instance.
+fn instance_id() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one((std::process::id(), std::time::SystemTime::now()))
+}
+
+/// The most queued messages sent in one pipeline.
+const BATCH: usize = 64;
+
+/// Publishes queued messages in order, those queued meanwhile together in one pipeline; a
+/// batch that Redis does not take is retried until it does.
+async fn publish(
+    client: redis::Client,
+    channel: String,
+    connection: MultiplexedConnection,
+    mut outgoing: mpsc::UnboundedReceiver<Outgoing>,
+    ctx: Weak<Inner>,
+) {
+    let mut connection = Some(connection);
+    let mut batch = Vec::with_capacity(BATCH);
+    while outgoing.recv_many(&mut batch, BATCH).await > 0 {
+        let mut pipe = redis::pipe();
+        for message in &batch {
+            pipe.cmd("PUBLISH")
+                .arg(&channel)
+                .arg(&message.payload)
+                .ignore();
+        }
+        let mut backoff = MIN_BACKOFF;
+        loop {
+            if connection.is_none() {
+                connection = client.get_multiplexed_async_connection().await.ok();
+            }
+            if let Some(conn) = connection.as_mut() {
+                match pipe.query_async::<()>(conn).await {
+                    Ok(()) => break,
+                    Err(_) => connection = None,
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+        if let Some(inner) = ctx.upgrade() {
+            Counters::add(&inner.cache.counters.broadcasts_sent, batch.len() as u64);
+        }
+        for message in batch.drain(..) {
+            if let Some(ack) = message.ack {
+                let _ = ack.send(());
+            }
+        }
+    }
+}
+
+/// Applies the other instances' invalidations until the context is dropped; resubscribes after
+/// a lost connection, with the cache offline meanwhile.
+async fn listen(
+    client: redis::Client,
+    channel: String,
+    mut subscribed: Option<PubSub>,
+    me: u64,
+    ctx: Weak<Inner>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        let mut pubsub = match subscribed.take() {
+            Some(pubsub) => pubsub,
+            None => {
+                let attempt = tokio::select! {
+                    attempt = subscribe(&client, &channel) => attempt,
+                    _ = &mut stop => return,
+                };
+                match attempt {
+                    Ok(pubsub) => {
+                        let Some(inner) = ctx.upgrade() else { return };
+                        inner.cache.set_online(true);
+                        backoff = MIN_BACKOFF;
+                        pubsub
+                    }
+                    Err(_) => {
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff) => {}
+                            _ = &mut stop => return,
+                        }
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        continue;
+                    }
+                }
+            }
+        };
+        let mut messages = pubsub.on_message();
+        loop {
+            let message = tokio::select! {
+                message = messages.next() => message,
+                _ = &mut stop => return,
+            };
+            let Some(message) = message else { break };
+            let Some(inner) = ctx.upgrade() else { return };
+            receive(Context { inner }, me, message.get_payload_bytes());
+        }
+        // The connection is gone, and with it whatever was published meanwhile.
+        let Some(inner) = ctx.upgrade() else { return };
+        inner.cache.set_online(false);
+        Counters::add(&inner.cache.counters.broadcast_outages, 1);
+    }
+}
+
+/// Applies one received message.
+fn receive(ctx: Context, me: u64, payload: &[u8]) {
+    let Ok(message) = Message::decode(payload) else {
+        // Not ours to read (another program on the channel, a newer format): whatever it
+        // invalidated, dropping everything covers it.
+        ctx.inner.cache.clear();
+        return;
+    };
+    if message.from == me {
+        return;
+    }
+    Counters::add(&ctx.inner.cache.counters.broadcasts_received, 1);
+    let remote = message.resolve();
+    if remote.clear {
+        ctx.inner.cache.clear();
+    }
+    ctx.apply_remote(remote.keys, remote.bumps, Source::Remote);
+}

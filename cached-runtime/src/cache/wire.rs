@@ -1,0 +1,224 @@
+//! The wire form of an invalidation, as one instance broadcasts it to the others.
+//!
+//! A message names what an applied invalidation dropped: keys (rows, queries, counts, view
+//! instances), whole-entity or whole-query generation bumps, or a clear. A write-through
+//! (`Change::Write`) travels as a plain drop: the receiver reloads the row on its next miss,
+//! it never trusts a value from the wire. Entities are named by their Rust type name and key
+//! prefix; the receiver resolves them against the entities and views registered in its own
+//! binary, and drops a key for every match (dropping too much is safe, too little is not).
+
+use std::sync::{Arc, OnceLock};
+
+use serde::{Deserialize, Serialize};
+
+use super::Bump;
+use crate::entity::EntityMeta;
+use crate::key::{CacheKey, Predicate};
+use crate::value::KeyValue;
+use crate::view::registry;
+
+/// One broadcast invalidation.
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+pub(crate) struct Message {
+    /// The sending instance, so that it can ignore its own messages.
+    pub from: u64,
+    /// Drop every entry.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub clear: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<WireKey>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bumps: Vec<WireBump>,
+}
+
+/// An entity or view, by name.
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+pub(crate) struct WireEntity {
+    /// The Rust type name (`Scene`).
+    pub ty: String,
+    /// The key prefix (`scene`).
+    pub name: String,
+}
+
+/// One key.
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+pub(crate) struct WireKey {
+    pub entity: WireEntity,
+    pub kind: WireKind,
+}
+
+/// What a key addresses.
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+pub(crate) enum WireKind {
+    Row(WireValue),
+    List(Option<(String, WireValue)>),
+    Count(Option<(String, WireValue)>),
+}
+
+/// A key-forming value.
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+pub(crate) enum WireValue {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Text(String),
+}
+
+/// A generation bump.
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+pub(crate) struct WireBump {
+    pub entity: WireEntity,
+    /// Only the queries (and counts), not the rows.
+    pub queries_only: bool,
+}
+
+/// What a received message asks of the local cache.
+pub(crate) struct Remote {
+    pub clear: bool,
+    pub keys: Vec<CacheKey>,
+    pub bumps: Vec<Bump>,
+}
+
+impl Message {
+    /// The message for an invalidation applied here.
+    pub fn new(from: u64, clear: bool, keys: &[CacheKey], bumps: &[Bump]) -> Self {
+        Message {
+            from,
+            clear,
+            keys: keys.iter().map(WireKey::from_key).collect(),
+            bumps: bumps
+                .iter()
+                .map(|bump| {
+                    let (meta, queries_only) = match bump {
+                        Bump::Entity(meta) => (meta, false),
+                        Bump::Queries(meta) => (meta, true),
+                    };
+                    WireBump {
+                        entity: WireEntity::of(meta),
+                        queries_only,
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("an invalidation message always serializes")
+    }
+
+    pub fn decode(bytes: &[u8]) -> serde_json::Result<Self> {
+        serde_json::from_slice(bytes)
+    }
+
+    /// The keys and bumps this message names, for the entities this binary knows. Names it
+    /// does not know (another version of the program) resolve to nothing: this binary cannot
+    /// have cached them.
+    pub fn resolve(&self) -> Remote {
+        let mut keys = Vec::new();
+        for key in &self.keys {
+            for meta in lookup(&key.entity) {
+                keys.extend(key.to_key(meta));
+            }
+        }
+        let mut bumps = Vec::new();
+        for bump in &self.bumps {
+            for meta in lookup(&bump.entity) {
+                bumps.push(if bump.queries_only {
+                    Bump::Queries(meta)
+                } else {
+                    Bump::Entity(meta)
+                });
+            }
+        }
+        Remote {
+            clear: self.clear,
+            keys,
+            bumps,
+        }
+    }
+}
+
+impl WireEntity {
+    fn of(meta: &EntityMeta) -> Self {
+        WireEntity {
+            ty: meta.type_name.to_owned(),
+            name: meta.name.to_owned(),
+        }
+    }
+}
+
+impl WireKey {
+    fn from_key(key: &CacheKey) -> Self {
+        let meta = key.entity();
+        let predicate = |p: &Predicate| match p {
+            Predicate::All => None,
+            Predicate::Eq(i, v) => Some((meta.indexes[*i].column.to_owned(), WireValue::from(v))),
+        };
+        let kind = match (key.row_id(), key.predicate()) {
+            (Some(id), _) => WireKind::Row(WireValue::from(id)),
+            (None, Some(p)) if key.is_count() => WireKind::Count(predicate(p)),
+            (None, Some(p)) => WireKind::List(predicate(p)),
+            (None, None) => unreachable!("a key is a row, a query or a count"),
+        };
+        WireKey {
+            entity: WireEntity::of(meta),
+            kind,
+        }
+    }
+
+    /// The key in `meta`, or `None` if `meta` has no such index (another version of it).
+    fn to_key(&self, meta: &'static EntityMeta) -> Option<CacheKey> {
+        let predicate = |p: &Option<(String, WireValue)>| match p {
+            None => Some(Predicate::All),
+            Some((column, value)) => {
+                let i = meta.indexes.iter().position(|ix| ix.column == column)?;
+                Some(Predicate::Eq(i, value.to_value()))
+            }
+        };
+        Some(match &self.kind {
+            WireKind::Row(id) => CacheKey::row(meta, id.to_value()),
+            WireKind::List(p) => CacheKey::list(meta, predicate(p)?),
+            WireKind::Count(p) => CacheKey::count(meta, predicate(p)?),
+        })
+    }
+}
+
+impl From<&KeyValue> for WireValue {
+    fn from(value: &KeyValue) -> Self {
+        match value {
+            KeyValue::Null => WireValue::Null,
+            KeyValue::Bool(b) => WireValue::Bool(*b),
+            KeyValue::Int(i) => WireValue::Int(*i),
+            KeyValue::Text(t) => WireValue::Text(t.to_string()),
+        }
+    }
+}
+
+impl WireValue {
+    fn to_value(&self) -> KeyValue {
+        match self {
+            WireValue::Null => KeyValue::Null,
+            WireValue::Bool(b) => KeyValue::Bool(*b),
+            WireValue::Int(i) => KeyValue::Int(*i),
+            WireValue::Text(t) => KeyValue::Text(Arc::from(t.as_str())),
+        }
+    }
+}
+
+/// The registered entities and view namespaces of this binary named `entity` (usually one; a
+/// few dozen are scanned, no index needed).
+fn lookup(entity: &WireEntity) -> impl Iterator<Item = &'static EntityMeta> + '_ {
+    static ALL: OnceLock<Vec<&'static EntityMeta>> = OnceLock::new();
+    let all = ALL.get_or_init(|| {
+        let mut all: Vec<&'static EntityMeta> = Vec::new();
+        for meta in registry::entities().chain(registry::views().map(|view| view.entity)) {
+            if !all.iter().any(|m| std::ptr::eq(*m, meta)) {
+                all.push(meta);
+            }
+        }
+        all
+    });
+    all.iter()
+        .copied()
+        .filter(|meta| meta.type_name == entity.ty && meta.name == entity.name)
+}

@@ -1,0 +1,355 @@
+//! Many instances in front of one database: two contexts (two in-process caches) over the same
+//! store, each broadcasting its invalidations on one Redis channel. A commit, a manual
+//! invalidation or a clear on one drops the same keys on the other; a remote commit refuses
+//! the other's stale fill; a lost subscription takes the cache offline until it is back.
+//!
+//! Needs Redis: `CACHED_REDIS_URL` (e.g. `redis://127.0.0.1:6379`), with the same skip/require
+//! rule as the database servers. Each test uses its own channel.
+
+#[macro_use]
+mod common;
+
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cached_runtime::{Context, ContextBuilder, Error, LoadView, QueryKey, RedisBroadcast, Source};
+use common::domain::*;
+use common::Backend;
+
+/// Tests that take Redis users away lock this exclusively; the others share it.
+static REDIS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+fn redis_url() -> Option<String> {
+    common::service_url("Redis", "CACHED_REDIS_URL", "redis://127.0.0.1:6379")
+}
+
+/// A channel no other test (or earlier run) uses.
+fn channel() -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "cached-test:{}:{}",
+        std::process::id(),
+        N.fetch_add(1, SeqCst)
+    )
+}
+
+/// Two instances over one seeded SQLite database (any store would do: the broadcast does not
+/// look at it), both on `channel`; `configure_b` may slow the second one down.
+async fn two_instances(
+    url: &str,
+    configure_b: impl FnOnce(ContextBuilder) -> ContextBuilder,
+) -> (Context, Context, common::TestDb) {
+    let channel = channel();
+    let bus_a = RedisBroadcast::connect(url, channel.clone()).await.unwrap();
+    let (a, db) = common::seeded_with(Backend::Sqlite, |b| b.broadcast(bus_a))
+        .await
+        .expect("SQLite always runs");
+    let bus_b = RedisBroadcast::connect(url, channel).await.unwrap();
+    let b = configure_b(Context::builder(a.store().clone()).broadcast(bus_b)).build();
+    (a, b, db)
+}
+
+/// Polls `done` until it holds, for at most 5 s.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !done() {
+        assert!(Instant::now() < deadline, "not within 5 s: {what}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_on_one_instance_drops_the_same_keys_on_the_other() {
+    let Some(url) = redis_url() else { return };
+    let _turn = REDIS.read().await;
+    let (a, b, _db) = two_instances(&url, |b| b).await;
+    let remote = Arc::new(AtomicUsize::new(0));
+    let seen = remote.clone();
+    b.on_invalidate(move |inv| {
+        if inv.source == Source::Remote {
+            seen.fetch_add(inv.keys.len(), SeqCst);
+        }
+    });
+    for ctx in [&a, &b] {
+        Scene::repo(ctx).get(1).await.unwrap().unwrap();
+        Scene::repo(ctx).find_by_chapter_id(1).await.unwrap();
+        Scene::repo(ctx).find_by_chapter_id(2).await.unwrap();
+        StoryOutline::get(ctx, 1).await.unwrap().unwrap();
+    }
+    assert!(b.is_cached(SceneKey(1)));
+    assert!(b.is_cached(SceneKey(3)));
+
+    let (sa0, sb0) = (a.stats(), b.stats());
+    // Scene 1 moves from chapter 1 to chapter 2 on instance A.
+    let mut tx = a.begin().await.unwrap();
+    Scene::repo(&mut tx)
+        .update(1, SceneUpdate::default().chapter_id(2).title("Moved"))
+        .await
+        .unwrap();
+    let report = tx.commit().await.unwrap();
+    eventually("B drops scene 1", || !b.is_cached(SceneKey(1))).await;
+    assert!(!b.is_cached(SceneQuery::ByChapterId(1).list_key()));
+    assert!(!b.is_cached(SceneQuery::ByChapterId(2).list_key()));
+    assert!(!b.is_cached(StoryOutlineKey::new(1)));
+    // Exactly the keys A dropped: scene 3 and its row stay cached on B.
+    assert!(b.is_cached(SceneKey(3)), "a precise broadcast, not a clear");
+    assert_eq!(remote.load(SeqCst), report.keys().len(), "{report}");
+
+    // B now reads the new state from the database.
+    assert_eq!(
+        Scene::repo(&b).get(1).await.unwrap().unwrap().title,
+        "Moved"
+    );
+    let in_one: Vec<i64> = Scene::repo(&b)
+        .find_by_chapter_id(1)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(in_one, [2]);
+    let (sa, sb) = (a.stats(), b.stats());
+    let sent = |s: &cached_runtime::Stats, s0: &cached_runtime::Stats| {
+        (
+            s.broadcasts_sent - s0.broadcasts_sent,
+            s.broadcasts_received - s0.broadcasts_received,
+        )
+    };
+    assert_eq!(
+        sent(&sa, &sa0),
+        (1, 0),
+        "A sends, and ignores its own message"
+    );
+    assert_eq!(
+        sent(&sb, &sb0),
+        (0, 1),
+        "B receives, and sends nothing back"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_invalidations_and_clears_reach_every_instance() {
+    let Some(url) = redis_url() else { return };
+    let _turn = REDIS.read().await;
+    let (a, b, _db) = two_instances(&url, |b| b).await;
+    Scene::repo(&b).get(1).await.unwrap();
+    Scene::repo(&b).get(2).await.unwrap();
+    Story::repo(&b).get(1).await.unwrap();
+
+    a.invalidate::<Scene>(1);
+    eventually("B drops scene 1", || !b.is_cached(SceneKey(1))).await;
+    assert!(b.is_cached(SceneKey(2)));
+
+    a.invalidate_entity::<Scene>();
+    eventually("B drops every scene", || !b.is_cached(SceneKey(2))).await;
+    assert!(b.is_cached(StoryKey(1)));
+
+    a.clear();
+    eventually("B drops everything", || !b.is_cached(StoryKey(1))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_commit_refuses_a_load_that_read_before_it() {
+    let Some(url) = redis_url() else { return };
+    let _turn = REDIS.read().await;
+    let (a, b, _db) = two_instances(&url, |b| b.__fill_delay(Duration::from_millis(300))).await;
+    let slow = {
+        let b = b.clone();
+        tokio::spawn(async move { Scene::repo(&b).get(1).await.unwrap().unwrap().title.clone() })
+    };
+    common::loads_paused(&b, 1).await; // B has read the old row and not stored it yet
+    Scene::repo(&a)
+        .update(1, SceneUpdate::default().title("New"))
+        .await
+        .unwrap();
+    assert_eq!(
+        slow.await.unwrap(),
+        "Scene 1",
+        "B's read began before the commit"
+    );
+    assert_eq!(b.stats().stale_fills_rejected, 1, "{}", b.stats());
+    assert_eq!(Scene::repo(&b).get(1).await.unwrap().unwrap().title, "New");
+}
+
+/// A Redis user of its own for one instance, that a test can lock out (`ACL SETUSER ... off`
+/// and `CLIENT KILL USER ...`): a real outage of that instance's connections, on demand.
+struct LockableUser {
+    admin: redis::aio::MultiplexedConnection,
+    name: String,
+    /// The Redis URL that logs in as this user.
+    url: String,
+}
+
+impl LockableUser {
+    async fn new(url: &str, role: &str) -> Self {
+        let client = redis::Client::open(url).unwrap();
+        let admin = client.get_multiplexed_async_connection().await.unwrap();
+        let name = format!("cached_test_{role}_{}", std::process::id());
+        let user_url = url.replacen("redis://", &format!("redis://{name}:{PASSWORD}@"), 1);
+        let mut user = LockableUser {
+            admin,
+            name,
+            url: user_url,
+        };
+        user.set(true).await;
+        user
+    }
+
+    async fn set(&mut self, on: bool) {
+        let _: () = redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg(&self.name)
+            .arg("reset")
+            .arg(if on { "on" } else { "off" })
+            .arg(format!(">{PASSWORD}"))
+            .arg("~*")
+            .arg("&*")
+            .arg("+@all")
+            .query_async(&mut self.admin)
+            .await
+            .unwrap();
+    }
+
+    /// Locks the user out and closes its connections.
+    async fn lock_out(&mut self) {
+        self.set(false).await;
+        let killed: i64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("USER")
+            .arg(&self.name)
+            .query_async(&mut self.admin)
+            .await
+            .unwrap();
+        assert!(
+            killed >= 1,
+            "the instance's connections run as {}",
+            self.name
+        );
+    }
+
+    async fn delete(mut self) {
+        let _: i64 = redis::cmd("ACL")
+            .arg("DELUSER")
+            .arg(&self.name)
+            .query_async(&mut self.admin)
+            .await
+            .unwrap();
+    }
+}
+
+const PASSWORD: &str = "cached-test-password";
+
+/// B's Redis user is locked out: it cannot hear a commit made meanwhile, so it must not serve
+/// anything it cached, nor cache anything, until it has subscribed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_subscription_serves_from_the_database_until_it_is_back() {
+    let Some(url) = redis_url() else { return };
+    let _turn = REDIS.write().await;
+    let mut user = LockableUser::new(&url, "b").await;
+    let channel = channel();
+    let bus_a = RedisBroadcast::connect(&url, channel.clone())
+        .await
+        .unwrap();
+    let (a, _db) = common::seeded_with(Backend::Sqlite, |b| b.broadcast(bus_a))
+        .await
+        .unwrap();
+    let bus_b = RedisBroadcast::connect(&user.url, channel).await.unwrap();
+    let b = Context::builder(a.store().clone()).broadcast(bus_b).build();
+    Scene::repo(&b).get(1).await.unwrap();
+    assert!(b.is_cached(SceneKey(1)));
+
+    user.lock_out().await;
+    eventually("B notices the lost subscription", || {
+        b.stats().broadcast_outages == 1
+    })
+    .await;
+    assert!(!b.is_cached(SceneKey(1)), "an outage drops what B cached");
+
+    // A commit that B cannot hear of.
+    Scene::repo(&a)
+        .update(1, SceneUpdate::default().title("Unheard"))
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let title = Scene::repo(&b).get(1).await.unwrap().unwrap().title.clone();
+        assert_eq!(title, "Unheard", "B reads the database while it is offline");
+    }
+    assert!(!b.is_cached(SceneKey(1)), "nothing is cached while offline");
+
+    // Redis lets B back in: it resubscribes and caches again.
+    user.set(true).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        Scene::repo(&b).get(1).await.unwrap();
+        if b.is_cached(SceneKey(1)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "B never came back online");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Scene::repo(&a)
+        .update(1, SceneUpdate::default().title("Heard"))
+        .await
+        .unwrap();
+    eventually("B hears commits again", || !b.is_cached(SceneKey(1))).await;
+    user.delete().await;
+}
+
+/// A's Redis user is locked out when it commits: the commit succeeds (the database has it) after
+/// waiting at most `commit_wait`, and the message goes out as soon as Redis takes A back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_redis_refuses_is_retried_until_it_lands() {
+    let Some(url) = redis_url() else { return };
+    let _turn = REDIS.write().await;
+    let mut user = LockableUser::new(&url, "a").await;
+    let channel = channel();
+    let bus_a = RedisBroadcast::connect(&user.url, channel.clone())
+        .await
+        .unwrap()
+        .commit_wait(Duration::from_millis(100));
+    let (a, _db) = common::seeded_with(Backend::Sqlite, |b| b.broadcast(bus_a))
+        .await
+        .unwrap();
+    let bus_b = RedisBroadcast::connect(&url, channel).await.unwrap();
+    let b = Context::builder(a.store().clone()).broadcast(bus_b).build();
+    Scene::repo(&b).get(1).await.unwrap();
+    let sent = a.stats().broadcasts_sent;
+
+    user.lock_out().await;
+    let started = Instant::now();
+    Scene::repo(&a)
+        .update(1, SceneUpdate::default().title("Delayed"))
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a commit waits for Redis at most its commit_wait (and the write's own retries)"
+    );
+    assert!(
+        b.is_cached(SceneKey(1)),
+        "nothing reached B while A was locked out"
+    );
+    assert_eq!(a.stats().broadcasts_sent, sent);
+
+    user.set(true).await;
+    eventually("A's message lands once Redis takes A back", || {
+        !b.is_cached(SceneKey(1))
+    })
+    .await;
+    assert_eq!(a.stats().broadcasts_sent, sent + 1);
+    assert_eq!(
+        Scene::repo(&b).get(1).await.unwrap().unwrap().title,
+        "Delayed"
+    );
+    user.delete().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_is_a_typed_error() {
+    let err = RedisBroadcast::connect("redis://127.0.0.1:1", "nowhere")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Redis(_)), "{err:?}");
+    assert!(err.to_string().contains("RedisBroadcast::connect"), "{err}");
+}
