@@ -345,6 +345,39 @@ async fn a_publish_redis_refuses_is_retried_until_it_lands() {
     user.delete().await;
 }
 
+/// Redis stops answering without closing anything (`CLIENT PAUSE`): B's heartbeat notices and
+/// B goes offline until Redis answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_redis_takes_the_subscriber_offline() {
+    let Some(url) = redis_url() else { return };
+    let _turn = REDIS.write().await;
+    let (_a, b, _db) = two_instances(&url, |b| b).await;
+    Scene::repo(&b).get(1).await.unwrap();
+    assert!(b.is_cached(SceneKey(1)));
+    let admin = redis::Client::open(url.as_str()).unwrap();
+    let mut admin = admin.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(3500)
+        .arg("ALL")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    eventually("B's heartbeat notices", || b.stats().broadcast_outages == 1).await;
+    assert!(!b.is_cached(SceneKey(1)), "offline: nothing cached");
+    Scene::repo(&b).get(1).await.unwrap();
+    assert!(!b.is_cached(SceneKey(1)), "offline: nothing cached");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        Scene::repo(&b).get(1).await.unwrap();
+        if b.is_cached(SceneKey(1)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "B never came back online");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn an_unreachable_redis_is_a_typed_error() {
     let err = RedisBroadcast::connect("redis://127.0.0.1:1", "nowhere")

@@ -34,6 +34,10 @@
 //! Stores, one cargo feature each: `sqlite` (default), `postgres`, `mysql` (sqlx) and `mongo`
 //! (the official `mongodb` driver; `Context::new(client.database("app"))`). The generated
 //! repository is the same on all of them.
+//!
+//! Many instances in front of one database: with the `redis` feature, a [`RedisBroadcast`]
+//! passed to [`ContextBuilder::broadcast`] sends every invalidation to the other instances on
+//! the same Redis channel, and applies theirs.
 #![warn(missing_docs)]
 // With only the `mongo` store enabled, the SQL half of the store layer is compiled but unused.
 #![cfg_attr(

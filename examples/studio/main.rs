@@ -5,15 +5,16 @@
 //! (or `mysql://root@127.0.0.1:3306/test`), or on MongoDB with
 //! `cargo run --example studio -- --mongodb-url "mongodb://127.0.0.1:27017/?directConnection=true"`
 //! (a replica set: writes run in transactions); the tour then works in a fresh schema
-//! (database) that it drops at the end.
+//! (database) that it drops at the end. Add `--redis-url redis://127.0.0.1:6379` to see two
+//! instances share their invalidations over Redis.
 
 mod domain;
 
 use std::str::FromStr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use cached_runtime::prelude::*;
-use cached_runtime::Store;
+use cached_runtime::{RedisBroadcast, Store};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::SqlitePoolOptions;
@@ -247,6 +248,42 @@ fn keys(report: &CommitReport) {
     }
 }
 
+/// Two contexts over one database, as two servers behind a load balancer would have, sharing
+/// their invalidations over Redis.
+async fn two_instances(store: &Store, url: &str) -> Result<()> {
+    let channel = format!("studio:{}", std::process::id());
+    let connect = || async {
+        let bus = RedisBroadcast::connect(url, channel.clone()).await?;
+        Ok::<_, cached_runtime::Error>(Context::builder(store.clone()).broadcast(bus).build())
+    };
+    let (a, b) = (connect().await?, connect().await?);
+    let before = Scene::repo(&b).get(1).await?.expect("scene 1");
+    println!(
+        "   instance B caches scene 1 ({:?}): {}",
+        before.title,
+        b.is_cached(SceneKey(1))
+    );
+    Scene::repo(&a)
+        .update(1, SceneUpdate::default().title("Retold on instance A"))
+        .await?;
+    let committed = Instant::now();
+    while b.is_cached(SceneKey(1)) && committed.elapsed() < Duration::from_secs(1) {
+        tokio::task::yield_now().await;
+    }
+    println!(
+        "   instance A commits an edit; B dropped scene 1 {:?} after A's commit returned",
+        committed.elapsed()
+    );
+    let after = Scene::repo(&b).get(1).await?.expect("scene 1");
+    println!("   B reads it again from the database: {:?}", after.title);
+    println!(
+        "   A sent {} broadcast(s), B received {}",
+        a.stats().broadcasts_sent,
+        b.stats().broadcasts_received
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let database = connect().await?;
@@ -410,7 +447,16 @@ async fn main() -> Result<()> {
         println!("     {line}");
     }
 
-    step(8, "What the cache did");
+    step(8, "Two instances, one Redis channel");
+    match arg("--redis-url") {
+        Some(url) => two_instances(&database.store, &url).await?,
+        None => println!(
+            "   (run with `-- --redis-url redis://127.0.0.1:6379` to watch a commit on one instance\n    \
+             drop the same keys on another)"
+        ),
+    }
+
+    step(9, "What the cache did");
     print!("{}", ctx.stats());
     drop(ctx);
     database.cleanup().await

@@ -8,7 +8,8 @@
 //! Nothing is dropped silently. A publish that fails is retried (with backoff) until Redis takes
 //! it. A subscriber that loses its connection cannot know what it missed, so it clears its cache
 //! and refuses every fill until it has subscribed again (reads go to the database meanwhile),
-//! then clears once more.
+//! then clears once more. A connection that stops answering without closing counts as lost:
+//! the subscriber pings Redis every second.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -25,6 +26,8 @@ use crate::stats::Counters;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(20);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// How often a subscriber checks that its connection answers, and how long it waits.
+const HEARTBEAT: Duration = Duration::from_secs(1);
 
 /// A connection to the Redis channel that a context's invalidations are broadcast on. Build it
 /// with [`RedisBroadcast::connect`] and hand it to [`crate::ContextBuilder::broadcast`]:
@@ -251,7 +254,7 @@ async fn listen(
 ) {
     let mut backoff = MIN_BACKOFF;
     loop {
-        let mut pubsub = match subscribed.take() {
+        let pubsub = match subscribed.take() {
             Some(pubsub) => pubsub,
             None => {
                 let attempt = tokio::select! {
@@ -276,15 +279,27 @@ async fn listen(
                 }
             }
         };
-        let mut messages = pubsub.on_message();
+        let (mut sink, mut messages) = pubsub.split();
+        let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        heartbeat.tick().await; // the first tick is immediate
         loop {
-            let message = tokio::select! {
-                message = messages.next() => message,
+            tokio::select! {
+                message = messages.next() => {
+                    let Some(message) = message else { break };
+                    let Some(inner) = ctx.upgrade() else { return };
+                    receive(Context { inner }, me, message.get_payload_bytes());
+                }
+                _ = heartbeat.tick() => {
+                    // A connection can die without closing (a dropped route, a paused
+                    // server): one that does not answer a PING in time counts as lost.
+                    let pong = tokio::time::timeout(HEARTBEAT, sink.ping::<redis::Value>()).await;
+                    if !matches!(pong, Ok(Ok(_))) {
+                        break;
+                    }
+                }
                 _ = &mut stop => return,
-            };
-            let Some(message) = message else { break };
-            let Some(inner) = ctx.upgrade() else { return };
-            receive(Context { inner }, me, message.get_payload_bytes());
+            }
         }
         // The connection is gone, and with it whatever was published meanwhile.
         let Some(inner) = ctx.upgrade() else { return };
