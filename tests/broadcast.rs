@@ -172,6 +172,19 @@ async fn a_remote_commit_refuses_a_load_that_read_before_it() {
     assert_eq!(Scene::repo(&b).get(1).await.unwrap().unwrap().title, "New");
 }
 
+/// Waits (at most 10 s) until `b` is back online: a read of scene 1 is cached again.
+async fn caches_again(b: &Context) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        Scene::repo(b).get(1).await.unwrap();
+        if b.is_cached(SceneKey(1)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "B never came back online");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A Redis user of its own for one instance, that a test can lock out (`ACL SETUSER ... off`
 /// and `CLIENT KILL USER ...`): a real outage of that instance's connections, on demand.
 struct LockableUser {
@@ -279,15 +292,7 @@ async fn a_lost_subscription_serves_from_the_database_until_it_is_back() {
 
     // Redis lets B back in: it resubscribes and caches again.
     user.set(true).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        Scene::repo(&b).get(1).await.unwrap();
-        if b.is_cached(SceneKey(1)) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "B never came back online");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    caches_again(&b).await;
     Scene::repo(&a)
         .update(1, SceneUpdate::default().title("Heard"))
         .await
@@ -367,15 +372,7 @@ async fn a_silent_redis_takes_the_subscriber_offline() {
     assert!(!b.is_cached(SceneKey(1)), "offline: nothing cached");
     Scene::repo(&b).get(1).await.unwrap();
     assert!(!b.is_cached(SceneKey(1)), "offline: nothing cached");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        Scene::repo(&b).get(1).await.unwrap();
-        if b.is_cached(SceneKey(1)) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "B never came back online");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    caches_again(&b).await;
 }
 
 #[tokio::test]

@@ -16,6 +16,12 @@ use crate::store::Store;
 use crate::tx::{CommitReport, Transaction};
 use crate::value::KeyPart;
 
+/// What [`Context::apply`] handed to the broadcast: hears when Redis has taken it.
+#[cfg(feature = "redis")]
+type Sent = Option<tokio::sync::oneshot::Receiver<()>>;
+#[cfg(not(feature = "redis"))]
+type Sent = ();
+
 /// The default number of entries the in-process cache holds.
 pub const DEFAULT_MAX_ENTRIES: u64 = 100_000;
 
@@ -317,12 +323,7 @@ impl Context {
         bumps: Vec<Bump>,
         source: Source,
     ) -> CommitReport {
-        #[cfg(feature = "redis")]
-        let bumped = bumps.clone();
-        let report = self.apply_here(changes, bumps, source);
-        #[cfg(feature = "redis")]
-        self.broadcast(&report, &bumped);
-        report
+        self.apply_and_send(changes, bumps, source).0
     }
 
     /// [`Context::apply`] for a commit: also waits until the other instances can hear of it
@@ -334,16 +335,28 @@ impl Context {
         bumps: Vec<Bump>,
         source: Source,
     ) -> CommitReport {
+        let (report, _sent) = self.apply_and_send(changes, bumps, source);
+        #[cfg(feature = "redis")]
+        if let (Some(acked), Some(bus)) = (_sent, &self.inner.bus) {
+            bus.wait(acked).await;
+        }
+        report
+    }
+
+    fn apply_and_send(
+        &self,
+        changes: Vec<(CacheKey, Change)>,
+        bumps: Vec<Bump>,
+        source: Source,
+    ) -> (CommitReport, Sent) {
         #[cfg(feature = "redis")]
         let bumped = bumps.clone();
         let report = self.apply_here(changes, bumps, source);
         #[cfg(feature = "redis")]
-        if let Some(acked) = self.broadcast(&report, &bumped) {
-            if let Some(bus) = &self.inner.bus {
-                bus.wait(acked).await;
-            }
-        }
-        report
+        let sent = self.broadcast(&report, &bumped);
+        #[cfg(not(feature = "redis"))]
+        let sent = ();
+        (report, sent)
     }
 
     /// Applies another instance's invalidation here (and nowhere else).
