@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use cached_runtime::{Context, ContextBuilder, Error, LoadView, QueryKey, RedisBroadcast, Source};
 use common::domain::*;
+use common::torture::{self, Instances};
 use common::Backend;
 
 /// Tests that take Redis users away lock this exclusively; the others share it.
@@ -373,6 +374,37 @@ async fn a_silent_redis_takes_the_subscriber_offline() {
     Scene::repo(&b).get(1).await.unwrap();
     assert!(!b.is_cached(SceneKey(1)), "offline: nothing cached");
     caches_again(&b).await;
+}
+
+/// The torture test across instances: writers commit on A, readers read through B, which hears
+/// of the writes only over Redis. A reader first waits until B has received every broadcast A
+/// had sent when the reader noted the committed versions; from then on B must not return an
+/// older version, which holds only if remote invalidations refuse B's loads in flight.
+async fn torture_two_instances(protect: bool) -> Option<(u64, String)> {
+    let url = redis_url()?;
+    let _turn = REDIS.read().await;
+    let (a, b, _db) = two_instances(&url, torture::configure(protect)).await;
+    let label = "SQLite, writes on A, reads on B over Redis";
+    Some(torture::run(label, protect, Instances::two(a, b, true)).await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_read_on_another_instance_returns_older_data_once_it_heard_of_the_commit() {
+    let Some((violations, summary)) = torture_two_instances(true).await else {
+        return;
+    };
+    assert_eq!(violations, 0, "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn across_instances_the_torture_test_finds_stale_reads_when_the_guard_is_off() {
+    let Some((violations, summary)) = torture_two_instances(false).await else {
+        return;
+    };
+    assert!(
+        violations > 0,
+        "the test could not detect the race: {summary}"
+    );
 }
 
 #[tokio::test]

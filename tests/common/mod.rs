@@ -10,6 +10,7 @@
 
 #[path = "../../examples/studio/domain.rs"]
 pub mod domain;
+pub mod torture;
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -319,10 +319,11 @@ fn receive(ctx: Context, me: u64, payload: &[u8]) {
     if message.from == me {
         return;
     }
-    Counters::add(&ctx.inner.cache.counters.broadcasts_received, 1);
     let remote = message.resolve();
     if remote.clear {
         ctx.inner.cache.clear();
     }
     ctx.apply_remote(remote.keys, remote.bumps, Source::Remote);
+    // Counted once applied: "received" means "in effect here".
+    Counters::add(&ctx.inner.cache.counters.broadcasts_received, 1);
 }

@@ -1,0 +1,281 @@
+//! The concurrent torture harness: writers and readers over a small key space. Every row
+//! carries a version (`word_count`, only ever incremented). A writer publishes the version it
+//! committed after `commit()` returns; a reader notes the published versions before it starts
+//! reading, and any read that returns an older version is a stale read. Reads are row gets,
+//! queries, and a cached view spanning every row; an evictor keeps readers missing.
+//!
+//! Every [`SLOW_EVERY`]-th load pauses for [`SLOW_FILL`] between its database read and its fill:
+//! a few slow readers among fast ones. Without them, whether a commit lands inside that window
+//! is left to the scheduler, and on a server with few commits per second (the MongoDB test
+//! server manages ~50) a run with the guard off could find nothing by luck and prove nothing.
+//!
+//! Used by `tests/torture.rs` (one instance, every backend) and `tests/broadcast.rs` (writers
+//! on one instance, readers on another that hears of the writes over Redis).
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cached_runtime::{Context, ContextBuilder, LoadView};
+
+use super::domain::*;
+use super::scene;
+
+const KEYS: i64 = 4;
+/// A run lasts at least this long, and then until it has done [`MIN_WRITES`] committed writes
+/// and [`MIN_READS`] row reads (a slow server needs longer), but never longer than [`MAX_RUN`].
+const RUN_FOR: Duration = Duration::from_secs(3);
+const MAX_RUN: Duration = Duration::from_secs(20);
+const MIN_WRITES: u64 = 100;
+const MIN_READS: u64 = 1000;
+/// Which loads are slow: one in this many.
+const SLOW_EVERY: u64 = 8;
+/// The pause a slow load takes between its database read and its fill.
+const SLOW_FILL: Duration = Duration::from_millis(5);
+
+pub struct Shared {
+    committed: Vec<AtomicI64>,
+    stop: AtomicBool,
+    reads: AtomicU64,
+    query_reads: AtomicU64,
+    view_reads: AtomicU64,
+    writes: AtomicU64,
+    evictions: AtomicU64,
+    violations: AtomicU64,
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn id(&mut self) -> i64 {
+        (self.next() % KEYS as u64) as i64 + 1
+    }
+}
+
+/// The settings of the instance readers read through: slow fills, and the guard on or off.
+pub fn configure(protect: bool) -> impl FnOnce(ContextBuilder) -> ContextBuilder {
+    move |b| {
+        let b = b.__fill_delay_every(SLOW_EVERY, SLOW_FILL);
+        if protect {
+            b
+        } else {
+            b.__disable_stale_fill_protection()
+        }
+    }
+}
+
+/// Where writers commit and readers read: one instance, or two sharing a Redis broadcast.
+#[derive(Clone)]
+pub struct Instances {
+    pub writes: Context,
+    pub reads: Context,
+    /// Two instances: before it notes the committed versions, a reader waits until its
+    /// instance has received every broadcast the writers' instance had sent by then.
+    pub remote: bool,
+    sent0: u64,
+    received0: u64,
+}
+
+impl Instances {
+    /// Writers and readers on one context.
+    pub fn one(ctx: Context) -> Self {
+        Instances::two(ctx.clone(), ctx, false)
+    }
+
+    /// Writers on `writes`, readers on `reads`, which hears of the writes over Redis.
+    pub fn two(writes: Context, reads: Context, remote: bool) -> Self {
+        let (sent0, received0) = (
+            writes.stats().broadcasts_sent,
+            reads.stats().broadcasts_received,
+        );
+        Instances {
+            writes,
+            reads,
+            remote,
+            sent0,
+            received0,
+        }
+    }
+
+    /// The committed versions a read starting now must see.
+    async fn floors(&self, shared: &Shared) -> Vec<i64> {
+        let floors = shared.committed.iter().map(|c| c.load(SeqCst)).collect();
+        if self.remote {
+            // A version is published after its commit's broadcast was counted as sent.
+            let sent = self.writes.stats().broadcasts_sent - self.sent0;
+            while self.reads.stats().broadcasts_received - self.received0 < sent {
+                tokio::task::yield_now().await;
+            }
+        }
+        floors
+    }
+}
+
+async fn setup(ctx: &Context) -> Arc<Shared> {
+    Scene::repo(ctx)
+        .insert(&scene(4, 2, "draft", 0))
+        .await
+        .unwrap();
+    let mut committed = Vec::new();
+    for id in 1..=KEYS {
+        let row = Scene::repo(ctx).get(id).await.unwrap().unwrap();
+        committed.push(AtomicI64::new(row.word_count));
+    }
+    Arc::new(Shared {
+        committed,
+        stop: AtomicBool::new(false),
+        reads: AtomicU64::new(0),
+        query_reads: AtomicU64::new(0),
+        view_reads: AtomicU64::new(0),
+        writes: AtomicU64::new(0),
+        evictions: AtomicU64::new(0),
+        violations: AtomicU64::new(0),
+    })
+}
+
+/// One write transaction: bump the version, sometimes move the scene between chapters.
+async fn write_once(ctx: &Context, id: i64, move_it: bool) -> cached_runtime::Result<i64> {
+    let mut tx = ctx.begin().await?;
+    let row = Scene::repo(&mut tx).increment_word_count(id, 1).await?;
+    if move_it {
+        // An indexed write that drops query entries.
+        let chapter = if row.chapter_id == 1 { 2 } else { 1 };
+        Scene::repo(&mut tx)
+            .update(id, SceneUpdate::default().chapter_id(chapter))
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(row.word_count)
+}
+
+async fn writer(ctx: Context, shared: Arc<Shared>, seed: u64) {
+    let mut rng = Rng(seed);
+    while !shared.stop.load(SeqCst) {
+        let id = rng.id();
+        let move_it = rng.next() % 4 == 0;
+        match write_once(&ctx, id, move_it).await {
+            Ok(version) => {
+                shared.committed[(id - 1) as usize].fetch_max(version, SeqCst);
+                shared.writes.fetch_add(1, SeqCst);
+            }
+            // A deadlock or serialization failure rolled the transaction back: try again.
+            Err(err) if err.is_retryable() => {}
+            Err(err) => panic!("write failed: {err}"),
+        }
+    }
+}
+
+fn check(shared: &Shared, floor: i64, seen: i64) {
+    if seen < floor {
+        shared.violations.fetch_add(1, SeqCst);
+    }
+}
+
+async fn reader(inst: Instances, shared: Arc<Shared>, seed: u64) {
+    let ctx = &inst.reads;
+    let mut rng = Rng(seed);
+    while !shared.stop.load(SeqCst) {
+        let dice = rng.next() % 10;
+        // Each version a read returns must be at least the version committed before it started.
+        let floors = inst.floors(&shared).await;
+        if dice == 0 {
+            // A view spanning every scene of story 1.
+            let outline = StoryOutline::get(ctx, 1).await.unwrap().unwrap();
+            for chapter in &outline.chapters {
+                for (id, _, words) in &chapter.scenes {
+                    if *id <= KEYS {
+                        check(&shared, floors[(*id - 1) as usize], *words);
+                    }
+                }
+            }
+            shared.view_reads.fetch_add(1, SeqCst);
+        } else if dice <= 2 {
+            for chapter in [1, 2] {
+                for row in Scene::repo(ctx).find_by_chapter_id(chapter).await.unwrap() {
+                    if row.id <= KEYS {
+                        check(&shared, floors[(row.id - 1) as usize], row.word_count);
+                    }
+                }
+            }
+            shared.query_reads.fetch_add(1, SeqCst);
+        } else {
+            let id = rng.id();
+            let row = Scene::repo(ctx).get(id).await.unwrap().unwrap();
+            check(&shared, floors[(id - 1) as usize], row.word_count);
+            shared.reads.fetch_add(1, SeqCst);
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Drops random rows from the cache, as capacity eviction would, so that readers keep missing.
+async fn evictor(ctx: Context, shared: Arc<Shared>, seed: u64) {
+    let mut rng = Rng(seed);
+    while !shared.stop.load(SeqCst) {
+        ctx.invalidate::<Scene>(rng.id());
+        shared.evictions.fetch_add(1, SeqCst);
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+}
+
+/// Runs writers on `inst.writes` and readers and an evictor on `inst.reads` (built with
+/// [`configure`]`(protect)`), and returns the number of stale reads with a summary.
+pub async fn run(label: &str, protect: bool, inst: Instances) -> (u64, String) {
+    let shared = setup(&inst.writes).await;
+    let mut tasks = Vec::new();
+    for i in 0..3 {
+        let ctx = inst.writes.clone();
+        tasks.push(tokio::spawn(writer(ctx, shared.clone(), 0x9E37 + i)));
+    }
+    for i in 0..4 {
+        tasks.push(tokio::spawn(reader(
+            inst.clone(),
+            shared.clone(),
+            0x51ED + i,
+        )));
+    }
+    let ctx = inst.reads.clone();
+    tasks.push(tokio::spawn(evictor(ctx.clone(), shared.clone(), 0xABCD)));
+    let started = Instant::now();
+    tokio::time::sleep(RUN_FOR).await;
+    while started.elapsed() < MAX_RUN
+        && (shared.writes.load(SeqCst) < MIN_WRITES || shared.reads.load(SeqCst) < MIN_READS)
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    shared.stop.store(true, SeqCst);
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let stats = ctx.stats();
+    let summary = format!(
+        "{label}, stale-fill guard {}: {:.1} s, {} row reads, {} query reads, {} view reads, {} committed writes, {} evictions, \
+         {} loads, {} stale fills rejected, {} single-flight joins -> {} stale reads",
+        if protect { "on" } else { "OFF" },
+        started.elapsed().as_secs_f64(),
+        shared.reads.load(SeqCst),
+        shared.query_reads.load(SeqCst),
+        shared.view_reads.load(SeqCst),
+        shared.writes.load(SeqCst),
+        shared.evictions.load(SeqCst),
+        stats.loads,
+        stats.stale_fills_rejected,
+        stats.single_flight_joins,
+        shared.violations.load(SeqCst),
+    );
+    println!("{summary}");
+    assert!(
+        shared.writes.load(SeqCst) >= MIN_WRITES,
+        "too few writes to mean anything: {summary}"
+    );
+    assert!(
+        shared.reads.load(SeqCst) >= MIN_READS,
+        "too few reads to mean anything: {summary}"
+    );
+    (shared.violations.load(SeqCst), summary)
+}
