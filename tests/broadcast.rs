@@ -198,7 +198,30 @@ struct LockableUser {
 impl LockableUser {
     async fn new(url: &str, role: &str) -> Self {
         let client = redis::Client::open(url).unwrap();
-        let admin = client.get_multiplexed_async_connection().await.unwrap();
+        let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+        // Users left by test processes that died before deleting theirs (where /proc tells).
+        let users: Vec<String> = redis::cmd("ACL")
+            .arg("USERS")
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        for user in users {
+            let Some(pid) = user
+                .strip_prefix("cached_test_")
+                .and_then(|u| u.rsplit('_').next())
+            else {
+                continue;
+            };
+            let proc = std::path::Path::new("/proc");
+            if proc.join("self").exists() && !proc.join(pid).exists() {
+                let _: i64 = redis::cmd("ACL")
+                    .arg("DELUSER")
+                    .arg(&user)
+                    .query_async(&mut admin)
+                    .await
+                    .unwrap();
+            }
+        }
         let name = format!("cached_test_{role}_{}", std::process::id());
         let user_url = url.replacen("redis://", &format!("redis://{name}:{PASSWORD}@"), 1);
         let mut user = LockableUser {
