@@ -430,6 +430,40 @@ async fn across_instances_the_torture_test_finds_stale_reads_when_the_guard_is_o
     );
 }
 
+/// The broadcast's tasks run on the runtime that connected; when that runtime shuts down while
+/// the context lives on, the context can no longer hear other instances and caches nothing.
+#[test]
+fn a_context_whose_broadcast_runtime_is_gone_caches_nothing() {
+    let Some(url) = redis_url() else { return };
+    let _turn = REDIS.blocking_read();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (a, _db) = rt
+        .block_on(common::seeded_with(Backend::Sqlite, |b| b))
+        .unwrap();
+    let short_lived = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let bus = short_lived
+        .block_on(RedisBroadcast::connect(&url, channel()))
+        .unwrap();
+    let b =
+        short_lived.block_on(async { Context::builder(a.store().clone()).broadcast(bus).build() });
+    rt.block_on(async {
+        Scene::repo(&b).get(1).await.unwrap();
+        assert!(b.is_cached(SceneKey(1)), "caches while the broadcast runs");
+    });
+    drop(short_lived);
+    rt.block_on(async {
+        assert!(
+            !b.is_cached(SceneKey(1)),
+            "the broadcast stopped: nothing cached is served"
+        );
+        Scene::repo(&b).get(1).await.unwrap();
+        assert!(!b.is_cached(SceneKey(1)), "and nothing new is cached");
+    });
+}
+
 #[tokio::test]
 async fn an_unreachable_redis_is_a_typed_error() {
     let err = RedisBroadcast::connect("redis://127.0.0.1:1", "nowhere")

@@ -288,7 +288,7 @@ impl Context {
         self.inner.cache.clear();
         #[cfg(feature = "redis")]
         if let Some(bus) = &self.inner.bus {
-            bus.send(crate::cache::wire::Message::new(0, true, &[], &[]));
+            self.send(bus, crate::cache::wire::Message::new(0, true, &[], &[]));
         }
     }
 
@@ -377,7 +377,22 @@ impl Context {
             return None;
         }
         let message = crate::cache::wire::Message::new(0, false, &report.keys, bumps);
-        Some(bus.send(message))
+        self.send(bus, message)
+    }
+
+    /// Sends a message; if the publisher is gone, the other instances cannot hear of this
+    /// context's writes, nor it of theirs: it stops caching.
+    #[cfg(feature = "redis")]
+    fn send(
+        &self,
+        bus: &crate::cache::redis::Bus,
+        message: crate::cache::wire::Message,
+    ) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        let sent = bus.send(message);
+        if sent.is_none() {
+            self.inner.cache.set_online(false);
+        }
+        sent
     }
 
     /// Applies changes to this context's cache (queries first, generation bumps last), counts

@@ -53,7 +53,9 @@ pub struct RedisBroadcast {
 impl RedisBroadcast {
     /// Connects to Redis at `url` and subscribes to `channel`. Fails with [`Error::Redis`] when
     /// Redis cannot be reached: a context that was asked to broadcast never starts without it.
-    /// Call it inside the Tokio runtime that will run the context.
+    /// The publisher and the subscriber run on the Tokio runtime that calls this: should that
+    /// runtime shut down while the context lives on, the context caches nothing any more
+    /// (it could no longer hear the other instances).
     pub async fn connect(url: &str, channel: impl Into<String>) -> Result<Self> {
         let channel = channel.into();
         let client = redis::Client::open(url).map_err(Error::Redis)?;
@@ -102,7 +104,7 @@ async fn subscribe(client: &redis::Client, channel: &str) -> redis::RedisResult<
 /// One message on its way to Redis; `ack` hears when Redis has taken it.
 struct Outgoing {
     payload: Vec<u8>,
-    ack: Option<oneshot::Sender<()>>,
+    ack: oneshot::Sender<()>,
 }
 
 /// A context's end of the broadcast: where its invalidations go out.
@@ -163,24 +165,25 @@ impl Bus {
             self.id,
             Arc::downgrade(ctx),
             stop,
+            OfflineOnExit(Arc::downgrade(ctx)),
         ));
     }
 
     /// Queues an invalidation applied here for the other instances; the receiver hears when
-    /// Redis has taken it.
-    pub fn send(&self, message: Message) -> oneshot::Receiver<()> {
+    /// Redis has taken it. `None` when the publisher is gone (the runtime that ran it shut
+    /// down): the message cannot go out.
+    pub fn send(&self, message: Message) -> Option<oneshot::Receiver<()>> {
         debug_assert_eq!(message.from, 0, "the bus stamps its own id");
         let message = Message {
             from: self.id,
             ..message
         };
         let (ack, acked) = oneshot::channel();
-        // The publisher lives as long as the context: sending cannot fail while we exist.
-        let _ = self.outgoing.send(Outgoing {
+        let outgoing = Outgoing {
             payload: message.encode(),
-            ack: Some(ack),
-        });
-        acked
+            ack,
+        };
+        self.outgoing.send(outgoing).ok().map(|()| acked)
     }
 
     /// Waits (at most the configured time) until Redis has taken a commit's invalidation.
@@ -235,9 +238,7 @@ async fn publish(
             Counters::add(&inner.cache.counters.broadcasts_sent, batch.len() as u64);
         }
         for message in batch.drain(..) {
-            if let Some(ack) = message.ack {
-                let _ = ack.send(());
-            }
+            let _ = message.ack.send(());
         }
     }
 }
@@ -251,6 +252,8 @@ async fn listen(
     me: u64,
     ctx: Weak<Inner>,
     mut stop: oneshot::Receiver<()>,
+    // An argument, not a local: dropped with the task even if it never ran.
+    _offline_on_exit: OfflineOnExit,
 ) {
     let mut backoff = MIN_BACKOFF;
     loop {
@@ -305,6 +308,18 @@ async fn listen(
         let Some(inner) = ctx.upgrade() else { return };
         inner.cache.set_online(false);
         Counters::add(&inner.cache.counters.broadcast_outages, 1);
+    }
+}
+
+/// Takes a still-living context offline when its subscriber stops for good: the runtime that
+/// ran it shut down, and no invalidation from another instance can be heard any more.
+struct OfflineOnExit(Weak<Inner>);
+
+impl Drop for OfflineOnExit {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.upgrade() {
+            inner.cache.set_online(false);
+        }
     }
 }
 
