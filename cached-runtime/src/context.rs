@@ -47,7 +47,7 @@ pub(crate) struct Inner {
     hooks: Hooks,
     /// Where invalidations go out to the other instances, if anywhere.
     #[cfg(feature = "redis")]
-    bus: Option<crate::cache::redis::Bus>,
+    pub bus: Option<crate::cache::redis::Bus>,
 }
 
 /// Configures a [`Context`].
@@ -359,45 +359,9 @@ impl Context {
         (report, sent)
     }
 
-    /// Applies another instance's invalidation here (and nowhere else).
-    #[cfg(feature = "redis")]
-    pub(crate) fn apply_remote(&self, keys: Vec<CacheKey>, bumps: Vec<Bump>, source: Source) {
-        let changes = keys.into_iter().map(|k| (k, Change::Remove)).collect();
-        self.apply_here(changes, bumps, source);
-    }
-
-    #[cfg(feature = "redis")]
-    fn broadcast(
-        &self,
-        report: &CommitReport,
-        bumps: &[Bump],
-    ) -> Option<tokio::sync::oneshot::Receiver<()>> {
-        let bus = self.inner.bus.as_ref()?;
-        if report.keys.is_empty() && bumps.is_empty() {
-            return None;
-        }
-        let message = crate::cache::wire::Message::new(0, false, &report.keys, bumps);
-        self.send(bus, message)
-    }
-
-    /// Sends a message; if the publisher is gone, the other instances cannot hear of this
-    /// context's writes, nor it of theirs: it stops caching.
-    #[cfg(feature = "redis")]
-    fn send(
-        &self,
-        bus: &crate::cache::redis::Bus,
-        message: crate::cache::wire::Message,
-    ) -> Option<tokio::sync::oneshot::Receiver<()>> {
-        let sent = bus.send(message);
-        if sent.is_none() {
-            self.inner.cache.set_online(false);
-        }
-        sent
-    }
-
     /// Applies changes to this context's cache (queries first, generation bumps last), counts
     /// them and runs the hooks.
-    fn apply_here(
+    pub(crate) fn apply_here(
         &self,
         mut changes: Vec<(CacheKey, Change)>,
         bumps: Vec<Bump>,

@@ -19,10 +19,13 @@ use redis::aio::{MultiplexedConnection, PubSub};
 use tokio::sync::{mpsc, oneshot};
 
 use super::wire::Message;
+use crate::cache::{Bump, Change};
 use crate::context::{Context, Inner};
 use crate::error::{Error, Result};
 use crate::hooks::Source;
+use crate::key::CacheKey;
 use crate::stats::Counters;
+use crate::tx::CommitReport;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(20);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
@@ -308,6 +311,44 @@ async fn listen(
         let Some(inner) = ctx.upgrade() else { return };
         inner.cache.set_online(false);
         Counters::add(&inner.cache.counters.broadcast_outages, 1);
+    }
+}
+
+/// The broadcast side of a context's applies (see `Context::apply`).
+impl Context {
+    /// Applies another instance's invalidation here (and nowhere else).
+    pub(crate) fn apply_remote(&self, keys: Vec<CacheKey>, bumps: Vec<Bump>, source: Source) {
+        let changes = keys.into_iter().map(|k| (k, Change::Remove)).collect();
+        self.apply_here(changes, bumps, source);
+    }
+
+    /// Queues an invalidation just applied here for the other instances, if this context
+    /// broadcasts and there is anything to say.
+    pub(crate) fn broadcast(
+        &self,
+        report: &CommitReport,
+        bumps: &[Bump],
+    ) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        let bus = self.inner.bus.as_ref()?;
+        if report.keys.is_empty() && bumps.is_empty() {
+            return None;
+        }
+        let message = Message::new(0, false, &report.keys, bumps);
+        self.send(bus, message)
+    }
+
+    /// Sends a message; if the publisher is gone, the other instances cannot hear of this
+    /// context's writes, nor it of theirs: it stops caching.
+    pub(crate) fn send(
+        &self,
+        bus: &Bus,
+        message: Message,
+    ) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        let sent = bus.send(message);
+        if sent.is_none() {
+            self.inner.cache.set_online(false);
+        }
+        sent
     }
 }
 
