@@ -43,7 +43,10 @@ const HEARTBEAT: Duration = Duration::from_secs(1);
 /// # Ok(()) }
 /// ```
 ///
-/// Every instance in front of the same database must use the same channel.
+/// Every instance in front of the same database must use the same channel. Entities and views
+/// are matched across instances by Rust type name and key prefix: instances running different
+/// builds still understand each other for every entity they share (a key of an entity or index
+/// unknown to the receiver is one it cannot have cached).
 pub struct RedisBroadcast {
     client: redis::Client,
     channel: String,
