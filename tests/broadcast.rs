@@ -76,8 +76,10 @@ async fn a_commit_on_one_instance_drops_the_same_keys_on_the_other() {
         Scene::repo(ctx).get(1).await.unwrap().unwrap();
         Scene::repo(ctx).find_by_chapter_id(1).await.unwrap();
         Scene::repo(ctx).find_by_chapter_id(2).await.unwrap();
+        Scene::repo(ctx).count_by_chapter_id(1).await.unwrap();
         StoryOutline::get(ctx, 1).await.unwrap().unwrap();
     }
+    assert!(b.is_cached(SceneQuery::ByChapterId(1).count_key()));
     assert!(b.is_cached(SceneKey(1)));
     assert!(b.is_cached(SceneKey(3)));
 
@@ -92,6 +94,7 @@ async fn a_commit_on_one_instance_drops_the_same_keys_on_the_other() {
     eventually("B drops scene 1", || !b.is_cached(SceneKey(1))).await;
     assert!(!b.is_cached(SceneQuery::ByChapterId(1).list_key()));
     assert!(!b.is_cached(SceneQuery::ByChapterId(2).list_key()));
+    assert!(!b.is_cached(SceneQuery::ByChapterId(1).count_key()));
     assert!(!b.is_cached(StoryOutlineKey::new(1)));
     // Exactly the keys A dropped: scene 3 and its row stay cached on B.
     assert!(b.is_cached(SceneKey(3)), "a precise broadcast, not a clear");
@@ -141,6 +144,24 @@ async fn manual_invalidations_and_clears_reach_every_instance() {
     a.invalidate::<Scene>(1);
     eventually("B drops scene 1", || !b.is_cached(SceneKey(1))).await;
     assert!(b.is_cached(SceneKey(2)));
+
+    // A raw write touching scene 1: every query of Scene goes (a queries-only bump), rows stay.
+    Scene::repo(&b).find_by_chapter_id(1).await.unwrap();
+    let mut tx = a.begin().await.unwrap();
+    tx.raw_write("UPDATE scenes SET word_count = word_count + 1 WHERE id = 1")
+        .touches::<Scene>([1])
+        .execute()
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    eventually("B drops Scene's queries", || {
+        !b.is_cached(SceneQuery::ByChapterId(1).list_key())
+    })
+    .await;
+    assert!(
+        b.is_cached(SceneKey(2)),
+        "rows the raw write did not touch stay"
+    );
 
     a.invalidate_entity::<Scene>();
     eventually("B drops every scene", || !b.is_cached(SceneKey(2))).await;
