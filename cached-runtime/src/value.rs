@@ -24,6 +24,8 @@ pub enum ValueKind {
     Bytes,
     /// A list (`Vec<T>`): a BSON array on MongoDB, a JSON array on SQL.
     List,
+    /// A MongoDB `ObjectId` (its 24-digit hex text on SQL).
+    ObjectId,
 }
 
 /// A column value as a store binds it.
@@ -44,6 +46,8 @@ pub enum Value {
     Bytes(Vec<u8>),
     /// A list of values (a `Vec<T>` field).
     List(Vec<Value>),
+    /// A MongoDB `ObjectId`, by its 12 bytes (its hex text on SQL).
+    ObjectId([u8; 12]),
 }
 
 impl Value {
@@ -97,7 +101,17 @@ fn json(value: &Value, out: &mut String) {
             out.push(']');
         }
         list @ Value::List(_) => out.push_str(&list.list_json().expect("a list")),
+        Value::ObjectId(bytes) => write!(out, "\"{}\"", hex(bytes)).expect("write to a String"),
     }
+}
+
+/// An `ObjectId`'s bytes as the 24 lowercase hex digits MongoDB prints.
+pub(crate) fn hex(bytes: &[u8; 12]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::with_capacity(24), |mut out, b| {
+        write!(out, "{b:02x}").expect("write to a String");
+        out
+    })
 }
 
 /// Converts a field into a [`Value`] so that any store can bind it.
@@ -131,6 +145,8 @@ pub enum KeyValue {
     Int(i64),
     /// Text, shared so that cloning a key never copies the string.
     Text(Arc<str>),
+    /// A MongoDB `ObjectId`, printed as its hex digits.
+    ObjectId([u8; 12]),
 }
 
 impl fmt::Display for KeyValue {
@@ -140,6 +156,7 @@ impl fmt::Display for KeyValue {
             KeyValue::Bool(b) => write!(f, "{b}"),
             KeyValue::Int(i) => write!(f, "{i}"),
             KeyValue::Text(s) => f.write_str(s),
+            KeyValue::ObjectId(bytes) => f.write_str(&hex(bytes)),
         }
     }
 }
@@ -152,6 +169,7 @@ impl KeyValue {
             KeyValue::Bool(b) => Value::Bool(*b),
             KeyValue::Int(i) => Value::Int(*i),
             KeyValue::Text(s) => Value::Text(s.to_string()),
+            KeyValue::ObjectId(bytes) => Value::ObjectId(*bytes),
         }
     }
 }
@@ -159,7 +177,7 @@ impl KeyValue {
 /// A type whose values can form part of a cache key: ids, indexed fields and foreign keys.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be part of a cache key",
-    label = "ids, indexed fields and foreign keys must be integers, text or booleans",
+    label = "ids, indexed fields and foreign keys must be integers, text, booleans (or, on MongoDB, ObjectIds)",
     note = "cache keys are compared for equality and printed (`scene?status=draft`); use an integer, `String` or `bool` field, or implement `cached_runtime::KeyPart` for your type"
 )]
 pub trait KeyPart: ToValue + Clone + Send + Sync + 'static {
@@ -264,6 +282,26 @@ impl<T: KeyPart> KeyPart for Option<T> {
     }
 }
 
+/// `ObjectId` ids, indexes and list items, for entities stored on MongoDB.
+#[cfg(feature = "mongo")]
+mod object_id {
+    use super::{KeyPart, KeyValue, ListItem, ToValue, Value, ValueKind};
+    use mongodb::bson::oid::ObjectId;
+
+    impl ToValue for ObjectId {
+        const KIND: ValueKind = ValueKind::ObjectId;
+        fn to_value(&self) -> Value {
+            Value::ObjectId(self.bytes())
+        }
+    }
+    impl KeyPart for ObjectId {
+        fn key_value(&self) -> KeyValue {
+            KeyValue::ObjectId(self.bytes())
+        }
+    }
+    impl ListItem for ObjectId {}
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,6 +312,17 @@ mod tests {
         assert_eq!("draft".to_string().key_value().to_string(), "draft");
         assert_eq!(None::<i64>.key_value().to_string(), "null");
         assert_eq!(Some(true).key_value().to_string(), "true");
+        let mut id = [0u8; 12];
+        id[0] = 0x65;
+        id[11] = 0x0f;
+        assert_eq!(
+            KeyValue::ObjectId(id).to_string(),
+            "65000000000000000000000f"
+        );
+        assert_eq!(
+            Value::List(vec![Value::ObjectId(id)]).list_json().unwrap(),
+            r#"["65000000000000000000000f"]"#
+        );
     }
 
     #[test]

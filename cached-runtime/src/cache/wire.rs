@@ -62,6 +62,7 @@ pub(crate) enum WireValue {
     Bool(bool),
     Int(i64),
     Text(String),
+    ObjectId([u8; 12]),
 }
 
 /// A generation bump.
@@ -190,6 +191,7 @@ impl From<&KeyValue> for WireValue {
             KeyValue::Bool(b) => WireValue::Bool(*b),
             KeyValue::Int(i) => WireValue::Int(*i),
             KeyValue::Text(t) => WireValue::Text(t.to_string()),
+            KeyValue::ObjectId(bytes) => WireValue::ObjectId(*bytes),
         }
     }
 }
@@ -201,6 +203,7 @@ impl WireValue {
             WireValue::Bool(b) => KeyValue::Bool(*b),
             WireValue::Int(i) => KeyValue::Int(*i),
             WireValue::Text(t) => KeyValue::Text(Arc::from(t.as_str())),
+            WireValue::ObjectId(bytes) => KeyValue::ObjectId(*bytes),
         }
     }
 }

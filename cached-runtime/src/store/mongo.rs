@@ -130,6 +130,7 @@ pub(crate) fn bson(value: Value) -> Bson {
             bytes,
         }),
         Value::List(items) => Bson::Array(items.into_iter().map(bson).collect()),
+        Value::ObjectId(bytes) => Bson::ObjectId(mongodb::bson::oid::ObjectId::from_bytes(bytes)),
     }
 }
 
@@ -143,6 +144,7 @@ fn key_value(value: Option<&Bson>) -> KeyValue {
         Some(Bson::Int32(i)) => KeyValue::Int((*i).into()),
         Some(Bson::Boolean(b)) => KeyValue::Bool(*b),
         Some(Bson::String(s)) => KeyValue::Text(s.as_str().into()),
+        Some(Bson::ObjectId(id)) => KeyValue::ObjectId(id.bytes()),
         _ => KeyValue::Null,
     }
 }

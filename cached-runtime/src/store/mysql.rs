@@ -14,7 +14,7 @@ pub(crate) type MySqlTx = sqlx::Transaction<'static, MySql>;
 impl Driver for MySql {
     fn bind(args: &mut MySqlArguments, value: Value) -> Result<(), BoxDynError> {
         match value {
-            Value::Null(ValueKind::Text) => args.add(None::<String>),
+            Value::Null(ValueKind::Text | ValueKind::ObjectId) => args.add(None::<String>),
             Value::Null(ValueKind::Bool) => args.add(None::<bool>),
             Value::Null(ValueKind::Float) => args.add(None::<f64>),
             Value::Null(ValueKind::Bytes) => args.add(None::<Vec<u8>>),
@@ -25,6 +25,7 @@ impl Driver for MySql {
             Value::Float(f) => args.add(f),
             Value::Text(s) => args.add(s),
             Value::Bytes(b) => args.add(b),
+            Value::ObjectId(bytes) => args.add(crate::value::hex(&bytes)),
             // Lists are JSON text (decode them with `#[sqlx(json)]`).
             list @ Value::List(_) => args.add(list.list_json()),
         }

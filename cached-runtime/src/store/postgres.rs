@@ -15,7 +15,7 @@ impl Driver for Postgres {
     fn bind(args: &mut PgArguments, value: Value) -> Result<(), BoxDynError> {
         match value {
             Value::Null(ValueKind::Int) => args.add(None::<i64>),
-            Value::Null(ValueKind::Text) => args.add(None::<String>),
+            Value::Null(ValueKind::Text | ValueKind::ObjectId) => args.add(None::<String>),
             Value::Null(ValueKind::Bool) => args.add(None::<bool>),
             Value::Null(ValueKind::Float) => args.add(None::<f64>),
             Value::Null(ValueKind::Bytes) => args.add(None::<Vec<u8>>),
@@ -27,6 +27,7 @@ impl Driver for Postgres {
             Value::Float(f) => args.add(f),
             Value::Text(s) => args.add(s),
             Value::Bytes(b) => args.add(b),
+            Value::ObjectId(bytes) => args.add(crate::value::hex(&bytes)),
             // Lists are JSON (a `jsonb` column; decode them with `#[sqlx(json)]`).
             list @ Value::List(_) => {
                 let text = list.list_json().unwrap_or_default();

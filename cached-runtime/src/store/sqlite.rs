@@ -14,13 +14,14 @@ pub(crate) type SqliteTx = sqlx::Transaction<'static, Sqlite>;
 impl Driver for Sqlite {
     fn bind(args: &mut SqliteArguments, value: Value) -> Result<(), BoxDynError> {
         match value {
-            Value::Null(ValueKind::Text) => args.add(None::<String>),
+            Value::Null(ValueKind::Text | ValueKind::ObjectId) => args.add(None::<String>),
             Value::Null(_) => args.add(None::<i64>),
             Value::Bool(b) => args.add(b),
             Value::Int(i) => args.add(i),
             Value::Float(f) => args.add(f),
             Value::Text(s) => args.add(s),
             Value::Bytes(b) => args.add(b),
+            Value::ObjectId(bytes) => args.add(crate::value::hex(&bytes)),
             // Lists are JSON text (decode them with `#[sqlx(json)]`).
             list @ Value::List(_) => args.add(list.list_json()),
         }
