@@ -437,7 +437,7 @@ async fn torture_two_instances(protect: bool) -> Option<(u64, String)> {
     let _turn = REDIS.read().await;
     let (a, b, _db) = two_instances(&url, torture::configure(protect)).await;
     let label = "SQLite, writes on A, reads on B over Redis";
-    Some(torture::run(label, protect, Instances::two(a, b, true)).await)
+    Some(torture::run(label, protect, Instances::two(a, b)).await)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

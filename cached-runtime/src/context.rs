@@ -288,7 +288,7 @@ impl Context {
         self.inner.cache.clear();
         #[cfg(feature = "redis")]
         if let Some(bus) = &self.inner.bus {
-            self.send(bus, crate::cache::wire::Message::new(0, true, &[], &[]));
+            self.send(bus, true, &[], &[]);
         }
     }
 
@@ -349,11 +349,9 @@ impl Context {
         bumps: Vec<Bump>,
         source: Source,
     ) -> (CommitReport, Sent) {
+        let report = self.apply_here(changes, &bumps, source);
         #[cfg(feature = "redis")]
-        let bumped = bumps.clone();
-        let report = self.apply_here(changes, bumps, source);
-        #[cfg(feature = "redis")]
-        let sent = self.broadcast(&report, &bumped);
+        let sent = self.broadcast(&report, &bumps);
         #[cfg(not(feature = "redis"))]
         let sent = ();
         (report, sent)
@@ -364,7 +362,7 @@ impl Context {
     pub(crate) fn apply_here(
         &self,
         mut changes: Vec<(CacheKey, Change)>,
-        bumps: Vec<Bump>,
+        bumps: &[Bump],
         source: Source,
     ) -> CommitReport {
         if changes.is_empty() && bumps.is_empty() {
@@ -372,7 +370,7 @@ impl Context {
         }
         changes.sort_by_key(|(key, _)| !key.is_query());
         let cache = &self.inner.cache;
-        cache.apply(changes.iter().map(|(k, c)| (k, c)), &bumps);
+        cache.apply(changes.iter().map(|(k, c)| (k, c)), bumps);
         let keys: Vec<CacheKey> = changes.into_iter().map(|(k, _)| k).collect();
         let entities: Vec<&'static str> = bumps.iter().map(Bump::type_name).collect();
         let mut per_entity: Vec<(&'static str, u64)> = Vec::new();

@@ -76,7 +76,7 @@ pub struct Instances {
     pub reads: Context,
     /// Two instances: before it notes the committed versions, a reader waits until its
     /// instance has received every broadcast the writers' instance had sent by then.
-    pub remote: bool,
+    remote: bool,
     sent0: u64,
     received0: u64,
 }
@@ -84,11 +84,17 @@ pub struct Instances {
 impl Instances {
     /// Writers and readers on one context.
     pub fn one(ctx: Context) -> Self {
-        Instances::two(ctx.clone(), ctx, false)
+        Instances {
+            writes: ctx.clone(),
+            reads: ctx,
+            remote: false,
+            sent0: 0,
+            received0: 0,
+        }
     }
 
     /// Writers on `writes`, readers on `reads`, which hears of the writes over Redis.
-    pub fn two(writes: Context, reads: Context, remote: bool) -> Self {
+    pub fn two(writes: Context, reads: Context) -> Self {
         let (sent0, received0) = (
             writes.stats().broadcasts_sent,
             reads.stats().broadcasts_received,
@@ -96,7 +102,7 @@ impl Instances {
         Instances {
             writes,
             reads,
-            remote,
+            remote: true,
             sent0,
             received0,
         }

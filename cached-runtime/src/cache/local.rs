@@ -183,10 +183,10 @@ impl LocalCache {
 
     /// Whether a value read under `token` may still be stored in a stripe stamped `stamp`.
     pub(crate) fn admits(&self, stamp: u64, token: &Token, key: &CacheKey) -> bool {
-        let meta = key.entity();
         if self.offline.load(SeqCst) {
             return false;
         }
+        let meta = key.entity();
         !self.protect
             || (stamp < token.seq
                 && token.epoch == self.epoch.load(SeqCst)

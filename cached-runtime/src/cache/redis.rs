@@ -175,15 +175,16 @@ impl Bus {
         ));
     }
 
-    /// Queues an invalidation applied here for the other instances; the receiver hears when
-    /// Redis has taken it. `None` when the publisher is gone (the runtime that ran it shut
-    /// down): the message cannot go out.
-    pub fn send(&self, message: Message) -> Option<oneshot::Receiver<()>> {
-        debug_assert_eq!(message.from, 0, "the bus stamps its own id");
-        let message = Message {
-            from: self.id,
-            ..message
-        };
+    /// Queues an invalidation applied here (a clear, or keys and bumps) for the other
+    /// instances; the receiver hears when Redis has taken it. `None` when the publisher is gone
+    /// (the runtime that ran it shut down): the message cannot go out.
+    pub fn send(
+        &self,
+        clear: bool,
+        keys: &[CacheKey],
+        bumps: &[Bump],
+    ) -> Option<oneshot::Receiver<()>> {
+        let message = Message::new(self.id, clear, keys, bumps);
         let (ack, acked) = oneshot::channel();
         let outgoing = Outgoing {
             payload: message.encode(),
@@ -320,9 +321,9 @@ async fn listen(
 /// The broadcast side of a context's applies (see `Context::apply`).
 impl Context {
     /// Applies another instance's invalidation here (and nowhere else).
-    pub(crate) fn apply_remote(&self, keys: Vec<CacheKey>, bumps: Vec<Bump>, source: Source) {
+    pub(crate) fn apply_remote(&self, keys: Vec<CacheKey>, bumps: Vec<Bump>) {
         let changes = keys.into_iter().map(|k| (k, Change::Remove)).collect();
-        self.apply_here(changes, bumps, source);
+        self.apply_here(changes, &bumps, Source::Remote);
     }
 
     /// Queues an invalidation just applied here for the other instances, if this context
@@ -336,8 +337,7 @@ impl Context {
         if report.keys.is_empty() && bumps.is_empty() {
             return None;
         }
-        let message = Message::new(0, false, &report.keys, bumps);
-        self.send(bus, message)
+        self.send(bus, false, &report.keys, bumps)
     }
 
     /// Sends a message; if the publisher is gone, the other instances cannot hear of this
@@ -345,9 +345,11 @@ impl Context {
     pub(crate) fn send(
         &self,
         bus: &Bus,
-        message: Message,
+        clear: bool,
+        keys: &[CacheKey],
+        bumps: &[Bump],
     ) -> Option<tokio::sync::oneshot::Receiver<()>> {
-        let sent = bus.send(message);
+        let sent = bus.send(clear, keys, bumps);
         if sent.is_none() {
             self.inner.cache.set_online(false);
         }
@@ -382,7 +384,7 @@ fn receive(ctx: Context, me: u64, payload: &[u8]) {
     if remote.clear {
         ctx.inner.cache.clear();
     }
-    ctx.apply_remote(remote.keys, remote.bumps, Source::Remote);
+    ctx.apply_remote(remote.keys, remote.bumps);
     // Counted once applied: "received" means "in effect here".
     Counters::add(&ctx.inner.cache.counters.broadcasts_received, 1);
 }
