@@ -6,7 +6,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cached_runtime::{CachedEntity, Context, QueryKey, Source};
+use cached_runtime::{CachedEntity, Context, LoadView, QueryKey, Source};
 use common::domain::*;
 use common::{database, is_database_error, Backend};
 
@@ -269,6 +269,9 @@ backend_tests! {
             let keys = inv.keys.iter().map(ToString::to_string).collect();
             sink.lock().unwrap().push((inv.source, keys));
         });
+        // Two views that read scene 1: the commit's report names them too.
+        StoryOutline::get(&ctx, 1).await.unwrap().unwrap();
+        PartSummary::get(&ctx, 1).await.unwrap().unwrap();
         Scene::repo(&ctx).increment_word_count(1, 1).await.unwrap();
         ctx.invalidate::<Scene>(2);
         let mut tx = ctx.begin().await.unwrap();

@@ -3,7 +3,7 @@
 #[macro_use]
 mod common;
 
-use cached_runtime::{ConstraintKind, Error, QueryKey};
+use cached_runtime::{ConstraintKind, Error, LoadView, QueryKey};
 use common::domain::*;
 use common::{scene, Backend, TestDb};
 
@@ -37,6 +37,9 @@ backend_tests! {
         let (ctx, _db) = seeded!(backend);
         Scene::repo(&ctx).get(1).await.unwrap();
         Scene::repo(&ctx).find_by_status("draft").await.unwrap();
+        // Cached view instances that read scene 1 are named in the report.
+        StoryOutline::get(&ctx, 1).await.unwrap();
+        PartSummary::get(&ctx, 1).await.unwrap();
 
         let mut tx = ctx.begin().await.unwrap();
         Scene::repo(&mut tx)
@@ -51,7 +54,8 @@ backend_tests! {
         assert!(ctx.is_cached(SceneQuery::ByStatus("draft".into()).list_key()));
         let pending: Vec<String> = tx.pending_keys().iter().map(ToString::to_string).collect();
         let report = tx.commit().await.unwrap();
-        // View instances are resolved at commit; everything pending before is in the report.
+        // The view instances that read what changed are found at apply; everything pending
+        // before is in the report, first.
         assert!(report.key_strings().starts_with(&pending), "{report}");
         assert_eq!(
             report.key_strings(),
@@ -191,6 +195,8 @@ backend_tests! {
     async fn several_writes_to_one_row_apply_the_last_value(backend) {
         let (ctx, _db) = seeded!(backend);
         Scene::repo(&ctx).get(1).await.unwrap();
+        StoryOutline::get(&ctx, 1).await.unwrap();
+        PartSummary::get(&ctx, 1).await.unwrap();
         let mut tx = ctx.begin().await.unwrap();
         Scene::repo(&mut tx)
             .increment_word_count(1, 1)

@@ -48,6 +48,10 @@ pub(crate) struct Inner {
     /// Where invalidations go out to the other instances, if anywhere.
     #[cfg(feature = "redis")]
     pub bus: Option<crate::cache::redis::Bus>,
+    /// Test only: commit on the caller's task, unguarded, to prove that a dropped commit
+    /// future leaves the cache stale without the guard.
+    #[cfg(feature = "__testing")]
+    pub commit_inline: bool,
 }
 
 /// Configures a [`Context`].
@@ -60,6 +64,10 @@ pub struct ContextBuilder {
     fill_delay: Option<(u64, std::time::Duration)>,
     #[cfg(feature = "__testing")]
     commit_delay: Option<std::time::Duration>,
+    #[cfg(feature = "__testing")]
+    commit_inline: bool,
+    #[cfg(feature = "__testing")]
+    fold_text: bool,
     #[cfg(feature = "redis")]
     broadcast: Option<crate::cache::redis::RedisBroadcast>,
 }
@@ -116,6 +124,25 @@ impl ContextBuilder {
         self
     }
 
+    /// Test only: key text exactly as given, without folding it the way case- and
+    /// accent-insensitive collations compare it, so that a test can prove what folding
+    /// prevents.
+    #[cfg(feature = "__testing")]
+    #[doc(hidden)]
+    pub fn __disable_text_folding(mut self) -> Self {
+        self.fold_text = false;
+        self
+    }
+
+    /// Test only: run commits on the caller's task without the cancellation guard, so that a
+    /// test can prove that a dropped `commit()` future then leaves the cache stale.
+    #[cfg(feature = "__testing")]
+    #[doc(hidden)]
+    pub fn __unguarded_commits(mut self) -> Self {
+        self.commit_inline = true;
+        self
+    }
+
     /// Builds the context.
     pub fn build(self) -> Context {
         #[allow(unused_mut)]
@@ -131,6 +158,7 @@ impl ContextBuilder {
                         paused: Default::default(),
                     });
             cache.commit_delay = self.commit_delay;
+            cache.fold_text = self.fold_text;
         }
         #[cfg(feature = "redis")]
         let (bus, pending) = match self.broadcast {
@@ -146,6 +174,8 @@ impl ContextBuilder {
             hooks: Hooks::default(),
             #[cfg(feature = "redis")]
             bus,
+            #[cfg(feature = "__testing")]
+            commit_inline: self.commit_inline,
         });
         #[cfg(feature = "redis")]
         if let (Some(bus), Some(pending)) = (&inner.bus, pending) {
@@ -166,6 +196,10 @@ impl Context {
             fill_delay: None,
             #[cfg(feature = "__testing")]
             commit_delay: None,
+            #[cfg(feature = "__testing")]
+            commit_inline: false,
+            #[cfg(feature = "__testing")]
+            fold_text: true,
             #[cfg(feature = "redis")]
             broadcast: None,
         }
@@ -238,6 +272,14 @@ impl Context {
             .fill_delay
             .as_ref()
             .map_or(0, |d| d.paused.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    /// Test only: how many view instances the dependency index holds, and how many distinct
+    /// keys they read.
+    #[cfg(feature = "__testing")]
+    #[doc(hidden)]
+    pub fn __dependency_index_size(&self) -> (usize, usize) {
+        self.inner.cache.dependency_index_size()
     }
 
     /// A snapshot of the counters.
@@ -370,8 +412,10 @@ impl Context {
         }
         changes.sort_by_key(|(key, _)| !key.is_query());
         let cache = &self.inner.cache;
-        cache.apply(changes.iter().map(|(k, c)| (k, c)), bumps);
-        let keys: Vec<CacheKey> = changes.into_iter().map(|(k, _)| k).collect();
+        let mut dependents = cache.apply(&changes, bumps);
+        dependents.sort_by_cached_key(ToString::to_string);
+        let mut keys: Vec<CacheKey> = changes.into_iter().map(|(k, _)| k).collect();
+        keys.extend(dependents);
         let entities: Vec<&'static str> = bumps.iter().map(Bump::type_name).collect();
         let mut per_entity: Vec<(&'static str, u64)> = Vec::new();
         let names = keys.iter().map(|k| k.entity().type_name);

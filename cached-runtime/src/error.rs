@@ -52,6 +52,43 @@ pub enum Error {
     )]
     TransactionAborted,
 
+    /// The database did not give back the rows a write just made (a trigger or a rule
+    /// removed or changed them, or a collation matched other rows). The transaction can only
+    /// roll back; the cache is unchanged.
+    #[error(
+        "{entity}: the database returned {found} of the {expected} row(s) just written \
+         (a trigger or rule changed them?); the transaction was rolled back"
+    )]
+    ReadBack {
+        /// The entity written.
+        entity: &'static str,
+        /// How many rows were written.
+        expected: usize,
+        /// How many the database returned.
+        found: usize,
+    },
+
+    /// A value passed to an operation cannot be used (`decrement_x(id, i64::MIN)`, whose
+    /// negation does not fit an `i64`). Nothing was written.
+    #[error("{entity}.{column}: {message}")]
+    OutOfRange {
+        /// The entity.
+        entity: &'static str,
+        /// The column.
+        column: &'static str,
+        /// What is wrong, and what to do instead.
+        message: &'static str,
+    },
+
+    /// The async runtime shut down while a commit was under way: whether the database
+    /// committed is unknown. The keys the transaction touched were dropped from the cache, so
+    /// the next read loads whatever the database holds.
+    #[error(
+        "the commit was interrupted because the async runtime shut down; whether the database \
+         committed is unknown, and the keys the transaction touched were dropped from the cache"
+    )]
+    CommitInterrupted,
+
     /// A row could not be decoded into the entity (a column is missing or has the wrong type).
     #[error("cannot decode a row of {entity}: {source}")]
     Decode {
@@ -116,6 +153,22 @@ impl fmt::Display for ConstraintKind {
     }
 }
 
+/// Whether a driver error is a lock wait that gave up: MySQL/MariaDB 1205, or SQLite's
+/// `SQLITE_BUSY` / `SQLITE_LOCKED` (primary codes 5 and 6, with any extended code).
+fn is_lock_timeout(db: &dyn sqlx::error::DatabaseError) -> bool {
+    #[cfg(feature = "mysql")]
+    if let Some(mysql) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+        return mysql.number() == 1205;
+    }
+    #[cfg(feature = "sqlite")]
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        let code = db.code().and_then(|c| c.parse::<i64>().ok()).unwrap_or(0);
+        return matches!(code & 0xff, 5 | 6);
+    }
+    let _ = db;
+    false
+}
+
 impl Error {
     /// Classifies a driver error raised while working on `entity`.
     pub(crate) fn from_sqlx(entity: &'static str, err: sqlx::Error) -> Self {
@@ -124,7 +177,11 @@ impl Error {
             sqlx::Error::Database(db) => {
                 // SQLSTATE classes shared by PostgreSQL and MySQL/MariaDB.
                 let code = db.code().map(|c| c.to_string()).unwrap_or_default();
-                if matches!(code.as_str(), "40001" | "40P01") {
+                // Serialization failures and deadlocks (SQLSTATE, both servers), a lock that
+                // could not be taken (PostgreSQL 55P03), a lock wait timeout (MySQL 1205,
+                // SQLSTATE HY000), a busy or locked SQLite database (5, 6 and their extended
+                // codes): the statement did nothing and the transaction can be retried.
+                if matches!(code.as_str(), "40001" | "40P01" | "55P03") || is_lock_timeout(&*db) {
                     return Error::Conflict {
                         entity,
                         message: db.message().to_string(),

@@ -12,9 +12,11 @@
 //!
 //! The derive generates typed keys (`SceneKey`, `SceneQuery`) that convert into `CacheKey`.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 
+use crate::collation::fold;
 use crate::entity::EntityMeta;
 use crate::value::KeyValue;
 
@@ -100,6 +102,30 @@ impl CacheKey {
 }
 
 impl CacheKey {
+    /// The same key with its text (a text id, or a query's text value) folded the way
+    /// case- and accent-insensitive collations compare it ([`crate::collation`]); `None` when
+    /// the key holds no text or its text is already folded. Every apply also drops the
+    /// canonical form of each key it changes, and every other spelling cached under it.
+    pub(crate) fn canonical(&self) -> Option<CacheKey> {
+        let folded = |value: &KeyValue| match value {
+            KeyValue::Text(text) => match fold(text) {
+                Cow::Owned(folded) => Some(KeyValue::Text(folded.into())),
+                Cow::Borrowed(_) => None,
+            },
+            _ => None,
+        };
+        let kind = match &self.kind {
+            KeyKind::Row(id) => KeyKind::Row(folded(id)?),
+            KeyKind::List(Predicate::Eq(i, v)) => KeyKind::List(Predicate::Eq(*i, folded(v)?)),
+            KeyKind::Count(Predicate::Eq(i, v)) => KeyKind::Count(Predicate::Eq(*i, folded(v)?)),
+            KeyKind::List(Predicate::All) | KeyKind::Count(Predicate::All) => return None,
+        };
+        Some(CacheKey {
+            meta: self.meta,
+            kind,
+        })
+    }
+
     /// The entity's identity: the address of its static description, unique per entity type.
     #[inline]
     fn entity_addr(&self) -> usize {

@@ -53,6 +53,7 @@
 )]
 
 mod cache;
+mod collation;
 mod context;
 mod entity;
 mod error;
@@ -101,8 +102,8 @@ pub mod __private {
     pub use crate::entity::EntityState;
     pub use crate::handle::HandleRef;
     pub use crate::repo::{
-        add, count, delete, delete_many, find, get, get_many, insert, insert_many, list_op, update,
-        update_many,
+        add, count, delete, delete_many, find, get, get_many, insert, insert_many, list_op,
+        subtract, update, update_many,
     };
     pub use crate::view::registry::{reaches, EntityRegistration, ViewRegistration};
     pub use inventory;

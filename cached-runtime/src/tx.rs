@@ -6,16 +6,22 @@
 //! then applies the recorded changes at once; [`Transaction::rollback`], an error, or dropping
 //! the transaction discards them. Reads on a transaction go to the database through the
 //! transaction's own connection: they see its writes and never fill the shared cache.
+//!
+//! A commit runs to completion on a task of its own: a caller that stops waiting for it (a
+//! timeout, a client that hung up) cannot stop it between the database commit and the cache
+//! apply. If even that task is stopped (its runtime shuts down) while the database commit is
+//! under way, the keys the transaction touched are dropped, never left as they were.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 
 use crate::cache::{Bump, Change, EntryData, Token};
 use crate::context::Context;
 use crate::entity::{CachedEntity, EntityMeta};
 use crate::error::{Error, Result};
-use crate::graph::{self, views::ViewSeed};
+use crate::graph::{self, views};
 use crate::hooks::Source;
 use crate::key::CacheKey;
 use crate::store::{Exec, TxConn};
@@ -32,13 +38,13 @@ pub struct Transaction {
     failed: bool,
 }
 
-/// The cache changes recorded so far, last change per key wins, in first-touch order; the
-/// writes views must hear about; whole-entity bumps.
+/// The cache changes recorded so far, last change per key wins, in first-touch order, and
+/// whole-entity bumps. Which view instances they reach is decided at apply time, from what
+/// each cached instance read.
 #[derive(Default)]
 pub(crate) struct Pending {
     order: Vec<CacheKey>,
     changes: HashMap<CacheKey, Change>,
-    seeds: Vec<ViewSeed>,
     bumps: Vec<Bump>,
 }
 
@@ -130,8 +136,8 @@ impl Transaction {
         &self.ctx
     }
 
-    /// The keys this transaction will invalidate when it commits, so far. View instances are
-    /// resolved at commit (chains read through the transaction) and are not listed yet.
+    /// The keys this transaction will invalidate when it commits, so far. The view instances
+    /// that read them are found when the commit applies, and are listed in its report.
     pub fn pending_keys(&self) -> &[CacheKey] {
         &self.pending.order
     }
@@ -145,28 +151,21 @@ impl Transaction {
     /// unknown (a connection lost during `COMMIT`; on MongoDB, after retrying
     /// `UnknownTransactionCommitResult`), the keys this transaction touched are dropped (never
     /// rewritten), so the cache cannot diverge from the database whichever way it went.
-    pub async fn commit(mut self) -> Result<CommitReport> {
-        let mut recheck = Vec::new();
-        if !self.failed {
-            // Which view instances the writes reach; chains read through this transaction.
-            let seeds = std::mem::take(&mut self.pending.seeds);
-            if self.ctx.inner.store.needs_chain_recheck() {
-                recheck = seeds.clone();
-            }
-            let resolved = graph::views::resolve(&mut self.exec(), &seeds).await;
-            match self.check(resolved) {
-                Ok((keys, bumps)) => {
-                    for key in keys {
-                        self.pending.record(key, Change::Remove);
-                    }
-                    self.pending.bumps.extend(bumps);
-                }
-                Err(err) => {
-                    self.conn.rollback().await?;
-                    return Err(err);
-                }
-            }
+    ///
+    /// Dropping the returned future does not stop the commit: it runs to the end (database
+    /// commit, then cache apply) on a task of its own, so a timeout or a client that hangs up
+    /// can never leave the cache older than the database.
+    pub async fn commit(self) -> Result<CommitReport> {
+        #[cfg(feature = "__testing")]
+        if self.ctx.inner.commit_inline {
+            return self.finish(false).await;
         }
+        to_completion(self.finish(true)).await
+    }
+
+    /// The commit itself: database, then cache. `guarded`: if this future is dropped while
+    /// the database commit is under way, drop the touched keys.
+    async fn finish(self, guarded: bool) -> Result<CommitReport> {
         #[cfg(feature = "__testing")]
         if let Some(delay) = self.ctx.inner.cache.commit_delay {
             tokio::time::sleep(delay).await;
@@ -179,29 +178,19 @@ impl Transaction {
             ..
         } = self;
         if failed {
-            conn.rollback().await?;
-            return Err(Error::TransactionAborted);
+            return Err(rollback_after(conn, Error::TransactionAborted).await);
         }
         let (changes, bumps) = pending.into_changes();
-        match conn.commit().await {
-            Ok(()) => {
-                let (mut changes, mut bumps) = (changes, bumps);
-                if !recheck.is_empty() {
-                    // Walk the chains again now that the commit is in, and before applying it,
-                    // so that the transaction is still applied exactly once.
-                    let (keys, more) =
-                        graph::views::recheck_chains(&ctx.inner.store, &recheck).await;
-                    for key in keys {
-                        if !changes.iter().any(|(k, _)| *k == key) {
-                            changes.push((key, Change::Remove));
-                        }
-                    }
-                    for bump in more {
-                        graph::views::push_bump(&mut bumps, bump);
-                    }
-                }
-                Ok(ctx.apply_commit(changes, bumps, Source::Commit).await)
-            }
+        let guard = guarded.then(|| UnknownOutcome {
+            ctx: &ctx,
+            changes: &changes,
+            bumps: &bumps,
+        });
+        let committed = conn.commit().await;
+        // The database answered: defuse the guard (it only borrows).
+        std::mem::forget(guard);
+        match committed {
+            Ok(()) => Ok(ctx.apply_commit(changes, bumps, Source::Commit).await),
             // The database aborted the transaction: nothing was written, nothing to drop.
             Err(err) if err.is_retryable() => Err(err),
             Err(err) => {
@@ -222,6 +211,11 @@ impl Transaction {
 
     pub(crate) fn exec(&mut self) -> Exec<'_> {
         Exec::Tx(&mut self.conn)
+    }
+
+    /// Marks the transaction failed: it can only roll back.
+    pub(crate) fn fail(&mut self) {
+        self.failed = true;
     }
 
     /// Marks the transaction failed when a database statement failed, so that it cannot
@@ -248,61 +242,55 @@ impl Transaction {
     /// membership changed between `old` and `new` are dropped.
     pub(crate) fn record_write<E: CachedEntity>(&mut self, old: Option<&E>, new: &Arc<E>) {
         let meta = E::meta();
-        let old_values = old.map(E::index_values);
         // With no old row (an update of non-key fields), membership cannot have changed.
-        let new_values = new.index_values();
-        let queries = match &old_values {
-            Some(old) => graph::query_keys(meta, Some(old), Some(&new_values)),
+        let queries = match old {
+            Some(old) => {
+                graph::query_keys(meta, Some(&old.index_values()), Some(&new.index_values()))
+            }
             None => Vec::new(),
         };
         self.drop_keys(queries);
-        let id = new.id().key_value();
-        self.seed(ViewSeed::new(
-            meta,
-            id.clone(),
-            old_values,
-            Some(new_values),
-        ));
-        self.write_row(CacheKey::row(meta, id), EntryData::Row(new.clone()));
+        self.wrote(meta);
+        let key = CacheKey::row(meta, new.id().key_value());
+        self.write_row(key, EntryData::Row(new.clone()));
     }
 
     /// Records an inserted row.
     pub(crate) fn record_insert<E: CachedEntity>(&mut self, new: &Arc<E>) {
         let meta = E::meta();
-        let values = new.index_values();
-        self.drop_keys(graph::query_keys(meta, None, Some(&values)));
-        let id = new.id().key_value();
-        self.seed(ViewSeed::new(meta, id.clone(), None, Some(values)));
-        self.write_row(CacheKey::row(meta, id), EntryData::Row(new.clone()));
+        self.drop_keys(graph::query_keys(meta, None, Some(&new.index_values())));
+        self.wrote(meta);
+        let key = CacheKey::row(meta, new.id().key_value());
+        self.write_row(key, EntryData::Row(new.clone()));
     }
 
     /// Records a deleted row: its entry becomes a negative entry on commit.
     pub(crate) fn record_delete<E: CachedEntity>(&mut self, old: &E) {
         let meta = E::meta();
-        let values = old.index_values();
-        self.drop_keys(graph::query_keys(meta, Some(&values), None));
-        let id = old.id().key_value();
-        self.seed(ViewSeed::new(meta, id.clone(), Some(values), None));
-        self.write_row(CacheKey::row(meta, id), EntryData::Missing);
+        self.drop_keys(graph::query_keys(meta, Some(&old.index_values()), None));
+        self.wrote(meta);
+        self.write_row(
+            CacheKey::row(meta, old.id().key_value()),
+            EntryData::Missing,
+        );
     }
 
-    fn seed(&mut self, seed: Option<ViewSeed>) {
-        self.pending.seeds.extend(seed);
-    }
-
-    /// Records a raw write's declared effect: these rows of `meta` (or all of them), every
-    /// query of `meta`, and every view that reads `meta`.
+    /// Records a raw write's declared effect: these rows of `meta` and every query of `meta`
+    /// (or every entry of `meta`); the view instances that read any of it follow at apply.
     pub(crate) fn record_touch(&mut self, meta: &'static EntityMeta, ids: Option<Vec<KeyValue>>) {
         match ids {
             Some(ids) => {
                 self.drop_keys(ids.into_iter().map(|id| CacheKey::row(meta, id)).collect());
-                self.pending.bumps.push(Bump::Queries(meta));
+                views::push_bump(&mut self.pending.bumps, Bump::Queries(meta));
             }
-            None => self.pending.bumps.push(Bump::Entity(meta)),
+            None => views::push_bump(&mut self.pending.bumps, Bump::Entity(meta)),
         }
-        for reader in crate::view::registry::readers(meta) {
-            self.pending.bumps.push(Bump::Entity(reader.view.entity));
-        }
+        self.wrote(meta);
+    }
+
+    /// A write to `meta`: views that declared `reads_all` of it are dropped as a whole.
+    fn wrote(&mut self, meta: &'static EntityMeta) {
+        views::coarse_bumps(meta, &mut self.pending.bumps);
     }
 
     fn drop_keys(&mut self, keys: Vec<CacheKey>) {
@@ -318,5 +306,51 @@ impl Transaction {
             ..self.token
         };
         self.pending.record(key, Change::Write { data, token });
+    }
+}
+
+/// Drops the keys of a commit whose database outcome is unknown because its future was
+/// dropped during the database commit (see [`Transaction::commit`]). Forgotten once the
+/// database answered.
+struct UnknownOutcome<'a> {
+    ctx: &'a Context,
+    changes: &'a [(CacheKey, Change)],
+    bumps: &'a [Bump],
+}
+
+impl Drop for UnknownOutcome<'_> {
+    fn drop(&mut self) {
+        let drops = self
+            .changes
+            .iter()
+            .map(|(key, _)| (key.clone(), Change::Remove))
+            .collect();
+        self.ctx
+            .apply(drops, self.bumps.to_vec(), Source::FailedCommit);
+    }
+}
+
+/// Rolls back after `err`, and returns `err` whatever the rollback did: a failing rollback
+/// must not hide why the transaction failed (the connection is closed either way).
+pub(crate) async fn rollback_after(conn: TxConn, err: Error) -> Error {
+    let _ = conn.rollback().await;
+    err
+}
+
+/// Runs a commit on a task of its own and waits for it, so that dropping the caller's future
+/// does not stop the commit between the database and the cache. Outside a Tokio runtime the
+/// commit runs inline, still guarded by [`UnknownOutcome`].
+async fn to_completion(
+    commit: impl Future<Output = Result<CommitReport>> + Send + 'static,
+) -> Result<CommitReport> {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return commit.await;
+    };
+    match runtime.spawn(commit).await {
+        Ok(done) => done,
+        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+        // The runtime is shutting down: the task was stopped, and its guard dropped the keys
+        // the transaction touched if the database commit had begun.
+        Err(_) => Err(Error::CommitInterrupted),
     }
 }

@@ -399,6 +399,24 @@ impl TestDb {
         .expect("direct statement");
     }
 
+    /// The server URL and the schema (PostgreSQL) or database (MySQL) of this test.
+    pub fn server(&self) -> Option<(&str, &str)> {
+        self.cleanup
+            .as_ref()
+            .map(|(_, url, name)| (url.as_str(), name.as_str()))
+    }
+
+    /// Runs a SQL statement straight on the database; the driver's error if it fails.
+    pub async fn try_execute(&self, sql: &str) -> Result<(), sqlx::Error> {
+        let sql = sqlx::AssertSqlSafe(sql.to_string());
+        match &self.store {
+            Store::Sqlite(p) => p.execute(sql).await.map(|_| ()),
+            Store::Postgres(p) => p.execute(sql).await.map(|_| ()),
+            Store::MySql(p) => p.execute(sql).await.map(|_| ()),
+            _ => unreachable!("SQL statements need a SQL store"),
+        }
+    }
+
     /// Reads a scene straight from the database, bypassing the cache.
     pub async fn scene(&self, id: i64) -> Option<Scene> {
         const SQL: &str =

@@ -78,7 +78,7 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
 
             #[doc = #dec_doc]
             pub async fn #dec(&mut self, id: impl ::core::convert::Into<#id_ty>, by: i64) -> #krate::Result<#row> {
-                #p::add::<#ident>(#handle, id.into(), #column, by.checked_neg().unwrap_or(i64::MAX)).await
+                #p::subtract::<#ident>(#handle, id.into(), #column, by).await
             }
         }
     });

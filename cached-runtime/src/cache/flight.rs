@@ -108,19 +108,30 @@ impl LocalCache {
         }
     }
 
-    /// Whether no commit touched any row of a query result since the load's token was taken.
-    /// A follower checks this because it may have joined after such a commit returned.
+    /// Whether no commit touched any row of a query result, or anything a view load read,
+    /// since the load's token was taken. A follower checks this because it may have joined
+    /// after such a commit returned.
     fn rows_still_current(&self, loaded: &Loaded, token: &Token) -> bool {
-        loaded.rows.iter().all(|(key, _)| {
-            let stamp = self.stripe(key).stamp;
-            self.admits(stamp, token, key)
-        })
+        loaded
+            .rows
+            .iter()
+            .all(|(key, _)| self.admits_key(key, token))
+            && loaded
+                .reads
+                .as_ref()
+                .is_none_or(|reads| self.reads_current(reads, token))
     }
 
     fn role(&self, key: &CacheKey) -> Role {
+        // A text key is also changed through its canonical form: read that stamp first (one
+        // stripe lock at a time).
+        let canonical = self
+            .canonical(key)
+            .map(|canonical| self.stripe(&canonical).stamp);
         let mut stripe = self.stripe(key);
         if let Some(flight) = stripe.flights.get(key) {
-            if self.admits(stripe.stamp, &flight.token, key) {
+            let current = |stamp| self.admits(stamp, &flight.token, key);
+            if current(stripe.stamp) && canonical.is_none_or(current) {
                 return Role::Follow(flight.token, flight.outcome.subscribe());
             }
         }

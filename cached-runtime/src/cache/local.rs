@@ -23,16 +23,26 @@
 //! `clear()` and whole-entity invalidation bump an epoch / the entity's generation; entries
 //! and in-flight loads remember the values they started with and are unreadable once those
 //! moved. Neither scans the cache.
+//!
+//! A view instance depends on everything its load read ([`ReadSet`]), not on one key. Its fill
+//! is checked against every key it read (each key's stripe stamp older than the load's token,
+//! each entity's generations unchanged) while holding the apply lock, and registers the
+//! instance in the [`DepIndex`] in the same critical section; an apply drops the instances
+//! registered under the keys it changes. So either the apply runs first and the fill is
+//! refused, or the fill runs first and the apply finds and drops the instance.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use moka::notification::RemovalCause;
 use moka::sync::Cache;
 
 use super::clock;
+use super::deps::{DepIndex, ReadSet};
 use super::flight::Flight;
+use super::spellings::Spellings;
 use super::{Bump, Change, EntryData, Loaded, Token};
 use crate::entity::{EntityMeta, MAX_TYPES};
 use crate::key::CacheKey;
@@ -49,6 +59,9 @@ pub(crate) struct Entry {
     query_generation: u64,
     /// [`clock::now_ms`] deadline from the entity's TTL; `u64::MAX` for none.
     deadline: u64,
+    /// For a view instance, its registration in the [`DepIndex`]; for a key that is not its
+    /// own canonical form, its registration in [`Spellings`]; 0 otherwise.
+    reg: u64,
 }
 
 /// Per-stripe state: the last applied commit, and the loads in flight for keys of the stripe.
@@ -74,6 +87,15 @@ pub(crate) struct LocalCache {
     /// Set while a broadcast subscription is lost: nothing may be filled, because a commit on
     /// another instance may have gone unheard.
     offline: AtomicBool,
+    /// What each cached view instance read.
+    deps: Arc<DepIndex>,
+    /// The cached non-canonical spellings of text keys.
+    spellings: Arc<Spellings>,
+    /// The last registration id handed out (views and spellings).
+    regs: AtomicU64,
+    /// Whether text keys are folded for invalidation (off only to prove, in a test, what the
+    /// folding prevents).
+    pub fold_text: bool,
     /// Test only: a pause between a load's database read and its fill, to widen the window in
     /// which a commit can overtake the load.
     #[cfg(feature = "__testing")]
@@ -110,8 +132,26 @@ impl FillDelay {
 impl LocalCache {
     pub fn new(max_entries: u64, protect: bool) -> Self {
         clock::start();
+        let deps = Arc::new(DepIndex::default());
+        let spellings = Arc::new(Spellings::default());
+        let (views, texts) = (deps.clone(), spellings.clone());
+        let map = Cache::builder()
+            .max_capacity(max_entries)
+            .eviction_listener(move |key: Arc<CacheKey>, entry: Entry, cause| {
+                // An apply unregisters what it drops itself; a replaced entry's registration
+                // was replaced with it. Eviction (size, or an expired view dropped on read) is
+                // what is left to release. Ids are unique, so a release never removes a newer
+                // registration of the same key.
+                if entry.reg != 0 && cause != RemovalCause::Replaced {
+                    views.release(&key, entry.reg);
+                    if let Some(canonical) = key.canonical() {
+                        texts.release(&canonical, &key, entry.reg);
+                    }
+                }
+            })
+            .build();
         LocalCache {
-            map: Cache::builder().max_capacity(max_entries).build(),
+            map,
             stripes: (0..STRIPES).map(|_| Mutex::default()).collect(),
             hasher: RandomState::new(),
             // Tokens start at 1, above the stripes' initial stamp of 0.
@@ -121,6 +161,10 @@ impl LocalCache {
             generations: (0..2 * MAX_TYPES).map(|_| AtomicU64::new(0)).collect(),
             protect,
             offline: AtomicBool::new(false),
+            deps,
+            spellings,
+            regs: AtomicU64::new(0),
+            fold_text: true,
             #[cfg(feature = "__testing")]
             fill_delay: None,
             #[cfg(feature = "__testing")]
@@ -135,6 +179,11 @@ impl LocalCache {
         let entry = self.map.get(key)?;
         let meta = key.entity();
         let live = entry.deadline == u64::MAX || entry.deadline > clock::now_ms();
+        if !live && entry.reg != 0 {
+            // An expired view instance: drop it now, which releases what it registered.
+            self.map.invalidate(key);
+            return None;
+        }
         (live
             && entry.epoch == self.epoch.load(SeqCst)
             && entry.generation == self.generation(meta)
@@ -197,6 +246,9 @@ impl LocalCache {
     /// Stores a value read from the database under `token`, unless a commit invalidated the key
     /// since. Returns whether it was stored.
     pub fn fill(&self, key: &CacheKey, data: EntryData, token: &Token) -> bool {
+        if let Some(canonical) = self.canonical(key) {
+            return self.fill_spelling(key, canonical, data, token);
+        }
         let stripe = self.stripe(key);
         let admitted = self.admits(stripe.stamp, token, key);
         if admitted {
@@ -211,6 +263,10 @@ impl LocalCache {
 
     /// Fills the main entry of a load and the row entries it carries.
     pub fn fill_loaded(&self, key: &CacheKey, loaded: &Loaded, token: &Token) {
+        if let Some(reads) = &loaded.reads {
+            self.fill_view(key, loaded.data.clone(), reads, token);
+            return;
+        }
         // Rows first: once the query entry is visible, its rows should be too.
         for (row_key, row) in &loaded.rows {
             self.fill(row_key, EntryData::Row(row.clone()), token);
@@ -225,28 +281,132 @@ impl LocalCache {
             generation: token.generation,
             query_generation: token.query_generation,
             deadline: clock::deadline(key.entity().ttl),
+            reg: 0,
         }
     }
 
-    /// Applies a committed transaction's changes, then its generation bumps (whole-entity and
-    /// whole-view invalidations, last so that a load that sees the new generation also sees
-    /// every rewritten row). Queries should come before rows in `changes`.
-    pub fn apply<'a>(
+    /// The canonical form of `key` for invalidation, if it differs from `key` (see
+    /// [`CacheKey::canonical`]).
+    #[inline]
+    pub(crate) fn canonical(&self, key: &CacheKey) -> Option<CacheKey> {
+        if self.fold_text {
+            key.canonical()
+        } else {
+            None
+        }
+    }
+
+    /// The form under which a view load's read of `key` is recorded: the canonical one.
+    pub(crate) fn dependency(&self, key: CacheKey) -> CacheKey {
+        self.canonical(&key).unwrap_or(key)
+    }
+
+    /// Whether a value of `key` read under `token` is still current: neither `key` nor its
+    /// canonical form was changed by an apply since. Locks one stripe at a time.
+    pub(crate) fn admits_key(&self, key: &CacheKey, token: &Token) -> bool {
+        let canonical_ok = self.canonical(key).is_none_or(|canonical| {
+            let stamp = self.stripe(&canonical).stamp;
+            self.admits(stamp, token, key)
+        });
+        let stamp = self.stripe(key).stamp;
+        canonical_ok && self.admits(stamp, token, key)
+    }
+
+    /// Stores a value under a non-canonical text key (`user?email=Bob@X.com`) and registers it
+    /// as a spelling of its canonical key, atomically with respect to applies, unless either
+    /// key changed since `token`.
+    fn fill_spelling(
         &self,
-        changes: impl IntoIterator<Item = (&'a CacheKey, &'a Change)>,
-        bumps: &[Bump],
-    ) {
+        key: &CacheKey,
+        canonical: CacheKey,
+        data: EntryData,
+        token: &Token,
+    ) -> bool {
+        let _serial = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if !self.admits_key(key, token) {
+            Counters::add(&self.counters.stale_fills_rejected, 1);
+            return false;
+        }
+        let reg = self.regs.fetch_add(1, SeqCst) + 1;
+        self.spellings.register(canonical, key, reg);
+        let entry = Entry {
+            reg,
+            ..self.entry(key, data, token)
+        };
+        self.map.insert(key.clone(), entry);
+        Counters::add(&self.counters.fills, 1);
+        true
+    }
+
+    /// Whether nothing a view load read has changed since `token` was taken: no apply touched
+    /// any key it read, and no entity it read was bumped since it read it.
+    pub(crate) fn reads_current(&self, reads: &ReadSet, token: &Token) -> bool {
+        reads.entities().iter().all(|e| {
+            e.generation == self.generation(e.meta)
+                && e.query_generation == self.query_generation(e.meta)
+        }) && reads.keys().iter().all(|key| {
+            // Recorded in canonical form: the form every apply stamps.
+            let stamp = self.stripe(key).stamp;
+            stamp < token.seq && !self.offline.load(SeqCst)
+        })
+    }
+
+    /// Stores a view instance if nothing it read changed since `token`, and registers what it
+    /// read, atomically with respect to applies. Returns whether it was stored.
+    fn fill_view(&self, key: &CacheKey, data: EntryData, reads: &ReadSet, token: &Token) -> bool {
+        let _serial = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let stripe = self.stripe(key);
+        let admitted = self.admits(stripe.stamp, token, key);
+        drop(stripe);
+        if !(admitted && self.reads_current(reads, token)) {
+            Counters::add(&self.counters.stale_fills_rejected, 1);
+            return false;
+        }
+        let reg = self.regs.fetch_add(1, SeqCst) + 1;
+        self.deps.register(key, reads, reg);
+        let entry = Entry {
+            reg,
+            ..self.entry(key, data, token)
+        };
+        self.map.insert(key.clone(), entry);
+        Counters::add(&self.counters.fills, 1);
+        true
+    }
+
+    /// Applies a committed transaction's changes, then drops the view instances that read
+    /// anything changed, then the generation bumps (whole-entity and whole-view invalidations,
+    /// last so that a load that sees the new generation also sees every rewritten row).
+    /// Queries should come before rows in `changes`. Returns the view instances dropped
+    /// because they read something changed.
+    pub fn apply(&self, changes: &[(CacheKey, Change)], bumps: &[Bump]) -> Vec<CacheKey> {
         let _serial = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
         let seq = self.seq.fetch_add(1, SeqCst) + 1;
+        let spellings = self.other_spellings(changes);
         for (key, change) in changes {
             let mut stripe = self.stripe(key);
             match change {
                 Change::Write { data, token } if self.admits(stripe.stamp, token, key) => {
-                    self.map
-                        .insert(key.clone(), self.entry(key, data.clone(), token));
+                    let mut entry = self.entry(key, data.clone(), token);
+                    if let Some(canonical) = self.canonical(key) {
+                        entry.reg = self.regs.fetch_add(1, SeqCst) + 1;
+                        self.spellings.register(canonical, key, entry.reg);
+                    }
+                    self.map.insert(key.clone(), entry);
                 }
                 Change::Write { .. } | Change::Remove => self.map.invalidate(key),
             }
+            stripe.stamp = stripe.stamp.max(seq);
+        }
+        for key in &spellings {
+            let mut stripe = self.stripe(key);
+            self.map.invalidate(key);
+            stripe.stamp = stripe.stamp.max(seq);
+        }
+        let changed = changes.iter().map(|(key, _)| key).chain(&spellings);
+        let dependents = self.deps.take_dependents(changed, bumps);
+        for key in &dependents {
+            let mut stripe = self.stripe(key);
+            self.map.invalidate(key);
             stripe.stamp = stripe.stamp.max(seq);
         }
         for bump in bumps {
@@ -257,12 +417,43 @@ impl LocalCache {
             .fetch_add(1, SeqCst);
         }
         self.seq.fetch_add(1, SeqCst);
+        dependents
+    }
+
+    /// The other keys a change to `changes` reaches through text folding: the canonical form of
+    /// each changed key, and every spelling cached under it, minus the changed keys themselves.
+    fn other_spellings(&self, changes: &[(CacheKey, Change)]) -> Vec<CacheKey> {
+        let mut out: Vec<CacheKey> = Vec::new();
+        if !self.fold_text {
+            return out;
+        }
+        let changed = |key: &CacheKey| changes.iter().any(|(k, _)| k == key);
+        for (key, _) in changes {
+            let canonical = key.canonical();
+            let spelled = self.spellings.take(canonical.as_ref().unwrap_or(key));
+            for other in canonical.into_iter().chain(spelled) {
+                if !changed(&other) && !out.contains(&other) {
+                    out.push(other);
+                }
+            }
+        }
+        out
     }
 
     /// Drops every entry; loads in flight when this is called will not be stored.
     pub fn clear(&self) {
+        let _serial = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
         self.epoch.fetch_add(1, SeqCst);
+        self.deps.clear();
+        self.spellings.clear();
         self.map.invalidate_all();
+    }
+
+    /// How many view instances are registered in the dependency index, and how many distinct
+    /// keys they read.
+    #[cfg(feature = "__testing")]
+    pub fn dependency_index_size(&self) -> (usize, usize) {
+        self.deps.size()
     }
 
     /// Takes the cache offline (everything dropped, nothing filled) or back online (everything

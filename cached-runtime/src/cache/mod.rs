@@ -13,10 +13,12 @@ use crate::key::CacheKey;
 use crate::value::KeyValue;
 
 pub(crate) mod clock;
+pub(crate) mod deps;
 pub(crate) mod flight;
 pub(crate) mod local;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
+pub(crate) mod spellings;
 #[cfg(feature = "redis")]
 pub(crate) mod wire;
 
@@ -39,10 +41,23 @@ pub(crate) enum EntryData {
 }
 
 /// The result of one database load: the entry for the key that missed, plus the rows the load
-/// returned (a query result fills each matched row's own entry too).
+/// returned (a query result fills each matched row's own entry too), plus, for a view, what
+/// the load read (the entry is stored only if none of it changed since the load began).
 pub(crate) struct Loaded {
     pub data: EntryData,
     pub rows: Vec<(CacheKey, AnyRow)>,
+    pub reads: Option<deps::ReadSet>,
+}
+
+impl Loaded {
+    /// A load that yields one entry and nothing else.
+    pub fn one(data: EntryData) -> Self {
+        Loaded {
+            data,
+            rows: Vec::new(),
+            reads: None,
+        }
+    }
 }
 
 /// A stamp taken before a database read or a transaction: the fill or write-through it leads

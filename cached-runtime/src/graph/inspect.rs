@@ -8,7 +8,7 @@ use super::query_keys;
 use crate::entity::{CachedEntity, EntityMeta};
 use crate::key::{CacheKey, Predicate};
 use crate::value::{KeyPart, KeyValue};
-use crate::view::registry::{self, Reach};
+use crate::view::registry;
 use crate::view::ViewMeta;
 
 /// The invalidation graph of this program: entities, edges and views, as registered at link
@@ -99,8 +99,8 @@ impl Graph {
     }
 
     /// A dry run of one write: what a commit of it would invalidate, and why. `old` absent is
-    /// an insert, `new` absent a delete. Chains of `relates_to` edges are named, not followed
-    /// (a commit reads the intermediate rows inside its transaction).
+    /// an insert, `new` absent a delete. View instances depend on what their loads read, so
+    /// they are named by view (`story_outline:*`), not by instance.
     pub fn explain<E: CachedEntity>(&self, old: Option<&E>, new: Option<&E>) -> Explanation {
         let meta = E::meta();
         let old_values = old.map(E::index_values);
@@ -123,60 +123,20 @@ impl Graph {
                 reason: reason.to_string(),
             });
         }
-        let rows = [old_values.as_ref(), new_values.as_ref()];
-        for reader in registry::readers(meta) {
-            let view = reader.view;
-            match &reader.reach {
-                Reach::All => lines.push(Explained {
-                    key: format!("every {}", view.type_name),
-                    reason: format!("{} declares reads_all({})", view.type_name, meta.type_name),
-                }),
-                Reach::Path(hops) if hops.is_empty() => {
-                    let id = new
-                        .or(old)
-                        .map(|r| r.id().key_value())
-                        .unwrap_or(KeyValue::Null);
-                    lines.push(Explained {
-                        key: format!("{}:{id}", view.name),
-                        reason: format!("{} is {}'s key", meta.type_name, view.type_name),
-                    });
-                }
-                Reach::Path(hops) => {
-                    let position = meta
-                        .index_position(hops[0].column)
-                        .expect("foreign keys are key-forming");
-                    let mut seen: Vec<&KeyValue> = Vec::new();
-                    for values in rows.into_iter().flatten() {
-                        let fk = &values[position];
-                        if *fk == KeyValue::Null || seen.contains(&fk) {
-                            continue;
-                        }
-                        seen.push(fk);
-                        let path: Vec<&str> = hops.iter().map(|h| h.target.type_name).collect();
-                        let (key, how) = if hops.len() == 1 {
-                            (format!("{}:{fk}", view.name), String::new())
-                        } else {
-                            (
-                                format!("{}:?", view.name),
-                                format!(
-                                    ", resolved at commit by reading {} {fk}",
-                                    hops[0].target.type_name
-                                ),
-                            )
-                        };
-                        lines.push(Explained {
-                            key,
-                            reason: format!(
-                                "{}.{} = {fk} -> {} ({}'s key){how}",
-                                meta.type_name,
-                                hops[0].column,
-                                path.join(" -> "),
-                                view.type_name
-                            ),
-                        });
-                    }
-                }
-            }
+        for view in registry::coarse_readers(meta) {
+            lines.push(Explained {
+                key: format!("every {}", view.type_name),
+                reason: format!("{} declares reads_all({})", view.type_name, meta.type_name),
+            });
+        }
+        for view in registry::declared_readers(meta) {
+            lines.push(Explained {
+                key: format!("{}:*", view.name),
+                reason: format!(
+                    "each cached {} instance whose load read one of the keys above",
+                    view.type_name
+                ),
+            });
         }
         Explanation { lines }
     }

@@ -10,7 +10,7 @@ mod write;
 use std::sync::Arc;
 
 use crate::entity::CachedEntity;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::handle::HandleRef;
 use crate::key::Predicate;
 use crate::value::Value;
@@ -99,7 +99,12 @@ pub async fn count<E: CachedEntity>(handle: HandleRef<'_>, predicate: Predicate)
 /// `insert`: one row; the stored row goes into the cache on commit.
 pub async fn insert<E: CachedEntity>(handle: HandleRef<'_>, row: &E) -> Result<Arc<E>> {
     let mut rows = in_tx!(handle, tx => tx.insert_rows(std::slice::from_ref(row)).await)?;
-    Ok(rows.pop().expect("an insert returns its row"))
+    // `insert_rows` fails with `Error::ReadBack` unless it returns every row it wrote.
+    rows.pop().ok_or(Error::ReadBack {
+        entity: E::meta().type_name,
+        expected: 1,
+        found: 0,
+    })
 }
 
 /// `insert_many`: several rows, one statement per chunk, one cache update on commit.
@@ -117,6 +122,25 @@ pub async fn update<E: CachedEntity>(
     patch: &E::Update,
 ) -> Result<Arc<E>> {
     in_tx!(handle, tx => tx.update_row::<E>(&id, patch).await)
+}
+
+/// `decrement_<field>`: subtracts `by` atomically; `by = i64::MIN` cannot be negated and is
+/// refused with [`Error::OutOfRange`] before anything runs.
+pub async fn subtract<E: CachedEntity>(
+    handle: HandleRef<'_>,
+    id: E::Id,
+    column: &'static str,
+    by: i64,
+) -> Result<Arc<E>> {
+    let Some(delta) = by.checked_neg() else {
+        return Err(Error::OutOfRange {
+            entity: E::meta().type_name,
+            column,
+            message: "cannot decrement by i64::MIN (its negation does not fit an i64); \
+                      increment by i64::MAX and then by 1 instead",
+        });
+    };
+    add::<E>(handle, id, column, delta).await
 }
 
 /// `increment_<field>` / `decrement_<field>`: adds `delta` atomically.

@@ -49,10 +49,9 @@ pub(crate) async fn get<E: CachedEntity>(ctx: &Context, id: E::Id) -> Result<Opt
     let loaded = cache
         .load(&key, || async move {
             let row = Exec::Pool(store).fetch_by_id::<E>(&id).await?;
-            Ok(Loaded {
-                data: row.map_or(EntryData::Missing, |r| EntryData::Row(Arc::new(r))),
-                rows: Vec::new(),
-            })
+            Ok(Loaded::one(row.map_or(EntryData::Missing, |r| {
+                EntryData::Row(Arc::new(r))
+            })))
         })
         .await?;
     Ok(row_of::<E>(loaded.data.clone()))
@@ -152,6 +151,7 @@ pub(crate) async fn find<E: CachedEntity>(
             Ok(Loaded {
                 data: EntryData::Ids(ids),
                 rows,
+                reads: None,
             })
         })
         .await?;
@@ -175,10 +175,7 @@ pub(crate) async fn count<E: CachedEntity>(ctx: &Context, predicate: Predicate) 
     let loaded = cache
         .load(&key, || async move {
             let n = Exec::Pool(store).count_where::<E>(&predicate).await?;
-            Ok(Loaded {
-                data: EntryData::Count(n),
-                rows: Vec::new(),
-            })
+            Ok(Loaded::one(EntryData::Count(n)))
         })
         .await?;
     match loaded.data {

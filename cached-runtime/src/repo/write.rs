@@ -72,6 +72,14 @@ impl Transaction {
         }
         let result = self.exec().insert(rows).await;
         let stored: Vec<Arc<E>> = self.check(result)?.into_iter().map(Arc::new).collect();
+        if stored.len() != rows.len() {
+            self.fail();
+            return Err(Error::ReadBack {
+                entity: E::meta().type_name,
+                expected: rows.len(),
+                found: stored.len(),
+            });
+        }
         for row in &stored {
             self.record_insert(row);
         }

@@ -3,10 +3,10 @@
 //! backend module supplies only [`Driver::bind`] (its types) and its `BEGIN`.
 
 use sqlx::error::BoxDynError;
-use sqlx::{Database, Decode, Executor, FromRow, Pool, Row, SqlStr, Type};
+use sqlx::{Database, Decode, Executor, FromRow, Pool, SqlStr, Type};
 
 use crate::error::{Error, Result};
-use crate::value::{KeyValue, Value};
+use crate::value::Value;
 
 /// A sqlx database the stores can drive.
 pub(crate) trait Driver: Database {
@@ -81,34 +81,6 @@ where
     ) -> Result<i64> {
         let query = sqlx::query_scalar_with::<DB, i64, _>(sql, arguments::<DB>(values)?);
         run!(self, query, fetch_one).map_err(|e| Error::from_sqlx(entity, e))
-    }
-
-    /// The first column of the first row as a key part (integer, text or null).
-    pub async fn fetch_key_value(
-        &mut self,
-        entity: &'static str,
-        sql: SqlStr,
-        values: Vec<Value>,
-    ) -> Result<Option<KeyValue>> {
-        let query = sqlx::query_with::<DB, _>(sql, arguments::<DB>(values)?);
-        let row = run!(self, query, fetch_optional).map_err(|e| Error::from_sqlx(entity, e))?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        if let Ok(value) = row.try_get::<Option<i64>, _>(0usize) {
-            return Ok(Some(value.map_or(KeyValue::Null, KeyValue::Int)));
-        }
-        if let Ok(value) = row.try_get::<Option<i32>, _>(0usize) {
-            return Ok(Some(
-                value.map_or(KeyValue::Null, |v| KeyValue::Int(v.into())),
-            ));
-        }
-        let value: Option<String> = row
-            .try_get(0usize)
-            .map_err(|e| Error::from_sqlx(entity, e))?;
-        Ok(Some(
-            value.map_or(KeyValue::Null, |s| KeyValue::Text(s.into())),
-        ))
     }
 
     /// Executes a statement and returns the number of rows affected.

@@ -7,7 +7,7 @@ use super::driver::DbExec;
 use super::mongo;
 use super::sql::{Dialect, SqlBuilder};
 use super::{id_of, Exec, Store, TxConn};
-use crate::entity::{CachedEntity, EntityMeta};
+use crate::entity::CachedEntity;
 #[cfg(feature = "mongo")]
 use crate::error::Error;
 use crate::error::Result;
@@ -121,20 +121,6 @@ impl Exec<'_> {
     pub async fn fetch_by_ids<E: CachedEntity>(&mut self, ids: &[KeyValue]) -> Result<Vec<E>> {
         on_mongo!(self, m => m.fetch_by_ids::<E>(ids).await);
         self.rows_by_ids(ids, false).await
-    }
-
-    /// One key-forming column of the row with this id (a foreign key followed by the view
-    /// graph), or `None` if the row does not exist.
-    pub async fn fetch_column(
-        &mut self,
-        meta: &'static EntityMeta,
-        column: &'static str,
-        id: &KeyValue,
-    ) -> Result<Option<KeyValue>> {
-        on_mongo!(self, m => m.fetch_column(meta, column, id).await);
-        let sql = SqlBuilder::new(meta, self.dialect()).select_column(column);
-        let values = vec![id.to_value()];
-        dispatch!(self, x => x.fetch_key_value(meta.type_name, sql, values).await)
     }
 
     /// The rows matching `predicate`, ordered by id.

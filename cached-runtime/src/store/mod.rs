@@ -145,16 +145,6 @@ impl Store {
         }
     }
 
-    /// Whether view chains must be walked again after a commit: the store cannot hold a shared
-    /// lock on the intermediate rows during the transaction (MongoDB).
-    pub(crate) fn needs_chain_recheck(&self) -> bool {
-        #[cfg(feature = "mongo")]
-        if let Store::Mongo(_) = self {
-            return true;
-        }
-        false
-    }
-
     /// Opens a database transaction.
     pub(crate) async fn begin(&self) -> Result<TxConn> {
         match self {

@@ -138,17 +138,6 @@ fn key_bson(value: &KeyValue) -> Bson {
     bson(value.to_value())
 }
 
-fn key_value(value: Option<&Bson>) -> KeyValue {
-    match value {
-        Some(Bson::Int64(i)) => KeyValue::Int(*i),
-        Some(Bson::Int32(i)) => KeyValue::Int((*i).into()),
-        Some(Bson::Boolean(b)) => KeyValue::Bool(*b),
-        Some(Bson::String(s)) => KeyValue::Text(s.as_str().into()),
-        Some(Bson::ObjectId(id)) => KeyValue::ObjectId(id.bytes()),
-        _ => KeyValue::Null,
-    }
-}
-
 /// The field a column is stored under.
 fn field(meta: &'static EntityMeta, column: &'static str) -> &'static str {
     if column == meta.id_column {
@@ -248,18 +237,6 @@ impl MongoExec<'_> {
     /// The documents with these ids (`$in`), ordered by `_id`.
     pub async fn fetch_by_ids<E: CachedEntity>(&mut self, ids: &[KeyValue]) -> Result<Vec<E>> {
         self.find::<E>(by_ids(ids)).await
-    }
-
-    /// One field of the document with this id, as a key part.
-    pub async fn fetch_column(
-        &mut self,
-        meta: &'static EntityMeta,
-        column: &'static str,
-        id: &KeyValue,
-    ) -> Result<Option<KeyValue>> {
-        let name = field(meta, column);
-        let doc = run!(self, meta, c => c.find_one(by_id(id)).projection(doc! { name: 1 }))?;
-        Ok(doc.map(|d| key_value(d.get(name))))
     }
 
     /// The documents matching a query key's predicate, ordered by `_id`.

@@ -40,5 +40,7 @@ impl RowsAffected for MySqlQueryResult {
 
 /// Opens a transaction (REPEATABLE READ by default; old rows are read `FOR UPDATE`).
 pub(crate) async fn begin(pool: &MySqlPool) -> Result<MySqlTx> {
-    pool.begin().await.map_err(Error::Database)
+    pool.begin()
+        .await
+        .map_err(|e| Error::from_sqlx("transaction", e))
 }

@@ -47,5 +47,7 @@ impl RowsAffected for PgQueryResult {
 
 /// Opens a transaction (READ COMMITTED; old rows are read `FOR UPDATE`).
 pub(crate) async fn begin(pool: &PgPool) -> Result<PgTx> {
-    pool.begin().await.map_err(Error::Database)
+    pool.begin()
+        .await
+        .map_err(|e| Error::from_sqlx("transaction", e))
 }

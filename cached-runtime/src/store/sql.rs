@@ -228,26 +228,6 @@ impl SqlBuilder {
         sql(&self.statements().select_by_id)
     }
 
-    /// `SELECT <column> FROM <table> WHERE <id> = ?`, with a shared row lock on the servers:
-    /// the foreign key a view chain follows must not change before this transaction commits
-    /// (a locking read also sees the latest committed row, not a repeatable-read snapshot).
-    pub fn select_column(&self, column: &str) -> SqlStr {
-        let mut out = String::from("SELECT ");
-        self.dialect.quote(&mut out, column);
-        out.push_str(" FROM ");
-        self.dialect.quote(&mut out, self.meta.table);
-        out.push_str(" WHERE ");
-        self.dialect.quote(&mut out, self.meta.id_column);
-        out.push_str(" = ");
-        self.dialect.placeholder(&mut out, 1);
-        match self.dialect {
-            Dialect::Sqlite => {}
-            Dialect::Postgres => out.push_str(" FOR SHARE"),
-            Dialect::MySql => out.push_str(" LOCK IN SHARE MODE"),
-        }
-        AssertSqlSafe(out).into_sql_str()
-    }
-
     /// `SELECT <columns> FROM <table> WHERE <id> = ? FOR UPDATE`: the old row a write needs,
     /// locked until the transaction ends (no lock clause on SQLite, whose writers are serial).
     pub fn select_by_id_locked(&self) -> SqlStr {

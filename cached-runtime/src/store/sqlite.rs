@@ -39,5 +39,5 @@ impl RowsAffected for SqliteQueryResult {
 pub(crate) async fn begin(pool: &SqlitePool) -> Result<SqliteTx> {
     pool.begin_with("BEGIN IMMEDIATE")
         .await
-        .map_err(Error::Database)
+        .map_err(|e| Error::from_sqlx("transaction", e))
 }

@@ -2,10 +2,11 @@
 //!
 //! A view is declared with `#[derive(CachedView)]` and `#[view(key = "Story", reads(...))]`,
 //! and loaded by its [`LoadView`] implementation through a [`ViewCtx`], which can only read the
-//! entities the view declares ([`Reads`]). Each declared entity reaches the key entity through
-//! `relates_to` edges (checked at compile time), so a write knows exactly which instances of
-//! which views it changes. Views register themselves at link time ([`registry`]): there is no
-//! start-up call to forget.
+//! entities the view declares ([`Reads`]). The declaration documents intent and is checked at
+//! compile time; which instances a write drops is decided at run time by what each load
+//! actually read: the [`ViewCtx`] records every row, query and count key it reads, and a
+//! change to any of them drops the instance (see `cache::deps`). Views register themselves at
+//! link time ([`registry`]): there is no start-up call to forget.
 
 pub(crate) mod registry;
 
@@ -13,6 +14,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use crate::cache::deps::ReadSet;
 use crate::cache::{EntryData, Loaded};
 use crate::context::Context;
 use crate::entity::{CachedEntity, EntityMeta};
@@ -116,18 +118,46 @@ pub struct ViewMeta {
 }
 
 /// The read context a view loader gets: cached reads of the declared entities only.
+///
+/// Every read is recorded: the instance being loaded depends on exactly the rows, queries and
+/// counts read through here, whatever they are (another key's rows, a shop-wide count), and a
+/// committed change to any of them drops it.
 pub struct ViewCtx<'a, V> {
     ctx: &'a Context,
+    reads: ReadSet,
     _view: PhantomData<fn() -> V>,
 }
 
 impl<V: CachedView> ViewCtx<'_, V> {
+    /// Notes that `meta` is about to be read (its generations as of now).
+    fn entity(&mut self, meta: &'static EntityMeta) {
+        let cache = &self.ctx.inner.cache;
+        self.reads.entity(meta, || {
+            (cache.generation(meta), cache.query_generation(meta))
+        });
+    }
+
+    /// Notes that the load read `key`.
+    fn read(&mut self, key: CacheKey) {
+        let key = self.ctx.inner.cache.dependency(key);
+        self.reads.key(key);
+    }
+
+    fn rows<E: CachedEntity>(&mut self, rows: &[Arc<E>]) {
+        for row in rows {
+            self.read(CacheKey::row(E::meta(), row.id().key_value()));
+        }
+    }
+
     /// One row by id.
     pub async fn get<E: CachedEntity>(&mut self, id: impl Into<E::Id>) -> Result<Option<Arc<E>>>
     where
         V: Reads<E>,
     {
-        read::get::<E>(self.ctx, id.into()).await
+        let id = id.into();
+        self.entity(E::meta());
+        self.read(CacheKey::row(E::meta(), id.key_value()));
+        read::get::<E>(self.ctx, id).await
     }
 
     /// Rows by id, in the order asked.
@@ -135,6 +165,10 @@ impl<V: CachedView> ViewCtx<'_, V> {
     where
         V: Reads<E>,
     {
+        self.entity(E::meta());
+        for id in ids {
+            self.read(CacheKey::row(E::meta(), id.key_value()));
+        }
         read::get_many::<E>(self.ctx, ids).await
     }
 
@@ -143,7 +177,7 @@ impl<V: CachedView> ViewCtx<'_, V> {
     where
         V: Reads<Q::Entity>,
     {
-        read::find::<Q::Entity>(self.ctx, query.predicate()).await
+        self.find_where::<Q::Entity>(query.predicate()).await
     }
 
     /// The number of rows of a query.
@@ -151,7 +185,11 @@ impl<V: CachedView> ViewCtx<'_, V> {
     where
         V: Reads<Q::Entity>,
     {
-        read::count::<Q::Entity>(self.ctx, query.predicate()).await
+        let meta = <Q::Entity as CachedEntity>::meta();
+        self.entity(meta);
+        let predicate = query.predicate();
+        self.read(CacheKey::count(meta, predicate.clone()));
+        read::count::<Q::Entity>(self.ctx, predicate).await
     }
 
     /// Every row of `E`, ordered by id.
@@ -159,7 +197,17 @@ impl<V: CachedView> ViewCtx<'_, V> {
     where
         V: Reads<E>,
     {
-        read::find::<E>(self.ctx, Predicate::All).await
+        self.find_where::<E>(Predicate::All).await
+    }
+
+    /// A query's rows; the instance depends on the query (rows entering or leaving it) and on
+    /// each row returned (a change that leaves it in the query).
+    async fn find_where<E: CachedEntity>(&mut self, predicate: Predicate) -> Result<Vec<Arc<E>>> {
+        self.entity(E::meta());
+        self.read(CacheKey::list(E::meta(), predicate.clone()));
+        let rows = read::find::<E>(self.ctx, predicate).await?;
+        self.rows(&rows);
+        Ok(rows)
     }
 }
 
@@ -184,12 +232,14 @@ impl Context {
             .load(&cache_key, || async move {
                 let mut ctx = ViewCtx {
                     ctx: self,
+                    reads: ReadSet::default(),
                     _view: PhantomData,
                 };
                 let view = V::load(&mut ctx, key_id).await?;
                 Ok(Loaded {
                     data: view.map_or(EntryData::Missing, |v| EntryData::Row(Arc::new(v))),
                     rows: Vec::new(),
+                    reads: Some(ctx.reads),
                 })
             })
             .await?;

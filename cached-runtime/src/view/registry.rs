@@ -1,7 +1,7 @@
-//! Link-time registration of entities and views, and the index from an entity to the views
-//! that read it (with the `relates_to` path from the entity to each view's key).
+//! Link-time registration of entities and views, the index from an entity to the views that
+//! declare they read it, and the compile-time path check of the view derive.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use super::ViewMeta;
@@ -28,93 +28,45 @@ pub(crate) fn views() -> impl Iterator<Item = &'static ViewMeta> {
     inventory::iter::<ViewRegistration>().map(|r| (r.0)())
 }
 
-/// One `relates_to` edge followed from a row towards a view's key entity.
-#[derive(Debug, Clone)]
-pub(crate) struct Hop {
-    /// The foreign-key column on the entity the hop starts from.
-    pub column: &'static str,
-    /// The entity the hop leads to.
-    pub target: &'static EntityMeta,
-}
-
-/// How writes to an entity reach one view.
-#[derive(Debug, Clone)]
-pub(crate) enum Reach {
-    /// Through these edges to the key entity (none: the entity is the key entity).
-    Path(Vec<Hop>),
-    /// Any write invalidates every instance (`reads_all`).
-    All,
-}
-
-/// A view that reads an entity, and how.
-#[derive(Debug, Clone)]
-pub(crate) struct Reader {
-    pub view: &'static ViewMeta,
-    pub reach: Reach,
-}
-
 fn addr(meta: &'static EntityMeta) -> usize {
     std::ptr::from_ref(meta) as usize
 }
 
-/// The shortest `relates_to` path from `from` to `to` through the entities in `allowed`.
-pub(crate) fn path(
-    from: &'static EntityMeta,
-    to: &'static EntityMeta,
-    allowed: &[&'static EntityMeta],
-) -> Option<Vec<Hop>> {
-    let mut queue = VecDeque::from([(from, Vec::<Hop>::new())]);
-    let mut seen = vec![addr(from)];
-    while let Some((at, hops)) = queue.pop_front() {
-        if addr(at) == addr(to) {
-            return Some(hops);
-        }
-        for edge in at.relations {
-            let target = (edge.target_meta)();
-            let known = allowed.iter().any(|m| addr(m) == addr(target));
-            if known && !seen.contains(&addr(target)) {
-                seen.push(addr(target));
-                let mut next = hops.clone();
-                next.push(Hop {
-                    column: edge.column,
-                    target,
-                });
-                queue.push_back((target, next));
-            }
-        }
-    }
-    None
+/// The views that declared an entity in `reads(...)` and in `reads_all(...)`.
+#[derive(Default)]
+struct Readers {
+    declared: Vec<&'static ViewMeta>,
+    coarse: Vec<&'static ViewMeta>,
 }
 
-/// The views reading `meta`, built once from the registrations.
-pub(crate) fn readers(meta: &'static EntityMeta) -> &'static [Reader] {
-    static INDEX: OnceLock<HashMap<usize, Vec<Reader>>> = OnceLock::new();
-    let index = INDEX.get_or_init(|| {
-        let mut index: HashMap<usize, Vec<Reader>> = HashMap::new();
+fn index() -> &'static HashMap<usize, Readers> {
+    static INDEX: OnceLock<HashMap<usize, Readers>> = OnceLock::new();
+    INDEX.get_or_init(|| {
+        let mut index: HashMap<usize, Readers> = HashMap::new();
         for view in views() {
-            let key = (view.key)();
-            let declared: Vec<&'static EntityMeta> = view.reads.iter().map(|f| f()).collect();
-            for &entity in &declared {
-                // The compile-time check guarantees a path; without one, fall back to coarse.
-                let reach = path(entity, key, &declared).map_or(Reach::All, Reach::Path);
-                index
-                    .entry(addr(entity))
-                    .or_default()
-                    .push(Reader { view, reach });
+            for entity in view.reads.iter().map(|f| f()) {
+                index.entry(addr(entity)).or_default().declared.push(view);
             }
             for entity in view.reads_all.iter().map(|f| f()) {
-                index.entry(addr(entity)).or_default().push(Reader {
-                    view,
-                    reach: Reach::All,
-                });
+                index.entry(addr(entity)).or_default().coarse.push(view);
             }
         }
         for readers in index.values_mut() {
-            readers.sort_by_key(|r| r.view.type_name);
+            readers.declared.sort_by_key(|v| v.type_name);
+            readers.coarse.sort_by_key(|v| v.type_name);
         }
         index
-    });
-    index.get(&addr(meta)).map_or(&[], Vec::as_slice)
+    })
+}
+
+/// The views that declared `reads(meta)`: their instances are dropped by what they read.
+pub(crate) fn declared_readers(meta: &'static EntityMeta) -> &'static [&'static ViewMeta] {
+    index().get(&addr(meta)).map_or(&[], |r| &r.declared)
+}
+
+/// The views that declared `reads_all(meta)`: any write to `meta` drops all their instances.
+pub(crate) fn coarse_readers(meta: &'static EntityMeta) -> &'static [&'static ViewMeta] {
+    index().get(&addr(meta)).map_or(&[], |r| &r.coarse)
 }
 
 /// Compile-time path check used by the view derive: whether `from` reaches `to` in `graph`,
