@@ -68,6 +68,8 @@ pub struct ContextBuilder {
     commit_inline: bool,
     #[cfg(feature = "__testing")]
     fold_text: bool,
+    #[cfg(feature = "__testing")]
+    track_reads: bool,
     #[cfg(feature = "redis")]
     broadcast: Option<crate::cache::redis::RedisBroadcast>,
 }
@@ -134,6 +136,15 @@ impl ContextBuilder {
         self
     }
 
+    /// Test only: view loads record nothing they read, so that only their TTL (and
+    /// `reads_all`) drops them; proves what read-set tracking prevents.
+    #[cfg(feature = "__testing")]
+    #[doc(hidden)]
+    pub fn __disable_read_tracking(mut self) -> Self {
+        self.track_reads = false;
+        self
+    }
+
     /// Test only: run commits on the caller's task without the cancellation guard, so that a
     /// test can prove that a dropped `commit()` future then leaves the cache stale.
     #[cfg(feature = "__testing")]
@@ -159,6 +170,7 @@ impl ContextBuilder {
                     });
             cache.commit_delay = self.commit_delay;
             cache.fold_text = self.fold_text;
+            cache.track_reads = self.track_reads;
         }
         #[cfg(feature = "redis")]
         let (bus, pending) = match self.broadcast {
@@ -200,6 +212,8 @@ impl Context {
             commit_inline: false,
             #[cfg(feature = "__testing")]
             fold_text: true,
+            #[cfg(feature = "__testing")]
+            track_reads: true,
             #[cfg(feature = "redis")]
             broadcast: None,
         }
@@ -257,7 +271,8 @@ impl Context {
         }
     }
 
-    /// The store behind the cache.
+    /// The store behind the cache: clone it into another context (another instance over the
+    /// same database). Its pool is reachable only through [`Store::raw_unchecked`].
     pub fn store(&self) -> &Store {
         &self.inner.store
     }

@@ -80,7 +80,7 @@ pub use hooks::{Invalidation, Source};
 pub use key::{CacheKey, EntityQuery, Predicate, QueryKey};
 pub use raw::{RawWrite, Targeted, Touches, Untargeted};
 pub use stats::Stats;
-pub use store::{RowDecode, Store};
+pub use store::{RawStore, RowDecode, Store};
 pub use tx::{CommitReport, Transaction};
 pub use value::{KeyPart, KeyValue, ListItem, ToValue, Value, ValueKind};
 pub use view::{CachedView, LoadView, Reads, ViewCtx, ViewKey, ViewMeta};

@@ -14,7 +14,7 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use cached_runtime::prelude::*;
-use cached_runtime::{RedisBroadcast, Store};
+use cached_runtime::{RawStore, RedisBroadcast, Store};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::SqlitePoolOptions;
@@ -136,27 +136,24 @@ async fn connect() -> Result<Database> {
 
 impl Database {
     fn backend(&self) -> &'static str {
-        match self.store {
-            Store::Sqlite(_) => "in-memory SQLite",
-            Store::Postgres(_) => "PostgreSQL",
-            Store::MySql(_) => "MySQL/MariaDB",
-            Store::Mongo(_) => "MongoDB",
-            _ => "a database",
+        match self.store.backend() {
+            "SQLite" => "in-memory SQLite",
+            other => other,
         }
     }
 
     /// Drops the tour's schema from the server, if it made one.
     async fn cleanup(self) -> Result<()> {
-        if let Store::Mongo(db) = &self.store {
+        if let RawStore::Mongo(db) = self.store.raw_unchecked() {
             return db.drop().await.map_err(Error::Mongo);
         }
         let Some(sql) = self.cleanup else {
             return Ok(());
         };
         let sql = AssertSqlSafe(sql);
-        match &self.store {
-            Store::Postgres(pool) => pool.execute(sql).await.map(drop),
-            Store::MySql(pool) => pool.execute(sql).await.map(drop),
+        match self.store.raw_unchecked() {
+            RawStore::Postgres(pool) => pool.execute(sql).await.map(drop),
+            RawStore::MySql(pool) => pool.execute(sql).await.map(drop),
             _ => Ok(()),
         }
         .map_err(Error::Database)

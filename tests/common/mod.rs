@@ -16,7 +16,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use cached_runtime::{Context, ContextBuilder, Store};
+use cached_runtime::{Context, ContextBuilder, RawStore, Store};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
@@ -365,7 +365,7 @@ impl Drop for TestDb {
 impl TestDb {
     /// Sets a scene's title straight in the database, behind the cache's back.
     pub async fn set_scene_title(&self, id: i64, title: &str) {
-        if let Store::Mongo(db) = &self.store {
+        if let RawStore::Mongo(db) = self.store.raw_unchecked() {
             use mongodb::bson::doc;
             db.collection::<mongodb::bson::Document>("scenes")
                 .update_one(doc! { "_id": id }, doc! { "$set": { "title": title } })
@@ -381,8 +381,8 @@ impl TestDb {
 
     /// The MongoDB database (panics on the SQL backends).
     pub fn mongo(&self) -> &mongodb::Database {
-        match &self.store {
-            Store::Mongo(db) => db,
+        match self.store.raw_unchecked() {
+            RawStore::Mongo(db) => db,
             _ => panic!("not a MongoDB test database"),
         }
     }
@@ -390,10 +390,10 @@ impl TestDb {
     /// Runs a SQL statement straight on the database, behind the cache's back.
     pub async fn execute(&self, sql: &str) {
         let sql = sqlx::AssertSqlSafe(sql.to_string());
-        match &self.store {
-            Store::Sqlite(p) => p.execute(sql).await.map(|_| ()),
-            Store::Postgres(p) => p.execute(sql).await.map(|_| ()),
-            Store::MySql(p) => p.execute(sql).await.map(|_| ()),
+        match self.store.raw_unchecked() {
+            RawStore::Sqlite(p) => p.execute(sql).await.map(|_| ()),
+            RawStore::Postgres(p) => p.execute(sql).await.map(|_| ()),
+            RawStore::MySql(p) => p.execute(sql).await.map(|_| ()),
             _ => unreachable!("SQL statements need a SQL store"),
         }
         .expect("direct statement");
@@ -409,10 +409,10 @@ impl TestDb {
     /// Runs a SQL statement straight on the database; the driver's error if it fails.
     pub async fn try_execute(&self, sql: &str) -> Result<(), sqlx::Error> {
         let sql = sqlx::AssertSqlSafe(sql.to_string());
-        match &self.store {
-            Store::Sqlite(p) => p.execute(sql).await.map(|_| ()),
-            Store::Postgres(p) => p.execute(sql).await.map(|_| ()),
-            Store::MySql(p) => p.execute(sql).await.map(|_| ()),
+        match self.store.raw_unchecked() {
+            RawStore::Sqlite(p) => p.execute(sql).await.map(|_| ()),
+            RawStore::Postgres(p) => p.execute(sql).await.map(|_| ()),
+            RawStore::MySql(p) => p.execute(sql).await.map(|_| ()),
             _ => unreachable!("SQL statements need a SQL store"),
         }
     }
@@ -421,7 +421,7 @@ impl TestDb {
     pub async fn scene(&self, id: i64) -> Option<Scene> {
         const SQL: &str =
             "SELECT id, chapter_id, story_id, location_id, status, title, word_count FROM scenes WHERE id = ";
-        if let Store::Mongo(db) = &self.store {
+        if let RawStore::Mongo(db) = self.store.raw_unchecked() {
             use mongodb::bson::doc;
             let found = db
                 .collection::<mongodb::bson::Document>("scenes")
@@ -435,10 +435,10 @@ impl TestDb {
             });
         }
         let sql = sqlx::AssertSqlSafe(format!("{SQL}{id}"));
-        match &self.store {
-            Store::Sqlite(p) => sqlx::query_as::<_, Scene>(sql).fetch_optional(p).await,
-            Store::Postgres(p) => sqlx::query_as::<_, Scene>(sql).fetch_optional(p).await,
-            Store::MySql(p) => sqlx::query_as::<_, Scene>(sql).fetch_optional(p).await,
+        match self.store.raw_unchecked() {
+            RawStore::Sqlite(p) => sqlx::query_as::<_, Scene>(sql).fetch_optional(p).await,
+            RawStore::Postgres(p) => sqlx::query_as::<_, Scene>(sql).fetch_optional(p).await,
+            RawStore::MySql(p) => sqlx::query_as::<_, Scene>(sql).fetch_optional(p).await,
             _ => unreachable!("handled above"),
         }
         .expect("direct read")
@@ -446,11 +446,11 @@ impl TestDb {
 
     /// Closes the pool (the database becomes unreachable for the context).
     pub async fn close(&self) {
-        match &self.store {
-            Store::Sqlite(p) => p.close().await,
-            Store::Postgres(p) => p.close().await,
-            Store::MySql(p) => p.close().await,
-            Store::Mongo(db) => db.client().clone().shutdown().immediate(true).await,
+        match self.store.raw_unchecked() {
+            RawStore::Sqlite(p) => p.close().await,
+            RawStore::Postgres(p) => p.close().await,
+            RawStore::MySql(p) => p.close().await,
+            RawStore::Mongo(db) => db.client().clone().shutdown().immediate(true).await,
             _ => unreachable!("all stores are enabled in tests"),
         }
     }

@@ -96,6 +96,9 @@ pub(crate) struct LocalCache {
     /// Whether text keys are folded for invalidation (off only to prove, in a test, what the
     /// folding prevents).
     pub fold_text: bool,
+    /// Whether view loads record what they read (off only to prove, in a test, what the
+    /// tracking prevents).
+    pub track_reads: bool,
     /// Test only: a pause between a load's database read and its fill, to widen the window in
     /// which a commit can overtake the load.
     #[cfg(feature = "__testing")]
@@ -165,6 +168,7 @@ impl LocalCache {
             spellings,
             regs: AtomicU64::new(0),
             fold_text: true,
+            track_reads: true,
             #[cfg(feature = "__testing")]
             fill_delay: None,
             #[cfg(feature = "__testing")]

@@ -6,7 +6,7 @@ use super::driver::DbExec;
 #[cfg(feature = "mongo")]
 use super::mongo;
 use super::sql::{Dialect, SqlBuilder};
-use super::{id_of, Exec, Store, TxConn};
+use super::{id_of, Exec, Store, StoreKind, TxConn};
 use crate::entity::CachedEntity;
 #[cfg(feature = "mongo")]
 use crate::error::Error;
@@ -32,7 +32,7 @@ impl Exec<'_> {
     #[cfg(feature = "mongo")]
     fn mongo(&mut self) -> Option<mongo::MongoExec<'_>> {
         match self {
-            Exec::Pool(Store::Mongo(db)) => Some(mongo::MongoExec::Pool(db)),
+            Exec::Pool(Store(StoreKind::Mongo(db))) => Some(mongo::MongoExec::Pool(db)),
             Exec::Tx(TxConn::Mongo(tx)) => Some(mongo::MongoExec::Session(tx)),
             _ => None,
         }

@@ -77,57 +77,115 @@ impl<T: SqliteRowDecode + PgRowDecode + MySqlRowDecode + MongoDecode> RowDecode 
 
 /// A database the cache sits in front of. Build one from a driver pool:
 /// `Store::from(sqlite_pool)`, `Store::from(pg_pool)`, `Store::from(mysql_pool)`, or from a
-/// MongoDB database handle: `Store::from(client.database("studio"))`.
+/// MongoDB database handle: `Store::from(client.database("studio"))`. Usually implicit:
+/// `Context::new(pool)`.
+///
+/// Opaque on purpose: the pool inside is reachable only through
+/// [`Store::raw_unchecked`], whose name marks every place that could write behind the cache.
+///
+/// A MongoDB database's client must reach a replica set or a sharded cluster (writes run in
+/// multi-document transactions):
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let client = mongodb::Client::with_uri_str("mongodb://db0,db1,db2/?replicaSet=rs0").await?;
+/// let ctx = cached_runtime::Context::new(client.database("studio"));
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug)]
-#[non_exhaustive]
-pub enum Store {
-    /// A SQLite pool.
+pub struct Store(pub(crate) StoreKind);
+
+/// The backend behind a [`Store`].
+#[derive(Clone, Debug)]
+pub(crate) enum StoreKind {
     #[cfg(feature = "sqlite")]
     Sqlite(sqlx::SqlitePool),
-    /// A PostgreSQL pool.
     #[cfg(feature = "postgres")]
     Postgres(sqlx::PgPool),
-    /// A MySQL / MariaDB pool.
     #[cfg(feature = "mysql")]
     MySql(sqlx::MySqlPool),
-    /// A MongoDB database (its client must reach a replica set or a sharded cluster:
-    /// writes run in multi-document transactions).
-    ///
-    /// ```no_run
-    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-    /// let client = mongodb::Client::with_uri_str("mongodb://db0,db1,db2/?replicaSet=rs0").await?;
-    /// let ctx = cached_runtime::Context::new(client.database("studio"));
-    /// # Ok(()) }
-    /// ```
     #[cfg(feature = "mongo")]
     Mongo(mongodb::Database),
+}
+
+/// The driver handle behind a [`Store`], from [`Store::raw_unchecked`]. Anything written
+/// through it bypasses the cache: nothing is invalidated, on this instance or any other.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub enum RawStore<'a> {
+    /// A SQLite pool.
+    #[cfg(feature = "sqlite")]
+    Sqlite(&'a sqlx::SqlitePool),
+    /// A PostgreSQL pool.
+    #[cfg(feature = "postgres")]
+    Postgres(&'a sqlx::PgPool),
+    /// A MySQL / MariaDB pool.
+    #[cfg(feature = "mysql")]
+    MySql(&'a sqlx::MySqlPool),
+    /// A MongoDB database.
+    #[cfg(feature = "mongo")]
+    Mongo(&'a mongodb::Database),
+}
+
+impl Store {
+    /// The backend's name: `SQLite`, `PostgreSQL`, `MySQL/MariaDB` or `MongoDB`.
+    pub fn backend(&self) -> &'static str {
+        match &self.0 {
+            #[cfg(feature = "sqlite")]
+            StoreKind::Sqlite(_) => "SQLite",
+            #[cfg(feature = "postgres")]
+            StoreKind::Postgres(_) => "PostgreSQL",
+            #[cfg(feature = "mysql")]
+            StoreKind::MySql(_) => "MySQL/MariaDB",
+            #[cfg(feature = "mongo")]
+            StoreKind::Mongo(_) => "MongoDB",
+        }
+    }
+
+    /// The driver pool (or MongoDB database) behind the cache: the escape hatch, for reads
+    /// the repository cannot express, migrations and tests. **Writes through it bypass the
+    /// cache**: nothing is invalidated and cached entries keep the old values until their TTL.
+    /// Write through a transaction's `raw_write(...).touches::<E>(...)` instead, or call
+    /// `ctx.invalidate...` after such a write. Grep for `raw_unchecked` to audit every use.
+    pub fn raw_unchecked(&self) -> RawStore<'_> {
+        match &self.0 {
+            #[cfg(feature = "sqlite")]
+            StoreKind::Sqlite(pool) => RawStore::Sqlite(pool),
+            #[cfg(feature = "postgres")]
+            StoreKind::Postgres(pool) => RawStore::Postgres(pool),
+            #[cfg(feature = "mysql")]
+            StoreKind::MySql(pool) => RawStore::MySql(pool),
+            #[cfg(feature = "mongo")]
+            StoreKind::Mongo(db) => RawStore::Mongo(db),
+        }
+    }
 }
 
 #[cfg(feature = "mongo")]
 impl From<mongodb::Database> for Store {
     fn from(db: mongodb::Database) -> Self {
-        Store::Mongo(db)
+        Store(StoreKind::Mongo(db))
     }
 }
 
 #[cfg(feature = "sqlite")]
 impl From<sqlx::SqlitePool> for Store {
     fn from(pool: sqlx::SqlitePool) -> Self {
-        Store::Sqlite(pool)
+        Store(StoreKind::Sqlite(pool))
     }
 }
 
 #[cfg(feature = "postgres")]
 impl From<sqlx::PgPool> for Store {
     fn from(pool: sqlx::PgPool) -> Self {
-        Store::Postgres(pool)
+        Store(StoreKind::Postgres(pool))
     }
 }
 
 #[cfg(feature = "mysql")]
 impl From<sqlx::MySqlPool> for Store {
     fn from(pool: sqlx::MySqlPool) -> Self {
-        Store::MySql(pool)
+        Store(StoreKind::MySql(pool))
     }
 }
 
@@ -135,13 +193,13 @@ impl Store {
     fn dialect(&self) -> Dialect {
         match self {
             #[cfg(feature = "sqlite")]
-            Store::Sqlite(_) => Dialect::Sqlite,
+            Store(StoreKind::Sqlite(_)) => Dialect::Sqlite,
             #[cfg(feature = "postgres")]
-            Store::Postgres(_) => Dialect::Postgres,
+            Store(StoreKind::Postgres(_)) => Dialect::Postgres,
             #[cfg(feature = "mysql")]
-            Store::MySql(_) => Dialect::MySql,
+            Store(StoreKind::MySql(_)) => Dialect::MySql,
             #[cfg(feature = "mongo")]
-            Store::Mongo(_) => unreachable!("MongoDB operations never build SQL"),
+            Store(StoreKind::Mongo(_)) => unreachable!("MongoDB operations never build SQL"),
         }
     }
 
@@ -149,13 +207,13 @@ impl Store {
     pub(crate) async fn begin(&self) -> Result<TxConn> {
         match self {
             #[cfg(feature = "sqlite")]
-            Store::Sqlite(pool) => Ok(TxConn::Sqlite(sqlite::begin(pool).await?)),
+            Store(StoreKind::Sqlite(pool)) => Ok(TxConn::Sqlite(sqlite::begin(pool).await?)),
             #[cfg(feature = "postgres")]
-            Store::Postgres(pool) => Ok(TxConn::Postgres(postgres::begin(pool).await?)),
+            Store(StoreKind::Postgres(pool)) => Ok(TxConn::Postgres(postgres::begin(pool).await?)),
             #[cfg(feature = "mysql")]
-            Store::MySql(pool) => Ok(TxConn::MySql(mysql::begin(pool).await?)),
+            Store(StoreKind::MySql(pool)) => Ok(TxConn::MySql(mysql::begin(pool).await?)),
             #[cfg(feature = "mongo")]
-            Store::Mongo(db) => Ok(TxConn::Mongo(Box::new(mongo::begin(db).await?))),
+            Store(StoreKind::Mongo(db)) => Ok(TxConn::Mongo(Box::new(mongo::begin(db).await?))),
         }
     }
 }
@@ -235,7 +293,7 @@ macro_rules! dispatch {
     ($exec:expr, $x:ident => $body:expr) => {
         match $exec {
             #[cfg(feature = "sqlite")]
-            Exec::Pool(Store::Sqlite(pool)) => {
+            Exec::Pool(Store(StoreKind::Sqlite(pool))) => {
                 let mut $x = DbExec::<sqlx::Sqlite>::Pool(pool);
                 $body
             }
@@ -245,7 +303,7 @@ macro_rules! dispatch {
                 $body
             }
             #[cfg(feature = "postgres")]
-            Exec::Pool(Store::Postgres(pool)) => {
+            Exec::Pool(Store(StoreKind::Postgres(pool))) => {
                 let mut $x = DbExec::<sqlx::Postgres>::Pool(pool);
                 $body
             }
@@ -255,7 +313,7 @@ macro_rules! dispatch {
                 $body
             }
             #[cfg(feature = "mysql")]
-            Exec::Pool(Store::MySql(pool)) => {
+            Exec::Pool(Store(StoreKind::MySql(pool))) => {
                 let mut $x = DbExec::<sqlx::MySql>::Pool(pool);
                 $body
             }
@@ -265,7 +323,7 @@ macro_rules! dispatch {
                 $body
             }
             #[cfg(feature = "mongo")]
-            Exec::Pool(Store::Mongo(_)) | Exec::Tx(TxConn::Mongo(_)) => {
+            Exec::Pool(Store(StoreKind::Mongo(_))) | Exec::Tx(TxConn::Mongo(_)) => {
                 unreachable!("handled by the MongoDB store")
             }
         }

@@ -139,8 +139,10 @@ impl<V: CachedView> ViewCtx<'_, V> {
 
     /// Notes that the load read `key`.
     fn read(&mut self, key: CacheKey) {
-        let key = self.ctx.inner.cache.dependency(key);
-        self.reads.key(key);
+        let cache = &self.ctx.inner.cache;
+        if cache.track_reads {
+            self.reads.key(cache.dependency(key));
+        }
     }
 
     fn rows<E: CachedEntity>(&mut self, rows: &[Arc<E>]) {
