@@ -11,6 +11,7 @@ use crate::entity::CachedEntity;
 use crate::error::Result;
 use crate::hooks::{Hooks, Invalidation, Source};
 use crate::key::{CacheKey, QueryKey};
+use crate::schema::{Schema, SchemaReport};
 use crate::stats::Stats;
 use crate::store::Store;
 use crate::tx::{CommitReport, Transaction};
@@ -48,6 +49,11 @@ pub(crate) struct Inner {
     /// Where invalidations go out to the other instances, if anywhere.
     #[cfg(feature = "redis")]
     pub bus: Option<crate::cache::redis::Bus>,
+    /// What the database does behind the repository (cascades), read once from its catalog
+    /// before the first transaction.
+    schema: tokio::sync::OnceCell<Arc<Schema>>,
+    /// Triggers declared harmless for [`Context::check_schema`].
+    harmless_triggers: Vec<String>,
     /// Test only: commit on the caller's task, unguarded, to prove that a dropped commit
     /// future leaves the cache stale without the guard.
     #[cfg(feature = "__testing")]
@@ -58,6 +64,7 @@ pub(crate) struct Inner {
 #[must_use = "call `.build()` to get the context"]
 pub struct ContextBuilder {
     store: Store,
+    harmless_triggers: Vec<String>,
     max_entries: u64,
     protect_fills: bool,
     #[cfg(feature = "__testing")]
@@ -70,6 +77,8 @@ pub struct ContextBuilder {
     fold_text: bool,
     #[cfg(feature = "__testing")]
     track_reads: bool,
+    #[cfg(feature = "__testing")]
+    ignore_cascades: bool,
     #[cfg(feature = "redis")]
     broadcast: Option<crate::cache::redis::RedisBroadcast>,
 }
@@ -81,6 +90,14 @@ impl ContextBuilder {
     #[cfg(feature = "redis")]
     pub fn broadcast(mut self, broadcast: crate::cache::redis::RedisBroadcast) -> Self {
         self.broadcast = Some(broadcast);
+        self
+    }
+
+    /// Declares a trigger on a cached table harmless: it writes nothing any cached entity
+    /// reads (an audit log into an uncached table, say), so [`Context::check_schema`] does not
+    /// report it.
+    pub fn harmless_trigger(mut self, name: impl Into<String>) -> Self {
+        self.harmless_triggers.push(name.into());
         self
     }
 
@@ -136,6 +153,15 @@ impl ContextBuilder {
         self
     }
 
+    /// Test only: ignore the foreign keys' actions (cascades) the catalog declares, so that a
+    /// test can prove what following them prevents.
+    #[cfg(feature = "__testing")]
+    #[doc(hidden)]
+    pub fn __ignore_cascades(mut self) -> Self {
+        self.ignore_cascades = true;
+        self
+    }
+
     /// Test only: view loads record nothing they read, so that only their TTL (and
     /// `reads_all`) drops them; proves what read-set tracking prevents.
     #[cfg(feature = "__testing")]
@@ -182,6 +208,14 @@ impl ContextBuilder {
         };
         let inner = Arc::new(Inner {
             store: self.store,
+            schema: tokio::sync::OnceCell::new_with({
+                #[cfg(feature = "__testing")]
+                let ignored = self.ignore_cascades.then(|| Arc::new(Schema::default()));
+                #[cfg(not(feature = "__testing"))]
+                let ignored = None;
+                ignored
+            }),
+            harmless_triggers: self.harmless_triggers,
             cache,
             hooks: Hooks::default(),
             #[cfg(feature = "redis")]
@@ -202,6 +236,7 @@ impl Context {
     pub fn builder(store: impl Into<Store>) -> ContextBuilder {
         ContextBuilder {
             store: store.into(),
+            harmless_triggers: Vec::new(),
             max_entries: DEFAULT_MAX_ENTRIES,
             protect_fills: true,
             #[cfg(feature = "__testing")]
@@ -214,6 +249,8 @@ impl Context {
             fold_text: true,
             #[cfg(feature = "__testing")]
             track_reads: true,
+            #[cfg(feature = "__testing")]
+            ignore_cascades: false,
             #[cfg(feature = "redis")]
             broadcast: None,
         }
@@ -222,6 +259,27 @@ impl Context {
     /// A context with default settings.
     pub fn new(store: impl Into<Store>) -> Self {
         Self::builder(store).build()
+    }
+
+    /// Compares the cached entities with the live database's catalog: every table and column
+    /// exists, no trigger on a cached table writes behind the cache (unless declared with
+    /// [`ContextBuilder::harmless_trigger`]), and every foreign key whose actions change child
+    /// rows is one the graph follows. Returns the cascades followed, or [`Error::Schema`] with
+    /// one line per problem. Call it at start-up; nothing else calls it for you.
+    ///
+    /// [`Error::Schema`]: crate::Error::Schema
+    pub async fn check_schema(&self) -> Result<SchemaReport> {
+        crate::schema::check(&self.inner.store, &self.inner.harmless_triggers).await
+    }
+
+    /// The cascades among the cached tables, read from the catalog on first use.
+    pub(crate) async fn schema(&self) -> Result<Arc<Schema>> {
+        let schema = self
+            .inner
+            .schema
+            .get_or_try_init(|| async { Schema::learn(&self.inner.store).await.map(Arc::new) })
+            .await?;
+        Ok(schema.clone())
     }
 
     /// Opens a transaction. Writes on it reach the cache only when [`Transaction::commit`]

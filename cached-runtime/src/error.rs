@@ -80,6 +80,14 @@ pub enum Error {
         message: &'static str,
     },
 
+    /// The database's schema does not fit the entities, or does things the cache cannot hear
+    /// of ([`crate::Context::check_schema`]); one line per problem, each saying what to do.
+    #[error("the database schema does not fit the cached entities:\n  {}", problems.join("\n  "))]
+    Schema {
+        /// One readable line per mismatch.
+        problems: Vec<String>,
+    },
+
     /// The async runtime shut down while a commit was under way: whether the database
     /// committed is unknown. The keys the transaction touched were dropped from the cache, so
     /// the next read loads whatever the database holds.

@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::graph::{self, views};
 use crate::hooks::Source;
 use crate::key::CacheKey;
+use crate::schema::Schema;
 use crate::store::{Exec, TxConn};
 use crate::value::{KeyPart as _, KeyValue};
 
@@ -33,6 +34,8 @@ use crate::value::{KeyPart as _, KeyValue};
 pub struct Transaction {
     ctx: Context,
     conn: TxConn,
+    /// The cascades a delete follows.
+    pub(crate) schema: Arc<Schema>,
     token: Token,
     pending: Pending,
     failed: bool,
@@ -118,6 +121,7 @@ impl fmt::Display for CommitReport {
 
 impl Transaction {
     pub(crate) async fn begin(ctx: Context) -> Result<Self> {
+        let schema = ctx.schema().await?;
         let conn = ctx.inner.store.begin().await?;
         // Taken after BEGIN: any commit applied to the cache after this point may be newer
         // than what this transaction writes, and makes its write-through fall back to a drop.
@@ -125,6 +129,7 @@ impl Transaction {
         Ok(Transaction {
             ctx,
             conn,
+            schema,
             token,
             pending: Pending::default(),
             failed: false,
@@ -285,6 +290,18 @@ impl Transaction {
             }
             None => views::push_bump(&mut self.pending.bumps, Bump::Entity(meta)),
         }
+        self.wrote(meta);
+    }
+
+    /// Records rows changed by a foreign key's action: their entries are dropped, with every
+    /// query of their entity (which ones they left is not known without reading them).
+    pub(crate) fn record_cascaded(&mut self, meta: &'static EntityMeta, ids: &[KeyValue]) {
+        self.drop_keys(
+            ids.iter()
+                .map(|id| CacheKey::row(meta, id.clone()))
+                .collect(),
+        );
+        views::push_bump(&mut self.pending.bumps, Bump::Queries(meta));
         self.wrote(meta);
     }
 

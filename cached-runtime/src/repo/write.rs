@@ -3,9 +3,12 @@
 
 use std::sync::Arc;
 
-use crate::entity::{CachedEntity, Patch};
+use std::collections::HashSet;
+
+use crate::entity::{CachedEntity, EntityMeta, Patch};
 use crate::error::{Error, Result};
 use crate::key::Predicate;
+use crate::schema::Action;
 use crate::store::id_of;
 use crate::tx::Transaction;
 use crate::value::{KeyPart, KeyValue, Value};
@@ -176,15 +179,52 @@ impl Transaction {
         Ok(new)
     }
 
-    /// Deletes rows by id; returns the rows that existed.
+    /// Deletes rows by id; returns the rows that existed. Rows that the database changes in
+    /// the same statement through foreign keys (`ON DELETE CASCADE` / `SET NULL` / `SET
+    /// DEFAULT`, learned from the catalog) are found first and dropped on commit too.
     pub(crate) async fn delete_rows<E: CachedEntity>(&mut self, ids: &[E::Id]) -> Result<Vec<E>> {
         let keys: Vec<KeyValue> = ids.iter().map(KeyPart::key_value).collect();
+        let result = self.follow_cascades(E::meta(), keys.clone()).await;
+        self.check(result)?;
         let result = self.exec().delete::<E>(&keys).await;
         let deleted = self.check(result)?;
         for row in &deleted {
             self.record_delete(row);
         }
         Ok(deleted)
+    }
+
+    /// Locks and records the rows a delete of `meta`'s rows with these ids reaches through
+    /// foreign keys, level by level (a cascade's cascades), before the delete runs.
+    async fn follow_cascades(
+        &mut self,
+        meta: &'static EntityMeta,
+        ids: Vec<KeyValue>,
+    ) -> Result<()> {
+        let schema = self.schema.clone();
+        let mut work = vec![(meta, ids)];
+        let mut seen: HashSet<(usize, KeyValue)> = HashSet::new();
+        while let Some((parent, ids)) = work.pop() {
+            for cascade in schema.cascades(parent) {
+                let found = self
+                    .exec()
+                    .fetch_ids_where_in(cascade.child, &cascade.column, &ids)
+                    .await?;
+                let child = std::ptr::from_ref(cascade.child) as usize;
+                let fresh: Vec<KeyValue> = found
+                    .into_iter()
+                    .filter(|id| seen.insert((child, id.clone())))
+                    .collect();
+                if fresh.is_empty() {
+                    continue;
+                }
+                self.record_cascaded(cascade.child, &fresh);
+                if cascade.action == Action::Cascade {
+                    work.push((cascade.child, fresh));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Deletes one row that must exist.

@@ -3,10 +3,10 @@
 //! backend module supplies only [`Driver::bind`] (its types) and its `BEGIN`.
 
 use sqlx::error::BoxDynError;
-use sqlx::{Database, Decode, Executor, FromRow, Pool, SqlStr, Type};
+use sqlx::{Database, Decode, Executor, FromRow, Pool, Row, SqlStr, Type};
 
 use crate::error::{Error, Result};
-use crate::value::Value;
+use crate::value::{KeyValue, Value};
 
 /// A sqlx database the stores can drive.
 pub(crate) trait Driver: Database {
@@ -44,6 +44,7 @@ where
     DB::Arguments: sqlx::IntoArguments<DB>,
     for<'r> i64: Decode<'r, DB> + Type<DB>,
     for<'r> i32: Decode<'r, DB> + Type<DB>,
+    for<'r> i16: Decode<'r, DB> + Type<DB>,
     for<'r> String: Decode<'r, DB> + Type<DB>,
     usize: sqlx::ColumnIndex<DB::Row>,
 {
@@ -81,6 +82,34 @@ where
     ) -> Result<i64> {
         let query = sqlx::query_scalar_with::<DB, i64, _>(sql, arguments::<DB>(values)?);
         run!(self, query, fetch_one).map_err(|e| Error::from_sqlx(entity, e))
+    }
+
+    /// The first column of every row, as key values (an integer or text id).
+    pub async fn fetch_keys(
+        &mut self,
+        entity: &'static str,
+        sql: SqlStr,
+        values: Vec<Value>,
+    ) -> Result<Vec<KeyValue>> {
+        let query = sqlx::query_with::<DB, _>(sql, arguments::<DB>(values)?);
+        let rows = run!(self, query, fetch_all).map_err(|e| Error::from_sqlx(entity, e))?;
+        rows.iter()
+            .map(|row| {
+                if let Ok(id) = row.try_get::<i64, _>(0usize) {
+                    return Ok(KeyValue::Int(id));
+                }
+                if let Ok(id) = row.try_get::<i32, _>(0usize) {
+                    return Ok(KeyValue::Int(id.into()));
+                }
+                if let Ok(id) = row.try_get::<i16, _>(0usize) {
+                    return Ok(KeyValue::Int(id.into()));
+                }
+                let id: String = row
+                    .try_get(0usize)
+                    .map_err(|e| Error::from_sqlx(entity, e))?;
+                Ok(KeyValue::Text(id.into()))
+            })
+            .collect()
     }
 
     /// Executes a statement and returns the number of rows affected.

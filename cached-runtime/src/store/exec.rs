@@ -7,7 +7,7 @@ use super::driver::DbExec;
 use super::mongo;
 use super::sql::{Dialect, SqlBuilder};
 use super::{id_of, Exec, Store, StoreKind, TxConn};
-use crate::entity::CachedEntity;
+use crate::entity::{CachedEntity, EntityMeta};
 #[cfg(feature = "mongo")]
 use crate::error::Error;
 use crate::error::Result;
@@ -67,6 +67,16 @@ impl Exec<'_> {
         dispatch!(self, x => x.fetch_all::<E>(entity, sql, values).await)
     }
 
+    /// The first column of every row, as key values.
+    async fn keys(
+        &mut self,
+        entity: &'static str,
+        sql: sqlx::SqlStr,
+        values: Vec<Value>,
+    ) -> Result<Vec<KeyValue>> {
+        dispatch!(self, x => x.fetch_keys(entity, sql, values).await)
+    }
+
     /// Runs a statement and returns the number of rows it affected.
     pub async fn execute(
         &mut self,
@@ -121,6 +131,26 @@ impl Exec<'_> {
     pub async fn fetch_by_ids<E: CachedEntity>(&mut self, ids: &[KeyValue]) -> Result<Vec<E>> {
         on_mongo!(self, m => m.fetch_by_ids::<E>(ids).await);
         self.rows_by_ids(ids, false).await
+    }
+
+    /// The ids of the rows of `meta` whose `column` is one of `values`, locked: the rows a
+    /// cascade from the parents with these ids reaches.
+    pub async fn fetch_ids_where_in(
+        &mut self,
+        meta: &'static EntityMeta,
+        column: &str,
+        values: &[KeyValue],
+    ) -> Result<Vec<KeyValue>> {
+        // MongoDB has no foreign keys, so nothing cascades.
+        on_mongo!(self, _m => Ok(Vec::new()));
+        let mut ids = Vec::new();
+        for chunk in values.chunks(MAX_PARAMS) {
+            let sql =
+                SqlBuilder::new(meta, self.dialect()).select_ids_where_in(column, chunk.len());
+            let values = chunk.iter().map(KeyValue::to_value).collect();
+            ids.extend(self.keys(meta.type_name, sql, values).await?);
+        }
+        Ok(ids)
     }
 
     /// The rows matching `predicate`, ordered by id.

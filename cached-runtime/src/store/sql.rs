@@ -202,8 +202,24 @@ impl SqlBuilder {
         }
     }
 
+    /// `SELECT <id> FROM <table> WHERE <column> IN (?, ...) FOR UPDATE`: the rows a cascade
+    /// from a parent reaches (locked, so that none joins or leaves before the commit).
+    pub fn select_ids_where_in(&self, column: &str, n: usize) -> SqlStr {
+        let mut out = String::from("SELECT ");
+        self.dialect.quote(&mut out, self.meta.id_column);
+        out.push_str(" FROM ");
+        self.dialect.quote(&mut out, self.meta.table);
+        out.push_str(" WHERE ");
+        self.in_list(&mut out, column, n, 1);
+        AssertSqlSafe(self.lock(out)).into_sql_str()
+    }
+
     fn id_list(&self, out: &mut String, n: usize, first: usize) {
-        self.dialect.quote(out, self.meta.id_column);
+        self.in_list(out, self.meta.id_column, n, first);
+    }
+
+    fn in_list(&self, out: &mut String, column: &str, n: usize, first: usize) {
+        self.dialect.quote(out, column);
         out.push_str(" IN (");
         for i in 0..n {
             if i > 0 {
