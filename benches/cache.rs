@@ -35,22 +35,7 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Executor, SqlitePool};
 use std::str::FromStr;
-
-/// A view keyed by one scene, to cache many view instances cheaply.
-#[derive(CachedView, Clone)]
-#[view(key = "Scene")]
-pub struct SceneCard {
-    pub title: String,
-}
-
-impl LoadView for SceneCard {
-    async fn load(ctx: &mut ViewCtx<'_, Self>, id: i64) -> Result<Option<Self>> {
-        let scene = ctx.get::<Scene>(id).await?;
-        Ok(scene.map(|s| SceneCard {
-            title: s.title.clone(),
-        }))
-    }
-}
+use support::SceneCard;
 
 fn hit(c: &mut Criterion) {
     let rt = support::runtime();

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
 
 use cached_runtime::prelude::*;
 use domain::*;
+use support::SceneCard;
 
 /// Counts the bytes allocated and not yet freed.
 struct Counting;
@@ -35,22 +36,6 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-/// A view that reads one scene (one row key), like a typical item page.
-#[derive(CachedView, Clone)]
-#[view(key = "Scene")]
-pub struct SceneCard {
-    pub title: String,
-}
-
-impl LoadView for SceneCard {
-    async fn load(ctx: &mut ViewCtx<'_, Self>, id: i64) -> Result<Option<Self>> {
-        let scene = ctx.get::<Scene>(id).await?;
-        Ok(scene.map(|s| SceneCard {
-            title: s.title.clone(),
-        }))
-    }
-}
-
 /// A view that reads ten scenes and a count shared by every instance (11 keys).
 #[derive(CachedView, Clone)]
 #[view(key = "Scene")]
@@ -70,7 +55,11 @@ impl LoadView for TenScenes {
 }
 
 /// Live bytes after caching `n` instances of `V` (keys 1..=n) on a fresh context.
-async fn cached_bytes<V: LoadView>(pool: &sqlx::SqlitePool, n: i64, track: bool) -> isize {
+async fn cached_bytes<V: LoadView<Key = Scene>>(
+    pool: &sqlx::SqlitePool,
+    n: i64,
+    track: bool,
+) -> isize {
     let builder = Context::builder(pool.clone()).max_entries(10_000_000);
     let ctx = if track {
         builder.build()

@@ -1,9 +1,29 @@
-//! What the benchmarks share: a runtime, and a file-backed SQLite studio database.
+//! What the benchmarks share: a runtime, a file-backed SQLite studio database, and a small
+//! view over one scene.
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::SqlitePool;
 
-use crate::domain::SCHEMA_SQLITE;
+use cached_runtime::prelude::*;
+
+use crate::domain::{Scene, SCHEMA_SQLITE};
+
+/// A view that reads one scene (one row key), like a typical item page.
+#[allow(dead_code)] // not every benchmark caches views
+#[derive(CachedView, Clone)]
+#[view(key = "Scene")]
+pub struct SceneCard {
+    pub title: String,
+}
+
+impl LoadView for SceneCard {
+    async fn load(ctx: &mut ViewCtx<'_, Self>, id: i64) -> Result<Option<Self>> {
+        let scene = ctx.get::<Scene>(id).await?;
+        Ok(scene.map(|s| SceneCard {
+            title: s.title.clone(),
+        }))
+    }
+}
 
 /// A current-thread runtime: the benchmarks measure one task's latency.
 pub fn runtime() -> tokio::runtime::Runtime {

@@ -389,14 +389,7 @@ impl TestDb {
 
     /// Runs a SQL statement straight on the database, behind the cache's back.
     pub async fn execute(&self, sql: &str) {
-        let sql = sqlx::AssertSqlSafe(sql.to_string());
-        match self.store.raw_unchecked() {
-            RawStore::Sqlite(p) => p.execute(sql).await.map(|_| ()),
-            RawStore::Postgres(p) => p.execute(sql).await.map(|_| ()),
-            RawStore::MySql(p) => p.execute(sql).await.map(|_| ()),
-            _ => unreachable!("SQL statements need a SQL store"),
-        }
-        .expect("direct statement");
+        self.try_execute(sql).await.expect("direct statement");
     }
 
     /// The server URL and the schema (PostgreSQL) or database (MySQL) of this test.

@@ -317,8 +317,7 @@ impl LocalCache {
     }
 
     /// Stores a value under a non-canonical text key (`user?email=Bob@X.com`) and registers it
-    /// as a spelling of its canonical key, atomically with respect to applies, unless either
-    /// key changed since `token`.
+    /// as a spelling of its canonical key, unless either key changed since `token`.
     fn fill_spelling(
         &self,
         key: &CacheKey,
@@ -326,13 +325,33 @@ impl LocalCache {
         data: EntryData,
         token: &Token,
     ) -> bool {
+        self.fill_registered(
+            key,
+            data,
+            token,
+            || self.admits_key(key, token),
+            |reg| self.spellings.register(canonical, key, reg),
+        )
+    }
+
+    /// Stores an entry that must be registered somewhere (a view instance's reads, a spelling)
+    /// atomically with respect to applies: under the apply lock, `current` decides whether
+    /// nothing changed since `token`, then `register` records the entry's registration id.
+    fn fill_registered(
+        &self,
+        key: &CacheKey,
+        data: EntryData,
+        token: &Token,
+        current: impl FnOnce() -> bool,
+        register: impl FnOnce(u64),
+    ) -> bool {
         let _serial = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
-        if !self.admits_key(key, token) {
+        if !current() {
             Counters::add(&self.counters.stale_fills_rejected, 1);
             return false;
         }
         let reg = self.regs.fetch_add(1, SeqCst) + 1;
-        self.spellings.register(canonical, key, reg);
+        register(reg);
         let entry = Entry {
             reg,
             ..self.entry(key, data, token)
@@ -356,25 +375,15 @@ impl LocalCache {
     }
 
     /// Stores a view instance if nothing it read changed since `token`, and registers what it
-    /// read, atomically with respect to applies. Returns whether it was stored.
+    /// read. Returns whether it was stored.
     fn fill_view(&self, key: &CacheKey, data: EntryData, reads: &ReadSet, token: &Token) -> bool {
-        let _serial = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let stripe = self.stripe(key);
-        let admitted = self.admits(stripe.stamp, token, key);
-        drop(stripe);
-        if !(admitted && self.reads_current(reads, token)) {
-            Counters::add(&self.counters.stale_fills_rejected, 1);
-            return false;
-        }
-        let reg = self.regs.fetch_add(1, SeqCst) + 1;
-        self.deps.register(key, reads, reg);
-        let entry = Entry {
-            reg,
-            ..self.entry(key, data, token)
+        let current = || {
+            let stamp = self.stripe(key).stamp;
+            self.admits(stamp, token, key) && self.reads_current(reads, token)
         };
-        self.map.insert(key.clone(), entry);
-        Counters::add(&self.counters.fills, 1);
-        true
+        self.fill_registered(key, data, token, current, |reg| {
+            self.deps.register(key, reads, reg)
+        })
     }
 
     /// Applies a committed transaction's changes, then drops the view instances that read
