@@ -1,7 +1,7 @@
 //! The story domain: stories are split into parts and chapters; chapters hold scenes; stories
 //! have characters and settings. Every `relates_to` edge is a foreign key. Two cached views
-//! span entities: a story's outline, and a part's summary (reached from scenes through a chain
-//! Scene -> Chapter -> Part).
+//! span entities: a story's outline, and a part's summary (which reads scenes through the
+//! part's chapters). Each is dropped by a write to anything its load read.
 
 use cached_runtime::prelude::*;
 
@@ -143,8 +143,8 @@ impl LoadView for StoryOutline {
     }
 }
 
-/// A part's totals. Scenes have no `part_id`: writes to a scene reach this view through the
-/// chain Scene -> Chapter -> Part, resolved at commit.
+/// A part's totals. Scenes have no `part_id`: the loader reaches them through the part's
+/// chapters, and a write to a scene drops the summaries whose loads read it.
 #[derive(CachedView, Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[view(key = "Part", reads(Part, Chapter, Scene), reads_all(Setting))]
 pub struct PartSummary {
