@@ -1,5 +1,6 @@
 //! A caller that stops waiting (a timeout, a client that hung up) cannot leave the cache older
-//! than the database: `commit()` and writes through `&ctx`, dropped at each of their await
+//! than the database: `commit()`, writes through `&ctx` and `ctx.transaction(...)`, dropped at
+//! each of their await
 //! points in turn (after 1, 2, 3, ... polls), then every cached row compared with the database.
 //!
 //! The negative control runs the same sweep with the guard switched off (commits on the
@@ -129,6 +130,36 @@ async fn sweep_context_writes(ctx: &Context, db: &TestDb) -> Vec<String> {
     }
 }
 
+/// Drops `ctx.transaction(...)` bodies of two writes (and their commit) after 1, 2, 3, ...
+/// polls, then waits until the cache agrees with the database.
+async fn sweep_transactions(ctx: &Context, db: &TestDb) -> Vec<String> {
+    for step in 0..ROWS / 2 {
+        let id = 100 + 2 * step;
+        let body = ctx.transaction(async move |tx| {
+            Scene::repo(&mut *tx).increment_word_count(id, 100).await?;
+            Scene::repo(&mut *tx)
+                .increment_word_count(id + 1, 100)
+                .await?;
+            Ok(())
+        });
+        drop_after(1 + step as usize, body).await;
+    }
+    settled(ctx, db).await
+}
+
+/// The stale rows once the cache agrees with the database, or after 10 s (a stale entry
+/// never agrees).
+async fn settled(ctx: &Context, db: &TestDb) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stale = stale_rows(ctx, db).await;
+        if stale.is_empty() || Instant::now() > deadline {
+            return stale;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 backend_tests! {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_dropped_commit_still_reaches_the_cache(backend) {
@@ -138,6 +169,8 @@ backend_tests! {
         assert!(stale.is_empty(), "stale after cancelled commits:\n{}", stale.join("\n"));
         let stale = sweep_context_writes(&ctx, &db).await;
         assert!(stale.is_empty(), "stale after cancelled writes:\n{}", stale.join("\n"));
+        let stale = sweep_transactions(&ctx, &db).await;
+        assert!(stale.is_empty(), "stale after cancelled transactions:\n{}", stale.join("\n"));
     }
 }
 
