@@ -1,7 +1,7 @@
 //! A caller that stops waiting (a timeout, a client that hung up) cannot leave the cache older
 //! than the database: `commit()`, writes through `&ctx` and `ctx.transaction(...)`, dropped at
-//! each of their await
-//! points in turn (after 1, 2, 3, ... polls), then every cached row compared with the database.
+//! each of their await points in turn (after 1, 2, 3, ... polls), then every cached row
+//! compared with the database.
 //!
 //! The negative control runs the same sweep with the guard switched off (commits on the
 //! caller's task, test-only) and must find stale rows, or the sweep proves nothing.
