@@ -171,8 +171,8 @@ impl ContextBuilder {
         self
     }
 
-    /// Test only: run commits on the caller's task without the cancellation guard, so that a
-    /// test can prove that a dropped `commit()` future then leaves the cache stale.
+    /// Test only: run commits (and `BEGIN`s) on the caller's task without the cancellation
+    /// guard, so that a test can prove that a dropped future then leaves the cache stale.
     #[cfg(feature = "__testing")]
     #[doc(hidden)]
     pub fn __unguarded_commits(mut self) -> Self {

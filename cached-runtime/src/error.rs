@@ -97,6 +97,14 @@ pub enum Error {
     )]
     CommitInterrupted,
 
+    /// The async runtime shut down while an operation was under way; nothing reached the
+    /// cache.
+    #[error("{operation} was interrupted because the async runtime shut down")]
+    RuntimeShutdown {
+        /// What was under way.
+        operation: &'static str,
+    },
+
     /// A row could not be decoded into the entity (a column is missing or has the wrong type).
     #[error("cannot decode a row of {entity}: {source}")]
     Decode {

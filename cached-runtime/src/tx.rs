@@ -122,7 +122,27 @@ impl fmt::Display for CommitReport {
 impl Transaction {
     pub(crate) async fn begin(ctx: Context) -> Result<Self> {
         let schema = ctx.schema().await?;
-        let conn = ctx.inner.store.begin().await?;
+        // `BEGIN` runs to its end on a task of its own: a caller dropped while it is in flight
+        // would otherwise hand the connection back to the pool inside a transaction, whose
+        // old snapshot later loads on that connection would read and cache as fresh. Dropped
+        // unused on that task, the transaction rolls back the way sqlx's always do.
+        let store = ctx.inner.store.clone();
+        let begin = async move { store.begin().await };
+        #[cfg(feature = "__testing")]
+        let begin = {
+            let inline = ctx.inner.commit_inline;
+            async move {
+                if inline {
+                    return Some(begin.await);
+                }
+                to_completion(begin).await
+            }
+        };
+        #[cfg(not(feature = "__testing"))]
+        let begin = to_completion(begin);
+        let conn = begin.await.unwrap_or(Err(Error::RuntimeShutdown {
+            operation: "opening a transaction",
+        }))?;
         // Taken after BEGIN: any commit applied to the cache after this point may be newer
         // than what this transaction writes, and makes its write-through fall back to a drop.
         let token = ctx.inner.cache.token_now();
@@ -165,7 +185,11 @@ impl Transaction {
         if self.ctx.inner.commit_inline {
             return self.finish(false).await;
         }
-        to_completion(self.finish(true)).await
+        // If the runtime shuts down first, the task's guard dropped the keys the transaction
+        // touched once the database commit had begun.
+        to_completion(self.finish(true))
+            .await
+            .unwrap_or(Err(Error::CommitInterrupted))
     }
 
     /// The commit itself: database, then cache. `guarded`: if this future is dropped while
@@ -354,20 +378,18 @@ pub(crate) async fn rollback_after(conn: TxConn, err: Error) -> Error {
     err
 }
 
-/// Runs a commit on a task of its own and waits for it, so that dropping the caller's future
-/// does not stop the commit between the database and the cache. Outside a Tokio runtime the
-/// commit runs inline, still guarded by [`UnknownOutcome`].
-async fn to_completion(
-    commit: impl Future<Output = Result<CommitReport>> + Send + 'static,
-) -> Result<CommitReport> {
+/// Runs `work` on a task of its own and waits for it, so that dropping the caller's future
+/// does not stop it halfway (a commit between the database and the cache, a `BEGIN` in
+/// flight). `None` if the runtime shut down first. Outside a Tokio runtime it runs inline.
+async fn to_completion<T: Send + 'static>(
+    work: impl Future<Output = T> + Send + 'static,
+) -> Option<T> {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        return commit.await;
+        return Some(work.await);
     };
-    match runtime.spawn(commit).await {
-        Ok(done) => done,
+    match runtime.spawn(work).await {
+        Ok(done) => Some(done),
         Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
-        // The runtime is shutting down: the task was stopped, and its guard dropped the keys
-        // the transaction touched if the database commit had begun.
-        Err(_) => Err(Error::CommitInterrupted),
+        Err(_) => None,
     }
 }
