@@ -10,6 +10,7 @@
 
 #[path = "../../examples/studio/domain.rs"]
 pub mod domain;
+pub mod model;
 pub mod torture;
 
 use std::str::FromStr;
