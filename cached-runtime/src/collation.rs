@@ -18,8 +18,9 @@
 use std::borrow::Cow;
 
 /// The invalidation fold of `text`: lower case, Latin/Greek/Cyrillic diacritics removed,
-/// full-width forms narrowed, ligatures and `ß` spelled out with runs of one letter collapsed
-/// (`ß`, `ss` and `s` all fold to `s`), ignorable characters dropped, trailing spaces trimmed.
+/// full-width forms narrowed, ligatures, `ſ` and `ß` spelled out with runs of `s` collapsed
+/// (`ß`, `ss` and `s` all fold to `s`), ignorable characters (controls, format characters
+/// such as zero-width and bidirectional marks) dropped, trailing spaces trimmed.
 /// Borrowed when `text` is already folded (the common case: no allocation).
 pub(crate) fn fold(text: &str) -> Cow<'_, str> {
     if is_folded(text) {
@@ -54,8 +55,20 @@ fn push_folded(out: &mut String, c: char) {
         'œ' => "oe",
         'þ' => "th",
         'ĳ' => "ij",
-        // Characters the Unicode collation algorithm ignores, and control characters.
-        '\u{00AD}' | '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}' => return,
+        'ﬀ' => "ff",
+        'ﬁ' => "fi",
+        'ﬂ' => "fl",
+        'ﬃ' => "ffi",
+        'ﬄ' => "ffl",
+        'ﬅ' | 'ﬆ' => "st",
+        // Characters the Unicode collation algorithm ignores (format characters: soft hyphen,
+        // zero-width and bidirectional marks, variation selectors), and control characters.
+        '\u{00AD}'
+        | '\u{200B}'..='\u{200F}'
+        | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}'
+        | '\u{FE00}'..='\u{FE0F}'
+        | '\u{FEFF}' => return,
         // Combining diacritical marks (a decomposed `é` is `e` + U+0301).
         '\u{0300}'..='\u{036F}' => return,
         c if c.is_control() => return,
@@ -103,7 +116,7 @@ fn base_letter(c: char) -> char {
             'o'
         }
         'ŕ' | 'ŗ' | 'ř' => 'r',
-        'ś' | 'ŝ' | 'ş' | 'š' | 'ș' => 's',
+        'ś' | 'ŝ' | 'ş' | 'š' | 'ș' | 'ſ' => 's',
         'ţ' | 'ť' | 'ŧ' | 'ț' => 't',
         'ù'..='ü' | 'ũ' | 'ū' | 'ŭ' | 'ů' | 'ű' | 'ų' | 'ư' | 'ǔ' | 'ụ' | 'ủ' | 'ứ'..='ự' => {
             'u'
@@ -152,6 +165,9 @@ mod tests {
         same("Ёлка", "елка");
         same("ＡＢＣ", "abc");
         same("co\u{00AD}operate", "cooperate");
+        same("b\u{200E}ob", "bob");
+        same("ſofie", "sofie");
+        same("ﬁle", "file");
         same("padded  ", "padded");
     }
 
