@@ -37,6 +37,32 @@ use sqlx::{Executor, SqlitePool};
 use std::str::FromStr;
 use support::SceneCard;
 
+/// Rows as an application without the cache would decode them (`sqlx::FromRow`): the
+/// baseline of the raw-query benchmarks.
+#[derive(sqlx::FromRow)]
+#[allow(dead_code)] // read only through `black_box`
+struct RawScene {
+    id: i64,
+    chapter_id: i64,
+    story_id: i64,
+    location_id: Option<i64>,
+    status: String,
+    title: String,
+    word_count: i64,
+}
+
+/// See [`RawScene`].
+#[derive(sqlx::FromRow)]
+#[allow(dead_code)] // read only through `black_box`
+struct RawCharacter {
+    id: i64,
+    story_id: i64,
+    name: String,
+    role: String,
+    #[sqlx(json)]
+    traits: Vec<String>,
+}
+
 fn hit(c: &mut Criterion) {
     let rt = support::runtime();
     let dir = tempfile::tempdir().unwrap();
@@ -104,7 +130,7 @@ fn miss(c: &mut Criterion) {
     group.bench_function("raw_sqlx_select", |b| {
         b.to_async(&rt).iter(|| async {
             black_box(
-                sqlx::query_as::<_, Scene>(
+                sqlx::query_as::<_, RawScene>(
                     "SELECT id, chapter_id, story_id, location_id, status, title, word_count \
                      FROM scenes WHERE id = ?",
                 )
@@ -386,7 +412,7 @@ macro_rules! server_benches {
             group.bench_function("raw_sqlx_point_select", |b| {
                 b.to_async(&rt).iter(|| async {
                     black_box(
-                        sqlx::query_as::<_, Character>($select)
+                        sqlx::query_as::<_, RawCharacter>($select)
                             .bind(1i64)
                             .fetch_optional(&pool)
                             .await

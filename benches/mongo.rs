@@ -36,8 +36,19 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
+/// A character as an application without the cache would decode it (serde).
+#[derive(serde::Deserialize)]
+#[allow(dead_code)] // read only through `black_box`
+struct RawCharacter {
+    id: i64,
+    story_id: i64,
+    name: String,
+    role: String,
+    traits: Vec<String>,
+}
+
 /// A raw read as an application without the cache would write it.
-async fn raw_character(coll: &mongodb::Collection<Document>) -> Option<Character> {
+async fn raw_character(coll: &mongodb::Collection<Document>) -> Option<RawCharacter> {
     let mut doc = coll.find_one(doc! { "_id": 1i64 }).await.unwrap()?;
     let id = doc.remove("_id").expect("_id");
     doc.insert("id", id);

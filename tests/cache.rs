@@ -60,7 +60,7 @@ async fn slow_reader_overtaken_by_commit(
 }
 
 /// An entity named the MongoDB way (`collection`, with a `-`), on every backend.
-#[derive(CachedEntity, Clone, Debug, sqlx::FromRow, serde::Deserialize)]
+#[derive(CachedEntity, Clone, Debug)]
 #[cache(collection = "short-notes", ttl = 1)]
 struct Note {
     #[cache(id)]
@@ -69,7 +69,7 @@ struct Note {
 }
 
 /// An entity with a field that is not persisted.
-#[derive(CachedEntity, Clone, Debug, sqlx::FromRow, serde::Deserialize)]
+#[derive(CachedEntity, Clone, Debug)]
 #[cache(table = "drafts")]
 struct Draft {
     #[cache(id)]
@@ -77,8 +77,6 @@ struct Draft {
     body: String,
     /// Scratch state of one process: never stored, never cached.
     #[cache(skip)]
-    #[sqlx(skip)]
-    #[serde(skip)]
     scratch: String,
 }
 

@@ -12,7 +12,7 @@ use cached_runtime::prelude::*;
 use cached_runtime::ContextBuilder;
 use common::Backend;
 
-#[derive(CachedEntity, Clone, Debug, PartialEq, sqlx::FromRow, serde::Deserialize)]
+#[derive(CachedEntity, Clone, Debug, PartialEq)]
 #[cache(table = "authors")]
 pub struct Author {
     #[cache(id)]
@@ -20,7 +20,7 @@ pub struct Author {
     pub name: String,
 }
 
-#[derive(CachedEntity, Clone, Debug, PartialEq, sqlx::FromRow, serde::Deserialize)]
+#[derive(CachedEntity, Clone, Debug, PartialEq)]
 #[cache(table = "posts", relates_to = "Author")]
 pub struct Post {
     #[cache(id)]
@@ -29,7 +29,7 @@ pub struct Post {
     pub title: String,
 }
 
-#[derive(CachedEntity, Clone, Debug, PartialEq, sqlx::FromRow, serde::Deserialize)]
+#[derive(CachedEntity, Clone, Debug, PartialEq)]
 #[cache(table = "comments", relates_to = "Post")]
 pub struct Comment {
     #[cache(id)]
@@ -38,7 +38,7 @@ pub struct Comment {
     pub body: String,
 }
 
-#[derive(CachedEntity, Clone, Debug, PartialEq, sqlx::FromRow, serde::Deserialize)]
+#[derive(CachedEntity, Clone, Debug, PartialEq)]
 #[cache(table = "drafts")]
 pub struct Draft {
     #[cache(id)]

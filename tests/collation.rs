@@ -14,7 +14,7 @@ use cached_runtime::prelude::*;
 use cached_runtime::ContextBuilder;
 use common::Backend;
 
-#[derive(CachedEntity, Clone, Debug, PartialEq, sqlx::FromRow, serde::Deserialize)]
+#[derive(CachedEntity, Clone, Debug, PartialEq)]
 #[cache(table = "members")]
 pub struct Member {
     #[cache(id)]
@@ -24,7 +24,7 @@ pub struct Member {
     pub name: String,
 }
 
-#[derive(CachedEntity, Clone, Debug, PartialEq, sqlx::FromRow, serde::Deserialize)]
+#[derive(CachedEntity, Clone, Debug, PartialEq)]
 #[cache(table = "labels")]
 pub struct Label {
     #[cache(id)]

@@ -75,7 +75,7 @@ fn case_count(backend: Backend) -> usize {
 }
 
 /// A team: the key of [`TeamPage`].
-#[derive(CachedEntity, Clone, Debug, PartialEq, sqlx::FromRow, serde::Deserialize)]
+#[derive(CachedEntity, Clone, Debug, PartialEq)]
 #[cache(table = "teams")]
 pub struct Team {
     #[cache(id)]
@@ -84,7 +84,7 @@ pub struct Team {
 }
 
 /// A player: a case-insensitive address and a level, both key-forming.
-#[derive(CachedEntity, Clone, Debug, PartialEq, sqlx::FromRow, serde::Deserialize)]
+#[derive(CachedEntity, Clone, Debug, PartialEq)]
 #[cache(table = "players", relates_to = "Team")]
 pub struct Player {
     #[cache(id)]
@@ -99,7 +99,7 @@ pub struct Player {
 }
 
 /// A tag, keyed by case-insensitive text.
-#[derive(CachedEntity, Clone, Debug, PartialEq, sqlx::FromRow, serde::Deserialize)]
+#[derive(CachedEntity, Clone, Debug, PartialEq)]
 #[cache(table = "tags", relates_to = "Team")]
 pub struct Tag {
     #[cache(id)]

@@ -8,9 +8,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use crate::store::sql::StatementCache;
-use crate::store::RowDecode;
-use crate::value::{KeyPart, KeyValue, Value};
+use crate::value::{DecodeError, KeyPart, KeyValue, Value, ValueKind};
 
 /// A database row type with a cache in front of it. Derive it: `#[derive(CachedEntity)]`.
 #[diagnostic::on_unimplemented(
@@ -18,7 +16,7 @@ use crate::value::{KeyPart, KeyValue, Value};
     label = "`{Self}` does not derive `CachedEntity`",
     note = "add `#[derive(CachedEntity)]` (with `#[cache(table = \"...\")]` and an `#[cache(id)]` field) to `{Self}`"
 )]
-pub trait CachedEntity: RowDecode + Clone + Send + Sync + Unpin + 'static {
+pub trait CachedEntity: Clone + Send + Sync + Unpin + 'static {
     /// The type of the `#[cache(id)]` field.
     type Id: KeyPart;
     /// The generated patch struct (`SceneUpdate` for `Scene`).
@@ -37,6 +35,11 @@ pub trait CachedEntity: RowDecode + Clone + Send + Sync + Unpin + 'static {
 
     /// The persisted fields' values, in the order of [`EntityMeta::columns`].
     fn values(&self) -> Vec<Value>;
+
+    /// The entity from one value per column, in the order of [`EntityMeta::columns`] (the
+    /// inverse of [`CachedEntity::values`]; `skip` fields get their `Default`). Every store
+    /// decodes rows through it.
+    fn from_values(row: Vec<Value>) -> Result<Self, DecodeError>;
 
     /// The key-forming fields' values, in the order of [`EntityMeta::indexes`].
     fn index_values(&self) -> Vec<KeyValue>;
@@ -76,6 +79,9 @@ pub struct EntityMeta {
     pub id_column: &'static str,
     /// The persisted columns in field order (the id included, `skip` fields excluded).
     pub columns: &'static [&'static str],
+    /// The kind of each column's value, in the order of [`EntityMeta::columns`]: how a store
+    /// reads the column back.
+    pub kinds: &'static [ValueKind],
     /// The key-forming fields: each `#[cache(index)]` field and each foreign key.
     pub indexes: &'static [IndexMeta],
     /// The `relates_to` edges.
@@ -122,7 +128,6 @@ pub struct EntityState {
     /// A process-wide small number for this entity (0 until first used), indexing per-cache
     /// tables such as generations.
     slot: AtomicU32,
-    pub(crate) sql: StatementCache,
 }
 
 /// How many entity and view types one process can hold.
@@ -136,12 +141,16 @@ impl EntityState {
     pub const fn new() -> Self {
         EntityState {
             slot: AtomicU32::new(0),
-            sql: StatementCache::new(),
         }
     }
 }
 
 impl EntityMeta {
+    /// The position of a column in [`EntityMeta::columns`].
+    pub(crate) fn column_position(&self, column: &str) -> Option<usize> {
+        self.columns.iter().position(|c| *c == column)
+    }
+
     /// The position of a key-forming column in [`EntityMeta::indexes`].
     pub fn index_position(&self, column: &str) -> Option<usize> {
         self.indexes.iter().position(|i| i.column == column)

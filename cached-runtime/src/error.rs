@@ -171,6 +171,7 @@ impl fmt::Display for ConstraintKind {
 
 /// Whether a driver error is a lock wait that gave up: MySQL/MariaDB 1205, or SQLite's
 /// `SQLITE_BUSY` / `SQLITE_LOCKED` (primary codes 5 and 6, with any extended code).
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 fn is_lock_timeout(db: &dyn sqlx::error::DatabaseError) -> bool {
     #[cfg(feature = "mysql")]
     if let Some(mysql) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
@@ -185,6 +186,7 @@ fn is_lock_timeout(db: &dyn sqlx::error::DatabaseError) -> bool {
     false
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 impl Error {
     /// Classifies a driver error raised while working on `entity`.
     pub(crate) fn from_sqlx(entity: &'static str, err: sqlx::Error) -> Self {
@@ -229,7 +231,9 @@ impl Error {
             other => Error::Database(other),
         }
     }
+}
 
+impl Error {
     /// Whether retrying the whole transaction may succeed ([`Error::Conflict`]: a deadlock, a
     /// serialization failure, or MongoDB's `TransientTransactionError`).
     pub fn is_retryable(&self) -> bool {

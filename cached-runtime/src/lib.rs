@@ -39,18 +39,6 @@
 //! passed to [`ContextBuilder::broadcast`] sends every invalidation to the other instances on
 //! the same Redis channel, and applies theirs.
 #![warn(missing_docs)]
-// With only the `mongo` store enabled, the SQL half of the store layer is compiled but unused.
-#![cfg_attr(
-    not(any(feature = "sqlite", feature = "postgres", feature = "mysql")),
-    allow(
-        dead_code,
-        unused_imports,
-        unused_variables,
-        unreachable_patterns,
-        irrefutable_let_patterns,
-        clippy::useless_vec
-    )
-)]
 
 mod cache;
 mod collation;
@@ -82,9 +70,11 @@ pub use key::{CacheKey, EntityQuery, Predicate, QueryKey};
 pub use raw::{RawWrite, Targeted, Touches, Untargeted};
 pub use schema::SchemaReport;
 pub use stats::Stats;
-pub use store::{RawStore, RowDecode, Store};
+pub use store::{RawStore, Store};
 pub use tx::{CommitReport, Transaction};
-pub use value::{KeyPart, KeyValue, ListItem, ToValue, Value, ValueKind};
+pub use value::{
+    DecodeError, FromValue, KeyPart, KeyValue, ListItem, ToValue, Value, ValueError, ValueKind,
+};
 pub use view::{CachedView, LoadView, Reads, ViewCtx, ViewKey, ViewMeta};
 
 #[cfg(feature = "derive")]
@@ -107,6 +97,7 @@ pub mod __private {
         add, count, delete, delete_many, find, get, get_many, insert, insert_many, list_op,
         subtract, update, update_many,
     };
+    pub use crate::value::read_column;
     pub use crate::view::registry::{reaches, EntityRegistration, ViewRegistration};
     pub use inventory;
     pub use std::sync::Arc;

@@ -25,7 +25,7 @@ use crate::graph::{self, views};
 use crate::hooks::Source;
 use crate::key::CacheKey;
 use crate::schema::Schema;
-use crate::store::{Exec, TxConn};
+use crate::store::{Exec, TxOps};
 use crate::value::{KeyPart as _, KeyValue};
 
 /// An open cache transaction. Like `sqlx::Transaction`: `commit` consumes it, and dropping it
@@ -33,7 +33,7 @@ use crate::value::{KeyPart as _, KeyValue};
 #[must_use = "a transaction is rolled back when dropped; call `.commit().await`"]
 pub struct Transaction {
     ctx: Context,
-    conn: TxConn,
+    conn: Box<dyn TxOps>,
     /// The cascades a delete follows.
     pub(crate) schema: Arc<Schema>,
     token: Token,
@@ -126,8 +126,7 @@ impl Transaction {
         // would otherwise hand the connection back to the pool inside a transaction, whose
         // old snapshot later loads on that connection would read and cache as fresh. Dropped
         // unused on that task, the transaction rolls back the way sqlx's always do.
-        let store = ctx.inner.store.clone();
-        let begin = async move { store.begin().await };
+        let begin = ctx.inner.store.begin();
         #[cfg(feature = "__testing")]
         let begin = {
             let inline = ctx.inner.commit_inline;
@@ -239,7 +238,7 @@ impl Transaction {
     }
 
     pub(crate) fn exec(&mut self) -> Exec<'_> {
-        Exec::Tx(&mut self.conn)
+        Exec::new(self.conn.ops())
     }
 
     /// Marks the transaction failed: it can only roll back.
@@ -373,7 +372,7 @@ impl Drop for UnknownOutcome<'_> {
 
 /// Rolls back after `err`, and returns `err` whatever the rollback did: a failing rollback
 /// must not hide why the transaction failed (the connection is closed either way).
-pub(crate) async fn rollback_after(conn: TxConn, err: Error) -> Error {
+pub(crate) async fn rollback_after(conn: Box<dyn TxOps>, err: Error) -> Error {
     let _ = conn.rollback().await;
     err
 }

@@ -50,61 +50,6 @@ pub enum Value {
     ObjectId([u8; 12]),
 }
 
-impl Value {
-    /// This list as JSON text, as SQL stores keep lists (`["a","b"]`); `None` if not a list.
-    pub(crate) fn list_json(&self) -> Option<String> {
-        let Value::List(items) = self else {
-            return None;
-        };
-        let mut out = String::from("[");
-        for (i, item) in items.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            json(item, &mut out);
-        }
-        out.push(']');
-        Some(out)
-    }
-}
-
-fn json(value: &Value, out: &mut String) {
-    use std::fmt::Write as _;
-    match value {
-        Value::Null(_) => out.push_str("null"),
-        Value::Bool(b) => write!(out, "{b}").expect("write to a String"),
-        Value::Int(i) => write!(out, "{i}").expect("write to a String"),
-        Value::Float(f) if f.is_finite() => write!(out, "{f:?}").expect("write to a String"),
-        Value::Float(_) => out.push_str("null"),
-        Value::Text(s) => {
-            out.push('"');
-            for c in s.chars() {
-                match c {
-                    '"' => out.push_str("\\\""),
-                    '\\' => out.push_str("\\\\"),
-                    c if (c as u32) < 0x20 => {
-                        write!(out, "\\u{:04x}", c as u32).expect("write to a String")
-                    }
-                    c => out.push(c),
-                }
-            }
-            out.push('"');
-        }
-        Value::Bytes(bytes) => {
-            out.push('[');
-            for (i, b) in bytes.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write!(out, "{b}").expect("write to a String");
-            }
-            out.push(']');
-        }
-        list @ Value::List(_) => out.push_str(&list.list_json().expect("a list")),
-        Value::ObjectId(bytes) => write!(out, "\"{}\"", hex(bytes)).expect("write to a String"),
-    }
-}
-
 /// An `ObjectId`'s bytes as the 24 lowercase hex digits MongoDB prints.
 pub(crate) fn hex(bytes: &[u8; 12]) -> String {
     use std::fmt::Write as _;
@@ -249,13 +194,13 @@ impl ToValue for Vec<u8> {
 /// `remove_<field>` operations.
 ///
 /// Implemented for integers, `bool`, `String` and floats. For your own type, implement
-/// [`ToValue`] and then `impl ListItem for MyType {}` (it has no methods).
+/// [`ToValue`] and [`FromValue`], then `impl ListItem for MyType {}` (it has no methods).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be an item of a list field",
     label = "a `Vec<{Self}>` field is stored as a list of `{Self}` values",
-    note = "implement `cached_runtime::ToValue` for `{Self}`, then `impl cached_runtime::ListItem for {Self} {{}}`"
+    note = "implement `cached_runtime::ToValue` and `cached_runtime::FromValue` for `{Self}`, then `impl cached_runtime::ListItem for {Self} {{}}`"
 )]
-pub trait ListItem: ToValue + Clone + PartialEq + Send + Sync + 'static {}
+pub trait ListItem: ToValue + FromValue + Clone + PartialEq + Send + Sync + 'static {}
 
 macro_rules! list_items {
     ($($t:ty),*) => {$( impl ListItem for $t {} )*};
@@ -282,10 +227,184 @@ impl<T: KeyPart> KeyPart for Option<T> {
     }
 }
 
+/// Converts a stored [`Value`] back into a field: the inverse of [`ToValue`]. Every store
+/// reads a row as one `Value` per column, and the derive's `from_values` builds the entity
+/// from them with this trait, so an entity needs no driver-specific decoding (`sqlx::FromRow`,
+/// `serde::Deserialize`) on any backend.
+///
+/// Implemented for every type that implements [`ToValue`] here. For your own type, accept
+/// what your `to_value` produces (and, on SQL, what the column gives back: an integer column
+/// read back is [`Value::Int`] whatever its width).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be read back from a stored value",
+    label = "this field's type has no `FromValue` implementation",
+    note = "implement `cached_runtime::FromValue` for `{Self}` (the inverse of its `ToValue`), or mark the field `#[cache(skip)]` if it is not persisted"
+)]
+pub trait FromValue: Sized {
+    /// The field for this stored value, or why it does not fit.
+    fn from_value(value: Value) -> Result<Self, ValueError>;
+}
+
+/// A stored value that does not fit the field it is read into.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValueError {
+    expected: &'static str,
+    found: String,
+}
+
+impl ValueError {
+    /// `expected` describes the field's type ("an integer that fits `u8`"); `found` is the
+    /// value the store returned.
+    pub fn new(expected: &'static str, found: &Value) -> Self {
+        let mut shown = format!("{found:?}");
+        if shown.len() > 60 {
+            let cut = (0..=60)
+                .rev()
+                .find(|i| shown.is_char_boundary(*i))
+                .unwrap_or(0);
+            shown.truncate(cut);
+            shown.push_str("...");
+        }
+        ValueError {
+            expected,
+            found: shown,
+        }
+    }
+}
+
+impl fmt::Display for ValueError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "expected {}, found {}", self.expected, self.found)
+    }
+}
+
+impl std::error::Error for ValueError {}
+
+/// A row whose column does not fit its field (a wrong column type, a value out of range).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeError {
+    /// The column.
+    pub column: &'static str,
+    /// What was wrong with its value.
+    pub error: ValueError,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "column `{}`: {}", self.column, self.error)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Reads the next column of a row into a field (what generated `from_values` calls).
+pub fn read_column<T: FromValue>(
+    row: &mut std::vec::IntoIter<Value>,
+    column: &'static str,
+) -> Result<T, DecodeError> {
+    let value = row.next().ok_or(DecodeError {
+        column,
+        error: ValueError {
+            expected: "a value",
+            found: "no such column in the row".into(),
+        },
+    })?;
+    T::from_value(value).map_err(|error| DecodeError { column, error })
+}
+
+macro_rules! int_from_values {
+    ($($t:ty => $expected:literal),*) => {$(
+        impl FromValue for $t {
+            fn from_value(value: Value) -> Result<Self, ValueError> {
+                match value {
+                    Value::Int(i) => {
+                        <$t>::try_from(i).map_err(|_| ValueError::new($expected, &value))
+                    }
+                    other => Err(ValueError::new($expected, &other)),
+                }
+            }
+        }
+    )*};
+}
+int_from_values!(
+    i8 => "an integer that fits `i8`",
+    i16 => "an integer that fits `i16`",
+    i32 => "an integer that fits `i32`",
+    i64 => "an integer",
+    u8 => "an integer that fits `u8`",
+    u16 => "an integer that fits `u16`",
+    u32 => "an integer that fits `u32`"
+);
+
+impl FromValue for bool {
+    fn from_value(value: Value) -> Result<Self, ValueError> {
+        match value {
+            Value::Bool(b) => Ok(b),
+            // MySQL's BOOLEAN is TINYINT(1); SQLite has no boolean type.
+            Value::Int(0) => Ok(false),
+            Value::Int(1) => Ok(true),
+            other => Err(ValueError::new("a boolean", &other)),
+        }
+    }
+}
+
+impl FromValue for String {
+    fn from_value(value: Value) -> Result<Self, ValueError> {
+        match value {
+            Value::Text(s) => Ok(s),
+            other => Err(ValueError::new("text", &other)),
+        }
+    }
+}
+
+impl FromValue for f64 {
+    fn from_value(value: Value) -> Result<Self, ValueError> {
+        match value {
+            Value::Float(f) => Ok(f),
+            // A JSON list item written as `1.0` may come back as the integer 1.
+            Value::Int(i) => Ok(i as f64),
+            other => Err(ValueError::new("a number", &other)),
+        }
+    }
+}
+
+impl FromValue for f32 {
+    fn from_value(value: Value) -> Result<Self, ValueError> {
+        f64::from_value(value).map(|f| f as f32)
+    }
+}
+
+impl FromValue for Vec<u8> {
+    fn from_value(value: Value) -> Result<Self, ValueError> {
+        match value {
+            Value::Bytes(b) => Ok(b),
+            other => Err(ValueError::new("bytes", &other)),
+        }
+    }
+}
+
+impl<T: ListItem> FromValue for Vec<T> {
+    fn from_value(value: Value) -> Result<Self, ValueError> {
+        match value {
+            Value::List(items) => items.into_iter().map(T::from_value).collect(),
+            other => Err(ValueError::new("a list", &other)),
+        }
+    }
+}
+
+impl<T: FromValue> FromValue for Option<T> {
+    fn from_value(value: Value) -> Result<Self, ValueError> {
+        match value {
+            Value::Null(_) => Ok(None),
+            value => T::from_value(value).map(Some),
+        }
+    }
+}
+
 /// `ObjectId` ids, indexes and list items, for entities stored on MongoDB.
 #[cfg(feature = "mongo")]
 mod object_id {
-    use super::{KeyPart, KeyValue, ListItem, ToValue, Value, ValueKind};
+    use super::{FromValue, KeyPart, KeyValue, ListItem, ToValue, Value, ValueError, ValueKind};
     use mongodb::bson::oid::ObjectId;
 
     impl ToValue for ObjectId {
@@ -300,6 +419,18 @@ mod object_id {
         }
     }
     impl ListItem for ObjectId {}
+
+    impl FromValue for ObjectId {
+        fn from_value(value: Value) -> Result<Self, ValueError> {
+            match value {
+                Value::ObjectId(bytes) => Ok(ObjectId::from_bytes(bytes)),
+                // SQL stores keep an ObjectId as its hex digits.
+                Value::Text(hex) => ObjectId::parse_str(&hex)
+                    .map_err(|_| ValueError::new("an ObjectId", &Value::Text(hex))),
+                other => Err(ValueError::new("an ObjectId", &other)),
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -319,19 +450,6 @@ mod tests {
             KeyValue::ObjectId(id).to_string(),
             "65000000000000000000000f"
         );
-        assert_eq!(
-            Value::List(vec![Value::ObjectId(id)]).list_json().unwrap(),
-            r#"["65000000000000000000000f"]"#
-        );
-    }
-
-    #[test]
-    fn lists_encode_as_json() {
-        let list = vec!["a\"b".to_string(), "c\\".to_string(), "\n".to_string()].to_value();
-        assert_eq!(list.list_json().unwrap(), r#"["a\"b","c\\","\u000a"]"#);
-        assert_eq!(vec![1i64, -2].to_value().list_json().unwrap(), "[1,-2]");
-        assert_eq!(Vec::<bool>::new().to_value().list_json().unwrap(), "[]");
-        assert_eq!(Value::Int(1).list_json(), None);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use cached_runtime::prelude::*;
 
 /// A story.
-#[derive(CachedEntity, Clone, Debug, PartialEq, sqlx::FromRow, serde::Deserialize)]
+#[derive(CachedEntity, Clone, Debug, PartialEq)]
 #[cache(table = "stories", ttl = 300)]
 pub struct Story {
     #[cache(id)]
@@ -17,7 +17,7 @@ pub struct Story {
 }
 
 /// A part of a story (Part One, Part Two, ...).
-#[derive(CachedEntity, Clone, Debug, PartialEq, sqlx::FromRow, serde::Deserialize)]
+#[derive(CachedEntity, Clone, Debug, PartialEq)]
 #[cache(table = "parts", ttl = 300, relates_to = "Story")]
 pub struct Part {
     #[cache(id)]
@@ -28,7 +28,7 @@ pub struct Part {
 }
 
 /// A chapter, in a part of a story.
-#[derive(CachedEntity, Clone, Debug, PartialEq, sqlx::FromRow, serde::Deserialize)]
+#[derive(CachedEntity, Clone, Debug, PartialEq)]
 #[cache(
     table = "chapters",
     ttl = 300,
@@ -45,7 +45,7 @@ pub struct Chapter {
 }
 
 /// A scene: the unit writers edit.
-#[derive(CachedEntity, Clone, Debug, PartialEq, sqlx::FromRow, serde::Deserialize)]
+#[derive(CachedEntity, Clone, Debug, PartialEq)]
 #[cache(
     table = "scenes",
     ttl = 60,
@@ -67,7 +67,7 @@ pub struct Scene {
 }
 
 /// A character of a story.
-#[derive(CachedEntity, Clone, Debug, PartialEq, sqlx::FromRow, serde::Deserialize)]
+#[derive(CachedEntity, Clone, Debug, PartialEq)]
 #[cache(table = "characters", relates_to = "Story")]
 pub struct Character {
     #[cache(id)]
@@ -78,12 +78,11 @@ pub struct Character {
     pub role: String,
     /// Character traits: a list field (`append_traits` / `remove_traits`), a JSON array on
     /// SQL and a BSON array on MongoDB.
-    #[sqlx(json)]
     pub traits: Vec<String>,
 }
 
 /// A place where scenes happen.
-#[derive(CachedEntity, Clone, Debug, PartialEq, sqlx::FromRow, serde::Deserialize)]
+#[derive(CachedEntity, Clone, Debug, PartialEq)]
 #[cache(table = "settings", relates_to = "Story")]
 pub struct Setting {
     #[cache(id)]

@@ -422,20 +422,41 @@ impl TestDb {
                 .find_one(doc! { "_id": id })
                 .await
                 .expect("direct read");
-            return found.map(|mut doc| {
-                let id = doc.remove("_id").expect("an _id");
-                doc.insert("id", id);
-                mongodb::bson::from_document(doc).expect("a scene document")
+            // Decoded here by hand, not by the library under test.
+            return found.map(|doc| {
+                let int = |name: &str| doc.get_i64(name).expect("an Int64 field");
+                let text = |name: &str| doc.get_str(name).expect("a string field").to_string();
+                Scene {
+                    id: int("_id"),
+                    chapter_id: int("chapter_id"),
+                    story_id: int("story_id"),
+                    location_id: doc.get_i64("location_id").ok(),
+                    status: text("status"),
+                    title: text("title"),
+                    word_count: int("word_count"),
+                }
             });
         }
+        type Columns = (i64, i64, i64, Option<i64>, String, String, i64);
         let sql = sqlx::AssertSqlSafe(format!("{SQL}{id}"));
-        match self.store.raw_unchecked() {
-            RawStore::Sqlite(p) => sqlx::query_as::<_, Scene>(sql).fetch_optional(p).await,
-            RawStore::Postgres(p) => sqlx::query_as::<_, Scene>(sql).fetch_optional(p).await,
-            RawStore::MySql(p) => sqlx::query_as::<_, Scene>(sql).fetch_optional(p).await,
+        let row: Option<Columns> = match self.store.raw_unchecked() {
+            RawStore::Sqlite(p) => sqlx::query_as(sql).fetch_optional(p).await,
+            RawStore::Postgres(p) => sqlx::query_as(sql).fetch_optional(p).await,
+            RawStore::MySql(p) => sqlx::query_as(sql).fetch_optional(p).await,
             _ => unreachable!("handled above"),
         }
-        .expect("direct read")
+        .expect("direct read");
+        row.map(
+            |(id, chapter_id, story_id, location_id, status, title, word_count)| Scene {
+                id,
+                chapter_id,
+                story_id,
+                location_id,
+                status,
+                title,
+                word_count,
+            },
+        )
     }
 
     /// Closes the pool (the database becomes unreachable for the context).

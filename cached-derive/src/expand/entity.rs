@@ -53,6 +53,19 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
         let (field, ty) = (f.ident, f.ty);
         quote_spanned!(ty.span()=> <#ty as #krate::ToValue>::to_value(&self.#field))
     });
+    let kinds = entity.persisted().map(|f| {
+        let ty = f.ty;
+        quote_spanned!(ty.span()=> <#ty as #krate::ToValue>::KIND)
+    });
+    let fields_from_row = entity.fields.iter().map(|f| {
+        let (field, ty) = (f.ident, f.ty);
+        if f.attrs.skip.is_some() {
+            return quote!(#field: ::core::default::Default::default());
+        }
+        let column = f.column();
+        let read = quote_spanned!(ty.span()=> #krate::__private::read_column::<#ty>);
+        quote!(#field: #read(&mut row, #column)?)
+    });
     let index_values = model.indexes.iter().map(|(i, _)| {
         let f = &entity.fields[*i];
         let (field, ty) = (f.ident, f.ty);
@@ -84,6 +97,7 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
                     ttl: #ttl,
                     id_column: #id_column,
                     columns: &[#(#columns),*],
+                    kinds: &[#(#kinds),*],
                     indexes: &[#(#indexes),*],
                     relations: &[#(#relations),*],
                     counters: &[#(#counters),*],
@@ -98,6 +112,15 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
 
             fn values(&self) -> ::std::vec::Vec<#krate::Value> {
                 ::std::vec![#(#values),*]
+            }
+
+            fn from_values(
+                row: ::std::vec::Vec<#krate::Value>,
+            ) -> ::core::result::Result<Self, #krate::DecodeError> {
+                let mut row = row.into_iter();
+                ::core::result::Result::Ok(#ident {
+                    #(#fields_from_row),*
+                })
             }
 
             fn index_values(&self) -> ::std::vec::Vec<#krate::KeyValue> {

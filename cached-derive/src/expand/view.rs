@@ -102,6 +102,7 @@ pub fn expand(model: &ViewModel<'_>) -> TokenStream {
                         ttl: #ttl,
                         id_column: "",
                         columns: &[],
+                        kinds: &[],
                         indexes: &[],
                         relations: &[],
                         counters: &[],

@@ -59,6 +59,7 @@ pub fn query_keys(
 mod tests {
     use super::*;
     use crate::entity::{EntityState, IndexKind, IndexMeta};
+    use crate::value::ValueKind;
 
     static META: EntityMeta = EntityMeta {
         name: "scene",
@@ -67,6 +68,12 @@ mod tests {
         ttl: None,
         id_column: "id",
         columns: &["id", "chapter_id", "status", "title"],
+        kinds: &[
+            ValueKind::Int,
+            ValueKind::Int,
+            ValueKind::Text,
+            ValueKind::Text,
+        ],
         indexes: &[
             IndexMeta {
                 column: "chapter_id",

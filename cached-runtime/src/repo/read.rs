@@ -9,7 +9,7 @@ use crate::entity::{CachedEntity, EntityMeta};
 use crate::error::Result;
 use crate::key::{CacheKey, Predicate};
 use crate::stats::Counters;
-use crate::store::{id_of, Exec};
+use crate::store::id_of;
 use crate::value::{KeyPart, KeyValue};
 
 /// Turns a cached row back into its entity. Keys compare by entity identity, so a row key of
@@ -48,7 +48,7 @@ pub(crate) async fn get<E: CachedEntity>(ctx: &Context, id: E::Id) -> Result<Opt
     let store = &ctx.inner.store;
     let loaded = cache
         .load(&key, || async move {
-            let row = Exec::Pool(store).fetch_by_id::<E>(&id).await?;
+            let row = store.exec().fetch_by_id::<E>(&id).await?;
             Ok(Loaded::one(row.map_or(EntryData::Missing, |r| {
                 EntryData::Row(Arc::new(r))
             })))
@@ -87,9 +87,7 @@ pub(crate) async fn get_many<E: CachedEntity>(
     wanted.sort();
     wanted.dedup();
     Counters::add(&cache.counters.loads, 1);
-    let rows = Exec::Pool(&ctx.inner.store)
-        .fetch_by_ids::<E>(&wanted)
-        .await?;
+    let rows = ctx.inner.store.exec().fetch_by_ids::<E>(&wanted).await?;
     let found: HashMap<KeyValue, Arc<E>> = rows
         .into_iter()
         .map(|row| (id_of(&row), Arc::new(row)))
@@ -139,7 +137,7 @@ pub(crate) async fn find<E: CachedEntity>(
     let store = &ctx.inner.store;
     let loaded = cache
         .load(&key, || async move {
-            let rows = Exec::Pool(store).fetch_where::<E>(&predicate).await?;
+            let rows = store.exec().fetch_where::<E>(&predicate).await?;
             let ids: Arc<[KeyValue]> = rows.iter().map(id_of).collect();
             let rows = rows
                 .into_iter()
@@ -174,7 +172,7 @@ pub(crate) async fn count<E: CachedEntity>(ctx: &Context, predicate: Predicate) 
     let store = &ctx.inner.store;
     let loaded = cache
         .load(&key, || async move {
-            let n = Exec::Pool(store).count_where::<E>(&predicate).await?;
+            let n = store.exec().count_where::<E>(&predicate).await?;
             Ok(Loaded::one(EntryData::Count(n)))
         })
         .await?;

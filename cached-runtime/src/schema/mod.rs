@@ -12,8 +12,6 @@
 //! (it writes what the graph never hears of, unless declared harmless), and a foreign key whose
 //! `ON UPDATE` action follows a parent column that the repository can change.
 
-mod catalog;
-
 use std::fmt;
 
 use crate::entity::EntityMeta;
@@ -21,52 +19,7 @@ use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::view::registry;
 
-pub(crate) use catalog::Catalog;
-
-/// What a foreign key does to its child rows when the parent row is deleted or its key
-/// changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Action {
-    /// `NO ACTION` / `RESTRICT`: the parent write fails while children exist.
-    Refuse,
-    /// `CASCADE`.
-    Cascade,
-    /// `SET NULL`.
-    SetNull,
-    /// `SET DEFAULT`.
-    SetDefault,
-}
-
-impl Action {
-    /// From a catalog's spelling (`CASCADE`, `SET NULL`, PostgreSQL's `c`/`n`/`d`, ...).
-    pub(crate) fn parse(text: &str) -> Action {
-        match text.trim().to_ascii_uppercase().as_str() {
-            "CASCADE" | "C" => Action::Cascade,
-            "SET NULL" | "N" => Action::SetNull,
-            "SET DEFAULT" | "D" => Action::SetDefault,
-            _ => Action::Refuse,
-        }
-    }
-}
-
-/// A foreign key, as the catalog describes it.
-#[derive(Debug, Clone)]
-pub(crate) struct ForeignKey {
-    pub child: String,
-    pub child_column: String,
-    pub parent: String,
-    pub parent_column: String,
-    pub on_delete: Action,
-    pub on_update: Action,
-}
-
-impl ForeignKey {
-    /// Whether the key references `parent`'s id column (SQLite leaves the column out when it
-    /// is the primary key).
-    fn references_id(&self, parent: &EntityMeta) -> bool {
-        self.parent_column.is_empty() || self.parent_column.eq_ignore_ascii_case(parent.id_column)
-    }
-}
+pub(crate) use crate::store::{Action, Catalog};
 
 /// A delete of a `parent` row changes the rows of `child` whose `column` holds its id.
 #[derive(Debug, Clone)]
@@ -94,7 +47,7 @@ fn entity_of(table: &str) -> Option<&'static EntityMeta> {
 impl Schema {
     /// Reads the catalog of `store` (nothing on MongoDB: it has no foreign keys).
     pub(crate) async fn learn(store: &Store) -> Result<Schema> {
-        Ok(Schema::from_catalog(&Catalog::read(store).await?))
+        Ok(Schema::from_catalog(&store.catalog().await?))
     }
 
     fn from_catalog(catalog: &Catalog) -> Schema {
@@ -151,7 +104,7 @@ impl fmt::Display for SchemaReport {
 
 /// Compares the registered entities with the catalog of `store`.
 pub(crate) async fn check(store: &Store, harmless_triggers: &[String]) -> Result<SchemaReport> {
-    let catalog = Catalog::read(store).await?;
+    let catalog = store.catalog().await?;
     let mut problems = Vec::new();
     let mut report = SchemaReport::default();
     let mut entities: Vec<&'static EntityMeta> = registry::entities().collect();

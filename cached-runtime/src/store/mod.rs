@@ -1,22 +1,17 @@
-//! Stores: where rows really live. One module per backend behind its cargo feature; this module
-//! turns an entity-level operation ("the rows of scene where status = draft") into the
-//! backend's statement and runs it on a pool or inside a transaction.
+//! Stores: where rows really live. A store is one implementation of the [`backend`] traits
+//! (the sqlx family in [`sql`], generic over the driver; MongoDB in `mongo`), each behind its
+//! cargo feature; above this module nothing names a driver.
 //!
 //! Generated code never sees a driver type: it hands over [`Value`](crate::Value)s and gets
-//! entities back. The operations themselves are in [`exec`].
-//! Dialect differences (placeholders, quoting, `RETURNING`, row locks) live in [`sql`] and in
-//! the write paths below, never in generated code.
+//! entities back ([`CachedEntity::from_values`]). [`Exec`] is the typed face the repository
+//! and the transaction use: each method runs one entity-level operation and decodes its rows.
 
-mod driver;
+mod backend;
+mod catalog;
 #[cfg(feature = "mongo")]
-pub(crate) mod mongo;
-#[cfg(feature = "mysql")]
-pub(crate) mod mysql;
-#[cfg(feature = "postgres")]
-pub(crate) mod postgres;
-pub(crate) mod sql;
-#[cfg(feature = "sqlite")]
-pub(crate) mod sqlite;
+mod mongo;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+mod sql;
 
 #[cfg(not(any(
     feature = "sqlite",
@@ -26,54 +21,16 @@ pub(crate) mod sqlite;
 )))]
 compile_error!("cached-runtime needs a store: enable `sqlite`, `postgres`, `mysql` or `mongo`");
 
+use std::sync::Arc;
+
+pub(crate) use backend::TxOps;
+use backend::{Backend, Ops, Row};
+pub(crate) use catalog::{Action, Catalog};
+
 use crate::entity::CachedEntity;
 use crate::error::{Error, Result};
-use crate::value::{KeyPart, KeyValue};
-use sql::Dialect;
-
-macro_rules! row_decode {
-    ($feature:literal, $name:ident, $row:ty) => {
-        #[cfg(feature = $feature)]
-        #[doc(hidden)]
-        #[diagnostic::on_unimplemented(
-            message = "`{Self}` cannot be decoded from a database row",
-            note = "add `#[derive(sqlx::FromRow)]` to `{Self}` (fields marked `#[cache(skip)]` also need `#[sqlx(skip)]`)"
-        )]
-        pub trait $name: for<'r> sqlx::FromRow<'r, $row> {}
-        #[cfg(feature = $feature)]
-        impl<T: for<'r> sqlx::FromRow<'r, $row>> $name for T {}
-        #[cfg(not(feature = $feature))]
-        #[doc(hidden)]
-        pub trait $name {}
-        #[cfg(not(feature = $feature))]
-        impl<T> $name for T {}
-    };
-}
-
-row_decode!("sqlite", SqliteRowDecode, sqlx::sqlite::SqliteRow);
-row_decode!("postgres", PgRowDecode, sqlx::postgres::PgRow);
-row_decode!("mysql", MySqlRowDecode, sqlx::mysql::MySqlRow);
-
-#[cfg(feature = "mongo")]
-#[doc(hidden)]
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be decoded from a MongoDB document",
-    note = "add `#[derive(serde::Deserialize)]` to `{Self}` (the `mongo` feature is enabled)"
-)]
-pub trait MongoDecode: serde::de::DeserializeOwned {}
-#[cfg(feature = "mongo")]
-impl<T: serde::de::DeserializeOwned> MongoDecode for T {}
-#[cfg(not(feature = "mongo"))]
-#[doc(hidden)]
-pub trait MongoDecode {}
-#[cfg(not(feature = "mongo"))]
-impl<T> MongoDecode for T {}
-
-/// A type that every enabled store can decode rows into: `sqlx::FromRow` for each enabled SQL
-/// backend's rows (`#[derive(sqlx::FromRow)]` provides all of them at once), and
-/// `serde::Deserialize` when the `mongo` store is enabled.
-pub trait RowDecode: SqliteRowDecode + PgRowDecode + MySqlRowDecode + MongoDecode {}
-impl<T: SqliteRowDecode + PgRowDecode + MySqlRowDecode + MongoDecode> RowDecode for T {}
+use crate::key::Predicate;
+use crate::value::{KeyPart, KeyValue, Value};
 
 /// A database the cache sits in front of. Build one from a driver pool:
 /// `Store::from(sqlite_pool)`, `Store::from(pg_pool)`, `Store::from(mysql_pool)`, or from a
@@ -93,20 +50,7 @@ impl<T: SqliteRowDecode + PgRowDecode + MySqlRowDecode + MongoDecode> RowDecode 
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Debug)]
-pub struct Store(pub(crate) StoreKind);
-
-/// The backend behind a [`Store`].
-#[derive(Clone, Debug)]
-pub(crate) enum StoreKind {
-    #[cfg(feature = "sqlite")]
-    Sqlite(sqlx::SqlitePool),
-    #[cfg(feature = "postgres")]
-    Postgres(sqlx::PgPool),
-    #[cfg(feature = "mysql")]
-    MySql(sqlx::MySqlPool),
-    #[cfg(feature = "mongo")]
-    Mongo(mongodb::Database),
-}
+pub struct Store(Arc<dyn Backend>);
 
 /// The driver handle behind a [`Store`], from [`Store::raw_unchecked`]. Anything written
 /// through it bypasses the cache: nothing is invalidated, on this instance or any other.
@@ -130,16 +74,7 @@ pub enum RawStore<'a> {
 impl Store {
     /// The backend's name: `SQLite`, `PostgreSQL`, `MySQL/MariaDB` or `MongoDB`.
     pub fn backend(&self) -> &'static str {
-        match &self.0 {
-            #[cfg(feature = "sqlite")]
-            StoreKind::Sqlite(_) => "SQLite",
-            #[cfg(feature = "postgres")]
-            StoreKind::Postgres(_) => "PostgreSQL",
-            #[cfg(feature = "mysql")]
-            StoreKind::MySql(_) => "MySQL/MariaDB",
-            #[cfg(feature = "mongo")]
-            StoreKind::Mongo(_) => "MongoDB",
-        }
+        self.0.name()
     }
 
     /// The driver pool (or MongoDB database) behind the cache: the escape hatch, for reads
@@ -148,199 +83,219 @@ impl Store {
     /// Write through a transaction's `raw_write(...).touches::<E>(...)` instead, or call
     /// `ctx.invalidate...` after such a write. Grep for `raw_unchecked` to audit every use.
     pub fn raw_unchecked(&self) -> RawStore<'_> {
-        match &self.0 {
-            #[cfg(feature = "sqlite")]
-            StoreKind::Sqlite(pool) => RawStore::Sqlite(pool),
-            #[cfg(feature = "postgres")]
-            StoreKind::Postgres(pool) => RawStore::Postgres(pool),
-            #[cfg(feature = "mysql")]
-            StoreKind::MySql(pool) => RawStore::MySql(pool),
-            #[cfg(feature = "mongo")]
-            StoreKind::Mongo(db) => RawStore::Mongo(db),
-        }
+        self.0.raw()
+    }
+
+    /// Operations outside any transaction (cache fills).
+    pub(crate) fn exec(&self) -> Exec<'_> {
+        Exec(self.0.ops())
+    }
+
+    /// Opens a database transaction. The future owns what it needs, so it can run to its end
+    /// on a task of its own.
+    pub(crate) fn begin(
+        &self,
+    ) -> impl std::future::Future<Output = Result<Box<dyn TxOps>>> + Send + 'static {
+        self.0.begin()
+    }
+
+    /// The live database's foreign keys, triggers and columns.
+    pub(crate) async fn catalog(&self) -> Result<Catalog> {
+        self.0.catalog().await
     }
 }
 
 #[cfg(feature = "mongo")]
 impl From<mongodb::Database> for Store {
     fn from(db: mongodb::Database) -> Self {
-        Store(StoreKind::Mongo(db))
+        Store(Arc::new(mongo::MongoStore::new(db)))
     }
 }
 
 #[cfg(feature = "sqlite")]
 impl From<sqlx::SqlitePool> for Store {
     fn from(pool: sqlx::SqlitePool) -> Self {
-        Store(StoreKind::Sqlite(pool))
+        Store(sql::store(pool))
     }
 }
 
 #[cfg(feature = "postgres")]
 impl From<sqlx::PgPool> for Store {
     fn from(pool: sqlx::PgPool) -> Self {
-        Store(StoreKind::Postgres(pool))
+        Store(sql::store(pool))
     }
 }
 
 #[cfg(feature = "mysql")]
 impl From<sqlx::MySqlPool> for Store {
     fn from(pool: sqlx::MySqlPool) -> Self {
-        Store(StoreKind::MySql(pool))
+        Store(sql::store(pool))
     }
 }
 
-impl Store {
-    fn dialect(&self) -> Dialect {
-        match self {
-            #[cfg(feature = "sqlite")]
-            Store(StoreKind::Sqlite(_)) => Dialect::Sqlite,
-            #[cfg(feature = "postgres")]
-            Store(StoreKind::Postgres(_)) => Dialect::Postgres,
-            #[cfg(feature = "mysql")]
-            Store(StoreKind::MySql(_)) => Dialect::MySql,
-            #[cfg(feature = "mongo")]
-            Store(StoreKind::Mongo(_)) => unreachable!("MongoDB operations never build SQL"),
-        }
+/// The typed face of a store's operations: each method runs one entity-level operation (on
+/// the pool, or inside a transaction) and decodes the rows it returns into the entity.
+pub(crate) struct Exec<'a>(Box<dyn Ops + 'a>);
+
+/// Decodes one row into the entity.
+fn decode<E: CachedEntity>(row: Row) -> Result<E> {
+    E::from_values(row).map_err(|e| Error::Decode {
+        entity: E::meta().type_name,
+        source: Box::new(e),
+    })
+}
+
+fn decode_all<E: CachedEntity>(rows: Vec<Row>) -> Result<Vec<E>> {
+    rows.into_iter().map(decode).collect()
+}
+
+fn decode_one<E: CachedEntity>(row: Option<Row>) -> Result<Option<E>> {
+    row.map(decode).transpose()
+}
+
+impl<'a> Exec<'a> {
+    pub(crate) fn new(ops: Box<dyn Ops + 'a>) -> Self {
+        Exec(ops)
     }
 
-    /// Opens a database transaction.
-    pub(crate) async fn begin(&self) -> Result<TxConn> {
-        match self {
-            #[cfg(feature = "sqlite")]
-            Store(StoreKind::Sqlite(pool)) => Ok(TxConn::Sqlite(sqlite::begin(pool).await?)),
-            #[cfg(feature = "postgres")]
-            Store(StoreKind::Postgres(pool)) => Ok(TxConn::Postgres(postgres::begin(pool).await?)),
-            #[cfg(feature = "mysql")]
-            Store(StoreKind::MySql(pool)) => Ok(TxConn::MySql(mysql::begin(pool).await?)),
-            #[cfg(feature = "mongo")]
-            Store(StoreKind::Mongo(db)) => Ok(TxConn::Mongo(Box::new(mongo::begin(db).await?))),
-        }
-    }
-}
-
-/// An open database transaction.
-pub(crate) enum TxConn {
-    #[cfg(feature = "sqlite")]
-    Sqlite(sqlite::SqliteTx),
-    #[cfg(feature = "postgres")]
-    Postgres(postgres::PgTx),
-    #[cfg(feature = "mysql")]
-    MySql(mysql::MySqlTx),
-    #[cfg(feature = "mongo")]
-    Mongo(Box<mongo::MongoTx>),
-}
-
-macro_rules! each_tx {
-    ($conn:expr, $tx:ident => $body:expr) => {
-        match $conn {
-            #[cfg(feature = "sqlite")]
-            TxConn::Sqlite($tx) => $body,
-            #[cfg(feature = "postgres")]
-            TxConn::Postgres($tx) => $body,
-            #[cfg(feature = "mysql")]
-            TxConn::MySql($tx) => $body,
-            #[cfg(feature = "mongo")]
-            TxConn::Mongo(_) => unreachable!("handled by the MongoDB store"),
-        }
-    };
-}
-
-impl TxConn {
-    fn dialect(&self) -> Dialect {
-        match self {
-            #[cfg(feature = "sqlite")]
-            TxConn::Sqlite(_) => Dialect::Sqlite,
-            #[cfg(feature = "postgres")]
-            TxConn::Postgres(_) => Dialect::Postgres,
-            #[cfg(feature = "mysql")]
-            TxConn::MySql(_) => Dialect::MySql,
-            #[cfg(feature = "mongo")]
-            TxConn::Mongo(_) => unreachable!("MongoDB operations never build SQL"),
-        }
+    /// Runs a raw statement and returns the number of rows it affected.
+    pub async fn execute(
+        &mut self,
+        entity: &'static str,
+        sql: sqlx::SqlStr,
+        values: Vec<Value>,
+    ) -> Result<u64> {
+        self.0.execute(entity, sql, values).await
     }
 
-    /// Commits. An [`Error::Conflict`] means the database aborted the transaction (nothing
-    /// was written); any other error leaves the outcome unknown.
-    pub async fn commit(self) -> Result<()> {
-        match self {
-            #[cfg(feature = "mongo")]
-            TxConn::Mongo(tx) => tx.commit().await,
-            #[allow(unreachable_patterns)]
-            sql => {
-                each_tx!(sql, tx => tx.commit().await.map_err(|e| Error::from_sqlx("transaction", e)))
-            }
-        }
+    /// The row with this id.
+    pub async fn fetch_by_id<E: CachedEntity>(&mut self, id: &E::Id) -> Result<Option<E>> {
+        decode_one(
+            self.0
+                .fetch_by_id(E::meta(), &id.key_value(), false)
+                .await?,
+        )
     }
 
-    pub async fn rollback(self) -> Result<()> {
-        match self {
-            #[cfg(feature = "mongo")]
-            TxConn::Mongo(tx) => tx.rollback().await,
-            #[allow(unreachable_patterns)]
-            sql => each_tx!(sql, tx => tx.rollback().await.map_err(Error::Database)),
-        }
+    /// The row with this id, locked for the rest of the transaction (the old row of a write).
+    /// On MongoDB the read is in the transaction's snapshot: a concurrent change of the document
+    /// makes this transaction's write of it fail with a retryable `WriteConflict`.
+    pub async fn fetch_by_id_locked<E: CachedEntity>(&mut self, id: &E::Id) -> Result<Option<E>> {
+        decode_one(self.0.fetch_by_id(E::meta(), &id.key_value(), true).await?)
+    }
+
+    /// The rows with these ids, in no particular order.
+    pub async fn fetch_by_ids<E: CachedEntity>(&mut self, ids: &[KeyValue]) -> Result<Vec<E>> {
+        decode_all(self.0.fetch_by_ids(E::meta(), ids, false).await?)
+    }
+
+    /// The ids of the rows of `meta` whose `column` is one of `values`, locked: the rows a
+    /// cascade from the parents with these ids reaches.
+    pub async fn fetch_ids_where_in(
+        &mut self,
+        meta: &'static crate::entity::EntityMeta,
+        column: &str,
+        values: &[KeyValue],
+    ) -> Result<Vec<KeyValue>> {
+        self.0.fetch_ids_where_in(meta, column, values).await
+    }
+
+    /// The rows matching `predicate`, ordered by id.
+    pub async fn fetch_where<E: CachedEntity>(&mut self, predicate: &Predicate) -> Result<Vec<E>> {
+        decode_all(self.0.fetch_where(E::meta(), predicate).await?)
+    }
+
+    /// The number of rows matching `predicate`.
+    pub async fn count_where<E: CachedEntity>(&mut self, predicate: &Predicate) -> Result<i64> {
+        self.0.count_where(E::meta(), predicate).await
+    }
+
+    /// Inserts rows and returns them as stored.
+    pub async fn insert<E: CachedEntity>(&mut self, rows: &[E]) -> Result<Vec<E>> {
+        let rows = rows.iter().map(CachedEntity::values).collect();
+        decode_all(self.0.insert(E::meta(), rows).await?)
+    }
+
+    /// Assigns columns of one row and returns the row as updated, or `None` if it is absent.
+    pub async fn update<E: CachedEntity>(
+        &mut self,
+        id: &E::Id,
+        assignments: Vec<(&'static str, Value)>,
+    ) -> Result<Option<E>> {
+        decode_one(
+            self.0
+                .update(E::meta(), &id.key_value(), assignments)
+                .await?,
+        )
+    }
+
+    /// Assigns columns of one row and returns the row before and after, or `None` if it is
+    /// absent.
+    pub async fn update_keeping_old<E: CachedEntity>(
+        &mut self,
+        id: &E::Id,
+        assignments: Vec<(&'static str, Value)>,
+    ) -> Result<Option<(E, E)>> {
+        let rows = self
+            .0
+            .update_keeping_old(E::meta(), &id.key_value(), assignments)
+            .await?;
+        rows.map(|(old, new)| Ok((decode(old)?, decode(new)?)))
+            .transpose()
+    }
+
+    /// Adds `delta` to an integer column in one statement; returns the updated row.
+    pub async fn add<E: CachedEntity>(
+        &mut self,
+        id: &E::Id,
+        column: &'static str,
+        delta: i64,
+    ) -> Result<Option<E>> {
+        decode_one(
+            self.0
+                .add(E::meta(), &id.key_value(), column, delta)
+                .await?,
+        )
+    }
+
+    /// The rows matching `predicate`, locked for the rest of the transaction, ordered by id.
+    pub async fn fetch_where_locked<E: CachedEntity>(
+        &mut self,
+        predicate: &Predicate,
+    ) -> Result<Vec<E>> {
+        decode_all(self.0.fetch_where_locked(E::meta(), predicate).await?)
+    }
+
+    /// Assigns columns on every row with one of these ids (the caller reads the rows back).
+    pub async fn update_ids<E: CachedEntity>(
+        &mut self,
+        ids: &[KeyValue],
+        assignments: Vec<(&'static str, Value)>,
+    ) -> Result<()> {
+        self.0.update_ids(E::meta(), ids, assignments).await
+    }
+
+    /// Appends `item` to (or removes every item equal to it from) a list column of one row
+    /// and returns the row as updated.
+    pub async fn list_op<E: CachedEntity>(
+        &mut self,
+        id: &E::Id,
+        column: &'static str,
+        item: Value,
+        append: bool,
+    ) -> Result<Option<E>> {
+        let row = self
+            .0
+            .list_op(E::meta(), &id.key_value(), column, item, append)
+            .await?;
+        decode_one(row)
+    }
+
+    /// Deletes rows by id and returns the deleted rows.
+    pub async fn delete<E: CachedEntity>(&mut self, ids: &[KeyValue]) -> Result<Vec<E>> {
+        decode_all(self.0.delete(E::meta(), ids).await?)
     }
 }
-
-/// Where a statement runs: the store's pool, or an open transaction.
-pub(crate) enum Exec<'a> {
-    Pool(&'a Store),
-    Tx(&'a mut TxConn),
-}
-
-/// Runs `$body` with `$x` bound to the backend's [`DbExec`].
-macro_rules! dispatch {
-    ($exec:expr, $x:ident => $body:expr) => {
-        match $exec {
-            #[cfg(feature = "sqlite")]
-            Exec::Pool(Store(StoreKind::Sqlite(pool))) => {
-                let mut $x = DbExec::<sqlx::Sqlite>::Pool(pool);
-                $body
-            }
-            #[cfg(feature = "sqlite")]
-            Exec::Tx(TxConn::Sqlite(tx)) => {
-                let mut $x = DbExec::<sqlx::Sqlite>::Conn(&mut **tx);
-                $body
-            }
-            #[cfg(feature = "postgres")]
-            Exec::Pool(Store(StoreKind::Postgres(pool))) => {
-                let mut $x = DbExec::<sqlx::Postgres>::Pool(pool);
-                $body
-            }
-            #[cfg(feature = "postgres")]
-            Exec::Tx(TxConn::Postgres(tx)) => {
-                let mut $x = DbExec::<sqlx::Postgres>::Conn(&mut **tx);
-                $body
-            }
-            #[cfg(feature = "mysql")]
-            Exec::Pool(Store(StoreKind::MySql(pool))) => {
-                let mut $x = DbExec::<sqlx::MySql>::Pool(pool);
-                $body
-            }
-            #[cfg(feature = "mysql")]
-            Exec::Tx(TxConn::MySql(tx)) => {
-                let mut $x = DbExec::<sqlx::MySql>::Conn(&mut **tx);
-                $body
-            }
-            #[cfg(feature = "mongo")]
-            Exec::Pool(Store(StoreKind::Mongo(_))) | Exec::Tx(TxConn::Mongo(_)) => {
-                unreachable!("handled by the MongoDB store")
-            }
-        }
-    };
-}
-
-/// Returns `$body` with `$m` bound to the MongoDB executor when the store is MongoDB.
-macro_rules! on_mongo {
-    ($self:ident, $m:ident => $body:expr) => {
-        #[cfg(feature = "mongo")]
-        if let Some(mut $m) = $self.mongo() {
-            return $body;
-        }
-    };
-}
-
-mod exec;
 
 /// The id of a row as a key part.
 pub(crate) fn id_of<E: CachedEntity>(row: &E) -> KeyValue {

@@ -1,9 +1,9 @@
 //! The MongoDB store, on the official `mongodb` driver.
 //!
 //! An entity's table is its collection; its id is the document's `_id` (the id field is not
-//! stored twice: documents are written with `_id` in its place and read back with `_id`
-//! renamed to the id field before serde decodes them). Every other column is a top-level
-//! field of the same name.
+//! stored twice: documents are written with `_id` in its place, and the id column is read
+//! back from `_id`). Every other column is a top-level field of the same name; a row is read
+//! field by field into [`Value`]s, so entities need no `serde::Deserialize`.
 //!
 //! Writes run inside a multi-document transaction on a [`ClientSession`] (snapshot reads,
 //! majority writes). The old row a write needs for precise invalidation is read inside the
@@ -21,11 +21,64 @@ use mongodb::options::{
     CollectionOptions, ReadConcern, ReadPreference, ReturnDocument, SelectionCriteria, WriteConcern,
 };
 use mongodb::{ClientSession, Collection, Database};
+use sqlx::SqlStr;
 
-use crate::entity::{CachedEntity, EntityMeta};
+use super::backend::{Assignments, Backend, BoxFuture, Meta, Ops, Row, TxOps};
+use super::catalog::Catalog;
+use super::RawStore;
 use crate::error::{ConstraintKind, Error, Result};
 use crate::key::Predicate;
-use crate::value::{KeyValue, Value};
+use crate::value::{KeyValue, Value, ValueKind};
+
+/// A MongoDB database.
+#[derive(Debug)]
+pub(crate) struct MongoStore {
+    db: Database,
+}
+
+impl MongoStore {
+    pub fn new(db: Database) -> Self {
+        MongoStore { db }
+    }
+}
+
+impl Backend for MongoStore {
+    fn name(&self) -> &'static str {
+        "MongoDB"
+    }
+
+    fn ops(&self) -> Box<dyn Ops + '_> {
+        Box::new(MongoOps::Pool(&self.db))
+    }
+
+    /// Starts a session and a transaction on it (snapshot reads, majority writes).
+    fn begin(&self) -> BoxFuture<'static, Result<Box<dyn TxOps>>> {
+        let db = self.db.clone();
+        Box::pin(async move {
+            let mut session = db
+                .client()
+                .start_session()
+                .await
+                .map_err(|e| from_mongo("transaction", e))?;
+            session
+                .start_transaction()
+                .read_concern(ReadConcern::snapshot())
+                .write_concern(WriteConcern::majority())
+                .await
+                .map_err(|e| from_mongo("transaction", e))?;
+            Ok(Box::new(MongoTx { db, session }) as Box<dyn TxOps>)
+        })
+    }
+
+    /// MongoDB has no foreign keys and no triggers the cache cannot see.
+    fn catalog(&self) -> BoxFuture<'_, Result<Catalog>> {
+        Box::pin(async { Ok(Catalog::default()) })
+    }
+
+    fn raw(&self) -> RawStore<'_> {
+        RawStore::Mongo(&self.db)
+    }
+}
 
 /// An open MongoDB transaction: the session that carries it, and the database it writes.
 pub(crate) struct MongoTx {
@@ -37,55 +90,44 @@ pub(crate) struct MongoTx {
 /// prescribes for `UnknownTransactionCommitResult` (commit is idempotent).
 const COMMIT_ATTEMPTS: usize = 4;
 
-/// Starts a session and a transaction on it (snapshot reads, majority writes).
-pub(crate) async fn begin(db: &Database) -> Result<MongoTx> {
-    let mut session = db
-        .client()
-        .start_session()
-        .await
-        .map_err(|e| from_mongo("transaction", e))?;
-    session
-        .start_transaction()
-        .read_concern(ReadConcern::snapshot())
-        .write_concern(WriteConcern::majority())
-        .await
-        .map_err(|e| from_mongo("transaction", e))?;
-    Ok(MongoTx {
-        db: db.clone(),
-        session,
-    })
-}
+impl TxOps for MongoTx {
+    fn ops(&mut self) -> Box<dyn Ops + '_> {
+        Box::new(MongoOps::Session(self))
+    }
 
-impl MongoTx {
     /// Commits, retrying while the server says the outcome is unknown. A
     /// `TransientTransactionError` means the transaction was aborted: it is returned as the
     /// retryable [`Error::Conflict`] and the caller knows nothing was written.
-    pub async fn commit(mut self) -> Result<()> {
-        let mut attempt = 1;
-        loop {
-            match self.session.commit_transaction().await {
-                Ok(()) => return Ok(()),
-                Err(e)
-                    if e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT)
-                        && attempt < COMMIT_ATTEMPTS =>
-                {
-                    attempt += 1;
+    fn commit(mut self: Box<Self>) -> BoxFuture<'static, Result<()>> {
+        Box::pin(async move {
+            let mut attempt = 1;
+            loop {
+                match self.session.commit_transaction().await {
+                    Ok(()) => return Ok(()),
+                    Err(e)
+                        if e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT)
+                            && attempt < COMMIT_ATTEMPTS =>
+                    {
+                        attempt += 1;
+                    }
+                    Err(e) => return Err(from_mongo("transaction", e)),
                 }
-                Err(e) => return Err(from_mongo("transaction", e)),
             }
-        }
+        })
     }
 
-    pub async fn rollback(mut self) -> Result<()> {
-        self.session
-            .abort_transaction()
-            .await
-            .map_err(|e| from_mongo("transaction", e))
+    fn rollback(mut self: Box<Self>) -> BoxFuture<'static, Result<()>> {
+        Box::pin(async move {
+            self.session
+                .abort_transaction()
+                .await
+                .map_err(|e| from_mongo("transaction", e))
+        })
     }
 }
 
 /// Where a MongoDB operation runs: outside any transaction (cache fills), or in one.
-pub(crate) enum MongoExec<'a> {
+pub(crate) enum MongoOps<'a> {
     Pool(&'a Database),
     Session(&'a mut MongoTx),
 }
@@ -94,11 +136,11 @@ pub(crate) enum MongoExec<'a> {
 macro_rules! run {
     ($exec:expr, $meta:expr, $coll:ident => $action:expr) => {
         match $exec {
-            MongoExec::Pool(db) => {
+            MongoOps::Pool(db) => {
                 let $coll = collection(db, $meta);
                 $action.await
             }
-            MongoExec::Session(tx) => {
+            MongoOps::Session(tx) => {
                 let $coll = collection(&tx.db, $meta);
                 $action.session(&mut tx.session).await
             }
@@ -110,7 +152,7 @@ macro_rules! run {
 /// The entity's collection. Reads go to the primary whatever the client's read preference: a
 /// cache fill from a lagging secondary could store a row older than a commit that has already
 /// returned.
-fn collection(db: &Database, meta: &'static EntityMeta) -> Collection<Document> {
+fn collection(db: &Database, meta: Meta) -> Collection<Document> {
     let options = CollectionOptions::builder()
         .selection_criteria(SelectionCriteria::ReadPreference(ReadPreference::Primary))
         .build();
@@ -134,12 +176,42 @@ pub(crate) fn bson(value: Value) -> Bson {
     }
 }
 
+/// A stored BSON value as a column value of `kind` (absent or null: a null of that kind).
+fn value(bson: Option<Bson>, kind: ValueKind, meta: Meta, column: &str) -> Result<Value> {
+    Ok(match bson {
+        None | Some(Bson::Null | Bson::Undefined) => Value::Null(kind),
+        Some(Bson::Boolean(b)) => Value::Bool(b),
+        Some(Bson::Int32(i)) => Value::Int(i.into()),
+        Some(Bson::Int64(i)) => Value::Int(i),
+        Some(Bson::Double(f)) => Value::Float(f),
+        Some(Bson::String(s)) => Value::Text(s),
+        Some(Bson::Binary(b)) => Value::Bytes(b.bytes),
+        Some(Bson::ObjectId(id)) => Value::ObjectId(id.bytes()),
+        Some(Bson::Array(items)) => Value::List(
+            items
+                .into_iter()
+                .map(|item| value(Some(item), ValueKind::Text, meta, column))
+                .collect::<Result<_>>()?,
+        ),
+        Some(other) => {
+            return Err(Error::Decode {
+                entity: meta.type_name,
+                source: format!(
+                    "field `{column}` holds a BSON {:?}, which no entity field stores",
+                    other.element_type()
+                )
+                .into(),
+            })
+        }
+    })
+}
+
 fn key_bson(value: &KeyValue) -> Bson {
     bson(value.to_value())
 }
 
 /// The field a column is stored under.
-fn field(meta: &'static EntityMeta, column: &'static str) -> &'static str {
+fn field(meta: Meta, column: &'static str) -> &'static str {
     if column == meta.id_column {
         "_id"
     } else {
@@ -148,25 +220,21 @@ fn field(meta: &'static EntityMeta, column: &'static str) -> &'static str {
 }
 
 /// The document of a row: `_id` for the id, every other column under its own name.
-fn document<E: CachedEntity>(row: &E) -> Document {
-    let meta = E::meta();
+fn document(meta: Meta, row: Row) -> Document {
     meta.columns
         .iter()
-        .zip(row.values())
+        .zip(row)
         .map(|(column, value)| (field(meta, column).to_string(), bson(value)))
         .collect()
 }
 
-/// Decodes a document into the entity (with `_id` renamed back to the id field).
-fn decode<E: CachedEntity>(mut doc: Document) -> Result<E> {
-    let meta = E::meta();
-    if let Some(id) = doc.remove("_id") {
-        doc.insert(meta.id_column, id);
-    }
-    mongodb::bson::from_document(doc).map_err(|e| Error::Decode {
-        entity: meta.type_name,
-        source: Box::new(e),
-    })
+/// The row of a document: each column from its field (`_id` for the id).
+fn row(meta: Meta, mut doc: Document) -> Result<Row> {
+    meta.columns
+        .iter()
+        .zip(meta.kinds)
+        .map(|(column, kind)| value(doc.remove(field(meta, column)), *kind, meta, column))
+        .collect()
 }
 
 fn by_id(id: &KeyValue) -> Document {
@@ -178,7 +246,7 @@ fn by_ids(ids: &[KeyValue]) -> Document {
 }
 
 /// `{ "$set": { field: value, ... } }`.
-fn set(meta: &'static EntityMeta, assignments: Vec<(&'static str, Value)>) -> Document {
+fn set(meta: Meta, assignments: Assignments) -> Document {
     let fields: Document = assignments
         .into_iter()
         .map(|(column, value)| (field(meta, column).to_string(), bson(value)))
@@ -186,7 +254,7 @@ fn set(meta: &'static EntityMeta, assignments: Vec<(&'static str, Value)>) -> Do
     doc! { "$set": fields }
 }
 
-fn filter(meta: &'static EntityMeta, predicate: &Predicate) -> Document {
+fn filter(meta: Meta, predicate: &Predicate) -> Document {
     match predicate {
         Predicate::All => Document::new(),
         Predicate::Eq(position, value) => {
@@ -196,13 +264,12 @@ fn filter(meta: &'static EntityMeta, predicate: &Predicate) -> Document {
     }
 }
 
-impl MongoExec<'_> {
-    /// The documents matching `filter`, ordered by `_id`, decoded.
-    async fn find<E: CachedEntity>(&mut self, filter: Document) -> Result<Vec<E>> {
-        let meta = E::meta();
+impl MongoOps<'_> {
+    /// The documents matching `filter`, ordered by `_id`, as rows.
+    async fn find(&mut self, meta: Meta, filter: Document) -> Result<Vec<Row>> {
         let err = |e| from_mongo(meta.type_name, e);
         let docs: Vec<Document> = match self {
-            MongoExec::Pool(db) => {
+            MongoOps::Pool(db) => {
                 let cursor = collection(db, meta)
                     .find(filter)
                     .sort(doc! { "_id": 1 })
@@ -210,7 +277,7 @@ impl MongoExec<'_> {
                     .map_err(&err)?;
                 cursor.try_collect().await.map_err(&err)?
             }
-            MongoExec::Session(tx) => {
+            MongoOps::Session(tx) => {
                 let mut cursor = collection(&tx.db, meta)
                     .find(filter)
                     .sort(doc! { "_id": 1 })
@@ -224,138 +291,204 @@ impl MongoExec<'_> {
                     .map_err(&err)?
             }
         };
-        docs.into_iter().map(decode::<E>).collect()
-    }
-
-    /// The document with this `_id`.
-    pub async fn fetch_by_id<E: CachedEntity>(&mut self, id: &KeyValue) -> Result<Option<E>> {
-        let meta = E::meta();
-        let doc = run!(self, meta, c => c.find_one(by_id(id)))?;
-        doc.map(decode::<E>).transpose()
-    }
-
-    /// The documents with these ids (`$in`), ordered by `_id`.
-    pub async fn fetch_by_ids<E: CachedEntity>(&mut self, ids: &[KeyValue]) -> Result<Vec<E>> {
-        self.find::<E>(by_ids(ids)).await
-    }
-
-    /// The documents matching a query key's predicate, ordered by `_id`.
-    pub async fn fetch_where<E: CachedEntity>(&mut self, predicate: &Predicate) -> Result<Vec<E>> {
-        self.find::<E>(filter(E::meta(), predicate)).await
-    }
-
-    /// `countDocuments` for a query key's predicate.
-    pub async fn count_where<E: CachedEntity>(&mut self, predicate: &Predicate) -> Result<i64> {
-        let meta = E::meta();
-        let filter = filter(meta, predicate);
-        let n = run!(self, meta, c => c.count_documents(filter))?;
-        Ok(i64::try_from(n).unwrap_or(i64::MAX))
-    }
-
-    /// Inserts rows. MongoDB stores exactly the documents given, so the stored rows are those
-    /// documents decoded (not the rows as passed in: a `skip` field is not stored, and must
-    /// read back as its default, as it does after a reload).
-    pub async fn insert<E: CachedEntity>(&mut self, rows: &[E]) -> Result<Vec<E>> {
-        let meta = E::meta();
-        let docs: Vec<Document> = rows.iter().map(document).collect();
-        let stored = docs.clone();
-        run!(self, meta, c => c.insert_many(docs))?;
-        stored.into_iter().map(decode::<E>).collect()
+        docs.into_iter().map(|doc| row(meta, doc)).collect()
     }
 
     /// Applies an update document to one row and returns the row after it.
-    async fn modify<E: CachedEntity>(
-        &mut self,
-        id: &KeyValue,
-        update: Document,
-    ) -> Result<Option<E>> {
-        let meta = E::meta();
+    async fn modify(&mut self, meta: Meta, id: &KeyValue, update: Document) -> Result<Option<Row>> {
         let doc = run!(self, meta, c => c
             .find_one_and_update(by_id(id), update)
             .return_document(ReturnDocument::After))?;
-        doc.map(decode::<E>).transpose()
+        doc.map(|doc| row(meta, doc)).transpose()
+    }
+}
+
+impl Ops for MongoOps<'_> {
+    /// The documents with these ids (`$in`), ordered by `_id`. Reads in a transaction are in
+    /// its snapshot: a concurrent change of a document makes this transaction's write of it
+    /// fail with a retryable `WriteConflict`, so no lock is needed.
+    fn fetch_by_ids<'a>(
+        &'a mut self,
+        meta: Meta,
+        ids: &'a [KeyValue],
+        _locked: bool,
+    ) -> BoxFuture<'a, Result<Vec<Row>>> {
+        Box::pin(self.find(meta, by_ids(ids)))
+    }
+
+    fn fetch_by_id<'a>(
+        &'a mut self,
+        meta: Meta,
+        id: &'a KeyValue,
+        _locked: bool,
+    ) -> BoxFuture<'a, Result<Option<Row>>> {
+        Box::pin(async move {
+            let doc = run!(self, meta, c => c.find_one(by_id(id)))?;
+            doc.map(|doc| row(meta, doc)).transpose()
+        })
+    }
+
+    fn fetch_where<'a>(
+        &'a mut self,
+        meta: Meta,
+        predicate: &'a Predicate,
+    ) -> BoxFuture<'a, Result<Vec<Row>>> {
+        Box::pin(self.find(meta, filter(meta, predicate)))
+    }
+
+    /// The snapshot read is enough (a concurrent change makes the write conflict).
+    fn fetch_where_locked<'a>(
+        &'a mut self,
+        meta: Meta,
+        predicate: &'a Predicate,
+    ) -> BoxFuture<'a, Result<Vec<Row>>> {
+        self.fetch_where(meta, predicate)
+    }
+
+    /// `countDocuments` for a query key's predicate.
+    fn count_where<'a>(
+        &'a mut self,
+        meta: Meta,
+        predicate: &'a Predicate,
+    ) -> BoxFuture<'a, Result<i64>> {
+        Box::pin(async move {
+            let filter = filter(meta, predicate);
+            let n = run!(self, meta, c => c.count_documents(filter))?;
+            Ok(i64::try_from(n).unwrap_or(i64::MAX))
+        })
+    }
+
+    /// MongoDB has no foreign keys, so nothing cascades.
+    fn fetch_ids_where_in<'a>(
+        &'a mut self,
+        _meta: Meta,
+        _column: &'a str,
+        _values: &'a [KeyValue],
+    ) -> BoxFuture<'a, Result<Vec<KeyValue>>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// Inserts rows. MongoDB stores exactly the documents given, so the stored rows are the
+    /// rows given.
+    fn insert<'a>(&'a mut self, meta: Meta, rows: Vec<Row>) -> BoxFuture<'a, Result<Vec<Row>>> {
+        Box::pin(async move {
+            let docs: Vec<Document> = rows
+                .iter()
+                .cloned()
+                .map(|row| document(meta, row))
+                .collect();
+            run!(self, meta, c => c.insert_many(docs))?;
+            Ok(rows)
+        })
     }
 
     /// `$set` on one document; returns it after the change.
-    pub async fn update<E: CachedEntity>(
-        &mut self,
-        id: &KeyValue,
-        assignments: Vec<(&'static str, Value)>,
-    ) -> Result<Option<E>> {
-        let set = set(E::meta(), assignments);
-        self.modify::<E>(id, set).await
+    fn update<'a>(
+        &'a mut self,
+        meta: Meta,
+        id: &'a KeyValue,
+        assignments: Assignments,
+    ) -> BoxFuture<'a, Result<Option<Row>>> {
+        Box::pin(self.modify(meta, id, set(meta, assignments)))
     }
 
     /// `$set` on one document in one round trip, returning it before and after the change:
-    /// the server returns the document before, and the same `$set` applied to it locally is
-    /// the document after (the values are known exactly).
-    pub async fn update_keeping_old<E: CachedEntity>(
-        &mut self,
-        id: &KeyValue,
-        assignments: Vec<(&'static str, Value)>,
-    ) -> Result<Option<(E, E)>> {
-        let meta = E::meta();
-        let set = set(meta, assignments);
-        let update = set.clone();
-        let before = run!(self, meta, c => c
-            .find_one_and_update(by_id(id), update)
-            .return_document(ReturnDocument::Before))?;
-        let Some(before) = before else {
-            return Ok(None);
-        };
-        let mut after = before.clone();
-        if let Ok(fields) = set.get_document("$set") {
-            for (name, value) in fields {
-                after.insert(name.clone(), value.clone());
+    /// the server returns the document before, and the same assignments applied to it locally
+    /// are the document after (the values are known exactly).
+    fn update_keeping_old<'a>(
+        &'a mut self,
+        meta: Meta,
+        id: &'a KeyValue,
+        assignments: Assignments,
+    ) -> BoxFuture<'a, Result<Option<(Row, Row)>>> {
+        Box::pin(async move {
+            let update = set(meta, assignments.clone());
+            let before = run!(self, meta, c => c
+                .find_one_and_update(by_id(id), update)
+                .return_document(ReturnDocument::Before))?;
+            let Some(before) = before else {
+                return Ok(None);
+            };
+            let before = row(meta, before)?;
+            let mut after = before.clone();
+            for (column, value) in assignments {
+                let at = meta
+                    .column_position(column)
+                    .expect("an assigned field is a column");
+                after[at] = value;
             }
-        }
-        Ok(Some((decode::<E>(before)?, decode::<E>(after)?)))
+            Ok(Some((before, after)))
+        })
     }
 
     /// `$inc`: adds `delta` to a numeric field.
-    pub async fn add<E: CachedEntity>(
-        &mut self,
-        id: &KeyValue,
+    fn add<'a>(
+        &'a mut self,
+        meta: Meta,
+        id: &'a KeyValue,
         column: &'static str,
         delta: i64,
-    ) -> Result<Option<E>> {
-        let name = field(E::meta(), column);
-        self.modify::<E>(id, doc! { "$inc": { name: delta } }).await
+    ) -> BoxFuture<'a, Result<Option<Row>>> {
+        let name = field(meta, column);
+        Box::pin(self.modify(meta, id, doc! { "$inc": { name: delta } }))
     }
 
     /// `$push` (append) or `$pull` (remove every equal item) on an array field.
-    pub async fn list_op<E: CachedEntity>(
-        &mut self,
-        id: &KeyValue,
+    fn list_op<'a>(
+        &'a mut self,
+        meta: Meta,
+        id: &'a KeyValue,
         column: &'static str,
         item: Value,
         append: bool,
-    ) -> Result<Option<E>> {
-        let name = field(E::meta(), column);
+    ) -> BoxFuture<'a, Result<Option<Row>>> {
+        let name = field(meta, column);
         let op = if append { "$push" } else { "$pull" };
-        self.modify::<E>(id, doc! { op: { name: bson(item) } })
-            .await
+        Box::pin(self.modify(meta, id, doc! { op: { name: bson(item) } }))
     }
 
     /// Sets columns on every row with one of these ids.
-    pub async fn update_ids<E: CachedEntity>(
-        &mut self,
-        ids: &[KeyValue],
-        assignments: Vec<(&'static str, Value)>,
-    ) -> Result<()> {
-        let meta = E::meta();
-        let (filter, set) = (by_ids(ids), set(meta, assignments));
-        run!(self, meta, c => c.update_many(filter, set))?;
-        Ok(())
+    fn update_ids<'a>(
+        &'a mut self,
+        meta: Meta,
+        ids: &'a [KeyValue],
+        assignments: Assignments,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let (filter, set) = (by_ids(ids), set(meta, assignments));
+            run!(self, meta, c => c.update_many(filter, set))?;
+            Ok(())
+        })
     }
 
     /// Deletes rows by id and returns the rows that existed (read in the same snapshot).
-    pub async fn delete<E: CachedEntity>(&mut self, ids: &[KeyValue]) -> Result<Vec<E>> {
-        let meta = E::meta();
-        let filter = by_ids(ids);
-        let rows = self.find::<E>(filter.clone()).await?;
-        run!(self, meta, c => c.delete_many(filter))?;
-        Ok(rows)
+    fn delete<'a>(
+        &'a mut self,
+        meta: Meta,
+        ids: &'a [KeyValue],
+    ) -> BoxFuture<'a, Result<Vec<Row>>> {
+        Box::pin(async move {
+            let filter = by_ids(ids);
+            let rows = self.find(meta, filter.clone()).await?;
+            run!(self, meta, c => c.delete_many(filter))?;
+            Ok(rows)
+        })
+    }
+
+    fn execute<'a>(
+        &'a mut self,
+        _entity: &'static str,
+        _sql: SqlStr,
+        _values: Vec<Value>,
+    ) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(async {
+            Err(Error::Unsupported {
+                operation: "a raw SQL write",
+                store: "MongoDB",
+                hint: "write through the generated repository, or use the driver directly and \
+                       then invalidate with `ctx.invalidate::<E>(id)`",
+            })
+        })
     }
 }
 

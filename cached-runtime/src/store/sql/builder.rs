@@ -4,43 +4,20 @@
 //! derive validated as plain identifiers), never from user input: values always travel as bind
 //! parameters. The fixed statements are built once per entity and dialect and shared.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, RwLock};
 
 use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
 
+use super::driver::Dialect;
 use crate::entity::EntityMeta;
 use crate::key::Predicate;
 
-/// The SQL dialects the stores speak.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(dead_code)] // each variant exists only with its store's feature
-pub(crate) enum Dialect {
-    /// SQLite: `"ident"`, `?` placeholders, `RETURNING`, no row locks (one writer at a time).
-    Sqlite,
-    /// PostgreSQL: `"ident"`, `$n` placeholders, `RETURNING`, `FOR UPDATE`.
-    Postgres,
-    /// MySQL / MariaDB: `` `ident` ``, `?` placeholders, no `RETURNING` on `UPDATE`
-    /// (MariaDB) or at all (MySQL), so writes are followed by a read; `FOR UPDATE`.
-    MySql,
-}
-
+/// Quoting and placeholders, as the dialect spells them.
 impl Dialect {
-    fn index(self) -> usize {
-        match self {
-            Dialect::Sqlite => 0,
-            Dialect::Postgres => 1,
-            Dialect::MySql => 2,
-        }
-    }
-
-    /// Whether `INSERT`/`UPDATE`/`DELETE ... RETURNING` is available.
-    pub fn has_returning(self) -> bool {
-        !matches!(self, Dialect::MySql)
-    }
-
-    fn quote(self, out: &mut String, ident: &str) {
-        let q = if self == Dialect::MySql { '`' } else { '"' };
+    fn quote_ident(&self, out: &mut String, ident: &str) {
+        let q = self.quote;
         for (i, part) in ident.split('.').enumerate() {
             if i > 0 {
                 out.push('.');
@@ -49,18 +26,17 @@ impl Dialect {
         }
     }
 
-    fn placeholder(self, out: &mut String, n: usize) {
-        match self {
-            Dialect::Postgres => write!(out, "${n}").expect("writing to a String"),
-            Dialect::Sqlite | Dialect::MySql => out.push('?'),
+    fn placeholder(&self, out: &mut String, n: usize) {
+        match self.numbered_placeholders {
+            true => write!(out, "${n}").expect("writing to a String"),
+            false => out.push('?'),
         }
     }
 }
 
 /// The statements of one entity that do not depend on the call's arguments.
-#[doc(hidden)]
 #[derive(Debug)]
-pub struct Statements {
+pub(crate) struct Statements {
     select_by_id: Arc<str>,
     select_by_id_locked: Arc<str>,
     select_all: Arc<str>,
@@ -70,16 +46,20 @@ pub struct Statements {
     delete_by_id: Arc<str>,
 }
 
-/// Per-dialect statement slots kept in an entity's static state.
-#[doc(hidden)]
-#[derive(Debug)]
-pub struct StatementCache([OnceLock<Statements>; 3]);
+/// The fixed statements of every entity a store has run, built on first use. One per store
+/// (so per dialect), keyed by the entity's static description.
+#[derive(Debug, Default)]
+pub(crate) struct StatementCache(RwLock<HashMap<usize, Arc<Statements>>>);
 
 impl StatementCache {
-    /// Empty slots, for generated `static` items.
-    #[allow(clippy::new_without_default)]
-    pub const fn new() -> Self {
-        StatementCache([const { OnceLock::new() }; 3])
+    fn get(&self, builder: &SqlBuilder) -> Arc<Statements> {
+        let key = builder.meta as *const EntityMeta as usize;
+        if let Some(found) = self.0.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return found.clone();
+        }
+        let built = Arc::new(builder.build_statements());
+        let mut map = self.0.write().unwrap_or_else(|e| e.into_inner());
+        map.entry(key).or_insert(built).clone()
     }
 }
 
@@ -88,36 +68,47 @@ fn sql(text: &Arc<str>) -> SqlStr {
 }
 
 /// Builds SQL for one entity in one dialect.
-pub(crate) struct SqlBuilder {
+pub(crate) struct SqlBuilder<'s> {
     meta: &'static EntityMeta,
-    dialect: Dialect,
+    dialect: &'static Dialect,
+    cache: &'s StatementCache,
 }
 
-impl SqlBuilder {
-    pub fn new(meta: &'static EntityMeta, dialect: Dialect) -> Self {
-        SqlBuilder { meta, dialect }
+impl<'s> SqlBuilder<'s> {
+    pub fn new(
+        meta: &'static EntityMeta,
+        dialect: &'static Dialect,
+        cache: &'s StatementCache,
+    ) -> Self {
+        SqlBuilder {
+            meta,
+            dialect,
+            cache,
+        }
     }
 
-    fn statements(&self) -> &'static Statements {
-        self.meta.__state.sql.0[self.dialect.index()].get_or_init(|| {
-            let indexes = self.meta.indexes.iter();
-            Statements {
-                select_by_id: self.select_where_column(self.meta.id_column, false).into(),
-                select_by_id_locked: self
-                    .lock(self.select_where_column(self.meta.id_column, false))
-                    .into(),
-                select_all: self.select_pred(&Predicate::All).into(),
-                count_all: self.count_pred(&Predicate::All).into(),
-                select_where: indexes
-                    .clone()
-                    .map(|i| self.select_where_column(i.column, true).into())
-                    .collect(),
-                count_where: indexes
-                    .map(|i| self.count_where_column(i.column).into())
-                    .collect(),
-                delete_by_id: self.delete_where_ids(1).into(),
-            }
-        })
+    fn build_statements(&self) -> Statements {
+        let indexes = self.meta.indexes.iter();
+        Statements {
+            select_by_id: self.select_where_column(self.meta.id_column, false).into(),
+            select_by_id_locked: self
+                .lock(self.select_where_column(self.meta.id_column, false))
+                .into(),
+            select_all: self.select_pred(&Predicate::All).into(),
+            count_all: self.count_pred(&Predicate::All).into(),
+            select_where: indexes
+                .clone()
+                .map(|i| self.select_where_column(i.column, true).into())
+                .collect(),
+            count_where: indexes
+                .map(|i| self.count_where_column(i.column).into())
+                .collect(),
+            delete_by_id: self.delete_where_ids(1).into(),
+        }
+    }
+
+    fn statements(&self) -> Arc<Statements> {
+        self.cache.get(self)
     }
 
     fn columns(&self, out: &mut String) {
@@ -125,7 +116,7 @@ impl SqlBuilder {
             if i > 0 {
                 out.push_str(", ");
             }
-            self.dialect.quote(out, column);
+            self.dialect.quote_ident(out, column);
         }
     }
 
@@ -133,12 +124,12 @@ impl SqlBuilder {
         let mut out = String::from("SELECT ");
         self.columns(&mut out);
         out.push_str(" FROM ");
-        self.dialect.quote(&mut out, self.meta.table);
+        self.dialect.quote_ident(&mut out, self.meta.table);
         out
     }
 
     fn returning(&self, out: &mut String) {
-        if self.dialect.has_returning() {
+        if self.dialect.returning {
             out.push_str(" RETURNING ");
             self.columns(out);
         }
@@ -146,7 +137,7 @@ impl SqlBuilder {
 
     /// Adds `FOR UPDATE` where the dialect has row locks.
     fn lock(&self, mut select: String) -> String {
-        if self.dialect != Dialect::Sqlite {
+        if self.dialect.row_locks {
             select.push_str(" FOR UPDATE");
         }
         select
@@ -154,13 +145,13 @@ impl SqlBuilder {
 
     fn order_by_id(&self, out: &mut String) {
         out.push_str(" ORDER BY ");
-        self.dialect.quote(out, self.meta.id_column);
+        self.dialect.quote_ident(out, self.meta.id_column);
     }
 
     fn select_where_column(&self, column: &str, ordered: bool) -> String {
         let mut out = self.select_head();
         out.push_str(" WHERE ");
-        self.dialect.quote(&mut out, column);
+        self.dialect.quote_ident(&mut out, column);
         out.push_str(" = ");
         self.dialect.placeholder(&mut out, 1);
         if ordered {
@@ -171,9 +162,9 @@ impl SqlBuilder {
 
     fn count_where_column(&self, column: &str) -> String {
         let mut out = String::from("SELECT COUNT(*) FROM ");
-        self.dialect.quote(&mut out, self.meta.table);
+        self.dialect.quote_ident(&mut out, self.meta.table);
         out.push_str(" WHERE ");
-        self.dialect.quote(&mut out, column);
+        self.dialect.quote_ident(&mut out, column);
         out.push_str(" = ");
         self.dialect.placeholder(&mut out, 1);
         out
@@ -188,7 +179,7 @@ impl SqlBuilder {
 
     fn count_pred(&self, predicate: &Predicate) -> String {
         let mut out = String::from("SELECT COUNT(*) FROM ");
-        self.dialect.quote(&mut out, self.meta.table);
+        self.dialect.quote_ident(&mut out, self.meta.table);
         self.where_null(&mut out, predicate);
         out
     }
@@ -197,7 +188,7 @@ impl SqlBuilder {
     fn where_null(&self, out: &mut String, predicate: &Predicate) {
         if let Predicate::Eq(i, _) = predicate {
             out.push_str(" WHERE ");
-            self.dialect.quote(out, self.meta.indexes[*i].column);
+            self.dialect.quote_ident(out, self.meta.indexes[*i].column);
             out.push_str(" IS NULL");
         }
     }
@@ -206,9 +197,9 @@ impl SqlBuilder {
     /// from a parent reaches (locked, so that none joins or leaves before the commit).
     pub fn select_ids_where_in(&self, column: &str, n: usize) -> SqlStr {
         let mut out = String::from("SELECT ");
-        self.dialect.quote(&mut out, self.meta.id_column);
+        self.dialect.quote_ident(&mut out, self.meta.id_column);
         out.push_str(" FROM ");
-        self.dialect.quote(&mut out, self.meta.table);
+        self.dialect.quote_ident(&mut out, self.meta.table);
         out.push_str(" WHERE ");
         self.in_list(&mut out, column, n, 1);
         AssertSqlSafe(self.lock(out)).into_sql_str()
@@ -219,7 +210,7 @@ impl SqlBuilder {
     }
 
     fn in_list(&self, out: &mut String, column: &str, n: usize, first: usize) {
-        self.dialect.quote(out, column);
+        self.dialect.quote_ident(out, column);
         out.push_str(" IN (");
         for i in 0..n {
             if i > 0 {
@@ -232,7 +223,7 @@ impl SqlBuilder {
 
     fn delete_where_ids(&self, n: usize) -> String {
         let mut out = String::from("DELETE FROM ");
-        self.dialect.quote(&mut out, self.meta.table);
+        self.dialect.quote_ident(&mut out, self.meta.table);
         out.push_str(" WHERE ");
         self.id_list(&mut out, n, 1);
         self.returning(&mut out);
@@ -287,7 +278,7 @@ impl SqlBuilder {
     /// `INSERT INTO <table> (<columns>) VALUES (...), ... RETURNING <columns>` for `rows` rows.
     pub fn insert(&self, rows: usize) -> SqlStr {
         let mut out = String::from("INSERT INTO ");
-        self.dialect.quote(&mut out, self.meta.table);
+        self.dialect.quote_ident(&mut out, self.meta.table);
         out.push_str(" (");
         self.columns(&mut out);
         out.push_str(") VALUES ");
@@ -319,13 +310,13 @@ impl SqlBuilder {
     /// `UPDATE <table> SET a = ?, b = ?` (placeholders 1..=n).
     fn update_set(&self, columns: &[&str]) -> String {
         let mut out = String::from("UPDATE ");
-        self.dialect.quote(&mut out, self.meta.table);
+        self.dialect.quote_ident(&mut out, self.meta.table);
         out.push_str(" SET ");
         for (i, column) in columns.iter().enumerate() {
             if i > 0 {
                 out.push_str(", ");
             }
-            self.dialect.quote(&mut out, column);
+            self.dialect.quote_ident(&mut out, column);
             out.push_str(" = ");
             self.dialect.placeholder(&mut out, i + 1);
         }
@@ -335,11 +326,11 @@ impl SqlBuilder {
     /// `UPDATE <table> SET c = c + ? WHERE <id> = ? RETURNING <columns>`.
     pub fn add(&self, column: &str) -> SqlStr {
         let mut out = String::from("UPDATE ");
-        self.dialect.quote(&mut out, self.meta.table);
+        self.dialect.quote_ident(&mut out, self.meta.table);
         out.push_str(" SET ");
-        self.dialect.quote(&mut out, column);
+        self.dialect.quote_ident(&mut out, column);
         out.push_str(" = ");
-        self.dialect.quote(&mut out, column);
+        self.dialect.quote_ident(&mut out, column);
         out.push_str(" + ");
         self.dialect.placeholder(&mut out, 1);
         self.where_id_returning(&mut out, 2);
@@ -348,7 +339,7 @@ impl SqlBuilder {
 
     fn where_id_returning(&self, out: &mut String, n: usize) {
         out.push_str(" WHERE ");
-        self.dialect.quote(out, self.meta.id_column);
+        self.dialect.quote_ident(out, self.meta.id_column);
         out.push_str(" = ");
         self.dialect.placeholder(out, n);
         self.returning(out);

@@ -1,0 +1,450 @@
+//! The SQL stores, written once for every sqlx driver: [`SqlStore`] implements
+//! [`Backend`], [`SqlTx`] implements [`TxOps`], and [`SqlOps`] implements the entity-level
+//! [`Ops`] by building the statement for the driver's [`Dialect`] and running it through
+//! [`Driver::run`]. A driver module (`sqlite`, `postgres`, `mysql`) only says how its dialect
+//! spells things and how values bind.
+
+mod builder;
+pub(crate) mod driver;
+mod json;
+#[cfg(feature = "mysql")]
+mod mysql;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+use std::fmt;
+use std::sync::Arc;
+
+use sqlx::{Pool, SqlStr};
+
+use self::builder::{SqlBuilder, StatementCache};
+use self::driver::{Dialect, Driver, Got, On, Want};
+use super::backend::{id_position, Assignments, Backend, BoxFuture, Meta, Ops, Row, TxOps};
+use super::catalog::{Action, Catalog, ForeignKey};
+use super::RawStore;
+use crate::error::{Error, Result};
+use crate::key::Predicate;
+use crate::value::{KeyValue, Value, ValueKind};
+
+/// SQLite allows 32766 bind parameters per statement, PostgreSQL and MySQL 65535.
+const MAX_PARAMS: usize = 30_000;
+
+/// Ids per `IN (...)` list.
+const IDS_PER_STATEMENT: usize = 500;
+
+/// A SQL database behind a sqlx pool.
+pub(crate) struct SqlStore<DB: Driver> {
+    pool: Pool<DB>,
+    statements: Arc<StatementCache>,
+}
+
+impl<DB: Driver> SqlStore<DB> {
+    pub fn new(pool: Pool<DB>) -> Self {
+        SqlStore {
+            pool,
+            statements: Arc::default(),
+        }
+    }
+}
+
+impl<DB: Driver> fmt::Debug for SqlStore<DB> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqlStore")
+            .field("backend", &DB::DIALECT.name)
+            .field("pool", &self.pool)
+            .finish()
+    }
+}
+
+impl<DB: Driver> Backend for SqlStore<DB> {
+    fn name(&self) -> &'static str {
+        DB::DIALECT.name
+    }
+
+    fn ops(&self) -> Box<dyn Ops + '_> {
+        Box::new(SqlOps {
+            on: On::Pool(&self.pool),
+            statements: &self.statements,
+        })
+    }
+
+    fn begin(&self) -> BoxFuture<'static, Result<Box<dyn TxOps>>> {
+        let (pool, statements) = (self.pool.clone(), self.statements.clone());
+        Box::pin(async move {
+            let begun = match DB::DIALECT.begin {
+                Some(statement) => pool.begin_with(statement).await,
+                None => pool.begin().await,
+            };
+            let tx = begun.map_err(|e| Error::from_sqlx("transaction", e))?;
+            Ok(Box::new(SqlTx { tx, statements }) as Box<dyn TxOps>)
+        })
+    }
+
+    fn catalog(&self) -> BoxFuture<'_, Result<Catalog>> {
+        Box::pin(async move {
+            let [fks, triggers, columns] = DB::DIALECT.catalog;
+            let mut on = On::Pool(&self.pool);
+            let text = |row: &mut Row, i: usize| match std::mem::replace(
+                &mut row[i],
+                Value::Null(ValueKind::Text),
+            ) {
+                Value::Text(s) => s,
+                _ => String::new(),
+            };
+            let foreign_keys = catalog_rows(&mut on, fks, 6)
+                .await?
+                .into_iter()
+                .map(|mut row| ForeignKey {
+                    child: text(&mut row, 0),
+                    child_column: text(&mut row, 1),
+                    parent: text(&mut row, 2),
+                    parent_column: text(&mut row, 3),
+                    on_update: Action::parse(&text(&mut row, 4)),
+                    on_delete: Action::parse(&text(&mut row, 5)),
+                })
+                .collect();
+            let pairs = |rows: Vec<Row>| -> Vec<(String, String)> {
+                rows.into_iter()
+                    .map(|mut row| (text(&mut row, 0), text(&mut row, 1)))
+                    .collect()
+            };
+            Ok(Catalog {
+                foreign_keys,
+                triggers: pairs(catalog_rows(&mut on, triggers, 2).await?),
+                columns: pairs(catalog_rows(&mut on, columns, 2).await?),
+            })
+        })
+    }
+
+    fn raw(&self) -> RawStore<'_> {
+        DB::raw(&self.pool)
+    }
+}
+
+/// The rows of a catalog query whose `width` columns are all text.
+async fn catalog_rows<DB: Driver>(
+    on: &mut On<'_, DB>,
+    query: &'static str,
+    width: usize,
+) -> Result<Vec<Row>> {
+    const TEXT: [ValueKind; 6] = [ValueKind::Text; 6];
+    let sql = sqlx::SqlSafeStr::into_sql_str(query);
+    let got = DB::run(on.reborrow(), sql, Vec::new(), Want::Rows(&TEXT[..width]))
+        .await
+        .map_err(|e| Error::from_sqlx("the database catalog", e))?;
+    Ok(rows(got))
+}
+
+fn rows(got: Got) -> Vec<Row> {
+    match got {
+        Got::Rows(rows) => rows,
+        Got::Affected(_) => Vec::new(),
+    }
+}
+
+/// An open SQL transaction.
+pub(crate) struct SqlTx<DB: Driver> {
+    tx: sqlx::Transaction<'static, DB>,
+    statements: Arc<StatementCache>,
+}
+
+impl<DB: Driver> TxOps for SqlTx<DB> {
+    fn ops(&mut self) -> Box<dyn Ops + '_> {
+        Box::new(SqlOps {
+            on: On::<DB>::Conn(&mut *self.tx),
+            statements: &self.statements,
+        })
+    }
+
+    fn commit(self: Box<Self>) -> BoxFuture<'static, Result<()>> {
+        Box::pin(async move {
+            self.tx
+                .commit()
+                .await
+                .map_err(|e| Error::from_sqlx("transaction", e))
+        })
+    }
+
+    fn rollback(self: Box<Self>) -> BoxFuture<'static, Result<()>> {
+        Box::pin(async move { self.tx.rollback().await.map_err(Error::Database) })
+    }
+}
+
+/// The entity-level operations on a SQL pool or transaction.
+pub(crate) struct SqlOps<'a, DB: Driver> {
+    on: On<'a, DB>,
+    statements: &'a StatementCache,
+}
+
+impl<DB: Driver> SqlOps<'_, DB> {
+    fn sql(&self, meta: Meta) -> SqlBuilder<'_> {
+        SqlBuilder::new(meta, &DB::DIALECT, self.statements)
+    }
+
+    fn dialect(&self) -> &'static Dialect {
+        &DB::DIALECT
+    }
+
+    /// Runs a statement and returns its rows, every column of `meta`.
+    async fn rows(&mut self, meta: Meta, sql: SqlStr, values: Vec<Value>) -> Result<Vec<Row>> {
+        self.rows_of(meta, meta.kinds, sql, values).await
+    }
+
+    /// Runs a statement and returns its rows, read as `kinds`.
+    async fn rows_of(
+        &mut self,
+        meta: Meta,
+        kinds: &'static [ValueKind],
+        sql: SqlStr,
+        values: Vec<Value>,
+    ) -> Result<Vec<Row>> {
+        let got = DB::run(self.on.reborrow(), sql, values, Want::Rows(kinds))
+            .await
+            .map_err(|e| Error::from_sqlx(meta.type_name, e))?;
+        Ok(rows(got))
+    }
+
+    async fn one(&mut self, meta: Meta, sql: SqlStr, values: Vec<Value>) -> Result<Option<Row>> {
+        Ok(self.rows(meta, sql, values).await?.into_iter().next())
+    }
+
+    async fn affected(
+        &mut self,
+        entity: &'static str,
+        sql: SqlStr,
+        values: Vec<Value>,
+    ) -> Result<u64> {
+        match DB::run(self.on.reborrow(), sql, values, Want::Affected).await {
+            Ok(Got::Affected(n)) => Ok(n),
+            Ok(Got::Rows(_)) => Ok(0),
+            Err(e) => Err(Error::from_sqlx(entity, e)),
+        }
+    }
+
+    /// Runs an `UPDATE` of one row and returns the row as updated, or `None` if it is absent.
+    async fn update_returning(
+        &mut self,
+        meta: Meta,
+        id: &KeyValue,
+        sql: SqlStr,
+        values: Vec<Value>,
+    ) -> Result<Option<Row>> {
+        if self.dialect().returning {
+            return self.one(meta, sql, values).await;
+        }
+        // No RETURNING: update, then read the row back inside the same transaction.
+        self.affected(meta.type_name, sql, values).await?;
+        self.by_id(meta, id, false).await
+    }
+
+    async fn by_id(&mut self, meta: Meta, id: &KeyValue, locked: bool) -> Result<Option<Row>> {
+        let sql = match locked {
+            true => self.sql(meta).select_by_id_locked(),
+            false => self.sql(meta).select_by_id(),
+        };
+        self.one(meta, sql, vec![id.to_value()]).await
+    }
+
+    async fn by_ids(&mut self, meta: Meta, ids: &[KeyValue], locked: bool) -> Result<Vec<Row>> {
+        let mut rows = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(IDS_PER_STATEMENT) {
+            let sql = self.sql(meta).select_by_ids(chunk.len(), locked);
+            let values = chunk.iter().map(KeyValue::to_value).collect();
+            rows.extend(self.rows(meta, sql, values).await?);
+        }
+        Ok(rows)
+    }
+
+    async fn set(
+        &mut self,
+        meta: Meta,
+        id: &KeyValue,
+        assignments: Assignments,
+    ) -> Result<Option<Row>> {
+        let columns: Vec<&str> = assignments.iter().map(|(c, _)| *c).collect();
+        let sql = self.sql(meta).update(&columns);
+        let mut values: Vec<Value> = assignments.into_iter().map(|(_, v)| v).collect();
+        values.push(id.to_value());
+        self.update_returning(meta, id, sql, values).await
+    }
+}
+
+/// The bind parameters of a predicate (none for `All` and for `IS NULL`).
+fn predicate_values(predicate: &Predicate) -> Vec<Value> {
+    match predicate {
+        Predicate::All | Predicate::Eq(_, KeyValue::Null) => Vec::new(),
+        Predicate::Eq(_, value) => vec![value.to_value()],
+    }
+}
+
+impl<DB: Driver> Ops for SqlOps<'_, DB> {
+    fn fetch_by_ids<'a>(
+        &'a mut self,
+        meta: Meta,
+        ids: &'a [KeyValue],
+        locked: bool,
+    ) -> BoxFuture<'a, Result<Vec<Row>>> {
+        Box::pin(self.by_ids(meta, ids, locked))
+    }
+
+    fn fetch_by_id<'a>(
+        &'a mut self,
+        meta: Meta,
+        id: &'a KeyValue,
+        locked: bool,
+    ) -> BoxFuture<'a, Result<Option<Row>>> {
+        Box::pin(self.by_id(meta, id, locked))
+    }
+
+    fn fetch_where<'a>(
+        &'a mut self,
+        meta: Meta,
+        predicate: &'a Predicate,
+    ) -> BoxFuture<'a, Result<Vec<Row>>> {
+        Box::pin(async move {
+            let sql = self.sql(meta).select(predicate);
+            self.rows(meta, sql, predicate_values(predicate)).await
+        })
+    }
+
+    fn count_where<'a>(
+        &'a mut self,
+        meta: Meta,
+        predicate: &'a Predicate,
+    ) -> BoxFuture<'a, Result<i64>> {
+        Box::pin(async move {
+            let sql = self.sql(meta).count(predicate);
+            let rows = self
+                .rows_of(meta, &[ValueKind::Int], sql, predicate_values(predicate))
+                .await?;
+            match rows.first().and_then(|row| row.first()) {
+                Some(Value::Int(n)) => Ok(*n),
+                _ => Ok(0),
+            }
+        })
+    }
+
+    fn fetch_ids_where_in<'a>(
+        &'a mut self,
+        meta: Meta,
+        column: &'a str,
+        values: &'a [KeyValue],
+    ) -> BoxFuture<'a, Result<Vec<KeyValue>>> {
+        Box::pin(async move {
+            let at = id_position(meta);
+            let id_kind = &meta.kinds[at..=at];
+            let mut ids = Vec::new();
+            for chunk in values.chunks(MAX_PARAMS) {
+                let sql = self.sql(meta).select_ids_where_in(column, chunk.len());
+                let values = chunk.iter().map(KeyValue::to_value).collect();
+                let rows = self.rows_of(meta, id_kind, sql, values).await?;
+                ids.extend(rows.iter().map(|row| super::backend::key_of(&row[0])));
+            }
+            Ok(ids)
+        })
+    }
+
+    fn insert<'a>(&'a mut self, meta: Meta, rows: Vec<Row>) -> BoxFuture<'a, Result<Vec<Row>>> {
+        Box::pin(async move {
+            let width = meta.columns.len().max(1);
+            let id_at = id_position(meta);
+            let mut stored = Vec::with_capacity(rows.len());
+            for chunk in rows.chunks((MAX_PARAMS / width).max(1)) {
+                let sql = self.sql(meta).insert(chunk.len());
+                let values = chunk.iter().flatten().cloned().collect();
+                if self.dialect().returning {
+                    stored.extend(self.rows(meta, sql, values).await?);
+                } else {
+                    self.affected(meta.type_name, sql, values).await?;
+                    let ids: Vec<KeyValue> = chunk
+                        .iter()
+                        .map(|row| super::backend::key_of(&row[id_at]))
+                        .collect();
+                    stored.extend(self.by_ids(meta, &ids, false).await?);
+                }
+            }
+            Ok(stored)
+        })
+    }
+
+    fn update<'a>(
+        &'a mut self,
+        meta: Meta,
+        id: &'a KeyValue,
+        assignments: Assignments,
+    ) -> BoxFuture<'a, Result<Option<Row>>> {
+        Box::pin(self.set(meta, id, assignments))
+    }
+
+    fn add<'a>(
+        &'a mut self,
+        meta: Meta,
+        id: &'a KeyValue,
+        column: &'static str,
+        delta: i64,
+    ) -> BoxFuture<'a, Result<Option<Row>>> {
+        Box::pin(async move {
+            let sql = self.sql(meta).add(column);
+            let values = vec![Value::Int(delta), id.to_value()];
+            self.update_returning(meta, id, sql, values).await
+        })
+    }
+
+    fn update_ids<'a>(
+        &'a mut self,
+        meta: Meta,
+        ids: &'a [KeyValue],
+        assignments: Assignments,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let columns: Vec<&str> = assignments.iter().map(|(c, _)| *c).collect();
+            let set: Vec<Value> = assignments.into_iter().map(|(_, v)| v).collect();
+            for chunk in ids.chunks(IDS_PER_STATEMENT) {
+                let sql = self.sql(meta).update_ids(&columns, chunk.len());
+                let mut values = set.clone();
+                values.extend(chunk.iter().map(KeyValue::to_value));
+                self.affected(meta.type_name, sql, values).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn delete<'a>(
+        &'a mut self,
+        meta: Meta,
+        ids: &'a [KeyValue],
+    ) -> BoxFuture<'a, Result<Vec<Row>>> {
+        Box::pin(async move {
+            let mut deleted = Vec::with_capacity(ids.len());
+            for chunk in ids.chunks(IDS_PER_STATEMENT) {
+                let sql = self.sql(meta).delete(chunk.len());
+                let values: Vec<Value> = chunk.iter().map(KeyValue::to_value).collect();
+                if self.dialect().returning {
+                    deleted.extend(self.rows(meta, sql, values).await?);
+                } else {
+                    // No RETURNING: lock and read the rows, then delete them.
+                    let rows = self.by_ids(meta, chunk, true).await?;
+                    self.affected(meta.type_name, sql, values).await?;
+                    deleted.extend(rows);
+                }
+            }
+            Ok(deleted)
+        })
+    }
+
+    fn execute<'a>(
+        &'a mut self,
+        entity: &'static str,
+        sql: SqlStr,
+        values: Vec<Value>,
+    ) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(self.affected(entity, sql, values))
+    }
+}
+
+/// A store for a sqlx pool.
+pub(crate) fn store<DB: Driver>(pool: Pool<DB>) -> Arc<dyn Backend> {
+    Arc::new(SqlStore::new(pool))
+}

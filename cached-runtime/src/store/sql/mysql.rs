@@ -1,0 +1,66 @@
+//! The MySQL / MariaDB store: how values bind and the catalog through `information_schema`.
+
+use sqlx::error::BoxDynError;
+use sqlx::mysql::{MySqlArguments, MySqlQueryResult};
+use sqlx::{Arguments, MySql, Pool};
+
+use super::driver::{generic_run, Dialect, Driver};
+use crate::store::RawStore;
+use crate::value::{Value, ValueKind};
+
+impl Driver for MySql {
+    // REPEATABLE READ by default; old rows are read `FOR UPDATE`. No `RETURNING` on `UPDATE`
+    // (MariaDB) or at all (MySQL): writes are followed by a read in the same transaction.
+    const DIALECT: Dialect = Dialect {
+        name: "MySQL/MariaDB",
+        quote: '`',
+        numbered_placeholders: false,
+        returning: false,
+        row_locks: true,
+        begin: None,
+        catalog: [
+            "SELECT CAST(k.TABLE_NAME AS CHAR), CAST(k.COLUMN_NAME AS CHAR), \
+                    CAST(k.REFERENCED_TABLE_NAME AS CHAR), CAST(k.REFERENCED_COLUMN_NAME AS CHAR), \
+                    CAST(r.UPDATE_RULE AS CHAR), CAST(r.DELETE_RULE AS CHAR) \
+             FROM information_schema.KEY_COLUMN_USAGE k \
+             JOIN information_schema.REFERENTIAL_CONSTRAINTS r \
+               ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME \
+              AND r.TABLE_NAME = k.TABLE_NAME \
+             WHERE k.TABLE_SCHEMA = DATABASE() AND k.REFERENCED_TABLE_NAME IS NOT NULL",
+            "SELECT CAST(EVENT_OBJECT_TABLE AS CHAR), CAST(TRIGGER_NAME AS CHAR) \
+             FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()",
+            "SELECT CAST(TABLE_NAME AS CHAR), CAST(COLUMN_NAME AS CHAR) \
+             FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE()",
+        ],
+    };
+
+    fn bind(args: &mut MySqlArguments, value: Value) -> Result<(), BoxDynError> {
+        match value {
+            Value::Null(ValueKind::Text | ValueKind::ObjectId | ValueKind::List) => {
+                args.add(None::<String>)
+            }
+            Value::Null(ValueKind::Bool) => args.add(None::<bool>),
+            Value::Null(ValueKind::Float) => args.add(None::<f64>),
+            Value::Null(ValueKind::Bytes) => args.add(None::<Vec<u8>>),
+            Value::Null(ValueKind::Int) => args.add(None::<i64>),
+            Value::Bool(b) => args.add(b),
+            Value::Int(i) => args.add(i),
+            Value::Float(f) => args.add(f),
+            Value::Text(s) => args.add(s),
+            Value::Bytes(b) => args.add(b),
+            Value::ObjectId(bytes) => args.add(crate::value::hex(&bytes)),
+            // Lists are JSON text.
+            list @ Value::List(_) => args.add(super::json::list_json(&list)),
+        }
+    }
+
+    fn rows_affected(result: &MySqlQueryResult) -> u64 {
+        result.rows_affected()
+    }
+
+    fn raw(pool: &Pool<MySql>) -> RawStore<'_> {
+        RawStore::MySql(pool)
+    }
+
+    generic_run!();
+}

@@ -1,0 +1,54 @@
+//! The SQLite store: how values bind, `BEGIN IMMEDIATE`, and the catalog through pragmas.
+
+use sqlx::error::BoxDynError;
+use sqlx::sqlite::{SqliteArguments, SqliteQueryResult};
+use sqlx::{Arguments, Pool, Sqlite};
+
+use super::driver::{generic_run, Dialect, Driver};
+use crate::store::RawStore;
+use crate::value::{Value, ValueKind};
+
+impl Driver for Sqlite {
+    const DIALECT: Dialect = Dialect {
+        name: "SQLite",
+        quote: '"',
+        numbered_placeholders: false,
+        returning: true,
+        row_locks: false,
+        // Takes SQLite's write lock up front, so a transaction that reads the old row and
+        // then writes cannot fail to upgrade its lock.
+        begin: Some("BEGIN IMMEDIATE"),
+        catalog: [
+            "SELECT m.name, p.\"from\", p.\"table\", p.\"to\", p.on_update, p.on_delete \
+             FROM sqlite_master m JOIN pragma_foreign_key_list(m.name) p WHERE m.type = 'table'",
+            "SELECT tbl_name, name FROM sqlite_master WHERE type = 'trigger'",
+            "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+             WHERE m.type IN ('table', 'view')",
+        ],
+    };
+
+    fn bind(args: &mut SqliteArguments, value: Value) -> Result<(), BoxDynError> {
+        match value {
+            Value::Null(ValueKind::Text | ValueKind::ObjectId) => args.add(None::<String>),
+            Value::Null(_) => args.add(None::<i64>),
+            Value::Bool(b) => args.add(b),
+            Value::Int(i) => args.add(i),
+            Value::Float(f) => args.add(f),
+            Value::Text(s) => args.add(s),
+            Value::Bytes(b) => args.add(b),
+            Value::ObjectId(bytes) => args.add(crate::value::hex(&bytes)),
+            // Lists are JSON text.
+            list @ Value::List(_) => args.add(super::json::list_json(&list)),
+        }
+    }
+
+    fn rows_affected(result: &SqliteQueryResult) -> u64 {
+        result.rows_affected()
+    }
+
+    fn raw(pool: &Pool<Sqlite>) -> RawStore<'_> {
+        RawStore::Sqlite(pool)
+    }
+
+    generic_run!();
+}
