@@ -9,7 +9,7 @@
 //! ```no_run
 //! use cached_runtime::prelude::*;
 //!
-//! #[derive(CachedEntity, Clone, Debug, sqlx::FromRow, serde::Deserialize)]
+//! #[derive(CachedEntity, Clone, Debug)]
 //! #[cache(table = "scenes", ttl = 60)]
 //! pub struct Scene {
 //!     #[cache(id)]
