@@ -8,7 +8,9 @@
 //! (the `sqlx` trait bounds it needs are stated here once and nowhere else).
 
 use sqlx::error::BoxDynError;
-use sqlx::{Database, Decode, Executor, Pool, Row as _, SqlStr, Type, TypeInfo, ValueRef};
+use sqlx::{
+    Arguments, Database, Decode, Encode, Executor, Pool, Row as _, SqlStr, Type, TypeInfo, ValueRef,
+};
 
 use crate::store::backend::{BoxFuture, Row};
 use crate::store::RawStore;
@@ -86,6 +88,35 @@ pub(crate) trait Driver: Database {
         values: Vec<Value>,
         want: Want,
     ) -> BoxFuture<'a, Result<Got, sqlx::Error>>;
+}
+
+/// Binds a value that every driver binds the same way: the non-null primitives, an ObjectId
+/// as its hex digits, a list as JSON text. `None` hands the value back (a typed null, or a
+/// list a driver stores as a JSON type) for the driver to bind itself.
+pub(crate) fn bind_plain<DB>(
+    args: &mut DB::Arguments,
+    value: Value,
+) -> Result<Option<Value>, BoxDynError>
+where
+    DB: Database,
+    for<'t> bool: Encode<'t, DB> + Type<DB>,
+    for<'t> i64: Encode<'t, DB> + Type<DB>,
+    for<'t> f64: Encode<'t, DB> + Type<DB>,
+    for<'t> String: Encode<'t, DB> + Type<DB>,
+    for<'t> Vec<u8>: Encode<'t, DB> + Type<DB>,
+    for<'t> Option<String>: Encode<'t, DB> + Type<DB>,
+{
+    match value {
+        Value::Bool(b) => args.add(b)?,
+        Value::Int(i) => args.add(i)?,
+        Value::Float(f) => args.add(f)?,
+        Value::Text(s) => args.add(s)?,
+        Value::Bytes(b) => args.add(b)?,
+        Value::ObjectId(bytes) => args.add(crate::value::hex(&bytes))?,
+        list @ Value::List(_) => args.add(super::json::list_json(&list))?,
+        other @ Value::Null(_) => return Ok(Some(other)),
+    }
+    Ok(None)
 }
 
 /// Implements [`Driver::run`] as [`run`] for the driver the `impl` is for.

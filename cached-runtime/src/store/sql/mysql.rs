@@ -4,7 +4,7 @@ use sqlx::error::BoxDynError;
 use sqlx::mysql::{MySqlArguments, MySqlQueryResult};
 use sqlx::{Arguments, MySql, Pool};
 
-use super::driver::{generic_run, Dialect, Driver};
+use super::driver::{bind_plain, generic_run, Dialect, Driver};
 use crate::store::RawStore;
 use crate::value::{Value, ValueKind};
 
@@ -35,22 +35,15 @@ impl Driver for MySql {
     };
 
     fn bind(args: &mut MySqlArguments, value: Value) -> Result<(), BoxDynError> {
-        match value {
-            Value::Null(ValueKind::Text | ValueKind::ObjectId | ValueKind::List) => {
+        match bind_plain::<MySql>(args, value)? {
+            Some(Value::Null(ValueKind::Text | ValueKind::ObjectId | ValueKind::List)) => {
                 args.add(None::<String>)
             }
-            Value::Null(ValueKind::Bool) => args.add(None::<bool>),
-            Value::Null(ValueKind::Float) => args.add(None::<f64>),
-            Value::Null(ValueKind::Bytes) => args.add(None::<Vec<u8>>),
-            Value::Null(ValueKind::Int) => args.add(None::<i64>),
-            Value::Bool(b) => args.add(b),
-            Value::Int(i) => args.add(i),
-            Value::Float(f) => args.add(f),
-            Value::Text(s) => args.add(s),
-            Value::Bytes(b) => args.add(b),
-            Value::ObjectId(bytes) => args.add(crate::value::hex(&bytes)),
-            // Lists are JSON text.
-            list @ Value::List(_) => args.add(super::json::list_json(&list)),
+            Some(Value::Null(ValueKind::Bool)) => args.add(None::<bool>),
+            Some(Value::Null(ValueKind::Float)) => args.add(None::<f64>),
+            Some(Value::Null(ValueKind::Bytes)) => args.add(None::<Vec<u8>>),
+            Some(_) => args.add(None::<i64>),
+            None => Ok(()),
         }
     }
 

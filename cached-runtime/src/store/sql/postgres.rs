@@ -5,7 +5,7 @@ use sqlx::error::BoxDynError;
 use sqlx::postgres::{PgArguments, PgQueryResult};
 use sqlx::{Arguments, Pool, Postgres};
 
-use super::driver::{generic_run, Dialect, Driver};
+use super::driver::{bind_plain, generic_run, Dialect, Driver};
 use crate::store::RawStore;
 use crate::value::{Value, ValueKind};
 
@@ -39,28 +39,23 @@ impl Driver for Postgres {
     };
 
     fn bind(args: &mut PgArguments, value: Value) -> Result<(), BoxDynError> {
-        match value {
-            Value::Null(ValueKind::Int) => args.add(None::<i64>),
-            Value::Null(ValueKind::Text | ValueKind::ObjectId) => args.add(None::<String>),
-            Value::Null(ValueKind::Bool) => args.add(None::<bool>),
-            Value::Null(ValueKind::Float) => args.add(None::<f64>),
-            Value::Null(ValueKind::Bytes) => args.add(None::<Vec<u8>>),
-            Value::Null(ValueKind::List) => {
-                args.add(None::<sqlx::types::Json<Box<serde_json::value::RawValue>>>)
-            }
-            Value::Bool(b) => args.add(b),
-            Value::Int(i) => args.add(i),
-            Value::Float(f) => args.add(f),
-            Value::Text(s) => args.add(s),
-            Value::Bytes(b) => args.add(b),
-            Value::ObjectId(bytes) => args.add(crate::value::hex(&bytes)),
-            // Lists are JSON (a `jsonb` column).
-            list @ Value::List(_) => {
-                let text = super::json::list_json(&list).unwrap_or_default();
-                args.add(sqlx::types::Json(serde_json::value::RawValue::from_string(
-                    text,
-                )?))
-            }
+        type JsonText = sqlx::types::Json<Box<serde_json::value::RawValue>>;
+        // Lists are a `jsonb` column: bound as JSON, not as text.
+        if let list @ Value::List(_) = value {
+            let text = super::json::list_json(&list).unwrap_or_default();
+            return args.add(sqlx::types::Json(serde_json::value::RawValue::from_string(
+                text,
+            )?));
+        }
+        // A null is bound with its column's type.
+        match bind_plain::<Postgres>(args, value)? {
+            Some(Value::Null(ValueKind::Text | ValueKind::ObjectId)) => args.add(None::<String>),
+            Some(Value::Null(ValueKind::Bool)) => args.add(None::<bool>),
+            Some(Value::Null(ValueKind::Float)) => args.add(None::<f64>),
+            Some(Value::Null(ValueKind::Bytes)) => args.add(None::<Vec<u8>>),
+            Some(Value::Null(ValueKind::List)) => args.add(None::<JsonText>),
+            Some(_) => args.add(None::<i64>),
+            None => Ok(()),
         }
     }
 

@@ -4,7 +4,7 @@ use sqlx::error::BoxDynError;
 use sqlx::sqlite::{SqliteArguments, SqliteQueryResult};
 use sqlx::{Arguments, Pool, Sqlite};
 
-use super::driver::{generic_run, Dialect, Driver};
+use super::driver::{bind_plain, generic_run, Dialect, Driver};
 use crate::store::RawStore;
 use crate::value::{Value, ValueKind};
 
@@ -28,17 +28,10 @@ impl Driver for Sqlite {
     };
 
     fn bind(args: &mut SqliteArguments, value: Value) -> Result<(), BoxDynError> {
-        match value {
-            Value::Null(ValueKind::Text | ValueKind::ObjectId) => args.add(None::<String>),
-            Value::Null(_) => args.add(None::<i64>),
-            Value::Bool(b) => args.add(b),
-            Value::Int(i) => args.add(i),
-            Value::Float(f) => args.add(f),
-            Value::Text(s) => args.add(s),
-            Value::Bytes(b) => args.add(b),
-            Value::ObjectId(bytes) => args.add(crate::value::hex(&bytes)),
-            // Lists are JSON text.
-            list @ Value::List(_) => args.add(super::json::list_json(&list)),
+        match bind_plain::<Sqlite>(args, value)? {
+            Some(Value::Null(ValueKind::Text | ValueKind::ObjectId)) => args.add(None::<String>),
+            Some(_) => args.add(None::<i64>),
+            None => Ok(()),
         }
     }
 
