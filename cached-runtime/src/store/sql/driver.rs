@@ -9,7 +9,8 @@
 
 use sqlx::error::BoxDynError;
 use sqlx::{
-    Arguments, Database, Decode, Encode, Executor, Pool, Row as _, SqlStr, Type, TypeInfo, ValueRef,
+    Arguments, Column as _, Database, Decode, Encode, Executor, Pool, Row as _, SqlStr, Type,
+    TypeInfo, ValueRef,
 };
 
 use crate::store::backend::{BoxFuture, Row};
@@ -80,6 +81,16 @@ pub(crate) trait Driver: Database {
 
     /// The driver handle behind a store, for the escape hatch.
     fn raw(pool: &Pool<Self>) -> RawStore<'_>;
+
+    /// Column `i` as a value of `kind` when it is a column type only this driver has (MySQL's
+    /// unsigned integers); `None` when the driver has nothing to add to [`ReadValue`].
+    fn read_other(
+        _row: &Self::Row,
+        _i: usize,
+        _kind: ValueKind,
+    ) -> Option<Result<Value, BoxDynError>> {
+        None
+    }
 
     /// Runs one statement: [`run`] for this driver.
     fn run<'a>(
@@ -196,7 +207,7 @@ fn accepts<DB: Database, T: Type<DB>>(ty: &DB::TypeInfo) -> bool {
 
 impl<DB> ReadValue for DB
 where
-    DB: Database,
+    DB: Driver,
     usize: sqlx::ColumnIndex<DB::Row>,
     for<'r> bool: Decode<'r, DB> + Type<DB>,
     for<'r> i64: Decode<'r, DB> + Type<DB>,
@@ -252,10 +263,14 @@ where
                 let json = serde_json::from_str(&text)?;
                 Ok(super::json::list(json)?)
             }),
-            _ => Err(format!("a {} column cannot be read as {kind:?}", ty.name()).into()),
+            _ => DB::read_other(row, i, kind).unwrap_or_else(|| {
+                Err(format!("a {} column cannot be read as {kind:?}", ty.name()).into())
+            }),
         };
         decoded.map_err(|source| sqlx::Error::ColumnDecode {
-            index: i.to_string(),
+            index: row
+                .try_column(i)
+                .map_or_else(|_| i.to_string(), |c| format!("`{}`", c.name())),
             source,
         })
     }

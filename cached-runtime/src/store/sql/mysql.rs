@@ -1,8 +1,8 @@
 //! The MySQL / MariaDB store: how values bind and the catalog through `information_schema`.
 
 use sqlx::error::BoxDynError;
-use sqlx::mysql::{MySqlArguments, MySqlQueryResult};
-use sqlx::{Arguments, MySql, Pool};
+use sqlx::mysql::{MySqlArguments, MySqlQueryResult, MySqlRow};
+use sqlx::{Arguments, Decode, MySql, Pool, Row, Type, ValueRef};
 
 use super::driver::{bind_plain, generic_run, Dialect, Driver};
 use crate::store::RawStore;
@@ -45,6 +45,23 @@ impl Driver for MySql {
             Some(_) => args.add(None::<i64>),
             None => Ok(()),
         }
+    }
+
+    /// Unsigned integer columns (sqlx reads them only as unsigned Rust types): an integer,
+    /// when it fits an `i64`.
+    fn read_other(row: &MySqlRow, i: usize, kind: ValueKind) -> Option<Result<Value, BoxDynError>> {
+        if !matches!(kind, ValueKind::Int | ValueKind::Bool | ValueKind::Float) {
+            return None;
+        }
+        let raw = row.try_get_raw(i).ok()?;
+        if !<u64 as Type<MySql>>::compatible(&raw.type_info()) {
+            return None;
+        }
+        let n = match <u64 as Decode<MySql>>::decode(raw) {
+            Ok(n) => n,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(i64::try_from(n).map(Value::Int).map_err(Into::into))
     }
 
     fn rows_affected(result: &MySqlQueryResult) -> u64 {
