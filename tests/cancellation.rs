@@ -9,15 +9,13 @@
 #[macro_use]
 mod common;
 
-use std::future::Future;
-use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use cached_runtime::Context;
 use common::domain::*;
+use common::model::drop_after;
 use common::{Backend, TestDb};
 
 /// Rows the sweep writes, one per step.
@@ -32,21 +30,6 @@ async fn rows(ctx: &Context) {
     for id in 100..100 + ROWS {
         Scene::repo(ctx).get(id).await.unwrap().unwrap();
     }
-}
-
-/// Polls `fut` at most `polls` times, then drops it, as a caller that stops waiting does.
-/// Returns whether it was dropped before it finished.
-async fn drop_after<F: Future>(polls: usize, fut: F) -> bool {
-    let mut fut = pin!(fut);
-    let mut left = polls;
-    std::future::poll_fn(|cx| {
-        if left == 0 {
-            return Poll::Ready(true);
-        }
-        left -= 1;
-        fut.as_mut().poll(cx).map(|_| false)
-    })
-    .await
 }
 
 /// The rows whose cached value differs from the database's.

@@ -64,24 +64,7 @@ async fn setup(
     backend: Backend,
     configure: impl FnOnce(ContextBuilder) -> ContextBuilder,
 ) -> Option<(Context, common::TestDb)> {
-    let db = common::database(backend, 4).await?;
-    match backend {
-        Backend::Sqlite => db.execute(SQLITE).await,
-        Backend::Postgres => {
-            // Once per database, shared by concurrent tests: a lost race is harmless.
-            let _ = db
-                .try_execute(
-                    "CREATE COLLATION IF NOT EXISTS public.ci \
-                     (provider = icu, locale = 'und-u-ks-level2', deterministic = false)",
-                )
-                .await;
-            db.execute(POSTGRES).await;
-        }
-        Backend::MySql => db.execute(MYSQL).await,
-        Backend::Mongo => {}
-    }
-    let ctx = configure(Context::builder(db.store.clone())).build();
-    Some((ctx, db))
+    common::database_with(backend, 4, [SQLITE, POSTGRES, MYSQL], configure).await
 }
 
 /// What the cache answers, next to what the database answers, for every read the scenario

@@ -280,24 +280,7 @@ impl World for League {
         backend: Backend,
         configure: impl FnOnce(ContextBuilder) -> ContextBuilder,
     ) -> Option<(Context, TestDb)> {
-        let db = common::database(backend, 8).await?;
-        match backend {
-            Backend::Sqlite => db.execute(SQLITE).await,
-            Backend::Postgres => {
-                // Once per database, shared by concurrent tests: a lost race is harmless.
-                let _ = db
-                    .try_execute(
-                        "CREATE COLLATION IF NOT EXISTS public.ci \
-                         (provider = icu, locale = 'und-u-ks-level2', deterministic = false)",
-                    )
-                    .await;
-                db.execute(POSTGRES).await;
-            }
-            Backend::MySql => db.execute(MYSQL).await,
-            Backend::Mongo => {}
-        }
-        let ctx = configure(Context::builder(db.store.clone())).build();
-        Some((ctx, db))
+        common::database_with(backend, 8, [SQLITE, POSTGRES, MYSQL], configure).await
     }
 
     /// Teams `1..TEAMS`, players `1..=SEEDED_PLAYERS` spread over them, tags `red` and

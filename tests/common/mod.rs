@@ -171,6 +171,39 @@ macro_rules! server_db {
     }};
 }
 
+/// The DDL of a test's own tables: `[SQLite, PostgreSQL, MySQL]` (MongoDB needs none).
+pub type Tables = [&'static str; 3];
+
+/// A fresh database (see [`database`]) that also has the test's own `tables`, and a context
+/// built by `configure`. On PostgreSQL the case-insensitive ICU collation `public.ci` exists
+/// before the tables are created, for tables that use it.
+pub async fn database_with(
+    backend: Backend,
+    connections: u32,
+    tables: Tables,
+    configure: impl FnOnce(ContextBuilder) -> ContextBuilder,
+) -> Option<(Context, TestDb)> {
+    let db = database(backend, connections).await?;
+    let [sqlite, postgres, mysql] = tables;
+    match backend {
+        Backend::Sqlite => db.execute(sqlite).await,
+        Backend::Postgres => {
+            // Once per database, shared by concurrent tests: a lost race is harmless.
+            let _ = db
+                .try_execute(
+                    "CREATE COLLATION IF NOT EXISTS public.ci \
+                     (provider = icu, locale = 'und-u-ks-level2', deterministic = false)",
+                )
+                .await;
+            db.execute(postgres).await;
+        }
+        Backend::MySql => db.execute(mysql).await,
+        Backend::Mongo => {}
+    }
+    let ctx = configure(Context::builder(db.store.clone())).build();
+    Some((ctx, db))
+}
+
 /// A fresh empty database with the studio schema, with a pool of `connections`.
 pub async fn database(backend: Backend, connections: u32) -> Option<TestDb> {
     match backend {
