@@ -19,7 +19,6 @@
 //! Run with `cargo bench --bench cache`; the ratios are what to read, not the absolute times.
 
 #[path = "../examples/studio/domain.rs"]
-#[allow(dead_code)] // `prepare_mongo` is for the MongoDB benchmarks
 mod domain;
 mod support;
 

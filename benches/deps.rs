@@ -74,7 +74,7 @@ async fn cached_bytes<V: LoadView<Key = Scene>>(
     ctx.entry_count();
     let before = LIVE.load(Relaxed);
     for id in 1..=n {
-        ctx.view::<V>(id).await.unwrap();
+        V::get(&ctx, id).await.unwrap();
     }
     ctx.entry_count();
     let after = LIVE.load(Relaxed);

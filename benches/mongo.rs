@@ -19,6 +19,8 @@
 #[path = "../examples/studio/domain.rs"]
 #[allow(dead_code)] // the SQL schemas are for the other benchmarks
 mod domain;
+#[path = "../examples/studio/mongo.rs"]
+mod mongo;
 
 use std::time::{Duration, Instant};
 
@@ -128,7 +130,7 @@ fn mongo(c: &mut Criterion) {
     let (client, db) = rt.block_on(async {
         let client = mongodb::Client::with_uri_str(&url).await.expect("client");
         let db = client.database(&name);
-        prepare_mongo(&db).await.expect("prepare");
+        mongo::prepare_mongo(&db).await.expect("prepare");
         (client, db)
     });
     let ctx = Context::new(db.clone());

@@ -42,7 +42,12 @@ async fn two_instances(
     configure_b: impl FnOnce(ContextBuilder) -> ContextBuilder,
 ) -> (Context, Context, common::TestDb) {
     let channel = channel();
-    let bus_a = RedisBroadcast::connect(url, channel.clone()).await.unwrap();
+    // Long enough that a commit on A never returns before Redis took its message, however
+    // loaded the machine: the torture test counts a version as heard once A counted it sent.
+    let bus_a = RedisBroadcast::connect(url, channel.clone())
+        .await
+        .unwrap()
+        .commit_wait(Duration::from_secs(60));
     let (a, db) = common::seeded_with(Backend::Sqlite, |b| b.broadcast(bus_a))
         .await
         .expect("SQLite always runs");

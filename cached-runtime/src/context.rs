@@ -6,22 +6,20 @@
 
 use std::sync::Arc;
 
+use crate::cache::clock::{Clock, ManualClock};
+use crate::cache::local::CacheSettings;
 use crate::cache::{Bump, Change, LocalCache};
+use crate::engine::{read, Engine, Parts, Pauses, Settings};
 use crate::entity::CachedEntity;
 use crate::error::Result;
-use crate::hooks::{Hooks, Invalidation, Source};
+use crate::hooks::{Invalidation, Source};
 use crate::key::{CacheKey, QueryKey};
-use crate::schema::{Schema, SchemaReport};
+use crate::report::CommitReport;
+use crate::schema::SchemaReport;
 use crate::stats::Stats;
 use crate::store::Store;
-use crate::tx::{CommitReport, Transaction};
+use crate::tx::{self, Transaction};
 use crate::value::KeyPart;
-
-/// What [`Context::apply`] handed to the broadcast: hears when Redis has taken it.
-#[cfg(feature = "redis")]
-type Sent = Option<tokio::sync::oneshot::Receiver<()>>;
-#[cfg(not(feature = "redis"))]
-type Sent = ();
 
 /// The default number of entries the in-process cache holds.
 pub const DEFAULT_MAX_ENTRIES: u64 = 100_000;
@@ -39,25 +37,7 @@ pub const DEFAULT_MAX_ENTRIES: u64 = 100_000;
 /// ```
 #[derive(Clone)]
 pub struct Context {
-    pub(crate) inner: Arc<Inner>,
-}
-
-pub(crate) struct Inner {
-    pub store: Store,
-    pub cache: LocalCache,
-    hooks: Hooks,
-    /// Where invalidations go out to the other instances, if anywhere.
-    #[cfg(feature = "redis")]
-    pub bus: Option<crate::cache::redis::Bus>,
-    /// What the database does behind the repository (cascades), read once from its catalog
-    /// before the first transaction.
-    schema: tokio::sync::OnceCell<Arc<Schema>>,
-    /// Triggers declared harmless for [`Context::check_schema`].
-    harmless_triggers: Vec<String>,
-    /// Test only: commit on the caller's task, unguarded, to prove that a dropped commit
-    /// future leaves the cache stale without the guard.
-    #[cfg(feature = "__testing")]
-    pub commit_inline: bool,
+    engine: Arc<Engine>,
 }
 
 /// Configures a [`Context`].
@@ -65,20 +45,9 @@ pub(crate) struct Inner {
 pub struct ContextBuilder {
     store: Store,
     harmless_triggers: Vec<String>,
-    max_entries: u64,
-    protect_fills: bool,
-    #[cfg(feature = "__testing")]
-    fill_delay: Option<(u64, std::time::Duration)>,
-    #[cfg(feature = "__testing")]
-    commit_delay: Option<std::time::Duration>,
-    #[cfg(feature = "__testing")]
-    commit_inline: bool,
-    #[cfg(feature = "__testing")]
-    fold_text: bool,
-    #[cfg(feature = "__testing")]
-    track_reads: bool,
-    #[cfg(feature = "__testing")]
-    ignore_cascades: bool,
+    cache: CacheSettings,
+    settings: Settings,
+    pauses: Option<Pauses>,
     #[cfg(feature = "redis")]
     broadcast: Option<crate::cache::redis::RedisBroadcast>,
 }
@@ -103,7 +72,15 @@ impl ContextBuilder {
 
     /// The most entries the in-process cache holds before it evicts (default 100,000).
     pub fn max_entries(mut self, max_entries: u64) -> Self {
-        self.max_entries = max_entries;
+        self.cache.max_entries = max_entries;
+        self
+    }
+
+    /// The clock TTLs are read against: a [`ManualClock`] that a test advances past a TTL
+    /// instead of sleeping. By default each context has a coarse clock of its own (20 ms
+    /// ticks, advanced by a thread that stops with the context).
+    pub fn clock(mut self, clock: ManualClock) -> Self {
+        self.cache.clock = clock.clock();
         self
     }
 
@@ -112,7 +89,7 @@ impl ContextBuilder {
     #[cfg(feature = "__testing")]
     #[doc(hidden)]
     pub fn __disable_stale_fill_protection(mut self) -> Self {
-        self.protect_fills = false;
+        self.cache.protect_fills = false;
         self
     }
 
@@ -130,7 +107,7 @@ impl ContextBuilder {
     #[doc(hidden)]
     pub fn __fill_delay_every(mut self, every: u64, delay: std::time::Duration) -> Self {
         assert!(every > 0, "`every` counts loads and starts at 1");
-        self.fill_delay = Some((every, delay));
+        self.pauses.get_or_insert_with(Pauses::default).fill = Some((every, delay));
         self
     }
 
@@ -139,7 +116,7 @@ impl ContextBuilder {
     #[cfg(feature = "__testing")]
     #[doc(hidden)]
     pub fn __commit_delay(mut self, delay: std::time::Duration) -> Self {
-        self.commit_delay = Some(delay);
+        self.pauses.get_or_insert_with(Pauses::default).commit = Some(delay);
         self
     }
 
@@ -149,7 +126,7 @@ impl ContextBuilder {
     #[cfg(feature = "__testing")]
     #[doc(hidden)]
     pub fn __disable_text_folding(mut self) -> Self {
-        self.fold_text = false;
+        self.cache.fold_text = false;
         self
     }
 
@@ -158,7 +135,7 @@ impl ContextBuilder {
     #[cfg(feature = "__testing")]
     #[doc(hidden)]
     pub fn __ignore_cascades(mut self) -> Self {
-        self.ignore_cascades = true;
+        self.settings.follow_cascades = false;
         self
     }
 
@@ -167,7 +144,7 @@ impl ContextBuilder {
     #[cfg(feature = "__testing")]
     #[doc(hidden)]
     pub fn __disable_read_tracking(mut self) -> Self {
-        self.track_reads = false;
+        self.settings.track_reads = false;
         self
     }
 
@@ -176,58 +153,22 @@ impl ContextBuilder {
     #[cfg(feature = "__testing")]
     #[doc(hidden)]
     pub fn __unguarded_commits(mut self) -> Self {
-        self.commit_inline = true;
+        self.settings.guard_commits = false;
         self
     }
 
     /// Builds the context.
     pub fn build(self) -> Context {
-        #[allow(unused_mut)]
-        let mut cache = LocalCache::new(self.max_entries, self.protect_fills);
-        #[cfg(feature = "__testing")]
-        {
-            cache.fill_delay =
-                self.fill_delay
-                    .map(|(every, delay)| crate::cache::local::FillDelay {
-                        every,
-                        delay,
-                        loads: Default::default(),
-                        paused: Default::default(),
-                    });
-            cache.commit_delay = self.commit_delay;
-            cache.fold_text = self.fold_text;
-            cache.track_reads = self.track_reads;
-        }
-        #[cfg(feature = "redis")]
-        let (bus, pending) = match self.broadcast {
-            Some(broadcast) => {
-                let (bus, pending) = crate::cache::redis::Bus::new(broadcast);
-                (Some(bus), Some(pending))
-            }
-            None => (None, None),
-        };
-        let inner = Arc::new(Inner {
+        let engine = Engine::new(Parts {
             store: self.store,
-            schema: tokio::sync::OnceCell::new_with({
-                #[cfg(feature = "__testing")]
-                let ignored = self.ignore_cascades.then(|| Arc::new(Schema::default()));
-                #[cfg(not(feature = "__testing"))]
-                let ignored = None;
-                ignored
-            }),
+            cache: LocalCache::new(self.cache),
+            settings: self.settings,
+            pauses: self.pauses,
             harmless_triggers: self.harmless_triggers,
-            cache,
-            hooks: Hooks::default(),
             #[cfg(feature = "redis")]
-            bus,
-            #[cfg(feature = "__testing")]
-            commit_inline: self.commit_inline,
+            broadcast: self.broadcast,
         });
-        #[cfg(feature = "redis")]
-        if let (Some(bus), Some(pending)) = (&inner.bus, pending) {
-            bus.start(pending, &inner);
-        }
-        Context { inner }
+        Context { engine }
     }
 }
 
@@ -237,20 +178,14 @@ impl Context {
         ContextBuilder {
             store: store.into(),
             harmless_triggers: Vec::new(),
-            max_entries: DEFAULT_MAX_ENTRIES,
-            protect_fills: true,
-            #[cfg(feature = "__testing")]
-            fill_delay: None,
-            #[cfg(feature = "__testing")]
-            commit_delay: None,
-            #[cfg(feature = "__testing")]
-            commit_inline: false,
-            #[cfg(feature = "__testing")]
-            fold_text: true,
-            #[cfg(feature = "__testing")]
-            track_reads: true,
-            #[cfg(feature = "__testing")]
-            ignore_cascades: false,
+            cache: CacheSettings {
+                max_entries: DEFAULT_MAX_ENTRIES,
+                protect_fills: true,
+                fold_text: true,
+                clock: Clock::ticking(),
+            },
+            settings: Settings::default(),
+            pauses: None,
             #[cfg(feature = "redis")]
             broadcast: None,
         }
@@ -269,23 +204,13 @@ impl Context {
     ///
     /// [`Error::Schema`]: crate::Error::Schema
     pub async fn check_schema(&self) -> Result<SchemaReport> {
-        crate::schema::check(&self.inner.store, &self.inner.harmless_triggers).await
-    }
-
-    /// The cascades among the cached tables, read from the catalog on first use.
-    pub(crate) async fn schema(&self) -> Result<Arc<Schema>> {
-        let schema = self
-            .inner
-            .schema
-            .get_or_try_init(|| async { Schema::learn(&self.inner.store).await.map(Arc::new) })
-            .await?;
-        Ok(schema.clone())
+        self.engine.check_schema().await
     }
 
     /// Opens a transaction. Writes on it reach the cache only when [`Transaction::commit`]
     /// succeeds; dropping it rolls back and touches nothing.
     pub async fn begin(&self) -> Result<Transaction> {
-        Transaction::begin(self.clone()).await
+        Transaction::begin(self.engine.clone()).await
     }
 
     /// Runs `body` in a transaction and commits it; when the database aborts the transaction
@@ -320,7 +245,7 @@ impl Context {
                 }
             };
             match result {
-                Err(err) if err.is_retryable() && attempt < crate::repo::WRITE_ATTEMPTS => {
+                Err(err) if err.is_retryable() && attempt < tx::ATTEMPTS => {
                     attempt += 1;
                     tokio::task::yield_now().await;
                 }
@@ -332,7 +257,7 @@ impl Context {
     /// The store behind the cache: clone it into another context (another instance over the
     /// same database). Its pool is reachable only through [`Store::raw_unchecked`].
     pub fn store(&self) -> &Store {
-        &self.inner.store
+        &self.engine.store
     }
 
     /// Test only: how many loads have read the database and begun their pause before the fill
@@ -340,11 +265,7 @@ impl Context {
     #[cfg(feature = "__testing")]
     #[doc(hidden)]
     pub fn __paused_loads(&self) -> u64 {
-        self.inner
-            .cache
-            .fill_delay
-            .as_ref()
-            .map_or(0, |d| d.paused.load(std::sync::atomic::Ordering::SeqCst))
+        self.engine.pauses.as_ref().map_or(0, Pauses::paused_loads)
     }
 
     /// Test only: how many view instances the dependency index holds, and how many distinct
@@ -352,28 +273,28 @@ impl Context {
     #[cfg(feature = "__testing")]
     #[doc(hidden)]
     pub fn __dependency_index_size(&self) -> (usize, usize) {
-        self.inner.cache.dependency_index_size()
+        self.engine.cache.dependency_index_size()
     }
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
-        self.inner.cache.counters.snapshot()
+        self.engine.cache.counters.snapshot()
     }
 
     /// The number of entries the in-process cache holds.
     pub fn entry_count(&self) -> u64 {
-        self.inner.cache.entry_count()
+        self.engine.cache.entry_count()
     }
 
     /// Whether a readable entry is cached under `key` (`SceneKey(42)`, a query's
     /// `list_key()`, ...). For tests and debugging: the answer can change at any moment.
     pub fn is_cached(&self, key: impl Into<CacheKey>) -> bool {
-        self.inner.cache.get(&key.into()).is_some()
+        self.engine.cache.get(&key.into()).is_some()
     }
 
     /// Registers a callback that receives every invalidation this context applies.
     pub fn on_invalidate(&self, hook: impl Fn(&Invalidation<'_>) + Send + Sync + 'static) {
-        self.inner.hooks.add(Arc::new(hook));
+        self.engine.on_invalidate(hook);
     }
 
     /// Drops the cached row of `E` with this id (queries are unaffected: the database did not
@@ -395,23 +316,20 @@ impl Context {
     /// Makes every cached entry of `E` (rows, queries, counts) unreadable at once. Costs the
     /// same whatever the cache holds: no key is scanned.
     pub fn invalidate_entity<E: CachedEntity>(&self) -> CommitReport {
-        self.apply(Vec::new(), vec![Bump::Entity(E::meta())], Source::Manual)
+        self.engine
+            .apply(Vec::new(), vec![Bump::Entity(E::meta())], Source::Manual)
     }
 
     /// Drops every entry (on every instance, with a broadcast).
     pub fn clear(&self) {
-        self.inner.cache.clear();
-        #[cfg(feature = "redis")]
-        if let Some(bus) = &self.inner.bus {
-            self.send(bus, true, &[], &[]);
-        }
+        self.engine.clear();
     }
 
     /// Reloads one row from the database into the cache and returns it.
     pub async fn refresh<E: CachedEntity>(&self, id: impl Into<E::Id>) -> Result<Option<Arc<E>>> {
         let id = id.into();
         self.invalidate::<E>(id.clone());
-        crate::repo::read::get::<E>(self, id).await
+        read::get::<E>(&self.engine, id).await
     }
 
     /// Loads these rows into the cache (one query for the ones not cached yet) and returns how
@@ -421,99 +339,26 @@ impl Context {
         ids: impl IntoIterator<Item = E::Id>,
     ) -> Result<usize> {
         let ids: Vec<E::Id> = ids.into_iter().collect();
-        let rows = crate::repo::read::get_many::<E>(self, &ids).await?;
+        let rows = read::get_many::<E>(&self.engine, &ids).await?;
         Ok(rows.iter().flatten().count())
     }
 
     fn remove_keys(&self, keys: Vec<CacheKey>, source: Source) -> CommitReport {
         let changes: Vec<(CacheKey, Change)> =
             keys.into_iter().map(|k| (k, Change::Remove)).collect();
-        self.apply(changes, Vec::new(), source)
+        self.engine.apply(changes, Vec::new(), source)
     }
 
-    /// Applies changes to the cache and broadcasts them to the other instances, if any.
-    pub(crate) fn apply(
-        &self,
-        changes: Vec<(CacheKey, Change)>,
-        bumps: Vec<Bump>,
-        source: Source,
-    ) -> CommitReport {
-        self.apply_and_send(changes, bumps, source).0
-    }
-
-    /// [`Context::apply`] for a commit: also waits until the other instances can hear of it
-    /// (Redis has taken the message), so that a request they serve after `commit()` returns
-    /// finds the keys already dropped.
-    pub(crate) async fn apply_commit(
-        &self,
-        changes: Vec<(CacheKey, Change)>,
-        bumps: Vec<Bump>,
-        source: Source,
-    ) -> CommitReport {
-        let (report, _sent) = self.apply_and_send(changes, bumps, source);
-        #[cfg(feature = "redis")]
-        if let (Some(acked), Some(bus)) = (_sent, &self.inner.bus) {
-            bus.wait(acked).await;
-        }
-        report
-    }
-
-    fn apply_and_send(
-        &self,
-        changes: Vec<(CacheKey, Change)>,
-        bumps: Vec<Bump>,
-        source: Source,
-    ) -> (CommitReport, Sent) {
-        let report = self.apply_here(changes, &bumps, source);
-        #[cfg(feature = "redis")]
-        let sent = self.broadcast(&report, &bumps);
-        #[cfg(not(feature = "redis"))]
-        let sent = ();
-        (report, sent)
-    }
-
-    /// Applies changes to this context's cache (queries first, generation bumps last), counts
-    /// them and runs the hooks.
-    pub(crate) fn apply_here(
-        &self,
-        mut changes: Vec<(CacheKey, Change)>,
-        bumps: &[Bump],
-        source: Source,
-    ) -> CommitReport {
-        if changes.is_empty() && bumps.is_empty() {
-            return CommitReport::default();
-        }
-        changes.sort_by_key(|(key, _)| !key.is_query());
-        let cache = &self.inner.cache;
-        let mut dependents = cache.apply(&changes, bumps);
-        dependents.sort_by_cached_key(ToString::to_string);
-        let mut keys: Vec<CacheKey> = changes.into_iter().map(|(k, _)| k).collect();
-        keys.extend(dependents);
-        let entities: Vec<&'static str> = bumps.iter().map(Bump::type_name).collect();
-        let mut per_entity: Vec<(&'static str, u64)> = Vec::new();
-        let names = keys.iter().map(|k| k.entity().type_name);
-        for name in names.chain(entities.iter().copied()) {
-            match per_entity.iter_mut().find(|(n, _)| *n == name) {
-                Some((_, count)) => *count += 1,
-                None => per_entity.push((name, 1)),
-            }
-        }
-        for (name, count) in per_entity {
-            cache.counters.record_invalidations(name, count);
-        }
-        self.inner.hooks.run(&Invalidation {
-            source,
-            keys: &keys,
-            entities: &entities,
-        });
-        CommitReport { keys, entities }
+    /// The engine behind this context, for the layers built on it (views, repositories).
+    pub(crate) fn engine(&self) -> &Arc<Engine> {
+        &self.engine
     }
 }
 
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Context")
-            .field("store", &self.inner.store)
+            .field("store", &self.engine.store)
             .finish_non_exhaustive()
     }
 }

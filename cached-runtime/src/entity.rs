@@ -121,19 +121,31 @@ pub struct RelationMeta {
     pub target_meta: fn() -> &'static EntityMeta,
 }
 
+/// What the derive knows about a view.
+#[derive(Debug)]
+pub struct ViewMeta {
+    /// Key prefix (`story_outline`).
+    pub name: &'static str,
+    /// The Rust type name.
+    pub type_name: &'static str,
+    /// The key entity.
+    pub key: fn() -> &'static EntityMeta,
+    /// Entities read precisely (each reaches the key entity); the key entity included.
+    pub reads: &'static [fn() -> &'static EntityMeta],
+    /// Entities any write to which invalidates every instance of the view.
+    pub reads_all: &'static [fn() -> &'static EntityMeta],
+    /// The view's own cache namespace (its keys are `name:<key id>`, its TTL is the view's).
+    pub entity: &'static EntityMeta,
+}
+
 /// Mutable per-entity state kept beside the static description.
 #[doc(hidden)]
 #[derive(Debug)]
 pub struct EntityState {
-    /// A process-wide small number for this entity (0 until first used), indexing per-cache
-    /// tables such as generations.
+    /// This entity's position among the registered entities and views, plus one (0 until
+    /// first used): indexes per-cache tables such as generations.
     slot: AtomicU32,
 }
-
-/// How many entity and view types one process can hold.
-pub(crate) const MAX_TYPES: usize = 4096;
-
-static NEXT_SLOT: AtomicU32 = AtomicU32::new(1);
 
 impl EntityState {
     /// A fresh state, for generated `static` items.
@@ -142,6 +154,17 @@ impl EntityState {
         EntityState {
             slot: AtomicU32::new(0),
         }
+    }
+
+    /// The slot remembered by [`EntityState::remember_slot`], 0 if none yet.
+    #[inline]
+    pub(crate) fn slot(&self) -> usize {
+        self.slot.load(Ordering::Relaxed) as usize
+    }
+
+    /// Remembers the slot the registry assigned.
+    pub(crate) fn remember_slot(&self, slot: usize) {
+        self.slot.store(slot as u32, Ordering::Relaxed);
     }
 }
 
@@ -154,27 +177,5 @@ impl EntityMeta {
     /// The position of a key-forming column in [`EntityMeta::indexes`].
     pub fn index_position(&self, column: &str) -> Option<usize> {
         self.indexes.iter().position(|i| i.column == column)
-    }
-
-    /// This entity's process-wide slot (`1..MAX_TYPES`), assigned on first use.
-    #[inline]
-    pub(crate) fn slot(&self) -> usize {
-        let slot = self.__state.slot.load(Ordering::Relaxed);
-        if slot != 0 {
-            return slot as usize;
-        }
-        let fresh = NEXT_SLOT.fetch_add(1, Ordering::Relaxed);
-        assert!(
-            (fresh as usize) < MAX_TYPES,
-            "more than {MAX_TYPES} cached entity and view types in one process"
-        );
-        match self
-            .__state
-            .slot
-            .compare_exchange(0, fresh, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) => fresh as usize,
-            Err(taken) => taken as usize,
-        }
     }
 }

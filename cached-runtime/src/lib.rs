@@ -40,42 +40,59 @@
 //! the same Redis channel, and applies theirs.
 #![warn(missing_docs)]
 
-mod cache;
+// The layers, lowest first: a module imports only from modules of its own layer or of earlier
+// ones, and never in a cycle (tests/layers.rs checks both; ARCHITECTURE.md draws the graph).
+// 1. values, text folding, errors
 mod collation;
-mod context;
-mod entity;
 mod error;
-pub mod graph;
-mod handle;
-mod hooks;
-mod key;
-mod raw;
-mod repo;
-mod schema;
-mod stats;
-mod store;
-mod tx;
 mod value;
+// 2. the entity model
+mod entity;
+mod key;
+mod registry;
+// 3. what the cache reports and counts
+mod hooks;
+mod report;
+mod stats;
+// 4. stores and what they say about the schema
+mod schema;
+mod store;
+// 5. the cache layers, and the graph computed over them
+mod cache;
+pub mod graph;
+// 6. the engine every handle shares
+mod engine;
+// 7. transactions
+mod tx;
+// 8. the context, and what is built on it
+mod context;
 mod view;
+// 9. the handles the generated repositories take, and their operations
+mod handle;
+mod repo;
 
+pub use cache::clock::ManualClock;
 #[cfg(feature = "redis")]
 pub use cache::redis::RedisBroadcast;
 pub use context::{Context, ContextBuilder, DEFAULT_MAX_ENTRIES};
-pub use entity::{CachedEntity, EntityMeta, IndexKind, IndexMeta, Patch, RelatesTo, RelationMeta};
+pub use entity::{
+    CachedEntity, EntityMeta, IndexKind, IndexMeta, Patch, RelatesTo, RelationMeta, ViewMeta,
+};
 pub use error::{ConstraintKind, Error, Result};
 pub use graph::graph;
 pub use handle::Handle;
 pub use hooks::{Invalidation, Source};
 pub use key::{CacheKey, EntityQuery, Predicate, QueryKey};
-pub use raw::{RawWrite, Targeted, Touches, Untargeted};
+pub use report::CommitReport;
 pub use schema::SchemaReport;
 pub use stats::Stats;
 pub use store::{RawStore, Store};
-pub use tx::{CommitReport, Transaction};
+pub use tx::raw::{RawWrite, Targeted, Touches, Untargeted};
+pub use tx::Transaction;
 pub use value::{
     DecodeError, FromValue, KeyPart, KeyValue, ListItem, ToValue, Value, ValueError, ValueKind,
 };
-pub use view::{CachedView, LoadView, Reads, ViewCtx, ViewKey, ViewMeta};
+pub use view::{CachedView, LoadView, Reads, ViewCtx, ViewKey};
 
 #[cfg(feature = "derive")]
 pub use cached_derive::{CachedEntity, CachedView};
@@ -93,12 +110,12 @@ pub mod prelude {
 pub mod __private {
     pub use crate::entity::EntityState;
     pub use crate::handle::HandleRef;
+    pub use crate::registry::{reaches, EntityRegistration, ViewRegistration};
     pub use crate::repo::{
         add, count, delete, delete_many, find, get, get_many, insert, insert_many, list_op,
         subtract, update, update_many,
     };
     pub use crate::value::read_column;
-    pub use crate::view::registry::{reaches, EntityRegistration, ViewRegistration};
     pub use inventory;
     pub use std::sync::Arc;
     pub use std::time::Duration;

@@ -1,24 +1,25 @@
 //! A short tour of cached repositories on the story domain (in-memory SQLite + moka).
 //!
-//! Run it with `cargo run --example studio` (in-memory SQLite), or on a server with
-//! `cargo run --example studio -- --database-url postgres://postgres@127.0.0.1:5432/test`
-//! (or `mysql://root@127.0.0.1:3306/test`), or on MongoDB with
-//! `cargo run --example studio -- --mongodb-url "mongodb://127.0.0.1:27017/?directConnection=true"`
-//! (a replica set: writes run in transactions); the tour then works in a fresh schema
-//! (database) that it drops at the end. Add `--redis-url redis://127.0.0.1:6379` to see two
-//! instances share their invalidations over Redis.
+//! Run it with `cargo run -p studio` (in-memory SQLite: only the embedded default is built).
+//! Each server needs its cargo feature: `cargo run -p studio --features postgres --
+//! --database-url postgres://postgres@127.0.0.1:5432/test` (or `--features mysql` with
+//! `mysql://root@127.0.0.1:3306/test`), or on MongoDB `cargo run -p studio --features mongo --
+//! --mongodb-url "mongodb://127.0.0.1:27017/?directConnection=true"` (a replica set: writes run
+//! in transactions); the tour then works in a fresh schema (database) that it drops at the
+//! end. Add `--features redis` and `--redis-url redis://127.0.0.1:6379` to see two instances
+//! share their invalidations over Redis (`--features all` builds every one).
 
+// A server's schema is unused in a build without its store.
+#[cfg_attr(not(all(feature = "postgres", feature = "mysql")), allow(dead_code))]
 mod domain;
+#[cfg(feature = "mongo")]
+mod mongo;
 
-use std::str::FromStr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use cached_runtime::prelude::*;
-use cached_runtime::{RawStore, RedisBroadcast, Store};
-use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use cached_runtime::Store;
 use sqlx::sqlite::SqlitePoolOptions;
-use sqlx::{AssertSqlSafe, Executor, MySqlPool, PgPool};
 
 use domain::*;
 
@@ -38,15 +39,33 @@ fn arg(flag: &str) -> Option<String> {
 }
 
 /// The tour's own database on a MongoDB server, with the studio's constraints.
+#[cfg(feature = "mongo")]
 async fn connect_mongo(url: &str, name: &str) -> Result<Database> {
     let db = |e| Error::Mongo(e);
     let client = mongodb::Client::with_uri_str(url).await.map_err(db)?;
     let database = client.database(name);
-    prepare_mongo(&database).await.map_err(db)?;
+    mongo::prepare_mongo(&database).await.map_err(db)?;
     Ok(Database {
         store: database.into(),
         cleanup: None,
     })
+}
+
+#[cfg(not(feature = "mongo"))]
+async fn connect_mongo(_url: &str, _name: &str) -> Result<Database> {
+    rebuild_with("mongo")
+}
+
+/// Stops the tour: the server asked for needs a store this build left out.
+#[cfg(not(all(
+    feature = "postgres",
+    feature = "mysql",
+    feature = "mongo",
+    feature = "redis"
+)))]
+fn rebuild_with(feature: &str) -> ! {
+    eprintln!("this build has no {feature} store: run it with `cargo run -p studio --features {feature} -- ...`");
+    std::process::exit(2);
 }
 
 async fn connect() -> Result<Database> {
@@ -77,7 +96,28 @@ async fn connect() -> Result<Database> {
                 cleanup: None,
             })
         }
-        Some(url) if url.starts_with("postgres") => {
+        Some(url) if url.starts_with("postgres") => postgres(url, &name).await,
+        Some(url) if url.starts_with("mysql") || url.starts_with("mariadb") => {
+            mysql(url, &name).await
+        }
+        Some(other) => {
+            eprintln!(
+                "--database-url must start with postgres://, mysql:// or mariadb://, not {other}"
+            );
+            std::process::exit(2);
+        }
+    }
+}
+
+/// The tour's own schema on a PostgreSQL server.
+#[cfg(feature = "postgres")]
+async fn postgres(url: &str, name: &str) -> Result<Database> {
+    use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+    use sqlx::{AssertSqlSafe, Executor, PgPool};
+    use std::str::FromStr;
+    let db = |e| Error::Database(e);
+    {
+        {
             let admin = PgPool::connect(url).await.map_err(db)?;
             admin
                 .execute(AssertSqlSafe(format!("CREATE SCHEMA {name}")))
@@ -85,7 +125,7 @@ async fn connect() -> Result<Database> {
                 .map_err(db)?;
             let options = PgConnectOptions::from_str(url)
                 .map_err(db)?
-                .options([("search_path", name.as_str())]);
+                .options([("search_path", name)]);
             let pool = PgPoolOptions::new()
                 .max_connections(4)
                 .test_before_acquire(false)
@@ -101,7 +141,23 @@ async fn connect() -> Result<Database> {
                 cleanup: Some(format!("DROP SCHEMA {name} CASCADE")),
             })
         }
-        Some(url) if url.starts_with("mysql") || url.starts_with("mariadb") => {
+    }
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn postgres(_url: &str, _name: &str) -> Result<Database> {
+    rebuild_with("postgres")
+}
+
+/// The tour's own database on a MySQL / MariaDB server.
+#[cfg(feature = "mysql")]
+async fn mysql(url: &str, name: &str) -> Result<Database> {
+    use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+    use sqlx::{AssertSqlSafe, Executor, MySqlPool};
+    use std::str::FromStr;
+    let db = |e| Error::Database(e);
+    {
+        {
             let admin = MySqlPool::connect(url).await.map_err(db)?;
             admin
                 .execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
@@ -109,7 +165,7 @@ async fn connect() -> Result<Database> {
                 .map_err(db)?;
             let options = MySqlConnectOptions::from_str(url)
                 .map_err(db)?
-                .database(&name);
+                .database(name);
             let pool = MySqlPoolOptions::new()
                 .max_connections(4)
                 .test_before_acquire(false)
@@ -125,13 +181,12 @@ async fn connect() -> Result<Database> {
                 cleanup: Some(format!("DROP DATABASE {name}")),
             })
         }
-        Some(other) => {
-            eprintln!(
-                "--database-url must start with postgres://, mysql:// or mariadb://, not {other}"
-            );
-            std::process::exit(2);
-        }
     }
+}
+
+#[cfg(not(feature = "mysql"))]
+async fn mysql(_url: &str, _name: &str) -> Result<Database> {
+    rebuild_with("mysql")
 }
 
 impl Database {
@@ -144,19 +199,29 @@ impl Database {
 
     /// Drops the tour's schema from the server, if it made one.
     async fn cleanup(self) -> Result<()> {
+        #[allow(unused_imports)]
+        use cached_runtime::RawStore;
+        #[cfg(feature = "mongo")]
         if let RawStore::Mongo(db) = self.store.raw_unchecked() {
             return db.drop().await.map_err(Error::Mongo);
         }
-        let Some(sql) = self.cleanup else {
+        let Some(_sql) = self.cleanup else {
             return Ok(());
         };
-        let sql = AssertSqlSafe(sql);
-        match self.store.raw_unchecked() {
-            RawStore::Postgres(pool) => pool.execute(sql).await.map(drop),
-            RawStore::MySql(pool) => pool.execute(sql).await.map(drop),
-            _ => Ok(()),
+        #[cfg(any(feature = "postgres", feature = "mysql"))]
+        {
+            use sqlx::Executor;
+            let sql = sqlx::AssertSqlSafe(_sql);
+            match self.store.raw_unchecked() {
+                #[cfg(feature = "postgres")]
+                RawStore::Postgres(pool) => pool.execute(sql).await.map(drop),
+                #[cfg(feature = "mysql")]
+                RawStore::MySql(pool) => pool.execute(sql).await.map(drop),
+                _ => Ok(()),
+            }
+            .map_err(Error::Database)?;
         }
-        .map_err(Error::Database)
+        Ok(())
     }
 }
 
@@ -247,10 +312,11 @@ fn keys(report: &CommitReport) {
 
 /// Two contexts over one database, as two servers behind a load balancer would have, sharing
 /// their invalidations over Redis.
+#[cfg(feature = "redis")]
 async fn two_instances(store: &Store, url: &str) -> Result<()> {
     let channel = format!("studio:{}", std::process::id());
     let connect = || async {
-        let bus = RedisBroadcast::connect(url, channel.clone()).await?;
+        let bus = cached_runtime::RedisBroadcast::connect(url, channel.clone()).await?;
         Ok::<_, cached_runtime::Error>(Context::builder(store.clone()).broadcast(bus).build())
     };
     let (a, b) = (connect().await?, connect().await?);
@@ -264,7 +330,7 @@ async fn two_instances(store: &Store, url: &str) -> Result<()> {
         .update(1, SceneUpdate::default().title("Retold on instance A"))
         .await?;
     let committed = Instant::now();
-    while b.is_cached(SceneKey(1)) && committed.elapsed() < Duration::from_secs(1) {
+    while b.is_cached(SceneKey(1)) && committed.elapsed() < std::time::Duration::from_secs(1) {
         tokio::task::yield_now().await;
     }
     println!(
@@ -446,7 +512,10 @@ async fn main() -> Result<()> {
 
     step(8, "Two instances, one Redis channel");
     match arg("--redis-url") {
+        #[cfg(feature = "redis")]
         Some(url) => two_instances(&database.store, &url).await?,
+        #[cfg(not(feature = "redis"))]
+        Some(_) => rebuild_with("redis"),
         None => println!(
             "   (run with `-- --redis-url redis://127.0.0.1:6379` to watch a commit on one instance\n    \
              drop the same keys on another)"

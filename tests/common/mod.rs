@@ -11,6 +11,8 @@
 #[path = "../../examples/studio/domain.rs"]
 pub mod domain;
 pub mod model;
+#[path = "../../examples/studio/mongo.rs"]
+pub mod mongo;
 pub mod torture;
 
 use std::str::FromStr;
@@ -273,7 +275,7 @@ async fn mongo_db(connections: u32) -> Option<TestDb> {
     SWEPT.get_or_init(|| sweep_mongo(&client)).await;
     let name = unique_name();
     let db = client.database(&name);
-    prepare_mongo(&db)
+    mongo::prepare_mongo(&db)
         .await
         .unwrap_or_else(|e| panic!("cannot reach the MongoDB server at {url}: {e}"));
     // Not dropped when the test ends: a test may end with a transaction whose abort the driver

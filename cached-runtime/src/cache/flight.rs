@@ -87,10 +87,6 @@ impl LocalCache {
                     let load = load.take().expect("a caller leads at most one load");
                     Counters::add(&self.counters.loads, 1);
                     let result = load().await;
-                    #[cfg(feature = "__testing")]
-                    if let Some(delay) = self.fill_delay.as_ref().and_then(|d| d.next()) {
-                        tokio::time::sleep(delay).await;
-                    }
                     return match result {
                         Ok(loaded) => {
                             let loaded = Arc::new(loaded);

@@ -17,8 +17,8 @@
 //! the key after this transaction began, the two may apply in either order, so the entry is
 //! dropped instead of written.
 //!
-//! TTLs are checked against a coarse clock ([`clock`]): a hit costs one relaxed load instead
-//! of moka's per-entry expiry (measured at ~28 ns per read).
+//! TTLs are checked against the cache's own coarse clock ([`Clock`]): a hit costs one relaxed
+//! load instead of moka's per-entry expiry (measured at ~28 ns per read).
 //!
 //! `clear()` and whole-entity invalidation bump an epoch / the entity's generation; entries
 //! and in-flight loads remember the values they started with and are unreadable once those
@@ -39,13 +39,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use moka::notification::RemovalCause;
 use moka::sync::Cache;
 
-use super::clock;
+use super::clock::Clock;
 use super::deps::{DepIndex, ReadSet};
 use super::flight::Flight;
 use super::spellings::Spellings;
 use super::{Bump, Change, EntryData, Loaded, Token};
-use crate::entity::{EntityMeta, MAX_TYPES};
+use crate::entity::EntityMeta;
 use crate::key::CacheKey;
+use crate::registry;
 use crate::stats::Counters;
 
 const STRIPES: usize = 4096;
@@ -57,7 +58,7 @@ pub(crate) struct Entry {
     epoch: u64,
     generation: u64,
     query_generation: u64,
-    /// [`clock::now_ms`] deadline from the entity's TTL; `u64::MAX` for none.
+    /// [`Clock::now_ms`] deadline from the entity's TTL; `u64::MAX` for none.
     deadline: u64,
     /// For a view instance, its registration in the [`DepIndex`]; for a key that is not its
     /// own canonical form, its registration in [`Spellings`]; 0 otherwise.
@@ -95,51 +96,31 @@ pub(crate) struct LocalCache {
     regs: AtomicU64,
     /// Whether text keys are folded for invalidation (off only to prove, in a test, what the
     /// folding prevents).
-    pub fold_text: bool,
-    /// Whether view loads record what they read (off only to prove, in a test, what the
-    /// tracking prevents).
-    pub track_reads: bool,
-    /// Test only: a pause between a load's database read and its fill, to widen the window in
-    /// which a commit can overtake the load.
-    #[cfg(feature = "__testing")]
-    pub fill_delay: Option<FillDelay>,
-    /// Test only: a pause between a transaction's view resolution and its database commit.
-    #[cfg(feature = "__testing")]
-    pub commit_delay: Option<std::time::Duration>,
+    fold_text: bool,
+    /// What TTL deadlines are read against.
+    clock: Clock,
     pub counters: Counters,
 }
 
-/// Test only: which loads pause before their fill, and for how long.
-#[cfg(feature = "__testing")]
-pub(crate) struct FillDelay {
-    /// Every `every`-th load pauses (1: every load).
-    pub every: u64,
-    pub delay: std::time::Duration,
-    pub loads: AtomicU64,
-    /// How many loads have reached their pause (their database read is done).
-    pub paused: AtomicU64,
-}
-
-#[cfg(feature = "__testing")]
-impl FillDelay {
-    /// The pause for the load that calls this, if it is one that pauses.
-    pub fn next(&self) -> Option<std::time::Duration> {
-        let pause = self.loads.fetch_add(1, SeqCst) % self.every == 0;
-        if pause {
-            self.paused.fetch_add(1, SeqCst);
-        }
-        pause.then_some(self.delay)
-    }
+/// How a [`LocalCache`] is set up.
+pub(crate) struct CacheSettings {
+    /// The most entries moka holds before it evicts.
+    pub max_entries: u64,
+    /// Whether stale fills are refused (off only to prove, in a test, what the guard prevents).
+    pub protect_fills: bool,
+    /// Whether text keys are folded for invalidation (off only in a test, likewise).
+    pub fold_text: bool,
+    /// What TTL deadlines are read against.
+    pub clock: Clock,
 }
 
 impl LocalCache {
-    pub fn new(max_entries: u64, protect: bool) -> Self {
-        clock::start();
+    pub fn new(settings: CacheSettings) -> Self {
         let deps = Arc::new(DepIndex::default());
         let spellings = Arc::new(Spellings::default());
         let (views, texts) = (deps.clone(), spellings.clone());
         let map = Cache::builder()
-            .max_capacity(max_entries)
+            .max_capacity(settings.max_entries)
             .eviction_listener(move |key: Arc<CacheKey>, entry: Entry, cause| {
                 // An apply unregisters what it drops itself; a replaced entry's registration
                 // was replaced with it. Eviction (size, or an expired view dropped on read) is
@@ -161,18 +142,16 @@ impl LocalCache {
             seq: AtomicU64::new(1),
             epoch: AtomicU64::new(0),
             apply_lock: Mutex::new(()),
-            generations: (0..2 * MAX_TYPES).map(|_| AtomicU64::new(0)).collect(),
-            protect,
+            generations: (0..2 * registry::slot_count())
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            protect: settings.protect_fills,
             offline: AtomicBool::new(false),
             deps,
             spellings,
             regs: AtomicU64::new(0),
-            fold_text: true,
-            track_reads: true,
-            #[cfg(feature = "__testing")]
-            fill_delay: None,
-            #[cfg(feature = "__testing")]
-            commit_delay: None,
+            fold_text: settings.fold_text,
+            clock: settings.clock,
             counters: Counters::default(),
         }
     }
@@ -182,7 +161,7 @@ impl LocalCache {
     pub fn get(&self, key: &CacheKey) -> Option<EntryData> {
         let entry = self.map.get(key)?;
         let meta = key.entity();
-        let live = entry.deadline == u64::MAX || entry.deadline > clock::now_ms();
+        let live = entry.deadline == u64::MAX || entry.deadline > self.clock.now_ms();
         if !live && entry.reg != 0 {
             // An expired view instance: drop it now, which releases what it registered.
             self.map.invalidate(key);
@@ -208,14 +187,14 @@ impl LocalCache {
     /// every entry of the entity filled before the bump unreadable at once, without a scan.
     #[inline]
     pub fn generation(&self, meta: &EntityMeta) -> u64 {
-        self.generations[2 * meta.slot()].load(SeqCst)
+        self.generations[2 * registry::slot(meta)].load(SeqCst)
     }
 
     /// The entity's query generation: bumped when any of its queries may have changed (a raw
     /// write); its rows stay readable.
     #[inline]
     pub fn query_generation(&self, meta: &EntityMeta) -> u64 {
-        self.generations[2 * meta.slot() + 1].load(SeqCst)
+        self.generations[2 * registry::slot(meta) + 1].load(SeqCst)
     }
 
     /// A token for a transaction that may write several entities; each write sets the
@@ -284,7 +263,7 @@ impl LocalCache {
             epoch: token.epoch,
             generation: token.generation,
             query_generation: token.query_generation,
-            deadline: clock::deadline(key.entity().ttl),
+            deadline: self.clock.deadline(key.entity().ttl),
             reg: 0,
         }
     }
@@ -430,8 +409,8 @@ impl LocalCache {
         }
         for bump in bumps {
             match bump {
-                Bump::Entity(meta) => &self.generations[2 * meta.slot()],
-                Bump::Queries(meta) => &self.generations[2 * meta.slot() + 1],
+                Bump::Entity(meta) => &self.generations[2 * registry::slot(meta)],
+                Bump::Queries(meta) => &self.generations[2 * registry::slot(meta) + 1],
             }
             .fetch_add(1, SeqCst);
         }
@@ -515,6 +494,8 @@ mod tests {
         __state: EntityState::new(),
     };
 
+    inventory::submit!(crate::registry::EntityRegistration(|| &ITEM));
+
     fn key(id: i64) -> CacheKey {
         CacheKey::row(&ITEM, KeyValue::Int(id))
     }
@@ -524,7 +505,12 @@ mod tests {
     /// a per-cache random state).
     #[test]
     fn a_commit_writes_through_a_key_whose_stripe_it_also_invalidates() {
-        let cache = LocalCache::new(1_000, true);
+        let cache = LocalCache::new(CacheSettings {
+            max_entries: 1_000,
+            protect_fills: true,
+            fold_text: true,
+            clock: crate::ManualClock::new().clock(),
+        });
         let stripe_of = |k: &CacheKey| cache.hasher.hash_one(k) as usize % STRIPES;
         let written = key(0);
         let neighbour = (1..)

@@ -11,7 +11,7 @@
 //! then clears once more. A connection that stops answering without closing counts as lost:
 //! the subscriber pings Redis every second.
 
-use std::sync::{Arc, Weak};
+use std::sync::Weak;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -19,13 +19,10 @@ use redis::aio::{MultiplexedConnection, PubSub};
 use tokio::sync::{mpsc, oneshot};
 
 use super::wire::Message;
-use crate::cache::{Bump, Change};
-use crate::context::{Context, Inner};
+use super::{Bump, LocalCache};
 use crate::error::{Error, Result};
-use crate::hooks::Source;
 use crate::key::CacheKey;
 use crate::stats::Counters;
-use crate::tx::CommitReport;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(20);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
@@ -107,6 +104,16 @@ async fn subscribe(client: &redis::Client, channel: &str) -> redis::RedisResult<
     Ok(pubsub)
 }
 
+/// What the broadcast needs from the instance it serves: its cache (to count, to take it
+/// offline and clear it), and a way to apply another instance's invalidation there the same
+/// way as its own commits. Held weakly: the broadcast stops once the instance is dropped.
+pub(crate) trait Receiver: Send + Sync + 'static {
+    /// The instance's in-process cache.
+    fn cache(&self) -> &LocalCache;
+    /// Applies another instance's invalidation here (and nowhere else).
+    fn apply_remote(&self, keys: Vec<CacheKey>, bumps: Vec<Bump>);
+}
+
 /// One message on its way to Redis; `ack` hears when Redis has taken it.
 struct Outgoing {
     payload: Vec<u8>,
@@ -149,8 +156,8 @@ impl Bus {
         (bus, pending)
     }
 
-    /// Starts the publisher and the subscriber of a built context.
-    pub fn start(&self, pending: Pending, ctx: &Arc<Inner>) {
+    /// Starts the publisher and the subscriber once the instance they serve exists.
+    pub fn start(&self, pending: Pending, receiver: Weak<dyn Receiver>) {
         let Pending {
             broadcast,
             outgoing,
@@ -162,35 +169,45 @@ impl Bus {
             broadcast.channel.clone(),
             broadcast.publisher,
             outgoing,
-            Arc::downgrade(ctx),
+            receiver.clone(),
         ));
         runtime.spawn(listen(
             broadcast.client,
             broadcast.channel,
             Some(broadcast.pubsub),
             self.id,
-            Arc::downgrade(ctx),
+            receiver.clone(),
             stop,
-            OfflineOnExit(Arc::downgrade(ctx)),
+            OfflineOnExit(receiver),
         ));
     }
 
     /// Queues an invalidation applied here (a clear, or keys and bumps) for the other
-    /// instances; the receiver hears when Redis has taken it. `None` when the publisher is gone
-    /// (the runtime that ran it shut down): the message cannot go out.
+    /// instances; the receiver hears when Redis has taken it. Nothing to say (no keys, no
+    /// bumps, no clear) sends nothing. If the publisher is gone (the runtime that ran it shut
+    /// down), the other instances cannot hear of this one's writes, nor it of theirs: `cache`
+    /// stops caching.
     pub fn send(
         &self,
+        cache: &LocalCache,
         clear: bool,
         keys: &[CacheKey],
         bumps: &[Bump],
     ) -> Option<oneshot::Receiver<()>> {
+        if !clear && keys.is_empty() && bumps.is_empty() {
+            return None;
+        }
         let message = Message::new(self.id, clear, keys, bumps);
         let (ack, acked) = oneshot::channel();
         let outgoing = Outgoing {
             payload: message.encode(),
             ack,
         };
-        self.outgoing.send(outgoing).ok().map(|()| acked)
+        let sent = self.outgoing.send(outgoing).ok().map(|()| acked);
+        if sent.is_none() {
+            cache.set_online(false);
+        }
+        sent
     }
 
     /// Waits (at most the configured time) until Redis has taken a commit's invalidation.
@@ -215,7 +232,7 @@ async fn publish(
     channel: String,
     connection: MultiplexedConnection,
     mut outgoing: mpsc::UnboundedReceiver<Outgoing>,
-    ctx: Weak<Inner>,
+    receiver: Weak<dyn Receiver>,
 ) {
     let mut connection = Some(connection);
     let mut batch = Vec::with_capacity(BATCH);
@@ -241,8 +258,11 @@ async fn publish(
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
-        if let Some(inner) = ctx.upgrade() {
-            Counters::add(&inner.cache.counters.broadcasts_sent, batch.len() as u64);
+        if let Some(receiver) = receiver.upgrade() {
+            Counters::add(
+                &receiver.cache().counters.broadcasts_sent,
+                batch.len() as u64,
+            );
         }
         for message in batch.drain(..) {
             let _ = message.ack.send(());
@@ -257,7 +277,7 @@ async fn listen(
     channel: String,
     mut subscribed: Option<PubSub>,
     me: u64,
-    ctx: Weak<Inner>,
+    receiver: Weak<dyn Receiver>,
     mut stop: oneshot::Receiver<()>,
     // An argument, not a local: dropped with the task even if it never ran.
     _offline_on_exit: OfflineOnExit,
@@ -273,8 +293,10 @@ async fn listen(
                 };
                 match attempt {
                     Ok(pubsub) => {
-                        let Some(inner) = ctx.upgrade() else { return };
-                        inner.cache.set_online(true);
+                        let Some(receiver) = receiver.upgrade() else {
+                            return;
+                        };
+                        receiver.cache().set_online(true);
                         backoff = MIN_BACKOFF;
                         pubsub
                     }
@@ -297,8 +319,8 @@ async fn listen(
             tokio::select! {
                 message = messages.next() => {
                     let Some(message) = message else { break };
-                    let Some(inner) = ctx.upgrade() else { return };
-                    receive(Context { inner }, me, message.get_payload_bytes());
+                    let Some(receiver) = receiver.upgrade() else { return };
+                    receive(&*receiver, me, message.get_payload_bytes());
                 }
                 _ = heartbeat.tick() => {
                     // A connection can die without closing (a dropped route, a paused
@@ -312,69 +334,32 @@ async fn listen(
             }
         }
         // The connection is gone, and with it whatever was published meanwhile.
-        let Some(inner) = ctx.upgrade() else { return };
-        inner.cache.set_online(false);
-        Counters::add(&inner.cache.counters.broadcast_outages, 1);
-    }
-}
-
-/// The broadcast side of a context's applies (see `Context::apply`).
-impl Context {
-    /// Applies another instance's invalidation here (and nowhere else).
-    pub(crate) fn apply_remote(&self, keys: Vec<CacheKey>, bumps: Vec<Bump>) {
-        let changes = keys.into_iter().map(|k| (k, Change::Remove)).collect();
-        self.apply_here(changes, &bumps, Source::Remote);
-    }
-
-    /// Queues an invalidation just applied here for the other instances, if this context
-    /// broadcasts and there is anything to say.
-    pub(crate) fn broadcast(
-        &self,
-        report: &CommitReport,
-        bumps: &[Bump],
-    ) -> Option<tokio::sync::oneshot::Receiver<()>> {
-        let bus = self.inner.bus.as_ref()?;
-        if report.keys.is_empty() && bumps.is_empty() {
-            return None;
-        }
-        self.send(bus, false, &report.keys, bumps)
-    }
-
-    /// Sends a message; if the publisher is gone, the other instances cannot hear of this
-    /// context's writes, nor it of theirs: it stops caching.
-    pub(crate) fn send(
-        &self,
-        bus: &Bus,
-        clear: bool,
-        keys: &[CacheKey],
-        bumps: &[Bump],
-    ) -> Option<tokio::sync::oneshot::Receiver<()>> {
-        let sent = bus.send(clear, keys, bumps);
-        if sent.is_none() {
-            self.inner.cache.set_online(false);
-        }
-        sent
+        let Some(receiver) = receiver.upgrade() else {
+            return;
+        };
+        receiver.cache().set_online(false);
+        Counters::add(&receiver.cache().counters.broadcast_outages, 1);
     }
 }
 
 /// Takes a still-living context offline when its subscriber stops for good: the runtime that
 /// ran it shut down, and no invalidation from another instance can be heard any more.
-struct OfflineOnExit(Weak<Inner>);
+struct OfflineOnExit(Weak<dyn Receiver>);
 
 impl Drop for OfflineOnExit {
     fn drop(&mut self) {
-        if let Some(inner) = self.0.upgrade() {
-            inner.cache.set_online(false);
+        if let Some(receiver) = self.0.upgrade() {
+            receiver.cache().set_online(false);
         }
     }
 }
 
 /// Applies one received message.
-fn receive(ctx: Context, me: u64, payload: &[u8]) {
+fn receive(receiver: &dyn Receiver, me: u64, payload: &[u8]) {
     let Ok(message) = Message::decode(payload) else {
         // Not ours to read (another program on the channel, a newer format): whatever it
         // invalidated, dropping everything covers it.
-        ctx.inner.cache.clear();
+        receiver.cache().clear();
         return;
     };
     if message.from == me {
@@ -382,9 +367,9 @@ fn receive(ctx: Context, me: u64, payload: &[u8]) {
     }
     let remote = message.resolve();
     if remote.clear {
-        ctx.inner.cache.clear();
+        receiver.cache().clear();
     }
-    ctx.apply_remote(remote.keys, remote.bumps);
+    receiver.apply_remote(remote.keys, remote.bumps);
     // Counted once applied: "received" means "in effect here".
-    Counters::add(&ctx.inner.cache.counters.broadcasts_received, 1);
+    Counters::add(&receiver.cache().counters.broadcasts_received, 1);
 }

@@ -7,15 +7,15 @@
 //! prefix; the receiver resolves them against the entities and views registered in its own
 //! binary, and drops a key for every match (dropping too much is safe, too little is not).
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use super::Bump;
 use crate::entity::EntityMeta;
 use crate::key::{CacheKey, Predicate};
+use crate::registry;
 use crate::value::KeyValue;
-use crate::view::registry;
 
 /// One broadcast invalidation.
 #[derive(Serialize, Deserialize, Debug, PartialEq)]
@@ -211,17 +211,8 @@ impl WireValue {
 /// The registered entities and view namespaces of this binary named `entity` (usually one; a
 /// few dozen are scanned, no index needed).
 fn lookup(entity: &WireEntity) -> impl Iterator<Item = &'static EntityMeta> + '_ {
-    static ALL: OnceLock<Vec<&'static EntityMeta>> = OnceLock::new();
-    let all = ALL.get_or_init(|| {
-        let mut all: Vec<&'static EntityMeta> = Vec::new();
-        for meta in registry::entities().chain(registry::views().map(|view| view.entity)) {
-            if !all.iter().any(|m| std::ptr::eq(*m, meta)) {
-                all.push(meta);
-            }
-        }
-        all
-    });
-    all.iter()
+    registry::namespaces()
+        .iter()
         .copied()
         .filter(|meta| meta.type_name == entity.ty && meta.name == entity.name)
 }

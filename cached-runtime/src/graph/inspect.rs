@@ -5,11 +5,11 @@
 use std::fmt::{self, Write as _};
 
 use super::query_keys;
+use crate::entity::ViewMeta;
 use crate::entity::{CachedEntity, EntityMeta};
 use crate::key::{CacheKey, Predicate};
+use crate::registry;
 use crate::value::{KeyPart, KeyValue};
-use crate::view::registry;
-use crate::view::ViewMeta;
 
 /// The invalidation graph of this program: entities, edges and views, as registered at link
 /// time by the derives.

@@ -7,7 +7,7 @@
 
 use crate::cache::Bump;
 use crate::entity::EntityMeta;
-use crate::view::registry::coarse_readers;
+use crate::registry::coarse_readers;
 
 /// Adds a whole-view bump for every view that declared `reads_all` of `meta`.
 pub(crate) fn coarse_bumps(meta: &'static EntityMeta, bumps: &mut Vec<Bump>) {

@@ -4,20 +4,15 @@
 //! transaction of its own; on a transaction, everything goes through its connection and the
 //! cache changes wait for its commit.
 
-pub(crate) mod read;
-mod write;
-
 use std::sync::Arc;
 
+use crate::engine::read;
 use crate::entity::CachedEntity;
 use crate::error::{Error, Result};
 use crate::handle::HandleRef;
 use crate::key::Predicate;
+use crate::tx::ATTEMPTS;
 use crate::value::Value;
-
-/// How many times a write on a context runs when the database aborts it with a retryable
-/// conflict (a deadlock, a serialization failure, MongoDB's `TransientTransactionError`).
-pub(crate) const WRITE_ATTEMPTS: u32 = 5;
 
 /// Runs a write on the handle's transaction, or in a transaction of its own on a context
 /// (retried as a whole when the database aborts it with a retryable conflict: nothing of an
@@ -46,7 +41,7 @@ macro_rules! in_tx {
                         }
                     };
                     match result {
-                        Err(err) if err.is_retryable() && attempt < WRITE_ATTEMPTS => {
+                        Err(err) if err.is_retryable() && attempt < ATTEMPTS => {
                             attempt += 1;
                             tokio::task::yield_now().await;
                         }
@@ -61,7 +56,7 @@ macro_rules! in_tx {
 /// `get`: one row by id.
 pub async fn get<E: CachedEntity>(handle: HandleRef<'_>, id: E::Id) -> Result<Option<Arc<E>>> {
     match handle {
-        HandleRef::Context(ctx) => read::get::<E>(ctx, id).await,
+        HandleRef::Context(ctx) => read::get::<E>(ctx.engine(), id).await,
         HandleRef::Transaction(tx) => Ok(tx.read_one::<E>(&id).await?.map(Arc::new)),
     }
 }
@@ -72,7 +67,7 @@ pub async fn get_many<E: CachedEntity>(
     ids: &[E::Id],
 ) -> Result<Vec<Option<Arc<E>>>> {
     match handle {
-        HandleRef::Context(ctx) => read::get_many::<E>(ctx, ids).await,
+        HandleRef::Context(ctx) => read::get_many::<E>(ctx.engine(), ids).await,
         HandleRef::Transaction(tx) => tx.read_many::<E>(ids).await,
     }
 }
@@ -83,7 +78,7 @@ pub async fn find<E: CachedEntity>(
     predicate: Predicate,
 ) -> Result<Vec<Arc<E>>> {
     match handle {
-        HandleRef::Context(ctx) => read::find::<E>(ctx, predicate).await,
+        HandleRef::Context(ctx) => read::find::<E>(ctx.engine(), predicate).await,
         HandleRef::Transaction(tx) => tx.read_where::<E>(&predicate).await,
     }
 }
@@ -91,7 +86,7 @@ pub async fn find<E: CachedEntity>(
 /// `count_by_<field>` and `count`.
 pub async fn count<E: CachedEntity>(handle: HandleRef<'_>, predicate: Predicate) -> Result<i64> {
     match handle {
-        HandleRef::Context(ctx) => read::count::<E>(ctx, predicate).await,
+        HandleRef::Context(ctx) => read::count::<E>(ctx.engine(), predicate).await,
         HandleRef::Transaction(tx) => tx.count_where::<E>(&predicate).await,
     }
 }

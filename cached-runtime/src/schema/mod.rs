@@ -16,8 +16,8 @@ use std::fmt;
 
 use crate::entity::EntityMeta;
 use crate::error::{Error, Result};
+use crate::registry;
 use crate::store::Store;
-use crate::view::registry;
 
 pub(crate) use crate::store::{Action, Catalog};
 

@@ -6,9 +6,7 @@
 //! compile time; which instances a write drops is decided at run time by what each load
 //! actually read: the [`ViewCtx`] records every row, query and count key it reads, and a
 //! change to any of them drops the instance (see `cache::deps`). Views register themselves at
-//! link time ([`registry`]): there is no start-up call to forget.
-
-pub(crate) mod registry;
+//! link time (`registry`): there is no start-up call to forget.
 
 use std::future::Future;
 use std::marker::PhantomData;
@@ -17,11 +15,10 @@ use std::sync::Arc;
 use crate::cache::deps::ReadSet;
 use crate::cache::{EntryData, Loaded};
 use crate::context::Context;
-use crate::entity::{CachedEntity, EntityMeta};
+use crate::engine::{read, Engine};
+use crate::entity::{CachedEntity, EntityMeta, ViewMeta};
 use crate::error::Result;
 use crate::key::{CacheKey, EntityQuery, Predicate};
-use crate::repo::read;
-use crate::stats::Counters;
 use crate::value::KeyPart;
 
 /// A view type. Derive it: `#[derive(CachedView)]`.
@@ -55,13 +52,13 @@ pub trait LoadView: CachedView + Sized {
         key: <Self::Key as CachedEntity>::Id,
     ) -> impl Future<Output = Result<Option<Self>>> + Send;
 
-    /// The view for one key: cached, or loaded once with [`LoadView::load`] and cached until a
-    /// write to an entity it reads invalidates it. Same as [`Context::view`].
+    /// The view for one key: cached, or loaded once (single flight) with [`LoadView::load`]
+    /// and cached until a committed write to something that load read invalidates it.
     fn get(
         ctx: &Context,
         key: impl Into<<Self::Key as CachedEntity>::Id> + Send,
     ) -> impl Future<Output = Result<Option<Arc<Self>>>> + Send {
-        ctx.view::<Self>(key)
+        cached::<Self>(ctx.engine(), key.into())
     }
 }
 
@@ -100,30 +97,13 @@ impl<V: CachedView> std::fmt::Debug for ViewKey<V> {
     }
 }
 
-/// What the derive knows about a view.
-#[derive(Debug)]
-pub struct ViewMeta {
-    /// Key prefix (`story_outline`).
-    pub name: &'static str,
-    /// The Rust type name.
-    pub type_name: &'static str,
-    /// The key entity.
-    pub key: fn() -> &'static EntityMeta,
-    /// Entities read precisely (each reaches the key entity); the key entity included.
-    pub reads: &'static [fn() -> &'static EntityMeta],
-    /// Entities any write to which invalidates every instance of the view.
-    pub reads_all: &'static [fn() -> &'static EntityMeta],
-    /// The view's own cache namespace (its keys are `name:<key id>`, its TTL is the view's).
-    pub entity: &'static EntityMeta,
-}
-
 /// The read context a view loader gets: cached reads of the declared entities only.
 ///
 /// Every read is recorded: the instance being loaded depends on exactly the rows, queries and
 /// counts read through here, whatever they are (another key's rows, a shop-wide count), and a
 /// committed change to any of them drops it.
 pub struct ViewCtx<'a, V> {
-    ctx: &'a Context,
+    engine: &'a Engine,
     reads: ReadSet,
     _view: PhantomData<fn() -> V>,
 }
@@ -131,7 +111,7 @@ pub struct ViewCtx<'a, V> {
 impl<V: CachedView> ViewCtx<'_, V> {
     /// Notes that `meta` is about to be read (its generations as of now).
     fn entity(&mut self, meta: &'static EntityMeta) {
-        let cache = &self.ctx.inner.cache;
+        let cache = &self.engine.cache;
         self.reads.entity(meta, || {
             (cache.generation(meta), cache.query_generation(meta))
         });
@@ -139,9 +119,8 @@ impl<V: CachedView> ViewCtx<'_, V> {
 
     /// Notes that the load read `key`.
     fn read(&mut self, key: CacheKey) {
-        let cache = &self.ctx.inner.cache;
-        if cache.track_reads {
-            self.reads.key(cache.dependency(key));
+        if self.engine.settings.track_reads {
+            self.reads.key(self.engine.cache.dependency(key));
         }
     }
 
@@ -159,7 +138,7 @@ impl<V: CachedView> ViewCtx<'_, V> {
         let id = id.into();
         self.entity(E::meta());
         self.read(CacheKey::row(E::meta(), id.key_value()));
-        read::get::<E>(self.ctx, id).await
+        read::get::<E>(self.engine, id).await
     }
 
     /// Rows by id, in the order asked.
@@ -171,7 +150,7 @@ impl<V: CachedView> ViewCtx<'_, V> {
         for id in ids {
             self.read(CacheKey::row(E::meta(), id.key_value()));
         }
-        read::get_many::<E>(self.ctx, ids).await
+        read::get_many::<E>(self.engine, ids).await
     }
 
     /// The rows of a query (`SceneQuery::ByChapterId(3)`), ordered by id.
@@ -191,7 +170,7 @@ impl<V: CachedView> ViewCtx<'_, V> {
         self.entity(meta);
         let predicate = query.predicate();
         self.read(CacheKey::count(meta, predicate.clone()));
-        read::count::<Q::Entity>(self.ctx, predicate).await
+        read::count::<Q::Entity>(self.engine, predicate).await
     }
 
     /// Every row of `E`, ordered by id.
@@ -207,46 +186,42 @@ impl<V: CachedView> ViewCtx<'_, V> {
     async fn find_where<E: CachedEntity>(&mut self, predicate: Predicate) -> Result<Vec<Arc<E>>> {
         self.entity(E::meta());
         self.read(CacheKey::list(E::meta(), predicate.clone()));
-        let rows = read::find::<E>(self.ctx, predicate).await?;
+        let rows = read::find::<E>(self.engine, predicate).await?;
         self.rows(&rows);
         Ok(rows)
     }
 }
 
-impl Context {
-    /// The view `V` for `key`: from the cache, or loaded once (single flight) and cached until
-    /// a write to something it reads invalidates it.
-    pub async fn view<V: LoadView>(
-        &self,
-        key: impl Into<<V::Key as CachedEntity>::Id>,
-    ) -> Result<Option<Arc<V>>> {
-        // The same shape as `repo::read::get`, on purpose: one generic helper for both measured
-        // ~10 ns slower per hit (1.08x instead of 1.01x a bare moka get).
-        let key_id = key.into();
-        let cache = &self.inner.cache;
-        let cache_key = CacheKey::row(V::view_meta().entity, key_id.key_value());
-        if let Some(data) = cache.get(&cache_key) {
-            Counters::add(&cache.counters.hits, 1);
-            return Ok(view_of::<V>(data));
-        }
-        Counters::add(&cache.counters.misses, 1);
-        let loaded = cache
-            .load(&cache_key, || async move {
-                let mut ctx = ViewCtx {
-                    ctx: self,
-                    reads: ReadSet::default(),
-                    _view: PhantomData,
-                };
-                let view = V::load(&mut ctx, key_id).await?;
-                Ok(Loaded {
-                    data: view.map_or(EntryData::Missing, |v| EntryData::Row(Arc::new(v))),
-                    rows: Vec::new(),
-                    reads: Some(ctx.reads),
-                })
-            })
-            .await?;
-        Ok(view_of::<V>(loaded.data.clone()))
+/// The view `V` for `key`: from the cache, or loaded once (single flight) and cached until a
+/// write to something it reads invalidates it.
+async fn cached<V: LoadView>(
+    engine: &Engine,
+    key_id: <V::Key as CachedEntity>::Id,
+) -> Result<Option<Arc<V>>> {
+    // The same shape as `engine::read::get`, on purpose: one generic helper for both measured
+    // ~10 ns slower per hit (1.08x instead of 1.01x a bare moka get).
+    let cache = &engine.cache;
+    let cache_key = CacheKey::row(V::view_meta().entity, key_id.key_value());
+    if let Some(data) = cache.get(&cache_key) {
+        read::hit(cache);
+        return Ok(view_of::<V>(data));
     }
+    read::miss(cache);
+    let loaded = read::load(engine, &cache_key, || async move {
+        let mut ctx = ViewCtx {
+            engine,
+            reads: ReadSet::default(),
+            _view: PhantomData,
+        };
+        let view = V::load(&mut ctx, key_id).await?;
+        Ok(Loaded {
+            data: view.map_or(EntryData::Missing, |v| EntryData::Row(Arc::new(v))),
+            rows: Vec::new(),
+            reads: Some(ctx.reads),
+        })
+    })
+    .await?;
+    Ok(view_of::<V>(loaded.data.clone()))
 }
 
 fn view_of<V: CachedView>(data: EntryData) -> Option<Arc<V>> {

@@ -1,10 +1,10 @@
-//! Cached reads through a [`Context`]: look up, and on a miss load once and fill.
+//! Cached reads: look up, and on a miss load once (single flight) and fill.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::{Engine, Point};
 use crate::cache::{AnyRow, EntryData, Loaded, LocalCache};
-use crate::context::Context;
 use crate::entity::{CachedEntity, EntityMeta};
 use crate::error::Result;
 use crate::key::{CacheKey, Predicate};
@@ -28,42 +28,58 @@ fn row_of<E: CachedEntity>(data: EntryData) -> Option<Arc<E>> {
     }
 }
 
-fn hit(cache: &LocalCache) {
+pub(crate) fn hit(cache: &LocalCache) {
     Counters::add(&cache.counters.hits, 1);
 }
 
-fn miss(cache: &LocalCache) {
+pub(crate) fn miss(cache: &LocalCache) {
     Counters::add(&cache.counters.misses, 1);
 }
 
+/// Loads `key` once however many readers missed it (see [`LocalCache::load`]), pausing
+/// between the database read and the fill where a test asked for it.
+pub(crate) async fn load<F, Fut>(engine: &Engine, key: &CacheKey, load: F) -> Result<Arc<Loaded>>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Loaded>>,
+{
+    engine
+        .cache
+        .load(key, || async {
+            let loaded = load().await;
+            engine.pause(Point::Fill).await;
+            loaded
+        })
+        .await
+}
+
 /// One row by id.
-pub(crate) async fn get<E: CachedEntity>(ctx: &Context, id: E::Id) -> Result<Option<Arc<E>>> {
-    let cache = &ctx.inner.cache;
+pub(crate) async fn get<E: CachedEntity>(engine: &Engine, id: E::Id) -> Result<Option<Arc<E>>> {
+    let cache = &engine.cache;
     let key = CacheKey::row(E::meta(), id.key_value());
     if let Some(data) = cache.get(&key) {
         hit(cache);
         return Ok(row_of::<E>(data));
     }
     miss(cache);
-    let store = &ctx.inner.store;
-    let loaded = cache
-        .load(&key, || async move {
-            let row = store.exec().fetch_by_id::<E>(&id).await?;
-            Ok(Loaded::one(row.map_or(EntryData::Missing, |r| {
-                EntryData::Row(Arc::new(r))
-            })))
-        })
-        .await?;
+    let store = &engine.store;
+    let loaded = load(engine, &key, || async move {
+        let row = store.exec().fetch_by_id::<E>(&id).await?;
+        Ok(Loaded::one(row.map_or(EntryData::Missing, |r| {
+            EntryData::Row(Arc::new(r))
+        })))
+    })
+    .await?;
     Ok(row_of::<E>(loaded.data.clone()))
 }
 
 /// Several rows by id, in the order asked, `None` where a row does not exist. The rows not
 /// cached are loaded with one query.
 pub(crate) async fn get_many<E: CachedEntity>(
-    ctx: &Context,
+    engine: &Engine,
     ids: &[E::Id],
 ) -> Result<Vec<Option<Arc<E>>>> {
-    let (meta, cache) = (E::meta(), &ctx.inner.cache);
+    let (meta, cache) = (E::meta(), &engine.cache);
     let mut out: Vec<Option<Arc<E>>> = vec![None; ids.len()];
     let mut missing: Vec<(usize, KeyValue)> = Vec::new();
     for (i, id) in ids.iter().enumerate() {
@@ -87,7 +103,7 @@ pub(crate) async fn get_many<E: CachedEntity>(
     wanted.sort();
     wanted.dedup();
     Counters::add(&cache.counters.loads, 1);
-    let rows = ctx.inner.store.exec().fetch_by_ids::<E>(&wanted).await?;
+    let rows = engine.store.exec().fetch_by_ids::<E>(&wanted).await?;
     let found: HashMap<KeyValue, Arc<E>> = rows
         .into_iter()
         .map(|row| (id_of(&row), Arc::new(row)))
@@ -122,10 +138,10 @@ fn resolve<E: CachedEntity>(
 /// The rows matching a predicate, ordered by id. The query entry holds only the ids; the rows
 /// come from their own entries, so a row update never has to touch the query.
 pub(crate) async fn find<E: CachedEntity>(
-    ctx: &Context,
+    engine: &Engine,
     predicate: Predicate,
 ) -> Result<Vec<Arc<E>>> {
-    let (meta, cache) = (E::meta(), &ctx.inner.cache);
+    let (meta, cache) = (E::meta(), &engine.cache);
     let key = CacheKey::list(meta, predicate.clone());
     if let Some(EntryData::Ids(ids)) = cache.get(&key) {
         if let Some(rows) = resolve::<E>(cache, meta, &ids) {
@@ -134,25 +150,24 @@ pub(crate) async fn find<E: CachedEntity>(
         }
     }
     miss(cache);
-    let store = &ctx.inner.store;
-    let loaded = cache
-        .load(&key, || async move {
-            let rows = store.exec().fetch_where::<E>(&predicate).await?;
-            let ids: Arc<[KeyValue]> = rows.iter().map(id_of).collect();
-            let rows = rows
-                .into_iter()
-                .map(|row| {
-                    let key = CacheKey::row(meta, id_of(&row));
-                    (key, Arc::new(row) as AnyRow)
-                })
-                .collect();
-            Ok(Loaded {
-                data: EntryData::Ids(ids),
-                rows,
-                reads: None,
+    let store = &engine.store;
+    let loaded = load(engine, &key, || async move {
+        let rows = store.exec().fetch_where::<E>(&predicate).await?;
+        let ids: Arc<[KeyValue]> = rows.iter().map(id_of).collect();
+        let rows = rows
+            .into_iter()
+            .map(|row| {
+                let key = CacheKey::row(meta, id_of(&row));
+                (key, Arc::new(row) as AnyRow)
             })
+            .collect();
+        Ok(Loaded {
+            data: EntryData::Ids(ids),
+            rows,
+            reads: None,
         })
-        .await?;
+    })
+    .await?;
     Ok(loaded
         .rows
         .iter()
@@ -161,21 +176,20 @@ pub(crate) async fn find<E: CachedEntity>(
 }
 
 /// The number of rows matching a predicate.
-pub(crate) async fn count<E: CachedEntity>(ctx: &Context, predicate: Predicate) -> Result<i64> {
-    let (meta, cache) = (E::meta(), &ctx.inner.cache);
+pub(crate) async fn count<E: CachedEntity>(engine: &Engine, predicate: Predicate) -> Result<i64> {
+    let (meta, cache) = (E::meta(), &engine.cache);
     let key = CacheKey::count(meta, predicate.clone());
     if let Some(EntryData::Count(n)) = cache.get(&key) {
         hit(cache);
         return Ok(n);
     }
     miss(cache);
-    let store = &ctx.inner.store;
-    let loaded = cache
-        .load(&key, || async move {
-            let n = store.exec().count_where::<E>(&predicate).await?;
-            Ok(Loaded::one(EntryData::Count(n)))
-        })
-        .await?;
+    let store = &engine.store;
+    let loaded = load(engine, &key, || async move {
+        let n = store.exec().count_where::<E>(&predicate).await?;
+        Ok(Loaded::one(EntryData::Count(n)))
+    })
+    .await?;
     match loaded.data {
         EntryData::Count(n) => Ok(n),
         _ => unreachable!("a count load yields a count"),

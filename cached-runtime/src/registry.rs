@@ -1,11 +1,11 @@
-//! Link-time registration of entities and views, the index from an entity to the views that
+//! Link-time registration of entities and views: the list of them, each one's slot (its
+//! position, which indexes per-cache tables), the index from an entity to the views that
 //! declare they read it, and the compile-time path check of the view derive.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use super::ViewMeta;
-use crate::entity::EntityMeta;
+use crate::entity::{EntityMeta, ViewMeta};
 
 /// An entity, registered by its derive.
 #[doc(hidden)]
@@ -28,7 +28,63 @@ pub(crate) fn views() -> impl Iterator<Item = &'static ViewMeta> {
     inventory::iter::<ViewRegistration>().map(|r| (r.0)())
 }
 
-fn addr(meta: &'static EntityMeta) -> usize {
+/// Every registered entity and every view's own namespace, each once, and each one's slot.
+struct Namespaces {
+    all: Vec<&'static EntityMeta>,
+    slots: HashMap<usize, usize>,
+}
+
+fn types() -> &'static Namespaces {
+    static TYPES: OnceLock<Namespaces> = OnceLock::new();
+    TYPES.get_or_init(|| {
+        let mut types = Namespaces {
+            all: Vec::new(),
+            slots: HashMap::new(),
+        };
+        for meta in entities().chain(views().map(|view| view.entity)) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = types.slots.entry(addr(meta)) {
+                types.all.push(meta);
+                slot.insert(types.all.len());
+            }
+        }
+        types
+    })
+}
+
+/// Every registered entity and every view's namespace, each once.
+pub(crate) fn namespaces() -> &'static [&'static EntityMeta] {
+    &types().all
+}
+
+/// How many slots a per-cache table needs: one per registered type, plus the unused 0.
+pub(crate) fn slot_count() -> usize {
+    namespaces().len() + 1
+}
+
+/// The slot of a registered entity or view (`1..slot_count()`), remembered in its state after
+/// the first lookup.
+#[inline]
+pub(crate) fn slot(meta: &EntityMeta) -> usize {
+    match meta.__state.slot() {
+        0 => first_slot(meta),
+        slot => slot,
+    }
+}
+
+#[cold]
+fn first_slot(meta: &EntityMeta) -> usize {
+    let slot = *types().slots.get(&addr(meta)).unwrap_or_else(|| {
+        panic!(
+            "`{}` is not registered; entities and views get their metadata only from \
+             `#[derive(CachedEntity)]` / `#[derive(CachedView)]`",
+            meta.type_name
+        )
+    });
+    meta.__state.remember_slot(slot);
+    slot
+}
+
+fn addr(meta: &EntityMeta) -> usize {
     std::ptr::from_ref(meta) as usize
 }
 

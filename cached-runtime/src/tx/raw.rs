@@ -15,11 +15,11 @@
 
 use std::marker::PhantomData;
 
-use sqlx::{SqlSafeStr, SqlStr};
+use sqlx::SqlStr;
 
+use super::Transaction;
 use crate::entity::{CachedEntity, EntityMeta};
 use crate::error::Result;
-use crate::tx::Transaction;
 use crate::value::{KeyPart, KeyValue, ToValue, Value};
 
 /// A raw write that has not named what it touches yet.
@@ -47,13 +47,11 @@ pub struct RawWrite<'t, State = Untargeted> {
     state: PhantomData<State>,
 }
 
-impl Transaction {
-    /// Starts a raw write. Dynamic SQL needs sqlx's `AssertSqlSafe`; the write runs only after
-    /// it names what it touches. Grep for `raw_write` to audit every one.
-    pub fn raw_write(&mut self, sql: impl SqlSafeStr) -> RawWrite<'_, Untargeted> {
+impl<'t> RawWrite<'t, Untargeted> {
+    pub(super) fn new(tx: &'t mut Transaction, sql: SqlStr) -> Self {
         RawWrite {
-            tx: self,
-            sql: sql.into_sql_str(),
+            tx,
+            sql,
             values: Vec::new(),
             touched: Vec::new(),
             state: PhantomData,
@@ -103,15 +101,8 @@ impl<'t, S> RawWrite<'t, S> {
     where
         S: Touches,
     {
-        let entity = self
-            .touched
-            .first()
-            .map_or("raw write", |(m, _)| m.type_name);
-        let result = self.tx.exec().execute(entity, self.sql, self.values).await;
-        let affected = self.tx.check(result)?;
-        for (meta, ids) in self.touched {
-            self.tx.record_touch(meta, ids);
-        }
-        Ok(affected)
+        self.tx
+            .execute_raw(self.sql, self.values, self.touched)
+            .await
     }
 }

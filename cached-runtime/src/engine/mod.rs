@@ -1,0 +1,244 @@
+//! The engine: what every handle of one context shares (the store, the in-process cache, the
+//! hooks, the broadcast, the learned schema), the one path by which changes reach the cache
+//! ([`Engine::apply`]), and the cached reads ([`read`]).
+//!
+//! It knows nothing of the handles built on it: a [`Transaction`](crate::Transaction) and a
+//! [`Context`](crate::Context) each hold an `Arc<Engine>`. The broadcast reaches it through the
+//! small [`Receiver`](crate::cache::redis::Receiver) trait, never the other way up.
+
+pub(crate) mod read;
+mod seams;
+
+use std::sync::Arc;
+
+pub(crate) use seams::{Pauses, Point};
+
+use crate::cache::{Bump, Change, LocalCache};
+use crate::error::Result;
+use crate::hooks::{Hooks, Invalidation, Source};
+use crate::key::CacheKey;
+use crate::report::CommitReport;
+use crate::schema::{Schema, SchemaReport};
+use crate::store::Store;
+
+/// What [`Engine::apply`] handed to the broadcast: hears when Redis has taken it.
+#[cfg(feature = "redis")]
+type Sent = Option<tokio::sync::oneshot::Receiver<()>>;
+#[cfg(not(feature = "redis"))]
+type Sent = ();
+
+/// The switches a context is built with. Each is on in production; tests turn one off to
+/// prove what it prevents.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    /// Whether view loads record what they read.
+    pub track_reads: bool,
+    /// Whether commits (and `BEGIN`s) run on a task of their own, out of reach of a caller
+    /// that drops their future.
+    pub guard_commits: bool,
+    /// Whether deletes follow the catalog's cascades.
+    pub follow_cascades: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            track_reads: true,
+            guard_commits: true,
+            follow_cascades: true,
+        }
+    }
+}
+
+/// The state shared by every handle of one context.
+pub(crate) struct Engine {
+    pub store: Store,
+    pub cache: LocalCache,
+    pub settings: Settings,
+    /// Where a test pauses loads and commits; `None` in production.
+    pub pauses: Option<Pauses>,
+    hooks: Hooks,
+    /// Where invalidations go out to the other instances, if anywhere.
+    #[cfg(feature = "redis")]
+    bus: Option<crate::cache::redis::Bus>,
+    /// What the database does behind the repository (cascades), read once from its catalog
+    /// before the first transaction.
+    schema: tokio::sync::OnceCell<Arc<Schema>>,
+    /// Triggers declared harmless for `check_schema`.
+    harmless_triggers: Vec<String>,
+}
+
+/// What [`Engine::new`] needs.
+pub(crate) struct Parts {
+    pub store: Store,
+    pub cache: LocalCache,
+    pub settings: Settings,
+    pub pauses: Option<Pauses>,
+    pub harmless_triggers: Vec<String>,
+    #[cfg(feature = "redis")]
+    pub broadcast: Option<crate::cache::redis::RedisBroadcast>,
+}
+
+impl Engine {
+    /// Builds the engine and starts its broadcast, if it has one.
+    pub fn new(parts: Parts) -> Arc<Engine> {
+        #[cfg(feature = "redis")]
+        let (bus, pending) = match parts.broadcast {
+            Some(broadcast) => {
+                let (bus, pending) = crate::cache::redis::Bus::new(broadcast);
+                (Some(bus), Some(pending))
+            }
+            None => (None, None),
+        };
+        let schema = match parts.settings.follow_cascades {
+            true => tokio::sync::OnceCell::new(),
+            false => tokio::sync::OnceCell::new_with(Some(Arc::new(Schema::default()))),
+        };
+        let engine = Arc::new(Engine {
+            store: parts.store,
+            cache: parts.cache,
+            settings: parts.settings,
+            pauses: parts.pauses,
+            hooks: Hooks::default(),
+            #[cfg(feature = "redis")]
+            bus,
+            schema,
+            harmless_triggers: parts.harmless_triggers,
+        });
+        #[cfg(feature = "redis")]
+        if let (Some(bus), Some(pending)) = (&engine.bus, pending) {
+            let receiver: std::sync::Weak<dyn crate::cache::redis::Receiver> =
+                Arc::downgrade(&engine) as _;
+            bus.start(pending, receiver);
+        }
+        engine
+    }
+
+    /// The cascades among the cached tables, read from the catalog on first use.
+    pub async fn schema(&self) -> Result<Arc<Schema>> {
+        let schema = self
+            .schema
+            .get_or_try_init(|| async { Schema::learn(&self.store).await.map(Arc::new) })
+            .await?;
+        Ok(schema.clone())
+    }
+
+    /// Compares the cached entities with the live database's catalog.
+    pub async fn check_schema(&self) -> Result<SchemaReport> {
+        crate::schema::check(&self.store, &self.harmless_triggers).await
+    }
+
+    /// Registers a callback that receives every invalidation this engine applies.
+    pub fn on_invalidate(&self, hook: impl Fn(&Invalidation<'_>) + Send + Sync + 'static) {
+        self.hooks.add(Arc::new(hook));
+    }
+
+    /// Waits at a pause point, if a test set one there.
+    pub async fn pause(&self, point: Point) {
+        if let Some(delay) = self.pauses.as_ref().and_then(|p| p.at(point)) {
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Drops every entry, here and (with a broadcast) on every other instance.
+    pub fn clear(&self) {
+        self.cache.clear();
+        #[cfg(feature = "redis")]
+        if let Some(bus) = &self.bus {
+            bus.send(&self.cache, true, &[], &[]);
+        }
+    }
+
+    /// Applies changes to the cache and broadcasts them to the other instances, if any.
+    pub fn apply(
+        &self,
+        changes: Vec<(CacheKey, Change)>,
+        bumps: Vec<Bump>,
+        source: Source,
+    ) -> CommitReport {
+        self.apply_and_send(changes, bumps, source).0
+    }
+
+    /// [`Engine::apply`] for a commit: also waits until the other instances can hear of it
+    /// (Redis has taken the message), so that a request they serve after `commit()` returns
+    /// finds the keys already dropped.
+    pub async fn apply_commit(
+        &self,
+        changes: Vec<(CacheKey, Change)>,
+        bumps: Vec<Bump>,
+        source: Source,
+    ) -> CommitReport {
+        let (report, _sent) = self.apply_and_send(changes, bumps, source);
+        #[cfg(feature = "redis")]
+        if let (Some(acked), Some(bus)) = (_sent, &self.bus) {
+            bus.wait(acked).await;
+        }
+        report
+    }
+
+    fn apply_and_send(
+        &self,
+        changes: Vec<(CacheKey, Change)>,
+        bumps: Vec<Bump>,
+        source: Source,
+    ) -> (CommitReport, Sent) {
+        let report = self.apply_here(changes, &bumps, source);
+        #[cfg(feature = "redis")]
+        let sent = self
+            .bus
+            .as_ref()
+            .and_then(|bus| bus.send(&self.cache, false, &report.keys, &bumps));
+        #[cfg(not(feature = "redis"))]
+        let sent = ();
+        (report, sent)
+    }
+
+    /// Applies changes to this instance's cache (queries first, generation bumps last), counts
+    /// them and runs the hooks.
+    fn apply_here(
+        &self,
+        mut changes: Vec<(CacheKey, Change)>,
+        bumps: &[Bump],
+        source: Source,
+    ) -> CommitReport {
+        if changes.is_empty() && bumps.is_empty() {
+            return CommitReport::default();
+        }
+        changes.sort_by_key(|(key, _)| !key.is_query());
+        let cache = &self.cache;
+        let mut dependents = cache.apply(&changes, bumps);
+        dependents.sort_by_cached_key(ToString::to_string);
+        let mut keys: Vec<CacheKey> = changes.into_iter().map(|(k, _)| k).collect();
+        keys.extend(dependents);
+        let entities: Vec<&'static str> = bumps.iter().map(Bump::type_name).collect();
+        let mut per_entity: Vec<(&'static str, u64)> = Vec::new();
+        let names = keys.iter().map(|k| k.entity().type_name);
+        for name in names.chain(entities.iter().copied()) {
+            match per_entity.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, count)) => *count += 1,
+                None => per_entity.push((name, 1)),
+            }
+        }
+        for (name, count) in per_entity {
+            cache.counters.record_invalidations(name, count);
+        }
+        self.hooks.run(&Invalidation {
+            source,
+            keys: &keys,
+            entities: &entities,
+        });
+        CommitReport { keys, entities }
+    }
+}
+
+#[cfg(feature = "redis")]
+impl crate::cache::redis::Receiver for Engine {
+    fn cache(&self) -> &LocalCache {
+        &self.cache
+    }
+
+    fn apply_remote(&self, keys: Vec<CacheKey>, bumps: Vec<Bump>) {
+        let changes = keys.into_iter().map(|k| (k, Change::Remove)).collect();
+        self.apply_here(changes, &bumps, Source::Remote);
+    }
+}

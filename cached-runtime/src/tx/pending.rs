@@ -1,0 +1,130 @@
+//! The cache changes a transaction has recorded so far, computed from the old and the new row
+//! of each write, and applied only when it commits.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::cache::{Bump, Change, EntryData, LocalCache, Token};
+use crate::entity::{CachedEntity, EntityMeta};
+use crate::graph::{self, views};
+use crate::key::CacheKey;
+use crate::value::{KeyPart as _, KeyValue};
+
+/// The cache changes recorded so far, last change per key wins, in first-touch order, and
+/// whole-entity bumps. Which view instances they reach is decided at apply time, from what
+/// each cached instance read.
+pub(crate) struct Pending {
+    /// Taken after `BEGIN`: a write-through is stored only if no commit touched its key since.
+    token: Token,
+    order: Vec<CacheKey>,
+    changes: HashMap<CacheKey, Change>,
+    bumps: Vec<Bump>,
+}
+
+impl Pending {
+    pub fn new(token: Token) -> Self {
+        Pending {
+            token,
+            order: Vec::new(),
+            changes: HashMap::new(),
+            bumps: Vec::new(),
+        }
+    }
+
+    /// The keys recorded so far, in first-touch order.
+    pub fn keys(&self) -> &[CacheKey] {
+        &self.order
+    }
+
+    /// The changes to apply, in first-touch order, and the bumps.
+    pub fn into_changes(mut self) -> (Vec<(CacheKey, Change)>, Vec<Bump>) {
+        let changes = self
+            .order
+            .into_iter()
+            .filter_map(|key| self.changes.remove(&key).map(|c| (key, c)))
+            .collect();
+        (changes, self.bumps)
+    }
+
+    /// A written row: its entry is rewritten on commit, and the queries whose membership
+    /// changed between `old` and `new` are dropped.
+    pub fn write<E: CachedEntity>(&mut self, cache: &LocalCache, old: Option<&E>, new: &Arc<E>) {
+        let meta = E::meta();
+        // With no old row (an update of non-key fields), membership cannot have changed.
+        let queries = match old {
+            Some(old) => {
+                graph::query_keys(meta, Some(&old.index_values()), Some(&new.index_values()))
+            }
+            None => Vec::new(),
+        };
+        self.drop_keys(queries);
+        self.wrote(meta);
+        let key = CacheKey::row(meta, new.id().key_value());
+        self.write_row(cache, key, EntryData::Row(new.clone()));
+    }
+
+    /// An inserted row.
+    pub fn insert<E: CachedEntity>(&mut self, cache: &LocalCache, new: &Arc<E>) {
+        let meta = E::meta();
+        self.drop_keys(graph::query_keys(meta, None, Some(&new.index_values())));
+        self.wrote(meta);
+        let key = CacheKey::row(meta, new.id().key_value());
+        self.write_row(cache, key, EntryData::Row(new.clone()));
+    }
+
+    /// A deleted row: its entry becomes a negative entry on commit.
+    pub fn delete<E: CachedEntity>(&mut self, cache: &LocalCache, old: &E) {
+        let meta = E::meta();
+        self.drop_keys(graph::query_keys(meta, Some(&old.index_values()), None));
+        self.wrote(meta);
+        let key = CacheKey::row(meta, old.id().key_value());
+        self.write_row(cache, key, EntryData::Missing);
+    }
+
+    /// A raw write's declared effect: these rows of `meta` and every query of `meta` (or
+    /// every entry of `meta`); the view instances that read any of it follow at apply.
+    pub fn touch(&mut self, meta: &'static EntityMeta, ids: Option<Vec<KeyValue>>) {
+        match ids {
+            Some(ids) => self.cascaded(meta, ids),
+            None => {
+                views::push_bump(&mut self.bumps, Bump::Entity(meta));
+                self.wrote(meta);
+            }
+        }
+    }
+
+    /// Rows changed behind the statement (a foreign key's action, a raw write): their entries
+    /// are dropped, with every query of their entity (which ones they left is not known
+    /// without reading them).
+    pub fn cascaded(&mut self, meta: &'static EntityMeta, ids: Vec<KeyValue>) {
+        self.drop_keys(ids.into_iter().map(|id| CacheKey::row(meta, id)).collect());
+        views::push_bump(&mut self.bumps, Bump::Queries(meta));
+        self.wrote(meta);
+    }
+
+    /// A write to `meta`: views that declared `reads_all` of it are dropped as a whole.
+    fn wrote(&mut self, meta: &'static EntityMeta) {
+        views::coarse_bumps(meta, &mut self.bumps);
+    }
+
+    fn drop_keys(&mut self, keys: Vec<CacheKey>) {
+        for key in keys {
+            self.record(key, Change::Remove);
+        }
+    }
+
+    fn write_row(&mut self, cache: &LocalCache, key: CacheKey, data: EntryData) {
+        let token = Token {
+            generation: cache.generation(key.entity()),
+            query_generation: cache.query_generation(key.entity()),
+            ..self.token
+        };
+        self.record(key, Change::Write { data, token });
+    }
+
+    fn record(&mut self, key: CacheKey, change: Change) {
+        if self.changes.insert(key.clone(), change).is_none() {
+            self.order.push(key);
+        }
+    }
+}
