@@ -342,3 +342,45 @@ backend_tests! {
         assert!(!ctx.is_cached(SceneKey(2)));
     }
 }
+
+/// TTLs read the context's own clock: a `ManualClock` moves only when the test advances it,
+/// so expiry is checked to the second without sleeping, for rows and views alike.
+#[tokio::test]
+async fn a_manual_clock_expires_rows_and_views_exactly_at_their_ttl() {
+    let clock = cached_runtime::ManualClock::new();
+    let (ctx, _db) = common::seeded_with(Backend::Sqlite, |b| b.clock(clock.clone()))
+        .await
+        .expect("SQLite always runs");
+    Scene::repo(&ctx).get(1).await.unwrap();
+    StoryOutline::get(&ctx, 1).await.unwrap();
+    assert_eq!(Scene::meta().ttl, Some(Duration::from_secs(60)));
+
+    clock.advance(Duration::from_secs(59));
+    tokio::time::sleep(Duration::from_millis(100)).await; // no thread moves this clock
+    assert!(ctx.is_cached(SceneKey(1)), "59 s into a 60 s TTL");
+    assert!(
+        ctx.is_cached(StoryOutlineKey::new(1)),
+        "59 s into a 300 s TTL"
+    );
+
+    clock.advance(Duration::from_secs(2));
+    assert!(!ctx.is_cached(SceneKey(1)), "61 s into a 60 s TTL");
+    assert!(
+        ctx.is_cached(StoryOutlineKey::new(1)),
+        "61 s into a 300 s TTL"
+    );
+    let misses = ctx.stats().misses;
+    Scene::repo(&ctx).get(1).await.unwrap();
+    assert_eq!(
+        ctx.stats().misses,
+        misses + 1,
+        "an expired row is read again"
+    );
+    assert!(ctx.is_cached(SceneKey(1)), "and cached for another 60 s");
+
+    clock.advance(Duration::from_secs(240));
+    assert!(
+        !ctx.is_cached(StoryOutlineKey::new(1)),
+        "301 s into a 300 s TTL"
+    );
+}

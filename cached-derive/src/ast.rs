@@ -7,6 +7,7 @@ use syn::{Data, DeriveInput, Fields, Ident, LitStr, Type, Visibility};
 
 use crate::attr::{FieldAttrs, StructAttrs, ViewAttrs};
 use crate::ctxt::Ctxt;
+use crate::names;
 
 /// A struct deriving `CachedEntity`.
 pub struct Entity<'a> {
@@ -105,10 +106,7 @@ impl<'a> Entity<'a> {
 
     /// The key prefix: `name`, or the snake_case type name.
     pub fn key_name(&self) -> String {
-        match &self.attrs.name {
-            Some(name) => name.value.clone(),
-            None => self.ident.unraw().to_string().to_snake_case(),
-        }
+        names::key_name(self.attrs.name.as_ref(), self.ident)
     }
 
     /// The table: `table`, or the snake_case type name plus `s`.
@@ -121,10 +119,7 @@ impl<'a> Entity<'a> {
 
     /// The runtime crate's path (`::cached_runtime` unless `crate = "..."`).
     pub fn krate(&self) -> syn::Path {
-        self.attrs
-            .krate
-            .clone()
-            .unwrap_or_else(|| syn::parse_quote!(::cached_runtime))
+        names::krate(self.attrs.krate.as_ref())
     }
 
     /// The persisted fields (all but `skip`).
@@ -213,17 +208,11 @@ impl<'a> View<'a> {
 
     /// The key prefix: `name`, or the snake_case type name.
     pub fn key_name(&self) -> String {
-        match &self.attrs.name {
-            Some(name) => name.value.clone(),
-            None => self.ident.unraw().to_string().to_snake_case(),
-        }
+        names::key_name(self.attrs.name.as_ref(), self.ident)
     }
 
     /// The runtime crate's path.
     pub fn krate(&self) -> syn::Path {
-        self.attrs
-            .krate
-            .clone()
-            .unwrap_or_else(|| syn::parse_quote!(::cached_runtime))
+        names::krate(self.attrs.krate.as_ref())
     }
 }

@@ -7,13 +7,8 @@ use syn::spanned::Spanned as _;
 use syn::{Attribute, Expr, ExprLit, Lit, LitStr};
 
 use crate::ctxt::Ctxt;
-
-/// The keys `#[cache(...)]` accepts on a struct.
-pub const STRUCT_KEYS: &[&str] = &["table", "collection", "ttl", "relates_to", "name", "crate"];
-/// The keys `#[cache(...)]` accepts on a field.
-pub const FIELD_KEYS: &[&str] = &["id", "index", "references", "skip"];
-/// The keys `#[view(...)]` accepts.
-pub const VIEW_KEYS: &[&str] = &["key", "reads", "reads_all", "ttl", "name", "crate"];
+use crate::names::path_string;
+use crate::symbol::*;
 
 /// A value with the span of the token it came from.
 #[derive(Clone)]
@@ -42,7 +37,7 @@ pub struct FieldAttrs {
 }
 
 fn is_cache(attr: &Attribute) -> bool {
-    attr.path().is_ident("cache")
+    attr.path().is_ident(CACHE)
 }
 
 /// The closest known key, if the typo is small.
@@ -82,14 +77,7 @@ fn unknown_key(
     known: &[&str],
     other: &[&str],
 ) -> syn::Error {
-    let key = meta
-        .path
-        .get_ident()
-        .map(ToString::to_string)
-        .unwrap_or_else(|| {
-            let path = &meta.path;
-            quote::quote!(#path).to_string().replace(' ', "")
-        });
+    let key = path_string(&meta.path);
     let hint = if other.contains(&key.as_str()) {
         format!(
             "; `{key}` belongs on the {}",
@@ -98,7 +86,7 @@ fn unknown_key(
     } else {
         suggestion(&key, known).unwrap_or_default()
     };
-    let attr = if what == "view" { "view" } else { "cache" };
+    let attr = if what == "view" { VIEW } else { CACHE };
     meta.error(format!(
         "unknown {what} attribute `{attr}({key})`; expected one of {}{hint}",
         key_list(known)
@@ -167,28 +155,31 @@ pub struct ViewAttrs {
     pub seen_reads: bool,
 }
 
-fn path_string(path: &syn::Path) -> String {
-    quote::quote!(#path).to_string().replace(' ', "")
-}
-
-/// Parses `reads(A, B, ...)` into `out`, rejecting an entity listed twice in either list.
+/// Parses `reads(A, B, ...)` into `out`. An entity listed twice is reported and parsing goes
+/// on; listed in both lists, it is kept in `reads_all` (coarse is always correct), so that the
+/// view still expands and the one mistake is the one error.
 fn entity_list(
+    cx: &Ctxt,
     meta: &ParseNestedMeta<'_>,
     list: &str,
     out: &mut Vec<syn::Path>,
     other: &[syn::Path],
 ) -> syn::Result<()> {
     meta.parse_nested_meta(|entity| {
-        let name = path_string(&entity.path);
-        if out.iter().chain(other).any(|p| path_string(p) == name) {
-            return Err(entity.error(format!(
-                "`{name}` is listed twice in `reads(...)`/`reads_all(...)`; list each entity once"
-            )));
-        }
         if entity.input.peek(syn::Token![=]) || entity.input.peek(syn::token::Paren) {
             return Err(entity.error(format!(
                 "`{list}(...)` takes entity type names, like `{list}(Story, Chapter)`"
             )));
+        }
+        let name = path_string(&entity.path);
+        let listed = |paths: &[syn::Path]| paths.iter().any(|p| path_string(p) == name);
+        if listed(out) || listed(other) {
+            cx.syn_error(entity.error(format!(
+                "`{name}` is listed twice in `reads(...)`/`reads_all(...)`; list each entity once"
+            )));
+            if listed(out) || list == READS {
+                return Ok(());
+            }
         }
         out.push(entity.path.clone());
         Ok(())
@@ -198,42 +189,45 @@ fn entity_list(
 impl ViewAttrs {
     pub fn parse(cx: &Ctxt, attrs: &[Attribute]) -> Self {
         let mut out = ViewAttrs::default();
-        for attr in attrs.iter().filter(|a| a.path().is_ident("view")) {
+        for attr in attrs.iter().filter(|a| a.path().is_ident(VIEW)) {
             let result = attr.parse_nested_meta(|meta| {
                 let path = &meta.path;
-                if path.is_ident("key") {
-                    let s = string(&meta, "key")?;
-                    set(&mut out.key, s, &meta, "view", "key")
-                } else if path.is_ident("reads") {
+                if path.is_ident(KEY) {
+                    let s = string(&meta, KEY)?;
+                    set(&mut out.key, s, &meta, VIEW, KEY)
+                } else if path.is_ident(READS) {
                     out.seen_reads = true;
                     let other = out.reads_all.clone();
-                    entity_list(&meta, "reads", &mut out.reads, &other)
-                } else if path.is_ident("reads_all") {
+                    entity_list(cx, &meta, READS, &mut out.reads, &other)
+                } else if path.is_ident(READS_ALL) {
                     out.seen_reads = true;
                     let other = out.reads.clone();
-                    entity_list(&meta, "reads_all", &mut out.reads_all, &other)
-                } else if path.is_ident("ttl") {
+                    entity_list(cx, &meta, READS_ALL, &mut out.reads_all, &other)
+                } else if path.is_ident(TTL) {
                     let v = ttl(&meta)?;
-                    set(&mut out.ttl, v, &meta, "view", "ttl")
-                } else if path.is_ident("name") {
-                    let s = string(&meta, "name")?;
+                    set(&mut out.ttl, v, &meta, VIEW, TTL)
+                } else if path.is_ident(NAME) {
+                    let s = string(&meta, NAME)?;
                     let v = Spanned {
                         value: s.value(),
                         span: s.span(),
                     };
-                    set(&mut out.name, v, &meta, "view", "name")
-                } else if path.is_ident("crate") {
-                    let s = string(&meta, "crate")?;
+                    set(&mut out.name, v, &meta, VIEW, NAME)
+                } else if path.is_ident(CRATE) {
+                    let s = string(&meta, CRATE)?;
                     let p: syn::Path = s.parse()?;
-                    set(&mut out.krate, p, &meta, "view", "crate")
+                    set(&mut out.krate, p, &meta, VIEW, CRATE)
                 } else {
-                    Err(unknown_key(&meta, "view", VIEW_KEYS, &[]))
+                    Err(unknown_key(&meta, VIEW, VIEW_KEYS, &[]))
                 }
             });
             if let Err(err) = result {
                 cx.syn_error(err);
             }
         }
+        // An entity in both lists (reported above) is read coarsely.
+        let coarse: Vec<String> = out.reads_all.iter().map(path_string).collect();
+        out.reads.retain(|p| !coarse.contains(&path_string(p)));
         out
     }
 }
@@ -244,12 +238,12 @@ impl StructAttrs {
         for attr in attrs.iter().filter(|a| is_cache(a)) {
             let result = attr.parse_nested_meta(|meta| {
                 let path = &meta.path;
-                if path.is_ident("table") || path.is_ident("collection") {
+                if path.is_ident(TABLE) || path.is_ident(COLLECTION) {
                     // `collection` is the MongoDB word for the same thing; one of the two.
-                    let key = if path.is_ident("table") {
-                        "table"
+                    let key = if path.is_ident(TABLE) {
+                        TABLE
                     } else {
-                        "collection"
+                        COLLECTION
                     };
                     let s = string(&meta, key)?;
                     let v = Spanned {
@@ -262,12 +256,12 @@ impl StructAttrs {
                              `collection = \"...\"` (MongoDB), not both",
                         ));
                     }
-                    set(&mut out.table, v, &meta, "cache", key)
-                } else if path.is_ident("ttl") {
+                    set(&mut out.table, v, &meta, CACHE, key)
+                } else if path.is_ident(TTL) {
                     let v = ttl(&meta)?;
-                    set(&mut out.ttl, v, &meta, "cache", "ttl")
-                } else if path.is_ident("relates_to") {
-                    let s = string(&meta, "relates_to")?;
+                    set(&mut out.ttl, v, &meta, CACHE, TTL)
+                } else if path.is_ident(RELATES_TO) {
+                    let s = string(&meta, RELATES_TO)?;
                     if out.relates_to.iter().any(|r| r.value() == s.value()) {
                         return Err(syn::Error::new(
                             s.span(),
@@ -279,17 +273,17 @@ impl StructAttrs {
                     }
                     out.relates_to.push(s);
                     Ok(())
-                } else if path.is_ident("name") {
-                    let s = string(&meta, "name")?;
+                } else if path.is_ident(NAME) {
+                    let s = string(&meta, NAME)?;
                     let v = Spanned {
                         value: s.value(),
                         span: s.span(),
                     };
-                    set(&mut out.name, v, &meta, "cache", "name")
-                } else if path.is_ident("crate") {
-                    let s = string(&meta, "crate")?;
+                    set(&mut out.name, v, &meta, CACHE, NAME)
+                } else if path.is_ident(CRATE) {
+                    let s = string(&meta, CRATE)?;
                     let p: syn::Path = s.parse()?;
-                    set(&mut out.krate, p, &meta, "cache", "crate")
+                    set(&mut out.krate, p, &meta, CACHE, CRATE)
                 } else {
                     Err(unknown_key(&meta, "struct", STRUCT_KEYS, FIELD_KEYS))
                 }
@@ -309,15 +303,15 @@ impl FieldAttrs {
             let result = attr.parse_nested_meta(|meta| {
                 let span = meta.path.span();
                 let path = &meta.path;
-                if path.is_ident("id") {
-                    set(&mut out.id, span, &meta, "cache", "id")
-                } else if path.is_ident("index") {
-                    set(&mut out.index, span, &meta, "cache", "index")
-                } else if path.is_ident("skip") {
-                    set(&mut out.skip, span, &meta, "cache", "skip")
-                } else if path.is_ident("references") {
-                    let s = string(&meta, "references")?;
-                    set(&mut out.references, s, &meta, "cache", "references")
+                if path.is_ident(ID) {
+                    set(&mut out.id, span, &meta, CACHE, ID)
+                } else if path.is_ident(INDEX) {
+                    set(&mut out.index, span, &meta, CACHE, INDEX)
+                } else if path.is_ident(SKIP) {
+                    set(&mut out.skip, span, &meta, CACHE, SKIP)
+                } else if path.is_ident(REFERENCES) {
+                    let s = string(&meta, REFERENCES)?;
+                    set(&mut out.references, s, &meta, CACHE, REFERENCES)
                 } else {
                     Err(unknown_key(&meta, "field", FIELD_KEYS, STRUCT_KEYS))
                 }

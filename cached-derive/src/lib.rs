@@ -9,6 +9,8 @@ mod ast;
 mod attr;
 mod ctxt;
 mod expand;
+mod names;
+mod symbol;
 mod validate;
 
 use proc_macro::TokenStream;
@@ -19,9 +21,7 @@ use syn::{parse_macro_input, DeriveInput};
 #[proc_macro_derive(CachedEntity, attributes(cache))]
 pub fn derive_cached_entity(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
-    expand::derive_entity(&input)
-        .unwrap_or_else(syn::Error::into_compile_error)
-        .into()
+    expand::derive_entity(&input).into()
 }
 
 /// Derives `CachedView`: a value computed from several entities, keyed by one entity's id,
@@ -29,7 +29,5 @@ pub fn derive_cached_entity(input: TokenStream) -> TokenStream {
 #[proc_macro_derive(CachedView, attributes(view))]
 pub fn derive_cached_view(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
-    expand::derive_view(&input)
-        .unwrap_or_else(syn::Error::into_compile_error)
-        .into()
+    expand::derive_view(&input).into()
 }

@@ -6,6 +6,7 @@ use syn::LitStr;
 
 use crate::ast::{Entity, Relation, View};
 use crate::ctxt::Ctxt;
+use crate::names::{last_segment, path_string};
 
 /// Why a field forms query keys.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -150,13 +151,6 @@ fn parse_target(cx: &Ctxt, lit: &LitStr, key: &str) -> Option<syn::Path> {
     }
 }
 
-fn last_segment(path: &syn::Path) -> String {
-    path.segments
-        .last()
-        .map(|s| s.ident.to_string())
-        .unwrap_or_default()
-}
-
 fn resolve_relations(cx: &Ctxt, entity: &Entity<'_>) -> Vec<Relation> {
     let mut relations: Vec<Relation> = Vec::new();
     for lit in &entity.attrs.relates_to {
@@ -295,7 +289,7 @@ pub struct ViewModel<'a> {
 }
 
 fn same_path(a: &syn::Path, b: &syn::Path) -> bool {
-    quote::quote!(#a).to_string() == quote::quote!(#b).to_string()
+    path_string(a) == path_string(b)
 }
 
 /// Validates a view's attributes: a key entity is required, names must be valid.

@@ -40,8 +40,8 @@ enum KeyKind {
 pub enum Predicate {
     /// Every row of the entity (`list()`, `count()`).
     All,
-    /// Rows whose key-forming field (by position in [`EntityMeta::indexes`]) equals the value.
-    Eq(usize, KeyValue),
+    /// Rows whose key-forming column (one of [`EntityMeta::indexes`]) equals the value.
+    Eq(&'static str, KeyValue),
 }
 
 impl CacheKey {
@@ -116,8 +116,8 @@ impl CacheKey {
         };
         let kind = match &self.kind {
             KeyKind::Row(id) => KeyKind::Row(folded(id)?),
-            KeyKind::List(Predicate::Eq(i, v)) => KeyKind::List(Predicate::Eq(*i, folded(v)?)),
-            KeyKind::Count(Predicate::Eq(i, v)) => KeyKind::Count(Predicate::Eq(*i, folded(v)?)),
+            KeyKind::List(Predicate::Eq(c, v)) => KeyKind::List(Predicate::Eq(c, folded(v)?)),
+            KeyKind::Count(Predicate::Eq(c, v)) => KeyKind::Count(Predicate::Eq(c, folded(v)?)),
             KeyKind::List(Predicate::All) | KeyKind::Count(Predicate::All) => return None,
         };
         Some(CacheKey {
@@ -166,7 +166,7 @@ impl fmt::Display for CacheKey {
         let name = self.meta.name;
         let predicate = |f: &mut fmt::Formatter<'_>, p: &Predicate| match p {
             Predicate::All => f.write_str("all"),
-            Predicate::Eq(i, v) => write!(f, "{}={v}", self.meta.indexes[*i].column),
+            Predicate::Eq(column, v) => write!(f, "{column}={v}"),
         };
         match &self.kind {
             KeyKind::Row(id) => write!(f, "{name}:{id}"),

@@ -5,6 +5,7 @@ use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
+use crate::names::{self, last_segment};
 use crate::validate::{IndexKind, Model};
 
 pub fn expand(model: &Model<'_>) -> TokenStream {
@@ -19,13 +20,7 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
     let id_ident = id_field.ident;
     let id_ty = id_field.ty;
     let id_column = id_field.column();
-    let ttl = match &entity.attrs.ttl {
-        Some(ttl) => {
-            let secs = ttl.value;
-            quote!(::core::option::Option::Some(#krate::__private::Duration::from_secs(#secs)))
-        }
-        None => quote!(::core::option::Option::None),
-    };
+    let ttl = names::ttl(&krate, entity.attrs.ttl.as_ref());
     let columns = entity.persisted().map(|f| f.column());
     let indexes = model.indexes.iter().map(|(i, kind)| {
         let column = entity.fields[*i].column();
@@ -72,13 +67,7 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
         quote_spanned!(ty.span()=> <#ty as #krate::KeyPart>::key_value(&self.#field))
     });
     let id_ty_spanned = quote_spanned!(id_ty.span()=> #id_ty);
-    let relates_to = model.relations.iter().map(|r| {
-        r.target
-            .segments
-            .last()
-            .map(|s| s.ident.to_string())
-            .unwrap_or_default()
-    });
+    let relates_to = model.relations.iter().map(|r| last_segment(&r.target));
 
     quote! {
         #[automatically_derived]

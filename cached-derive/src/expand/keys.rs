@@ -29,12 +29,13 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
         let doc = format!("Rows whose `{}` equals the value.", f.column());
         quote!(#[doc = #doc] #variant(#ty))
     });
-    let predicates = model.indexes.iter().enumerate().map(|(pos, (i, _))| {
+    let predicates = model.indexes.iter().map(|(i, _)| {
         let f = &entity.fields[*i];
-        let variant = format_ident!("By{}", f.column().to_upper_camel_case());
+        let column = f.column();
+        let variant = format_ident!("By{}", column.to_upper_camel_case());
         let ty = f.ty;
         quote! {
-            #query::#variant(value) => #krate::Predicate::Eq(#pos, <#ty as #krate::KeyPart>::key_value(value))
+            #query::#variant(value) => #krate::Predicate::Eq(#column, <#ty as #krate::KeyPart>::key_value(value))
         }
     });
 

@@ -3,6 +3,7 @@
 //! ([`repo`]) and the `relates_to` edges ([`relations`]).
 
 mod entity;
+mod fallback;
 mod keys;
 mod patch;
 mod relations;
@@ -17,22 +18,41 @@ use crate::ast::{Entity, View};
 use crate::ctxt::Ctxt;
 use crate::validate::{validate, validate_view, Model};
 
-/// `#[derive(CachedEntity)]`: parse, validate, expand.
-pub fn derive_entity(input: &DeriveInput) -> syn::Result<TokenStream> {
+/// `#[derive(CachedEntity)]`: parse, validate, expand. On errors, the errors and the best
+/// expansion there is (see [`with_errors`]).
+pub fn derive_entity(input: &DeriveInput) -> TokenStream {
     let cx = Ctxt::new();
     let model = Entity::from_syn(&cx, input).and_then(|entity| validate(&cx, entity));
-    cx.check()?;
-    let model = model.expect("validation without errors yields a model");
-    Ok(expand(&model))
+    with_errors(cx, model.as_ref().map(expand), || fallback::entity(input))
 }
 
-/// `#[derive(CachedView)]`: parse, validate, expand.
-pub fn derive_view(input: &DeriveInput) -> syn::Result<TokenStream> {
+/// `#[derive(CachedView)]`: parse, validate, expand, likewise.
+pub fn derive_view(input: &DeriveInput) -> TokenStream {
     let cx = Ctxt::new();
     let model = validate_view(&cx, View::from_syn(&cx, input));
-    cx.check()?;
-    let model = model.expect("validation without errors yields a model");
-    Ok(view::expand(&model))
+    with_errors(cx, model.as_ref().map(view::expand), || {
+        fallback::view(input)
+    })
+}
+
+/// The expansion, preceded by the errors if there were any. A rejected attribute leaves the
+/// rest of the model intact (an unknown key or a bad value is ignored, a conflicting flag is
+/// reported), so the model still expands and later uses of the generated items type-check:
+/// one mistake is one error. Without a model (no id, two ids, a view without a key), empty
+/// items stand in for the generated names.
+fn with_errors(
+    cx: Ctxt,
+    expansion: Option<TokenStream>,
+    fallback: impl FnOnce() -> TokenStream,
+) -> TokenStream {
+    match cx.check() {
+        Ok(()) => expansion.expect("validation without errors yields a model"),
+        Err(errors) => {
+            let errors = errors.into_compile_error();
+            let items = expansion.unwrap_or_else(fallback);
+            quote!(#errors #items)
+        }
+    }
 }
 
 fn expand(model: &Model<'_>) -> TokenStream {
@@ -86,21 +106,18 @@ mod tests {
     }
 
     fn expand(input: syn::DeriveInput) -> String {
-        pretty(derive_entity(&input).expect("valid input"))
+        pretty(derive_entity(&input))
     }
 
     #[test]
     fn story_outline_view() {
-        insta::assert_snapshot!(pretty(
-            derive_view(&syn::parse_quote! {
-                #[view(key = "Story", reads(Story, Chapter, Scene), reads_all(Setting), ttl = 300)]
-                pub struct StoryOutline {
-                    pub title: String,
-                    pub words: i64,
-                }
-            })
-            .expect("valid input")
-        ));
+        insta::assert_snapshot!(pretty(derive_view(&syn::parse_quote! {
+            #[view(key = "Story", reads(Story, Chapter, Scene), reads_all(Setting), ttl = 300)]
+            pub struct StoryOutline {
+                pub title: String,
+                pub words: i64,
+            }
+        })));
     }
 
     #[test]
@@ -133,6 +150,18 @@ mod tests {
                 slug: String,
                 #[cache(index)]
                 pinned: bool,
+            }
+        }));
+    }
+
+    /// An entity that cannot expand (no id): its error, then empty items under the
+    /// generated names, so that later uses add no errors of their own.
+    #[test]
+    fn fallback_beside_the_error() {
+        insta::assert_snapshot!(expand(syn::parse_quote! {
+            #[cache(table = "scenes")]
+            pub struct Scene {
+                pub id: i64,
             }
         }));
     }

@@ -32,7 +32,7 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
          commits on its own) or `&mut tx` (reads and writes inside the transaction)."
     );
 
-    let finders = model.indexes.iter().enumerate().map(|(pos, (i, _))| {
+    let finders = model.indexes.iter().map(|(i, _)| {
         let f = &entity.fields[*i];
         let (field, ty) = (f.ident, f.ty);
         let column = f.column();
@@ -45,19 +45,19 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
         quote! {
             #[doc = #find_doc]
             pub async fn #find(&mut self, #field: impl ::core::convert::Into<#ty>) -> #rows {
-                let predicate = #krate::Predicate::Eq(#pos, <#ty as #krate::KeyPart>::key_value(&#field.into()));
+                let predicate = #krate::Predicate::Eq(#column, <#ty as #krate::KeyPart>::key_value(&#field.into()));
                 #p::find::<#ident>(#handle, predicate).await
             }
 
             #[doc = #count_doc]
             pub async fn #count_by(&mut self, #field: impl ::core::convert::Into<#ty>) -> #count {
-                let predicate = #krate::Predicate::Eq(#pos, <#ty as #krate::KeyPart>::key_value(&#field.into()));
+                let predicate = #krate::Predicate::Eq(#column, <#ty as #krate::KeyPart>::key_value(&#field.into()));
                 #p::count::<#ident>(#handle, predicate).await
             }
 
             #[doc = #update_doc]
             pub async fn #update_by(&mut self, #field: impl ::core::convert::Into<#ty>, patch: #update) -> #rows {
-                let predicate = #krate::Predicate::Eq(#pos, <#ty as #krate::KeyPart>::key_value(&#field.into()));
+                let predicate = #krate::Predicate::Eq(#column, <#ty as #krate::KeyPart>::key_value(&#field.into()));
                 #p::update_many::<#ident>(#handle, predicate, &patch).await
             }
         }

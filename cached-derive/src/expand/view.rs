@@ -8,14 +8,8 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use super::respan;
+use crate::names::{self, last_segment};
 use crate::validate::ViewModel;
-
-fn last_name(path: &syn::Path) -> String {
-    path.segments
-        .last()
-        .map(|s| s.ident.to_string())
-        .unwrap_or_default()
-}
 
 pub fn expand(model: &ViewModel<'_>) -> TokenStream {
     let view = &model.view;
@@ -32,13 +26,7 @@ pub fn expand(model: &ViewModel<'_>) -> TokenStream {
     // Everything but `type Key` names the key through the view's own impl, so that a key that
     // is not an entity is reported once, at the attribute.
     let key_proj = quote!(<#ident as #krate::CachedView>::Key);
-    let ttl = match &view.attrs.ttl {
-        Some(ttl) => {
-            let secs = ttl.value;
-            quote!(::core::option::Option::Some(#krate::__private::Duration::from_secs(#secs)))
-        }
-        None => quote!(::core::option::Option::None),
-    };
+    let ttl = names::ttl(&krate, view.attrs.ttl.as_ref());
     let metas = |paths: &[syn::Path]| -> Vec<TokenStream> {
         paths
             .iter()
@@ -61,9 +49,9 @@ pub fn expand(model: &ViewModel<'_>) -> TokenStream {
         let k = respan(&krate, p.span());
         quote_spanned!(p.span()=> (<#p as #k::CachedEntity>::TYPE_NAME, <#p as #k::CachedEntity>::RELATES_TO))
     });
-    let key_name = last_name(key);
+    let key_name = last_segment(key);
     let path_checks = model.reads.iter().skip(1).map(|p| {
-        let entity = last_name(p);
+        let entity = last_segment(p);
         let message = format!(
             "`{ident}` reads `{entity}`, but `{entity}` has no `relates_to` path to the view's key `{key_name}` \
              through the entities the view reads: add `relates_to = \"{key_name}\"` to `{entity}` (or a chain \

@@ -209,7 +209,14 @@ impl LocalCache {
     }
 
     pub(crate) fn stripe(&self, key: &CacheKey) -> MutexGuard<'_, Stripe> {
-        let i = (self.hasher.hash_one(key) as usize) % STRIPES;
+        self.lock_stripe(self.stripe_index(key))
+    }
+
+    fn stripe_index(&self, key: &CacheKey) -> usize {
+        (self.hasher.hash_one(key) as usize) % STRIPES
+    }
+
+    fn lock_stripe(&self, i: usize) -> MutexGuard<'_, Stripe> {
         self.stripes[i].lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -374,13 +381,19 @@ impl LocalCache {
         let _serial = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
         let seq = self.seq.fetch_add(1, SeqCst) + 1;
         let spellings = self.other_spellings(changes);
-        // A write is checked against the stamps of *other* commits only: this commit's own
-        // stamps are set after all of its changes, so a key of its own that shares a stripe
-        // with a written key cannot turn that write-through into a drop.
+        // Each change and its stripe's stamp move together, under the stripe's lock: a fill
+        // that reads the stamp after the change finds it raised and is refused (setting the
+        // stamps after all of the changes let such a fill put an old value back). A write is
+        // checked against the stamps of *other* commits only, the stripe's stamp before this
+        // commit first touched it, so that a key of this commit sharing the stripe cannot turn
+        // its write-through into a drop.
+        let mut before_this_commit: HashMap<usize, u64> = HashMap::new();
         for (key, change) in changes {
-            let stripe = self.stripe(key);
+            let i = self.stripe_index(key);
+            let mut stripe = self.lock_stripe(i);
+            let others = *before_this_commit.entry(i).or_insert(stripe.stamp);
             match change {
-                Change::Write { data, token } if self.admits(stripe.stamp, token, key) => {
+                Change::Write { data, token } if self.admits(others, token, key) => {
                     let mut entry = self.entry(key, data.clone(), token);
                     if let Some(canonical) = self.canonical(key) {
                         entry.reg = self.regs.fetch_add(1, SeqCst) + 1;
@@ -390,9 +403,6 @@ impl LocalCache {
                 }
                 Change::Write { .. } | Change::Remove => self.map.invalidate(key),
             }
-        }
-        for (key, _) in changes {
-            let mut stripe = self.stripe(key);
             stripe.stamp = stripe.stamp.max(seq);
         }
         for key in &spellings {

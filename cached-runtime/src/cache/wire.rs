@@ -153,7 +153,7 @@ impl WireKey {
         let meta = key.entity();
         let predicate = |p: &Predicate| match p {
             Predicate::All => None,
-            Predicate::Eq(i, v) => Some((meta.indexes[*i].column.to_owned(), WireValue::from(v))),
+            Predicate::Eq(column, v) => Some(((*column).to_owned(), WireValue::from(v))),
         };
         let kind = match (key.row_id(), key.predicate()) {
             (Some(id), _) => WireKind::Row(WireValue::from(id)),
@@ -172,8 +172,8 @@ impl WireKey {
         let predicate = |p: &Option<(String, WireValue)>| match p {
             None => Some(Predicate::All),
             Some((column, value)) => {
-                let i = meta.indexes.iter().position(|ix| ix.column == column)?;
-                Some(Predicate::Eq(i, value.to_value()))
+                let index = meta.indexes.iter().find(|ix| ix.column == column)?;
+                Some(Predicate::Eq(index.column, value.to_value()))
             }
         };
         Some(match &self.kind {

@@ -144,17 +144,20 @@ impl Graph {
 
 /// Why a write reaches a query key: the row's membership in it changed.
 fn query_reason(key: &CacheKey, old: Option<&[KeyValue]>, new: Option<&[KeyValue]>) -> String {
-    let Some(Predicate::Eq(i, _)) = key.predicate() else {
+    let indexed = match key.predicate() {
+        Some(Predicate::Eq(column, _)) => key.entity().index_position(column).map(|i| (*column, i)),
+        _ => None,
+    };
+    let Some((column, i)) = indexed else {
         return match (old, new) {
             (None, _) => "a row is inserted".to_string(),
             _ => "a row is deleted".to_string(),
         };
     };
-    let column = key.entity().indexes[*i].column;
     match (old, new) {
-        (Some(o), Some(n)) => format!("{column} changes {} -> {}", o[*i], n[*i]),
-        (None, Some(n)) => format!("the inserted row has {column} = {}", n[*i]),
-        (Some(o), _) => format!("the deleted row had {column} = {}", o[*i]),
+        (Some(o), Some(n)) => format!("{column} changes {} -> {}", o[i], n[i]),
+        (None, Some(n)) => format!("the inserted row has {column} = {}", n[i]),
+        (Some(o), _) => format!("the deleted row had {column} = {}", o[i]),
         (None, None) => String::new(),
     }
 }

@@ -39,15 +39,15 @@ pub fn query_keys(
         (None, None) => {}
         (Some(values), None) | (None, Some(values)) => {
             tag_keys(meta, Predicate::All, &mut keys);
-            for (i, value) in values.iter().enumerate() {
-                tag_keys(meta, Predicate::Eq(i, value.clone()), &mut keys);
+            for (index, value) in meta.indexes.iter().zip(values) {
+                tag_keys(meta, Predicate::Eq(index.column, value.clone()), &mut keys);
             }
         }
         (Some(old), Some(new)) => {
-            for (i, (o, n)) in old.iter().zip(new).enumerate() {
+            for (index, (o, n)) in meta.indexes.iter().zip(old.iter().zip(new)) {
                 if o != n {
-                    tag_keys(meta, Predicate::Eq(i, o.clone()), &mut keys);
-                    tag_keys(meta, Predicate::Eq(i, n.clone()), &mut keys);
+                    tag_keys(meta, Predicate::Eq(index.column, o.clone()), &mut keys);
+                    tag_keys(meta, Predicate::Eq(index.column, n.clone()), &mut keys);
                 }
             }
         }

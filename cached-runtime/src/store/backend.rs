@@ -221,11 +221,10 @@ pub(crate) trait Ops: Send {
                 .map(|row| key_of(&row[id_at]))
                 .collect();
             let mut rows = self.fetch_by_ids(meta, &candidates, true).await?;
-            if let Predicate::Eq(index, value) = predicate {
-                let at = meta
-                    .column_position(meta.indexes[*index].column)
-                    .expect("an index is a column");
-                rows.retain(|row| key_of(&row[at]) == *value);
+            if let Predicate::Eq(column, value) = predicate {
+                if let Some(at) = meta.column_position(column) {
+                    rows.retain(|row| key_of(&row[at]) == *value);
+                }
             }
             rows.sort_by_key(|row| key_of(&row[id_at]));
             Ok(rows)

@@ -257,10 +257,7 @@ fn set(meta: Meta, assignments: Assignments) -> Document {
 fn filter(meta: Meta, predicate: &Predicate) -> Document {
     match predicate {
         Predicate::All => Document::new(),
-        Predicate::Eq(position, value) => {
-            let column = meta.indexes[*position].column;
-            doc! { field(meta, column): key_bson(value) }
-        }
+        Predicate::Eq(column, value) => doc! { field(meta, column): key_bson(value) },
     }
 }
 

@@ -186,9 +186,9 @@ impl<'s> SqlBuilder<'s> {
 
     /// `WHERE col IS NULL` for a null predicate; nothing for `All`.
     fn where_null(&self, out: &mut String, predicate: &Predicate) {
-        if let Predicate::Eq(i, _) = predicate {
+        if let Predicate::Eq(column, _) = predicate {
             out.push_str(" WHERE ");
-            self.dialect.quote_ident(out, self.meta.indexes[*i].column);
+            self.dialect.quote_ident(out, column);
             out.push_str(" IS NULL");
         }
     }
@@ -260,7 +260,12 @@ impl<'s> SqlBuilder<'s> {
             Predicate::Eq(_, crate::value::KeyValue::Null) => {
                 AssertSqlSafe(self.select_pred(predicate)).into_sql_str()
             }
-            Predicate::Eq(i, _) => sql(&self.statements().select_where[*i]),
+            Predicate::Eq(column, _) => match self.meta.index_position(column) {
+                Some(i) => sql(&self.statements().select_where[i]),
+                // Not a key-forming column: built for this call (and refused by the database
+                // if there is no such column).
+                None => AssertSqlSafe(self.select_where_column(column, true)).into_sql_str(),
+            },
         }
     }
 
@@ -271,7 +276,10 @@ impl<'s> SqlBuilder<'s> {
             Predicate::Eq(_, crate::value::KeyValue::Null) => {
                 AssertSqlSafe(self.count_pred(predicate)).into_sql_str()
             }
-            Predicate::Eq(i, _) => sql(&self.statements().count_where[*i]),
+            Predicate::Eq(column, _) => match self.meta.index_position(column) {
+                Some(i) => sql(&self.statements().count_where[i]),
+                None => AssertSqlSafe(self.count_where_column(column)).into_sql_str(),
+            },
         }
     }
 

@@ -1,0 +1,43 @@
+//! The attribute names the derives accept, defined once: the parser matches on these, and the
+//! "expected one of ..." lists and typo suggestions are built from the same constants.
+
+/// The entity attribute, `#[cache(...)]`.
+pub const CACHE: &str = "cache";
+/// The view attribute, `#[view(...)]`.
+pub const VIEW: &str = "view";
+
+/// `#[cache(table = "...")]` (SQL).
+pub const TABLE: &str = "table";
+/// `#[cache(collection = "...")]` (MongoDB; the same as `table`).
+pub const COLLECTION: &str = "collection";
+/// `#[cache(ttl = 60)]` / `#[view(ttl = 60)]`.
+pub const TTL: &str = "ttl";
+/// `#[cache(relates_to = "Entity")]`.
+pub const RELATES_TO: &str = "relates_to";
+/// `#[cache(name = "...")]` / `#[view(name = "...")]`: the key prefix.
+pub const NAME: &str = "name";
+/// `#[cache(crate = "...")]` / `#[view(crate = "...")]`: the runtime crate's path.
+pub const CRATE: &str = "crate";
+
+/// `#[cache(id)]` on a field.
+pub const ID: &str = "id";
+/// `#[cache(index)]` on a field.
+pub const INDEX: &str = "index";
+/// `#[cache(references = "Entity")]` on a field.
+pub const REFERENCES: &str = "references";
+/// `#[cache(skip)]` on a field.
+pub const SKIP: &str = "skip";
+
+/// `#[view(key = "Entity")]`.
+pub const KEY: &str = "key";
+/// `#[view(reads(...))]`.
+pub const READS: &str = "reads";
+/// `#[view(reads_all(...))]`.
+pub const READS_ALL: &str = "reads_all";
+
+/// The keys `#[cache(...)]` accepts on a struct.
+pub const STRUCT_KEYS: &[&str] = &[TABLE, COLLECTION, TTL, RELATES_TO, NAME, CRATE];
+/// The keys `#[cache(...)]` accepts on a field.
+pub const FIELD_KEYS: &[&str] = &[ID, INDEX, REFERENCES, SKIP];
+/// The keys `#[view(...)]` accepts.
+pub const VIEW_KEYS: &[&str] = &[KEY, READS, READS_ALL, TTL, NAME, CRATE];
