@@ -5,6 +5,7 @@
 //! edges. The runtime reads it to build SQL, keys and invalidation plans; nothing about an
 //! entity is registered at start-up.
 
+use std::ops::Deref;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -64,17 +65,29 @@ pub trait Patch<E>: Default + Send + Sync {
     fn touches_keys(&self) -> bool;
 }
 
-/// What the derive knows about an entity, as static data.
+/// What entities and views share: the cache namespace their entries live in (keys
+/// `name:...`, one TTL, one generation to invalidate them all at once).
+#[derive(Debug)]
+pub struct Namespace {
+    /// Key prefix (`scene`, `story_outline`): the `name` attribute, or the snake_case type
+    /// name.
+    pub name: &'static str,
+    /// The Rust type name (`Scene`, `StoryOutline`).
+    pub type_name: &'static str,
+    /// How long entries live in the cache; `None` means until invalidated.
+    pub ttl: Option<Duration>,
+    #[doc(hidden)]
+    pub __state: EntityState,
+}
+
+/// What the derive knows about an entity, as static data: its namespace (reachable as
+/// `meta.name`, `meta.type_name`, `meta.ttl`) and the shape of its table.
 #[derive(Debug)]
 pub struct EntityMeta {
-    /// Key prefix (`scene`): the `name` attribute, or the snake_case type name.
-    pub name: &'static str,
-    /// The Rust type name (`Scene`).
-    pub type_name: &'static str,
+    /// The entity's cache namespace.
+    pub namespace: Namespace,
     /// The table (or collection) the rows live in.
     pub table: &'static str,
-    /// How long entries of this entity live in the cache; `None` means until invalidated.
-    pub ttl: Option<Duration>,
     /// The id column.
     pub id_column: &'static str,
     /// The persisted columns in field order (the id included, `skip` fields excluded).
@@ -88,8 +101,14 @@ pub struct EntityMeta {
     pub relations: &'static [RelationMeta],
     /// Integer fields that have `increment_`/`decrement_` operations.
     pub counters: &'static [&'static str],
-    #[doc(hidden)]
-    pub __state: EntityState,
+}
+
+impl Deref for EntityMeta {
+    type Target = Namespace;
+
+    fn deref(&self) -> &Namespace {
+        &self.namespace
+    }
 }
 
 /// A field that forms query keys.
@@ -124,21 +143,25 @@ pub struct RelationMeta {
 /// What the derive knows about a view.
 #[derive(Debug)]
 pub struct ViewMeta {
-    /// Key prefix (`story_outline`).
-    pub name: &'static str,
-    /// The Rust type name.
-    pub type_name: &'static str,
+    /// The view's cache namespace (its keys are `name:<key id>`, its TTL is the view's).
+    pub namespace: Namespace,
     /// The key entity.
     pub key: fn() -> &'static EntityMeta,
     /// Entities read precisely (each reaches the key entity); the key entity included.
     pub reads: &'static [fn() -> &'static EntityMeta],
     /// Entities any write to which invalidates every instance of the view.
     pub reads_all: &'static [fn() -> &'static EntityMeta],
-    /// The view's own cache namespace (its keys are `name:<key id>`, its TTL is the view's).
-    pub entity: &'static EntityMeta,
 }
 
-/// Mutable per-entity state kept beside the static description.
+impl Deref for ViewMeta {
+    type Target = Namespace;
+
+    fn deref(&self) -> &Namespace {
+        &self.namespace
+    }
+}
+
+/// Mutable per-namespace state kept beside the static description.
 #[doc(hidden)]
 #[derive(Debug)]
 pub struct EntityState {

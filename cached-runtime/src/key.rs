@@ -17,13 +17,13 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 
 use crate::collation::fold;
-use crate::entity::EntityMeta;
+use crate::entity::{EntityMeta, Namespace};
 use crate::value::KeyValue;
 
 /// The key of one cache entry. Cheap to clone (text parts are shared).
 #[derive(Clone)]
 pub struct CacheKey {
-    meta: &'static EntityMeta,
+    meta: &'static Namespace,
     kind: KeyKind,
 }
 
@@ -46,7 +46,7 @@ pub enum Predicate {
 
 impl CacheKey {
     /// The key of one row.
-    pub fn row(meta: &'static EntityMeta, id: KeyValue) -> Self {
+    pub fn row(meta: &'static Namespace, id: KeyValue) -> Self {
         CacheKey {
             meta,
             kind: KeyKind::Row(id),
@@ -56,7 +56,7 @@ impl CacheKey {
     /// The key of the ids a query matched.
     pub fn list(meta: &'static EntityMeta, predicate: Predicate) -> Self {
         CacheKey {
-            meta,
+            meta: &meta.namespace,
             kind: KeyKind::List(predicate),
         }
     }
@@ -64,13 +64,13 @@ impl CacheKey {
     /// The key of the number of rows a query matched.
     pub fn count(meta: &'static EntityMeta, predicate: Predicate) -> Self {
         CacheKey {
-            meta,
+            meta: &meta.namespace,
             kind: KeyKind::Count(predicate),
         }
     }
 
-    /// The entity this key belongs to.
-    pub fn entity(&self) -> &'static EntityMeta {
+    /// The namespace (entity or view) this key belongs to.
+    pub fn namespace(&self) -> &'static Namespace {
         self.meta
     }
 

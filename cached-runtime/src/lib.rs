@@ -76,7 +76,8 @@ pub use cache::clock::ManualClock;
 pub use cache::redis::RedisBroadcast;
 pub use context::{Context, ContextBuilder, DEFAULT_MAX_ENTRIES};
 pub use entity::{
-    CachedEntity, EntityMeta, IndexKind, IndexMeta, Patch, RelatesTo, RelationMeta, ViewMeta,
+    CachedEntity, EntityMeta, IndexKind, IndexMeta, Namespace, Patch, RelatesTo, RelationMeta,
+    ViewMeta,
 };
 pub use error::{ConstraintKind, Error, Result};
 pub use graph::graph;

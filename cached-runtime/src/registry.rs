@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use crate::entity::{EntityMeta, ViewMeta};
+use crate::entity::{EntityMeta, Namespace, ViewMeta};
 
 /// An entity, registered by its derive.
 #[doc(hidden)]
@@ -28,9 +28,9 @@ pub(crate) fn views() -> impl Iterator<Item = &'static ViewMeta> {
     inventory::iter::<ViewRegistration>().map(|r| (r.0)())
 }
 
-/// Every registered entity and every view's own namespace, each once, and each one's slot.
+/// Every registered entity's and view's namespace, each once, and each one's slot.
 struct Namespaces {
-    all: Vec<&'static EntityMeta>,
+    all: Vec<&'static Namespace>,
     slots: HashMap<usize, usize>,
 }
 
@@ -41,7 +41,8 @@ fn types() -> &'static Namespaces {
             all: Vec::new(),
             slots: HashMap::new(),
         };
-        for meta in entities().chain(views().map(|view| view.entity)) {
+        let entities = entities().map(|meta| &meta.namespace);
+        for meta in entities.chain(views().map(|view| &view.namespace)) {
             if let std::collections::hash_map::Entry::Vacant(slot) = types.slots.entry(addr(meta)) {
                 types.all.push(meta);
                 slot.insert(types.all.len());
@@ -51,8 +52,8 @@ fn types() -> &'static Namespaces {
     })
 }
 
-/// Every registered entity and every view's namespace, each once.
-pub(crate) fn namespaces() -> &'static [&'static EntityMeta] {
+/// Every registered entity's and view's namespace, each once.
+pub(crate) fn namespaces() -> &'static [&'static Namespace] {
     &types().all
 }
 
@@ -64,7 +65,7 @@ pub(crate) fn slot_count() -> usize {
 /// The slot of a registered entity or view (`1..slot_count()`), remembered in its state after
 /// the first lookup.
 #[inline]
-pub(crate) fn slot(meta: &EntityMeta) -> usize {
+pub(crate) fn slot(meta: &Namespace) -> usize {
     match meta.__state.slot() {
         0 => first_slot(meta),
         slot => slot,
@@ -72,7 +73,7 @@ pub(crate) fn slot(meta: &EntityMeta) -> usize {
 }
 
 #[cold]
-fn first_slot(meta: &EntityMeta) -> usize {
+fn first_slot(meta: &Namespace) -> usize {
     let slot = *types().slots.get(&addr(meta)).unwrap_or_else(|| {
         panic!(
             "`{}` is not registered; entities and views get their metadata only from \
@@ -84,8 +85,13 @@ fn first_slot(meta: &EntityMeta) -> usize {
     slot
 }
 
-fn addr(meta: &EntityMeta) -> usize {
-    std::ptr::from_ref(meta) as usize
+fn addr<T>(item: &T) -> usize {
+    std::ptr::from_ref(item) as usize
+}
+
+/// The registered entity whose namespace this is, if it is an entity's (not a view's).
+pub(crate) fn entity_of(namespace: &Namespace) -> Option<&'static EntityMeta> {
+    entities().find(|meta| std::ptr::eq(&meta.namespace, namespace))
 }
 
 /// The views that declared an entity in `reads(...)` and in `reads_all(...)`.

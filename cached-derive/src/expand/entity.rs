@@ -80,17 +80,19 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
 
             fn meta() -> &'static #krate::EntityMeta {
                 static META: #krate::EntityMeta = #krate::EntityMeta {
-                    name: #name,
-                    type_name: #type_name,
+                    namespace: #krate::Namespace {
+                        name: #name,
+                        type_name: #type_name,
+                        ttl: #ttl,
+                        __state: #krate::__private::EntityState::new(),
+                    },
                     table: #table,
-                    ttl: #ttl,
                     id_column: #id_column,
                     columns: &[#(#columns),*],
                     kinds: &[#(#kinds),*],
                     indexes: &[#(#indexes),*],
                     relations: &[#(#relations),*],
                     counters: &[#(#counters),*],
-                    __state: #krate::__private::EntityState::new(),
                 };
                 &META
             }

@@ -83,26 +83,16 @@ pub fn expand(model: &ViewModel<'_>) -> TokenStream {
                 type Key = #key_ty;
 
                 fn view_meta() -> &'static #krate::ViewMeta {
-                    static ENTITY: #krate::EntityMeta = #krate::EntityMeta {
-                        name: #name,
-                        type_name: #type_name,
-                        table: "",
-                        ttl: #ttl,
-                        id_column: "",
-                        columns: &[],
-                        kinds: &[],
-                        indexes: &[],
-                        relations: &[],
-                        counters: &[],
-                        __state: #krate::__private::EntityState::new(),
-                    };
                     static META: #krate::ViewMeta = #krate::ViewMeta {
-                        name: #name,
-                        type_name: #type_name,
+                        namespace: #krate::Namespace {
+                            name: #name,
+                            type_name: #type_name,
+                            ttl: #ttl,
+                            __state: #krate::__private::EntityState::new(),
+                        },
                         key: <#key_proj as #krate::CachedEntity>::meta,
                         reads: &[#(#reads),*],
                         reads_all: &[#(#reads_all),*],
-                        entity: &ENTITY,
                     };
                     &META
                 }

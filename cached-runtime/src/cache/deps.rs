@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 use super::Bump;
-use crate::entity::EntityMeta;
+use crate::entity::Namespace;
 use crate::key::CacheKey;
 
 /// The keys one view load read, and the generations it read each entity under.
@@ -31,7 +31,7 @@ pub(crate) struct ReadSet {
 /// An entity a view load read, and the generations it read it under.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct EntityRead {
-    pub meta: &'static EntityMeta,
+    pub meta: &'static Namespace,
     pub generation: u64,
     pub query_generation: u64,
 }
@@ -39,7 +39,7 @@ pub(crate) struct EntityRead {
 impl ReadSet {
     /// Notes that the load is about to read `meta`; `generations` gives its current
     /// `(generation, query generation)`, taken only the first time.
-    pub fn entity(&mut self, meta: &'static EntityMeta, generations: impl FnOnce() -> (u64, u64)) {
+    pub fn entity(&mut self, meta: &'static Namespace, generations: impl FnOnce() -> (u64, u64)) {
         if !self.entities.iter().any(|e| std::ptr::eq(e.meta, meta)) {
             let (generation, query_generation) = generations();
             self.entities.push(EntityRead {
@@ -98,7 +98,7 @@ pub(crate) struct DepIndex {
     index: Mutex<Index>,
 }
 
-fn addr(meta: &'static EntityMeta) -> usize {
+fn addr(meta: &'static Namespace) -> usize {
     std::ptr::from_ref(meta) as usize
 }
 
@@ -163,7 +163,7 @@ impl DepIndex {
             } else {
                 (&mut row_entities, &mut index.by_rows_of)
             };
-            let entity = addr(dep.entity());
+            let entity = addr(dep.namespace());
             if !list.contains(&entity) {
                 list.push(entity);
                 map.entry(entity).or_default().insert(view.clone());

@@ -132,7 +132,7 @@ impl LocalCache {
             }
         }
         let flight = Arc::new(Flight {
-            token: self.token(key.entity()),
+            token: self.token(key.namespace()),
             outcome: watch::channel(None).0,
         });
         stripe.flights.insert(key.clone(), flight.clone());

@@ -44,7 +44,7 @@ use super::deps::{DepIndex, ReadSet};
 use super::flight::Flight;
 use super::spellings::Spellings;
 use super::{Bump, Change, EntryData, Loaded, Token};
-use crate::entity::EntityMeta;
+use crate::entity::Namespace;
 use crate::key::CacheKey;
 use crate::registry;
 use crate::stats::Counters;
@@ -160,7 +160,7 @@ impl LocalCache {
     #[inline]
     pub fn get(&self, key: &CacheKey) -> Option<EntryData> {
         let entry = self.map.get(key)?;
-        let meta = key.entity();
+        let meta = key.namespace();
         let live = entry.deadline == u64::MAX || entry.deadline > self.clock.now_ms();
         if !live && entry.reg != 0 {
             // An expired view instance: drop it now, which releases what it registered.
@@ -175,7 +175,7 @@ impl LocalCache {
     }
 
     /// A token to take before reading the database for `meta`'s keys.
-    pub fn token(&self, meta: &EntityMeta) -> Token {
+    pub fn token(&self, meta: &Namespace) -> Token {
         Token {
             generation: self.generation(meta),
             query_generation: self.query_generation(meta),
@@ -186,14 +186,14 @@ impl LocalCache {
     /// The entity's generation in this cache: bumped by a whole-entity invalidation, it makes
     /// every entry of the entity filled before the bump unreadable at once, without a scan.
     #[inline]
-    pub fn generation(&self, meta: &EntityMeta) -> u64 {
+    pub fn generation(&self, meta: &Namespace) -> u64 {
         self.generations[2 * registry::slot(meta)].load(SeqCst)
     }
 
     /// The entity's query generation: bumped when any of its queries may have changed (a raw
     /// write); its rows stay readable.
     #[inline]
-    pub fn query_generation(&self, meta: &EntityMeta) -> u64 {
+    pub fn query_generation(&self, meta: &Namespace) -> u64 {
         self.generations[2 * registry::slot(meta) + 1].load(SeqCst)
     }
 
@@ -225,7 +225,7 @@ impl LocalCache {
         if self.offline.load(SeqCst) {
             return false;
         }
-        let meta = key.entity();
+        let meta = key.namespace();
         !self.protect
             || (stamp < token.seq
                 && token.epoch == self.epoch.load(SeqCst)
@@ -270,7 +270,7 @@ impl LocalCache {
             epoch: token.epoch,
             generation: token.generation,
             query_generation: token.query_generation,
-            deadline: self.clock.deadline(key.entity().ttl),
+            deadline: self.clock.deadline(key.namespace().ttl),
             reg: 0,
         }
     }
@@ -487,21 +487,23 @@ impl LocalCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entity::EntityState;
+    use crate::entity::{EntityMeta, EntityState};
     use crate::value::{KeyValue, ValueKind};
 
     static ITEM: EntityMeta = EntityMeta {
-        name: "item",
-        type_name: "Item",
+        namespace: crate::entity::Namespace {
+            name: "item",
+            type_name: "Item",
+            ttl: None,
+            __state: EntityState::new(),
+        },
         table: "items",
-        ttl: None,
         id_column: "id",
         columns: &["id"],
         kinds: &[ValueKind::Int],
         indexes: &[],
         relations: &[],
         counters: &[],
-        __state: EntityState::new(),
     };
 
     inventory::submit!(crate::registry::EntityRegistration(|| &ITEM));

@@ -78,9 +78,9 @@ pub(crate) struct Token {
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Bump {
     /// Every entry of the entity (or view).
-    Entity(&'static crate::entity::EntityMeta),
+    Entity(&'static crate::entity::Namespace),
     /// Every query and count entry of the entity (its rows stay).
-    Queries(&'static crate::entity::EntityMeta),
+    Queries(&'static crate::entity::Namespace),
 }
 
 impl Bump {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::Bump;
-use crate::entity::EntityMeta;
+use crate::entity::Namespace;
 use crate::key::{CacheKey, Predicate};
 use crate::registry;
 use crate::value::KeyValue;
@@ -140,7 +140,7 @@ impl Message {
 }
 
 impl WireEntity {
-    fn of(meta: &EntityMeta) -> Self {
+    fn of(meta: &Namespace) -> Self {
         WireEntity {
             ty: meta.type_name.to_owned(),
             name: meta.name.to_owned(),
@@ -150,7 +150,7 @@ impl WireEntity {
 
 impl WireKey {
     fn from_key(key: &CacheKey) -> Self {
-        let meta = key.entity();
+        let meta = key.namespace();
         let predicate = |p: &Predicate| match p {
             Predicate::All => None,
             Predicate::Eq(column, v) => Some(((*column).to_owned(), WireValue::from(v))),
@@ -167,19 +167,25 @@ impl WireKey {
         }
     }
 
-    /// The key in `meta`, or `None` if `meta` has no such index (another version of it).
-    fn to_key(&self, meta: &'static EntityMeta) -> Option<CacheKey> {
-        let predicate = |p: &Option<(String, WireValue)>| match p {
-            None => Some(Predicate::All),
+    /// The key in `namespace`, or `None` if it has no such index (another version of it).
+    fn to_key(&self, namespace: &'static Namespace) -> Option<CacheKey> {
+        let (predicate, count) = match &self.kind {
+            WireKind::Row(id) => return Some(CacheKey::row(namespace, id.to_value())),
+            WireKind::List(predicate) => (predicate, false),
+            WireKind::Count(predicate) => (predicate, true),
+        };
+        // Only an entity has queries.
+        let meta = registry::entity_of(namespace)?;
+        let predicate = match predicate {
+            None => Predicate::All,
             Some((column, value)) => {
                 let index = meta.indexes.iter().find(|ix| ix.column == column)?;
-                Some(Predicate::Eq(index.column, value.to_value()))
+                Predicate::Eq(index.column, value.to_value())
             }
         };
-        Some(match &self.kind {
-            WireKind::Row(id) => CacheKey::row(meta, id.to_value()),
-            WireKind::List(p) => CacheKey::list(meta, predicate(p)?),
-            WireKind::Count(p) => CacheKey::count(meta, predicate(p)?),
+        Some(match count {
+            true => CacheKey::count(meta, predicate),
+            false => CacheKey::list(meta, predicate),
         })
     }
 }
@@ -210,7 +216,7 @@ impl WireValue {
 
 /// The registered entities and view namespaces of this binary named `entity` (usually one; a
 /// few dozen are scanned, no index needed).
-fn lookup(entity: &WireEntity) -> impl Iterator<Item = &'static EntityMeta> + '_ {
+fn lookup(entity: &WireEntity) -> impl Iterator<Item = &'static Namespace> + '_ {
     registry::namespaces()
         .iter()
         .copied()

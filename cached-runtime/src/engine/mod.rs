@@ -212,7 +212,7 @@ impl Engine {
         keys.extend(dependents);
         let entities: Vec<&'static str> = bumps.iter().map(Bump::type_name).collect();
         let mut per_entity: Vec<(&'static str, u64)> = Vec::new();
-        let names = keys.iter().map(|k| k.entity().type_name);
+        let names = keys.iter().map(|k| k.namespace().type_name);
         for name in names.chain(entities.iter().copied()) {
             match per_entity.iter_mut().find(|(n, _)| *n == name) {
                 Some((_, count)) => *count += 1,

@@ -108,7 +108,7 @@ impl Graph {
         let mut lines = Vec::new();
         for key in query_keys(meta, old_values.as_deref(), new_values.as_deref()) {
             lines.push(Explained {
-                reason: query_reason(&key, old_values.as_deref(), new_values.as_deref()),
+                reason: query_reason(meta, &key, old_values.as_deref(), new_values.as_deref()),
                 key: key.to_string(),
             });
         }
@@ -143,9 +143,14 @@ impl Graph {
 }
 
 /// Why a write reaches a query key: the row's membership in it changed.
-fn query_reason(key: &CacheKey, old: Option<&[KeyValue]>, new: Option<&[KeyValue]>) -> String {
+fn query_reason(
+    meta: &EntityMeta,
+    key: &CacheKey,
+    old: Option<&[KeyValue]>,
+    new: Option<&[KeyValue]>,
+) -> String {
     let indexed = match key.predicate() {
-        Some(Predicate::Eq(column, _)) => key.entity().index_position(column).map(|i| (*column, i)),
+        Some(Predicate::Eq(column, _)) => meta.index_position(column).map(|i| (*column, i)),
         _ => None,
     };
     let Some((column, i)) = indexed else {

@@ -62,10 +62,13 @@ mod tests {
     use crate::value::ValueKind;
 
     static META: EntityMeta = EntityMeta {
-        name: "scene",
-        type_name: "Scene",
+        namespace: crate::entity::Namespace {
+            name: "scene",
+            type_name: "Scene",
+            ttl: None,
+            __state: EntityState::new(),
+        },
         table: "scenes",
-        ttl: None,
         id_column: "id",
         columns: &["id", "chapter_id", "status", "title"],
         kinds: &[
@@ -86,7 +89,6 @@ mod tests {
         ],
         relations: &[],
         counters: &[],
-        __state: EntityState::new(),
     };
 
     fn values(chapter: i64, status: &str) -> Vec<KeyValue> {

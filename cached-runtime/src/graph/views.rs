@@ -12,7 +12,7 @@ use crate::registry::coarse_readers;
 /// Adds a whole-view bump for every view that declared `reads_all` of `meta`.
 pub(crate) fn coarse_bumps(meta: &'static EntityMeta, bumps: &mut Vec<Bump>) {
     for view in coarse_readers(meta) {
-        push_bump(bumps, Bump::Entity(view.entity));
+        push_bump(bumps, Bump::Entity(&view.namespace));
     }
 }
 

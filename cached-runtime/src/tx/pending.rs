@@ -115,8 +115,8 @@ impl Pending {
 
     fn write_row(&mut self, cache: &LocalCache, key: CacheKey, data: EntryData) {
         let token = Token {
-            generation: cache.generation(key.entity()),
-            query_generation: cache.query_generation(key.entity()),
+            generation: cache.generation(key.namespace()),
+            query_generation: cache.query_generation(key.namespace()),
             ..self.token
         };
         self.record(key, Change::Write { data, token });
