@@ -5,6 +5,7 @@ use heck::ToSnakeCase;
 use syn::LitStr;
 
 use crate::ast::{Entity, Relation, View};
+use crate::attr::Spanned;
 use crate::ctxt::Ctxt;
 use crate::names::{last_segment, path_string};
 
@@ -35,6 +36,21 @@ fn is_sql_identifier(s: &str) -> bool {
         && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
 }
 
+/// `name = "..."` is spliced into every cache key: it must be a plain identifier.
+fn check_key_prefix(cx: &Ctxt, name: Option<&Spanned<String>>, example: &str) {
+    if let Some(name) = name {
+        if !is_sql_identifier(&name.value) {
+            cx.syn_error(syn::Error::new(
+                name.span,
+                format!(
+                    "`name` is the cache key prefix and must look like `{example}` \
+                     (letters, digits and `_`, not starting with a digit)"
+                ),
+            ));
+        }
+    }
+}
+
 fn check_names(cx: &Ctxt, entity: &Entity<'_>) {
     if let Some(table) = &entity.attrs.table {
         // Spliced into SQL as quoted identifiers, so nothing that could close a quote; `-` is
@@ -52,15 +68,7 @@ fn check_names(cx: &Ctxt, entity: &Entity<'_>) {
             ));
         }
     }
-    if let Some(name) = &entity.attrs.name {
-        if !is_sql_identifier(&name.value) {
-            cx.syn_error(syn::Error::new(
-                name.span,
-                "`name` is the cache key prefix and must look like `scene` \
-                 (letters, digits and `_`, not starting with a digit)",
-            ));
-        }
-    }
+    check_key_prefix(cx, entity.attrs.name.as_ref(), "scene");
 }
 
 fn find_id(cx: &Ctxt, entity: &Entity<'_>) -> Option<usize> {
@@ -294,15 +302,7 @@ fn same_path(a: &syn::Path, b: &syn::Path) -> bool {
 
 /// Validates a view's attributes: a key entity is required, names must be valid.
 pub fn validate_view<'a>(cx: &Ctxt, view: View<'a>) -> Option<ViewModel<'a>> {
-    if let Some(name) = &view.attrs.name {
-        if !is_sql_identifier(&name.value) {
-            cx.syn_error(syn::Error::new(
-                name.span,
-                "`name` is the cache key prefix and must look like `story_outline` \
-                 (letters, digits and `_`, not starting with a digit)",
-            ));
-        }
-    }
+    check_key_prefix(cx, view.attrs.name.as_ref(), "story_outline");
     let Some(lit) = view.attrs.key.clone() else {
         cx.error_spanned_by(
             view.ident,
