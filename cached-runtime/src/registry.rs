@@ -90,6 +90,7 @@ fn addr<T>(item: &T) -> usize {
 }
 
 /// The registered entity whose namespace this is, if it is an entity's (not a view's).
+#[cfg(feature = "redis")]
 pub(crate) fn entity_of(namespace: &Namespace) -> Option<&'static EntityMeta> {
     entities().find(|meta| std::ptr::eq(&meta.namespace, namespace))
 }
