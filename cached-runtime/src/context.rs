@@ -219,11 +219,17 @@ impl Context {
     /// again on a fresh transaction, up to 5 attempts in all, as the MongoDB driver
     /// documentation prescribes. Only the attempt that commits touches the cache.
     ///
+    /// Write the body as `async move |tx| { ... }`: the closure then owns what it captures, and
+    /// the future this returns is `Send`, as a web handler (axum) or `tokio::spawn` requires.
+    /// With a plain `async |tx|`, rustc cannot prove that future `Send` for every lifetime of
+    /// the borrows the closure holds ("implementation of `Send` is not general enough"). The
+    /// body may run more than once, so clone inside it what a write consumes.
+    ///
     /// ```no_run
     /// # use cached_runtime::{Context, Result};
     /// # async fn demo(ctx: Context) -> Result<()> {
     /// let (moved, report) = ctx
-    ///     .transaction(async |tx| {
+    ///     .transaction(async move |tx| {
     ///         // ... writes through `Scene::repo(&mut *tx)` ...
     ///         Ok(2)
     ///     })
