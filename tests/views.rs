@@ -239,7 +239,10 @@ async fn the_graph_lists_entities_edges_and_views_and_explains_writes() {
         ["Chapter", "Character", "Part", "Scene", "Setting", "Story"]
     );
     let views: Vec<&str> = graph.views.iter().map(|v| v.type_name).collect();
-    assert_eq!(views, ["Cast", "PartSummary", "StoryOutline"]);
+    assert_eq!(
+        views,
+        ["Cast", "PartSummary", "SceneHeader", "StoryOutline"]
+    );
     let mermaid = graph.to_mermaid();
     assert!(
         mermaid.contains("Scene -->|chapter_id| Chapter"),
@@ -276,16 +279,74 @@ async fn the_graph_lists_entities_edges_and_views_and_explains_writes() {
             "part_summary:*",
             "each cached PartSummary instance whose load read one of the keys above",
         ),
+        (
+            "scene_header:*",
+            "each cached SceneHeader instance whose load read one of the keys above",
+        ),
     ] {
         assert!(
             lines.contains(&expected),
             "missing {expected:?} in\n{explanation}"
         );
     }
-    assert_eq!(lines.len(), 7, "{explanation}");
+    assert_eq!(lines.len(), 8, "{explanation}");
+}
+
+/// A view keyed by a child that shows its parents: a scene's header with its chapter's and its
+/// story's titles. `Chapter` and `Story` reach the key only against the direction of the
+/// `relates_to` edges (Scene relates_to Chapter and Story), which the compile-time check
+/// accepts; invalidation follows what each load read.
+#[derive(cached_runtime::CachedView, Clone, Debug, PartialEq)]
+#[view(key = "Scene", reads(Scene, Chapter, Story))]
+pub struct SceneHeader {
+    pub scene: String,
+    pub chapter: String,
+    pub story: String,
+}
+
+impl LoadView for SceneHeader {
+    async fn load(
+        ctx: &mut cached_runtime::ViewCtx<'_, Self>,
+        id: i64,
+    ) -> cached_runtime::Result<Option<Self>> {
+        let Some(scene) = ctx.get::<Scene>(id).await? else {
+            return Ok(None);
+        };
+        let chapter = ctx.get::<Chapter>(scene.chapter_id).await?;
+        let story = ctx.get::<Story>(scene.story_id).await?;
+        Ok(Some(SceneHeader {
+            scene: scene.title.clone(),
+            chapter: chapter.map(|c| c.title.clone()).unwrap_or_default(),
+            story: story.map(|s| s.title.clone()).unwrap_or_default(),
+        }))
+    }
 }
 
 backend_tests! {
+    #[tokio::test]
+    async fn a_view_that_reads_its_parents_is_dropped_by_them_only(backend) {
+        let Some((ctx, _db)) = world(backend).await else {
+            return;
+        };
+        let header = |ctx: Context| async move { SceneHeader::get(&ctx, 1).await.unwrap().unwrap() };
+        let first = header(ctx.clone()).await;
+        assert_eq!(first.chapter, "Dusk");
+        let key = SceneHeaderKey::new(1);
+
+        // Another chapter and another story: not read by scene 1's header.
+        Chapter::repo(&ctx).update(3, ChapterUpdate::default().title("Noon")).await.unwrap();
+        Story::repo(&ctx).update(2, StoryUpdate::default().title("Other")).await.unwrap();
+        assert!(ctx.is_cached(key.clone()), "writes to rows it did not read leave it");
+
+        // Its own chapter, then its own story.
+        Chapter::repo(&ctx).update(1, ChapterUpdate::default().title("Evening")).await.unwrap();
+        assert!(!ctx.is_cached(key.clone()), "its chapter changed");
+        assert_eq!(header(ctx.clone()).await.chapter, "Evening");
+        Story::repo(&ctx).update(1, StoryUpdate::default().title("Renamed")).await.unwrap();
+        assert!(!ctx.is_cached(key.clone()), "its story changed");
+        assert_eq!(header(ctx.clone()).await.story, "Renamed");
+    }
+
     #[tokio::test]
     async fn a_view_loads_once_then_hits(backend) {
         let Some((ctx, _db)) = world(backend).await else {

@@ -132,8 +132,11 @@ pub(crate) fn coarse_readers(meta: &'static EntityMeta) -> &'static [&'static Vi
     index().get(&addr(meta)).map_or(&[], |r| &r.coarse)
 }
 
-/// Compile-time path check used by the view derive: whether `from` reaches `to` in `graph`,
-/// a list of `(type name, relates_to type names)`.
+/// Compile-time path check used by the view derive: whether `from` and `to` are connected in
+/// `graph`, a list of `(type name, relates_to type names)`, by edges in either direction: a
+/// child reaches its parent (Scene -> Chapter -> Story) and a parent its child (Post -> its
+/// author User, read from the Post's foreign key). Invalidation does not depend on it (each
+/// instance is dropped by what its load read); it documents what the view is about.
 #[doc(hidden)]
 pub const fn reaches(graph: &[(&str, &[&str])], from: &str, to: &str) -> bool {
     // Breadth-first over at most `graph.len()` rounds, marking reached nodes.
@@ -155,22 +158,30 @@ pub const fn reaches(graph: &[(&str, &[&str])], from: &str, to: &str) -> bool {
                 if str_eq(graph[i].0, to) {
                     return true;
                 }
-                let edges = graph[i].1;
-                let mut e = 0;
-                while e < edges.len() {
-                    let mut j = 0;
-                    while j < n {
-                        if str_eq(graph[j].0, edges[e]) {
-                            reached |= 1 << j;
-                        }
-                        j += 1;
+                let mut j = 0;
+                while j < n {
+                    if linked(graph, i, j) || linked(graph, j, i) {
+                        reached |= 1 << j;
                     }
-                    e += 1;
+                    j += 1;
                 }
             }
             i += 1;
         }
         round += 1;
+    }
+    false
+}
+
+/// Whether node `i` has a `relates_to` edge to node `j`.
+const fn linked(graph: &[(&str, &[&str])], i: usize, j: usize) -> bool {
+    let edges = graph[i].1;
+    let mut e = 0;
+    while e < edges.len() {
+        if str_eq(edges[e], graph[j].0) {
+            return true;
+        }
+        e += 1;
     }
     false
 }
@@ -203,12 +214,15 @@ mod tests {
     ];
 
     #[test]
-    fn finds_direct_and_chained_paths_only() {
+    fn finds_direct_and_chained_paths_in_either_direction_only() {
         assert!(reaches(GRAPH, "Chapter", "Story"));
         assert!(reaches(GRAPH, "Scene", "Story"));
         assert!(reaches(GRAPH, "Scene", "Part"));
         assert!(reaches(GRAPH, "Story", "Story"));
+        // A parent read from a child's key (a post and its author): the edge points up.
+        assert!(reaches(GRAPH, "Story", "Scene"));
+        assert!(reaches(GRAPH, "Part", "Chapter"));
         assert!(!reaches(GRAPH, "Character", "Story"));
-        assert!(!reaches(GRAPH, "Story", "Scene"));
+        assert!(!reaches(GRAPH, "Story", "Character"));
     }
 }
