@@ -1,7 +1,6 @@
 //! The entity model: the struct, its fields and their attributes, keeping the user's tokens so
 //! that every error and every generated item points back at them.
 
-use heck::ToSnakeCase;
 use syn::ext::IdentExt;
 use syn::{Data, DeriveInput, Fields, Ident, LitStr, Type, Visibility};
 
@@ -113,7 +112,7 @@ impl<'a> Entity<'a> {
     pub fn table(&self) -> String {
         match &self.attrs.table {
             Some(table) => table.value.clone(),
-            None => format!("{}s", self.ident.unraw().to_string().to_snake_case()),
+            None => format!("{}s", names::key_name(None, self.ident)),
         }
     }
 
@@ -129,10 +128,7 @@ impl<'a> Entity<'a> {
 
     /// A name derived from the type (`SceneKey` from `Scene` + `Key`), spanned at the type.
     pub fn derived_ident(&self, suffix: &str) -> Ident {
-        Ident::new(
-            &format!("{}{suffix}", self.ident.unraw()),
-            self.ident.span(),
-        )
+        names::derived_ident(self.ident, suffix)
     }
 }
 

@@ -21,6 +21,11 @@ pub fn last_segment(path: &syn::Path) -> String {
         .unwrap_or_default()
 }
 
+/// A name derived from a type (`SceneKey` from `Scene` + `Key`), spanned at the type.
+pub fn derived_ident(ident: &Ident, suffix: &str) -> Ident {
+    Ident::new(&format!("{}{suffix}", ident.unraw()), ident.span())
+}
+
 /// The key prefix: `name = "..."`, or the snake_case type name.
 pub fn key_name(name: Option<&Spanned<String>>, ident: &Ident) -> String {
     match name {

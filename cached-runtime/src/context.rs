@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use crate::cache::clock::{Clock, ManualClock};
+use crate::cache::clock::ManualClock;
 use crate::cache::local::CacheSettings;
 use crate::cache::{Bump, Change, LocalCache};
 use crate::engine::{read, Engine, Parts, Pauses, Settings};
@@ -80,7 +80,7 @@ impl ContextBuilder {
     /// instead of sleeping. By default each context has a coarse clock of its own (20 ms
     /// ticks, advanced by a thread that stops with the context).
     pub fn clock(mut self, clock: ManualClock) -> Self {
-        self.cache.clock = clock.clock();
+        self.cache.clock = Some(clock.clock());
         self
     }
 
@@ -182,7 +182,7 @@ impl Context {
                 max_entries: DEFAULT_MAX_ENTRIES,
                 protect_fills: true,
                 fold_text: true,
-                clock: Clock::ticking(),
+                clock: None,
             },
             settings: Settings::default(),
             pauses: None,

@@ -6,14 +6,12 @@
 
 use proc_macro2::TokenStream;
 use quote::quote;
-use syn::ext::IdentExt as _;
 use syn::{DeriveInput, Ident};
 
+use crate::names;
+
 fn derived(input: &DeriveInput, suffix: &str) -> Ident {
-    Ident::new(
-        &format!("{}{suffix}", input.ident.unraw()),
-        input.ident.span(),
-    )
+    names::derived_ident(&input.ident, suffix)
 }
 
 /// The names `#[derive(CachedEntity)]` generates, as empty items.

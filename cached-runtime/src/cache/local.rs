@@ -110,8 +110,9 @@ pub(crate) struct CacheSettings {
     pub protect_fills: bool,
     /// Whether text keys are folded for invalidation (off only in a test, likewise).
     pub fold_text: bool,
-    /// What TTL deadlines are read against.
-    pub clock: Clock,
+    /// What TTL deadlines are read against; `None`: a ticking clock of the cache's own,
+    /// started when the cache is built (not before, and not at all for a test's clock).
+    pub clock: Option<Clock>,
 }
 
 impl LocalCache {
@@ -151,7 +152,7 @@ impl LocalCache {
             spellings,
             regs: AtomicU64::new(0),
             fold_text: settings.fold_text,
-            clock: settings.clock,
+            clock: settings.clock.unwrap_or_else(Clock::ticking),
             counters: Counters::default(),
         }
     }
@@ -521,7 +522,7 @@ mod tests {
             max_entries: 1_000,
             protect_fills: true,
             fold_text: true,
-            clock: crate::ManualClock::new().clock(),
+            clock: Some(crate::ManualClock::new().clock()),
         });
         let stripe_of = |k: &CacheKey| cache.hasher.hash_one(k) as usize % STRIPES;
         let written = key(0);
