@@ -48,6 +48,7 @@ struct RawScene {
     status: String,
     title: String,
     word_count: i64,
+    version: i64,
 }
 
 /// See [`RawScene`].
@@ -130,7 +131,7 @@ fn miss(c: &mut Criterion) {
         b.to_async(&rt).iter(|| async {
             black_box(
                 sqlx::query_as::<_, RawScene>(
-                    "SELECT id, chapter_id, story_id, location_id, status, title, word_count \
+                    "SELECT id, chapter_id, story_id, location_id, status, title, word_count, version \
                      FROM scenes WHERE id = ?",
                 )
                 .bind(7i64)
@@ -315,6 +316,7 @@ fn domain_scene() -> Scene {
         status: "draft".into(),
         title: "Scene 1".into(),
         word_count: 100,
+        version: 1,
     }
 }
 

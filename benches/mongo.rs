@@ -21,22 +21,15 @@
 mod domain;
 #[path = "../examples/studio/mongo.rs"]
 mod mongo;
+mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cached_runtime::prelude::*;
-use criterion::measurement::WallTime;
-use criterion::{black_box, criterion_group, criterion_main, BenchmarkGroup, Criterion};
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use domain::*;
 use mongodb::bson::{doc, Document};
 use mongodb::options::{ReadConcern, ReturnDocument, WriteConcern};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
 
 /// A character as an application without the cache would decode it (serde).
 #[derive(serde::Deserialize)]
@@ -82,41 +75,6 @@ async fn raw_modify(
     session.commit_transaction().await.unwrap();
 }
 
-/// Benchmarks variants that run in rotating order in every iteration, so that drift on the
-/// machine hits them alike; the benchmark named `labels[k]` times variant `k` only.
-fn rotating<F, Fut>(
-    group: &mut BenchmarkGroup<'_, WallTime>,
-    rt: &tokio::runtime::Runtime,
-    labels: &[&str],
-    run: F,
-) where
-    F: Fn(usize) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let n = labels.len();
-    for (timed, label) in labels.iter().enumerate() {
-        group.bench_function(*label, |b| {
-            b.to_async(rt).iter_custom(|iters| {
-                let run = &run;
-                async move {
-                    let mut total = Duration::ZERO;
-                    for i in 0..iters as usize {
-                        for turn in 0..n {
-                            let variant = (i + turn) % n;
-                            let started = Instant::now();
-                            run(variant).await;
-                            if variant == timed {
-                                total += started.elapsed();
-                            }
-                        }
-                    }
-                    total
-                }
-            })
-        });
-    }
-}
-
 fn mongo(c: &mut Criterion) {
     let Some(url) = std::env::var("CACHED_MONGODB_URL")
         .ok()
@@ -125,7 +83,7 @@ fn mongo(c: &mut Criterion) {
         eprintln!("note: CACHED_MONGODB_URL is unset; skipping the MongoDB benchmarks");
         return;
     };
-    let rt = runtime();
+    let rt = support::runtime();
     let name = format!("bench_{}", std::process::id());
     let (client, db) = rt.block_on(async {
         let client = mongodb::Client::with_uri_str(&url).await.expect("client");
@@ -182,6 +140,7 @@ fn mongo(c: &mut Criterion) {
                 status: "draft".into(),
                 title: "Scene 5".into(),
                 word_count: 0,
+                version: 1,
             })
             .await
             .unwrap();
@@ -212,7 +171,7 @@ fn mongo(c: &mut Criterion) {
         "scene_cached_in_tx_read_by_views",
         "scene_raw_find_one_and_update_in_session",
     ];
-    rotating(&mut group, &rt, &labels, |variant| {
+    support::rotating(&mut group, &rt, &labels, |variant| {
         let (ctx, client, scenes, parts) = (&ctx, &client, &scenes, &parts);
         async move {
             match variant {
@@ -247,7 +206,7 @@ fn mongo(c: &mut Criterion) {
         "story_cached_in_tx",
         "story_raw_find_one_and_update_in_session",
     ];
-    rotating(&mut group, &rt, &labels, |variant| {
+    support::rotating(&mut group, &rt, &labels, |variant| {
         let (ctx, client, stories, status) = (&ctx, &client, &stories, &status);
         async move {
             if variant == 0 {

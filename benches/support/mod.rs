@@ -1,6 +1,10 @@
 //! What the benchmarks share: a runtime, a file-backed SQLite studio database, and a small
 //! view over one scene.
 
+use std::time::{Duration, Instant};
+
+use criterion::measurement::WallTime;
+use criterion::BenchmarkGroup;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::SqlitePool;
 
@@ -34,6 +38,7 @@ pub fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// A studio database in `dir` with story 1, part 1, chapter 1 and `scenes` draft scenes.
+#[allow(dead_code)] // the server benchmarks bring their own database
 pub async fn database(dir: &tempfile::TempDir, scenes: i64) -> SqlitePool {
     let options = SqliteConnectOptions::new()
         .filename(dir.path().join("bench.db"))
@@ -67,4 +72,40 @@ pub async fn database(dir: &tempfile::TempDir, scenes: i64) -> SqlitePool {
     .await
     .expect("scenes");
     pool
+}
+
+/// Benchmarks variants that run in rotating order in every iteration, so that drift on the
+/// machine hits them alike; the benchmark named `labels[k]` times variant `k` only.
+#[allow(dead_code)] // not every benchmark compares variants
+pub fn rotating<F, Fut>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    rt: &tokio::runtime::Runtime,
+    labels: &[&str],
+    run: F,
+) where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let n = labels.len();
+    for (timed, label) in labels.iter().enumerate() {
+        group.bench_function(*label, |b| {
+            b.to_async(rt).iter_custom(|iters| {
+                let run = &run;
+                async move {
+                    let mut total = Duration::ZERO;
+                    for i in 0..iters as usize {
+                        for turn in 0..n {
+                            let variant = (i + turn) % n;
+                            let started = Instant::now();
+                            run(variant).await;
+                            if variant == timed {
+                                total += started.elapsed();
+                            }
+                        }
+                    }
+                    total
+                }
+            })
+        });
+    }
 }

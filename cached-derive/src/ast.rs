@@ -154,6 +154,13 @@ impl Field<'_> {
         }
     }
 
+    /// Whether the field is `i16`, `i32` or `i64` (what a version may be: every SQL backend
+    /// has the type, and it widens to `i64` without loss).
+    pub fn is_signed_integer(&self) -> bool {
+        matches!(self.ty, Type::Path(p) if p.qself.is_none()
+            && ["i16", "i32", "i64"].iter().any(|i| p.path.is_ident(i)))
+    }
+
     /// The item type of a `Vec<T>` field (a list field), `Vec<u8>` (bytes) excepted.
     pub fn list_item(&self) -> Option<&Type> {
         let Type::Path(p) = self.ty else {

@@ -34,6 +34,7 @@ pub struct FieldAttrs {
     pub index: Option<Span>,
     pub references: Option<LitStr>,
     pub skip: Option<Span>,
+    pub version: Option<Span>,
 }
 
 fn is_cache(attr: &Attribute) -> bool {
@@ -309,6 +310,8 @@ impl FieldAttrs {
                     set(&mut out.index, span, &meta, CACHE, INDEX)
                 } else if path.is_ident(SKIP) {
                     set(&mut out.skip, span, &meta, CACHE, SKIP)
+                } else if path.is_ident(VERSION) {
+                    set(&mut out.version, span, &meta, CACHE, VERSION)
                 } else if path.is_ident(REFERENCES) {
                     let s = string(&meta, REFERENCES)?;
                     set(&mut out.references, s, &meta, CACHE, REFERENCES)

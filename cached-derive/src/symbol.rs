@@ -27,6 +27,8 @@ pub const INDEX: &str = "index";
 pub const REFERENCES: &str = "references";
 /// `#[cache(skip)]` on a field.
 pub const SKIP: &str = "skip";
+/// `#[cache(version)]` on a field: the optimistic-locking version.
+pub const VERSION: &str = "version";
 
 /// `#[view(key = "Entity")]`.
 pub const KEY: &str = "key";
@@ -38,6 +40,6 @@ pub const READS_ALL: &str = "reads_all";
 /// The keys `#[cache(...)]` accepts on a struct.
 pub const STRUCT_KEYS: &[&str] = &[TABLE, COLLECTION, TTL, RELATES_TO, NAME, CRATE];
 /// The keys `#[cache(...)]` accepts on a field.
-pub const FIELD_KEYS: &[&str] = &[ID, INDEX, REFERENCES, SKIP];
+pub const FIELD_KEYS: &[&str] = &[ID, INDEX, REFERENCES, SKIP, VERSION];
 /// The keys `#[view(...)]` accepts.
 pub const VIEW_KEYS: &[&str] = &[KEY, READS, READS_ALL, TTL, NAME, CRATE];

@@ -28,6 +28,8 @@ pub struct Model<'a> {
     pub counters: Vec<usize>,
     /// List fields (`Vec<T>`) that get `append_`/`remove_`.
     pub lists: Vec<usize>,
+    /// The `#[cache(version)]` field.
+    pub version: Option<usize>,
 }
 
 fn is_sql_identifier(s: &str) -> bool {
@@ -146,6 +148,50 @@ fn check_combinations(cx: &Ctxt, entity: &Entity<'_>) {
     }
 }
 
+/// The `#[cache(version)]` field: at most one, a signed integer, not the id and not a key.
+fn find_version(cx: &Ctxt, entity: &Entity<'_>, relations: &[Relation]) -> Option<usize> {
+    let marked: Vec<usize> = (0..entity.fields.len())
+        .filter(|&i| entity.fields[i].attrs.version.is_some())
+        .collect();
+    let mut version = None;
+    for &i in &marked {
+        let field = &entity.fields[i];
+        let span = field.attrs.version.expect("a version field");
+        let refuse = |why: String| cx.syn_error(syn::Error::new(span, why));
+        let name = field.ident;
+        if let Some(&first) = marked.first().filter(|&&first| first != i) {
+            refuse(format!(
+                "`{}` has two `#[cache(version)]` fields (`{}` and `{name}`); an entity has one \
+                 version: keep one of them",
+                entity.ident, entity.fields[first].ident
+            ));
+        } else if field.is_id() {
+            refuse(format!(
+                "`{name}` is the id, which never changes, so it cannot be the version; add a \
+                 separate integer field `#[cache(version)] version: i64`"
+            ));
+        } else if field.attrs.skip.is_some() {
+            refuse(format!(
+                "`{name}` cannot be both `#[cache(skip)]` and `#[cache(version)]`: the version \
+                 is stored with the row"
+            ));
+        } else if field.attrs.index.is_some() || relations.iter().any(|r| r.field == i) {
+            refuse(format!(
+                "`{name}` forms query keys (an index or a foreign key), so it cannot be the \
+                 version, which every write changes; use a field of its own"
+            ));
+        } else if !field.is_signed_integer() {
+            refuse(format!(
+                "`{name}` is the version, which must be an integer field (`i64`, `i32` or \
+                 `i16`): every write adds 1 to it in the database"
+            ));
+        } else {
+            version = Some(i);
+        }
+    }
+    version
+}
+
 fn parse_target(cx: &Ctxt, lit: &LitStr, key: &str) -> Option<syn::Path> {
     match lit.parse::<syn::Path>() {
         Ok(path) => Some(path),
@@ -260,11 +306,13 @@ pub fn validate<'a>(cx: &Ctxt, entity: Entity<'a>) -> Option<Model<'a>> {
             }
         })
         .collect::<Vec<_>>();
+    let version = find_version(cx, &entity, &relations);
     let counters = (0..entity.fields.len())
         .filter(|&i| {
             let f = &entity.fields[i];
             f.is_integer()
                 && !f.is_id()
+                && f.attrs.version.is_none()
                 && f.attrs.skip.is_none()
                 && !relations.iter().any(|r| r.field == i)
         })
@@ -282,6 +330,7 @@ pub fn validate<'a>(cx: &Ctxt, entity: Entity<'a>) -> Option<Model<'a>> {
         indexes,
         counters,
         lists,
+        version,
     })
 }
 

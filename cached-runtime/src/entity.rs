@@ -44,6 +44,11 @@ pub trait CachedEntity: Clone + Send + Sync + Unpin + 'static {
 
     /// The key-forming fields' values, in the order of [`EntityMeta::indexes`].
     fn index_values(&self) -> Vec<KeyValue>;
+
+    /// The `#[cache(version)]` field's value, if the entity has one.
+    fn version(&self) -> Option<i64> {
+        None
+    }
 }
 
 /// A `relates_to` edge: `Scene: RelatesTo<Chapter>` means a scene belongs to a chapter.
@@ -101,6 +106,9 @@ pub struct EntityMeta {
     pub relations: &'static [RelationMeta],
     /// Integer fields that have `increment_`/`decrement_` operations.
     pub counters: &'static [&'static str],
+    /// The `#[cache(version)]` column, if any: set to 1 by an insert and incremented by every
+    /// write through the repository, in the same statement.
+    pub version: Option<&'static str>,
 }
 
 impl Deref for EntityMeta {

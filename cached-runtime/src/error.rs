@@ -45,6 +45,25 @@ pub enum Error {
         message: String,
     },
 
+    /// `update_if_version` found another version of the row than the one the caller read:
+    /// someone else changed it since. Nothing was written, the transaction can go on, and the
+    /// cache is unchanged; read the row again and decide (retry with its version, or report
+    /// the conflict to the user).
+    #[error(
+        "{entity} with id {id} was changed by someone else: expected version {expected}, \
+         the database has version {found}; read it again and retry with that version"
+    )]
+    VersionConflict {
+        /// The entity's type name.
+        entity: &'static str,
+        /// The row's id, as printed in its key.
+        id: String,
+        /// The version the caller read and passed.
+        expected: i64,
+        /// The version the database holds.
+        found: i64,
+    },
+
     /// A previous statement in this transaction failed; the transaction can only be rolled back.
     #[error(
         "this transaction cannot commit because an earlier statement in it failed; \
@@ -86,23 +105,6 @@ pub enum Error {
     Schema {
         /// One readable line per mismatch.
         problems: Vec<String>,
-    },
-
-    /// The async runtime shut down while a commit was under way: whether the database
-    /// committed is unknown. The keys the transaction touched were dropped from the cache, so
-    /// the next read loads whatever the database holds.
-    #[error(
-        "the commit was interrupted because the async runtime shut down; whether the database \
-         committed is unknown, and the keys the transaction touched were dropped from the cache"
-    )]
-    CommitInterrupted,
-
-    /// The async runtime shut down while an operation was under way; nothing reached the
-    /// cache.
-    #[error("{operation} was interrupted because the async runtime shut down")]
-    RuntimeShutdown {
-        /// What was under way.
-        operation: &'static str,
     },
 
     /// A row could not be decoded into the entity (a column is missing or has the wrong type).

@@ -113,8 +113,8 @@ pub mod __private {
     pub use crate::handle::HandleRef;
     pub use crate::registry::{reaches, EntityRegistration, ViewRegistration};
     pub use crate::repo::{
-        add, count, delete, delete_many, find, get, get_many, insert, insert_many, list_op,
-        subtract, update, update_many,
+        add, count, delete, delete_many, find, get, get_for_update, get_many, get_many_for_update,
+        insert, insert_many, list_op, subtract, update, update_if_version, update_many,
     };
     pub use crate::value::read_column;
     pub use inventory;

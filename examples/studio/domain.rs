@@ -64,6 +64,10 @@ pub struct Scene {
     pub status: String,
     pub title: String,
     pub word_count: i64,
+    /// Moved on by every write: two editors of one scene use `update_if_version`, and the
+    /// second to save gets `Error::VersionConflict` instead of overwriting the first.
+    #[cache(version)]
+    pub version: i64,
 }
 
 /// A character of a story.
@@ -196,7 +200,7 @@ CREATE TABLE scenes (
     story_id INTEGER NOT NULL REFERENCES stories(id), location_id INTEGER REFERENCES settings(id),
     status TEXT NOT NULL,
     title TEXT NOT NULL CHECK (length(title) > 0 AND length(title) <= 200),
-    word_count INTEGER NOT NULL DEFAULT 0);
+    word_count INTEGER NOT NULL DEFAULT 0, version INTEGER NOT NULL DEFAULT 1);
 CREATE INDEX scenes_chapter ON scenes(chapter_id);
 CREATE INDEX scenes_status ON scenes(status);
 CREATE TABLE characters (
@@ -221,7 +225,7 @@ CREATE TABLE scenes (
     story_id BIGINT NOT NULL REFERENCES stories(id), location_id BIGINT REFERENCES settings(id),
     status TEXT NOT NULL,
     title VARCHAR(200) NOT NULL CHECK (length(title) > 0),
-    word_count BIGINT NOT NULL DEFAULT 0);
+    word_count BIGINT NOT NULL DEFAULT 0, version BIGINT NOT NULL DEFAULT 1);
 CREATE INDEX scenes_chapter ON scenes(chapter_id);
 CREATE INDEX scenes_status ON scenes(status);
 CREATE TABLE characters (
@@ -247,7 +251,7 @@ CREATE TABLE scenes (
     id BIGINT PRIMARY KEY, chapter_id BIGINT NOT NULL, story_id BIGINT NOT NULL,
     location_id BIGINT NULL, status VARCHAR(50) NOT NULL,
     title VARCHAR(200) NOT NULL CHECK (CHAR_LENGTH(title) > 0),
-    word_count BIGINT NOT NULL DEFAULT 0,
+    word_count BIGINT NOT NULL DEFAULT 0, version BIGINT NOT NULL DEFAULT 1,
     INDEX scenes_chapter (chapter_id), INDEX scenes_status (status),
     FOREIGN KEY (chapter_id) REFERENCES chapters(id), FOREIGN KEY (story_id) REFERENCES stories(id),
     FOREIGN KEY (location_id) REFERENCES settings(id));

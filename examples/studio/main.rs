@@ -12,6 +12,7 @@
 // A server's schema is unused in a build without its store.
 #[cfg_attr(not(all(feature = "postgres", feature = "mysql")), allow(dead_code))]
 mod domain;
+mod editing;
 #[cfg(feature = "mongo")]
 mod mongo;
 
@@ -291,6 +292,7 @@ async fn seed(ctx: &Context) -> Result<CommitReport> {
             status: status.into(),
             title: title.into(),
             word_count,
+            version: 1,
         })
         .collect();
     Scene::repo(&mut tx).insert_many(&scenes).await?;
@@ -453,6 +455,7 @@ async fn main() -> Result<()> {
             status: "draft".into(),
             title: format!("Interlude {}", id - 3),
             word_count: 300,
+            version: 1,
         })
         .collect();
     let stored = Scene::repo(&mut tx).insert_many(&new_scenes).await?;
@@ -510,7 +513,16 @@ async fn main() -> Result<()> {
         println!("     {line}");
     }
 
-    step(8, "Two instances, one Redis channel");
+    step(8, "Two editors, one scene (optimistic: a version field)");
+    editing::two_editors(&ctx).await?;
+
+    step(
+        9,
+        "Lock a chapter while renumbering its scenes (pessimistic)",
+    );
+    editing::renumber_chapter(&ctx, 2).await?;
+
+    step(10, "Two instances, one Redis channel");
     match arg("--redis-url") {
         #[cfg(feature = "redis")]
         Some(url) => two_instances(&database.store, &url).await?,
@@ -522,7 +534,7 @@ async fn main() -> Result<()> {
         ),
     }
 
-    step(9, "What the cache did");
+    step(11, "What the cache did");
     print!("{}", ctx.stats());
     drop(ctx);
     database.cleanup().await

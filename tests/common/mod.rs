@@ -449,7 +449,7 @@ impl TestDb {
     /// Reads a scene straight from the database, bypassing the cache.
     pub async fn scene(&self, id: i64) -> Option<Scene> {
         const SQL: &str =
-            "SELECT id, chapter_id, story_id, location_id, status, title, word_count FROM scenes WHERE id = ";
+            "SELECT id, chapter_id, story_id, location_id, status, title, word_count, version FROM scenes WHERE id = ";
         if let RawStore::Mongo(db) = self.store.raw_unchecked() {
             use mongodb::bson::doc;
             let found = db
@@ -469,10 +469,11 @@ impl TestDb {
                     status: text("status"),
                     title: text("title"),
                     word_count: int("word_count"),
+                    version: int("version"),
                 }
             });
         }
-        type Columns = (i64, i64, i64, Option<i64>, String, String, i64);
+        type Columns = (i64, i64, i64, Option<i64>, String, String, i64, i64);
         let sql = sqlx::AssertSqlSafe(format!("{SQL}{id}"));
         let row: Option<Columns> = match self.store.raw_unchecked() {
             RawStore::Sqlite(p) => sqlx::query_as(sql).fetch_optional(p).await,
@@ -482,7 +483,7 @@ impl TestDb {
         }
         .expect("direct read");
         row.map(
-            |(id, chapter_id, story_id, location_id, status, title, word_count)| Scene {
+            |(id, chapter_id, story_id, location_id, status, title, word_count, version)| Scene {
                 id,
                 chapter_id,
                 story_id,
@@ -490,6 +491,7 @@ impl TestDb {
                 status,
                 title,
                 word_count,
+                version,
             },
         )
     }
@@ -527,6 +529,7 @@ pub fn scene(id: i64, chapter_id: i64, status: &str, words: i64) -> Scene {
         status: status.into(),
         title: format!("Scene {id}"),
         word_count: words,
+        version: 1,
     }
 }
 

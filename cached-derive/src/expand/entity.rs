@@ -67,6 +67,21 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
         quote_spanned!(ty.span()=> <#ty as #krate::KeyPart>::key_value(&self.#field))
     });
     let id_ty_spanned = quote_spanned!(id_ty.span()=> #id_ty);
+    let (version_column, version_fn) = match model.version {
+        Some(i) => {
+            let f = &entity.fields[i];
+            let (field, column) = (f.ident, f.column());
+            (
+                quote!(::core::option::Option::Some(#column)),
+                quote! {
+                    fn version(&self) -> ::core::option::Option<i64> {
+                        ::core::option::Option::Some(::core::primitive::i64::from(self.#field))
+                    }
+                },
+            )
+        }
+        None => (quote!(::core::option::Option::None), quote!()),
+    };
     let relates_to = model.relations.iter().map(|r| last_segment(&r.target));
 
     quote! {
@@ -93,6 +108,7 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
                     indexes: &[#(#indexes),*],
                     relations: &[#(#relations),*],
                     counters: &[#(#counters),*],
+                    version: #version_column,
                 };
                 &META
             }
@@ -117,6 +133,8 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
             fn index_values(&self) -> ::std::vec::Vec<#krate::KeyValue> {
                 ::std::vec![#(#index_values),*]
             }
+
+            #version_fn
         }
 
         #krate::__private::inventory::submit! {

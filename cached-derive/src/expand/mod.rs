@@ -141,6 +141,22 @@ mod tests {
         }));
     }
 
+    /// A version field: no setter in the patch, no counter, `update_if_version`, and the
+    /// version bump recorded in the meta.
+    #[test]
+    fn versioned_entity() {
+        insta::assert_snapshot!(expand(syn::parse_quote! {
+            #[cache(table = "drafts")]
+            pub struct Draft {
+                #[cache(id)]
+                pub id: i64,
+                pub body: String,
+                #[cache(version)]
+                pub version: i32,
+            }
+        }));
+    }
+
     #[test]
     fn text_id_custom_name_and_crate_path() {
         insta::assert_snapshot!(expand(syn::parse_quote! {

@@ -13,7 +13,16 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
     let ident = entity.ident;
     let vis = entity.vis;
     let update = entity.derived_ident("Update");
-    let fields: Vec<_> = entity.persisted().filter(|f| !f.is_id()).collect();
+    // The version is the database's to move on: a patch cannot set it.
+    let fields: Vec<_> = entity
+        .persisted()
+        .filter(|f| {
+            !f.is_id()
+                && !model
+                    .version
+                    .is_some_and(|v| std::ptr::eq(*f, &entity.fields[v]))
+        })
+        .collect();
     let doc = format!(
         "Changes to one [`{ident}`] row: each field `Some(new value)` or `None` (unchanged). \
          Build it with the setters: `{update}::default().title(\"...\")`."

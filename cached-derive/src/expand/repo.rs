@@ -106,6 +106,23 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
         }
     });
 
+    let versioned = model.version.map(|i| {
+        let f = &entity.fields[i];
+        let (field, ty) = (f.ident, f.ty);
+        let doc = format!(
+            "Applies `patch` only if the row's `{field}` is still `expected` (the version you \
+             read), in one conditional statement that also moves the version on; returns the \
+             updated row. Fails with `Error::VersionConflict` (someone else changed the row: \
+             read it again) or `Error::NotFound`, and then writes nothing."
+        );
+        quote! {
+            #[doc = #doc]
+            pub async fn update_if_version(&mut self, id: impl ::core::convert::Into<#id_ty>, expected: #ty, patch: #update) -> #krate::Result<#row> {
+                #p::update_if_version::<#ident>(#handle, id.into(), ::core::primitive::i64::from(expected), &patch).await
+            }
+        }
+    });
+
     let opt_rows = result(quote!(::std::vec::Vec<::core::option::Option<#row>>));
     quote! {
         #[doc = #repo_doc]
@@ -176,6 +193,27 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
             #(#counters)*
 
             #(#lists)*
+
+            #versioned
+        }
+
+        /// Row locks: only on a transaction, which holds them until it ends.
+        #[automatically_derived]
+        impl #repo<&mut #krate::Transaction> {
+            /// The row with this id, or `None`, locked against other writers until the
+            /// transaction ends (`SELECT ... FOR UPDATE`; on SQLite the transaction's write
+            /// lock; on MongoDB the document is owned by writing it, so another transaction's
+            /// write of it fails with the retryable `Error::Conflict`). Only on a transaction;
+            /// never fills the shared cache.
+            pub async fn get_for_update(&mut self, id: impl ::core::convert::Into<#id_ty>) -> #opt_row {
+                #p::get_for_update::<#ident>(&mut *self.handle, id.into()).await
+            }
+
+            /// The rows with these ids, in the order asked (`None` where absent), locked
+            /// until the transaction ends, as [`get_for_update`](Self::get_for_update).
+            pub async fn get_many_for_update(&mut self, ids: &[#id_ty]) -> #opt_rows {
+                #p::get_many_for_update::<#ident>(&mut *self.handle, ids).await
+            }
         }
     }
 }

@@ -505,6 +505,7 @@ mod tests {
         indexes: &[],
         relations: &[],
         counters: &[],
+        version: None,
     };
 
     inventory::submit!(crate::registry::EntityRegistration(|| &ITEM));

@@ -89,6 +89,7 @@ mod tests {
         ],
         relations: &[],
         counters: &[],
+        version: None,
     };
 
     fn values(chapter: i64, status: &str) -> Vec<KeyValue> {

@@ -11,7 +11,7 @@ use crate::entity::CachedEntity;
 use crate::error::{Error, Result};
 use crate::handle::HandleRef;
 use crate::key::Predicate;
-use crate::tx::ATTEMPTS;
+use crate::tx::{Transaction, ATTEMPTS};
 use crate::value::Value;
 
 /// Runs a write on the handle's transaction, or in a transaction of its own on a context
@@ -117,6 +117,33 @@ pub async fn update<E: CachedEntity>(
     patch: &E::Update,
 ) -> Result<Arc<E>> {
     in_tx!(handle, tx => tx.update_row::<E>(&id, patch).await)
+}
+
+/// `update_if_version`: applies a patch only if the row is still at version `expected`.
+pub async fn update_if_version<E: CachedEntity>(
+    handle: HandleRef<'_>,
+    id: E::Id,
+    expected: i64,
+    patch: &E::Update,
+) -> Result<Arc<E>> {
+    in_tx!(handle, tx => tx.update_if_version::<E>(&id, expected, patch).await)
+}
+
+/// `get_for_update`: one row, locked against other writers until the transaction ends.
+pub async fn get_for_update<E: CachedEntity>(
+    tx: &mut Transaction,
+    id: E::Id,
+) -> Result<Option<Arc<E>>> {
+    let mut rows = tx.read_for_update::<E>(std::slice::from_ref(&id)).await?;
+    Ok(rows.pop().flatten())
+}
+
+/// `get_many_for_update`: rows by id, in the order asked, locked until the transaction ends.
+pub async fn get_many_for_update<E: CachedEntity>(
+    tx: &mut Transaction,
+    ids: &[E::Id],
+) -> Result<Vec<Option<Arc<E>>>> {
+    tx.read_for_update::<E>(ids).await
 }
 
 /// `decrement_<field>`: subtracts `by` atomically; `by = i64::MIN` cannot be negated and is

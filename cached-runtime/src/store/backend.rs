@@ -126,6 +126,16 @@ pub(crate) trait Ops: Send {
         assignments: Assignments,
     ) -> BoxFuture<'a, Result<Option<Row>>>;
 
+    /// Assigns columns of one row if its version column holds `expected`, in one statement;
+    /// returns the row as updated, or `None` if no row has this id and version.
+    fn update_if_version<'a>(
+        &'a mut self,
+        meta: Meta,
+        id: &'a KeyValue,
+        assignments: Assignments,
+        expected: i64,
+    ) -> BoxFuture<'a, Result<Option<Row>>>;
+
     /// Adds `delta` to an integer column in one statement; returns the updated row.
     fn add<'a>(
         &'a mut self,
@@ -202,6 +212,17 @@ pub(crate) trait Ops: Send {
             self.update(meta, id, vec![(column, Value::List(items))])
                 .await
         })
+    }
+
+    /// The rows with these ids, locked against other writers until the transaction ends
+    /// (`get_for_update`). By default the locked read of [`Ops::fetch_by_ids`]; a store whose
+    /// reads take no locks overrides it.
+    fn lock_by_ids<'a>(
+        &'a mut self,
+        meta: Meta,
+        ids: &'a [KeyValue],
+    ) -> BoxFuture<'a, Result<Vec<Row>>> {
+        self.fetch_by_ids(meta, ids, true)
     }
 
     /// The rows matching `predicate`, locked for the rest of the transaction (the old rows of

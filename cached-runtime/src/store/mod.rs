@@ -210,10 +210,43 @@ impl<'a> Exec<'a> {
         self.0.count_where(E::meta(), predicate).await
     }
 
-    /// Inserts rows and returns them as stored.
+    /// The rows with these ids, locked against other writers until the transaction ends.
+    pub async fn lock_by_ids<E: CachedEntity>(&mut self, ids: &[KeyValue]) -> Result<Vec<E>> {
+        decode_all(self.0.lock_by_ids(E::meta(), ids).await?)
+    }
+
+    /// Inserts rows and returns them as stored. A version column is stored as 1, whatever the
+    /// row holds.
     pub async fn insert<E: CachedEntity>(&mut self, rows: &[E]) -> Result<Vec<E>> {
-        let rows = rows.iter().map(CachedEntity::values).collect();
-        decode_all(self.0.insert(E::meta(), rows).await?)
+        let meta = E::meta();
+        let version_at = meta.version.and_then(|v| meta.column_position(v));
+        let rows = rows
+            .iter()
+            .map(|row| {
+                let mut values = row.values();
+                if let Some(at) = version_at {
+                    values[at] = Value::Int(1);
+                }
+                values
+            })
+            .collect();
+        decode_all(self.0.insert(meta, rows).await?)
+    }
+
+    /// Assigns columns of one row if its version is `expected`; returns the row as updated,
+    /// or `None` if no row has this id and version.
+    pub async fn update_if_version<E: CachedEntity>(
+        &mut self,
+        id: &E::Id,
+        assignments: Vec<(&'static str, Value)>,
+        expected: i64,
+    ) -> Result<Option<E>> {
+        let id = id.key_value();
+        decode_one(
+            self.0
+                .update_if_version(E::meta(), &id, assignments, expected)
+                .await?,
+        )
     }
 
     /// Assigns columns of one row and returns the row as updated, or `None` if it is absent.

@@ -237,6 +237,9 @@ fn row(meta: Meta, mut doc: Document) -> Result<Row> {
         .collect()
 }
 
+/// The field `lock_by_ids` sets and removes in a transaction to own a document.
+const LOCK_FIELD: &str = "_cached_lock";
+
 fn by_id(id: &KeyValue) -> Document {
     doc! { "_id": key_bson(id) }
 }
@@ -245,13 +248,30 @@ fn by_ids(ids: &[KeyValue]) -> Document {
     doc! { "_id": { "$in": ids.iter().map(key_bson).collect::<Vec<_>>() } }
 }
 
-/// `{ "$set": { field: value, ... } }`.
+/// `{ "$set": { field: value, ... } }`, and the version bump.
 fn set(meta: Meta, assignments: Assignments) -> Document {
     let fields: Document = assignments
         .into_iter()
         .map(|(column, value)| (field(meta, column).to_string(), bson(value)))
         .collect();
-    doc! { "$set": fields }
+    bump_version(meta, doc! { "$set": fields })
+}
+
+/// Adds `$inc: { <version>: 1 }` to an update document when the entity has a version field:
+/// every write through the repository moves it on, in the operation that writes.
+fn bump_version(meta: Meta, mut update: Document) -> Document {
+    if let Some(version) = meta.version {
+        let name = field(meta, version);
+        match update.get_document_mut("$inc") {
+            Ok(inc) => {
+                inc.insert(name, 1_i64);
+            }
+            Err(_) => {
+                update.insert("$inc", doc! { name: 1_i64 });
+            }
+        }
+    }
+    update
 }
 
 fn filter(meta: Meta, predicate: &Predicate) -> Document {
@@ -331,6 +351,24 @@ impl Ops for MongoOps<'_> {
         predicate: &'a Predicate,
     ) -> BoxFuture<'a, Result<Vec<Row>>> {
         Box::pin(self.find(meta, filter(meta, predicate)))
+    }
+
+    /// MongoDB reads take no locks; a transaction owns a document once it has written it. So
+    /// each document is written (a marker field set, then removed: its content is unchanged)
+    /// and then read: until this transaction ends, another transaction's write of it fails
+    /// with a retryable `WriteConflict`, and a write outside transactions waits.
+    fn lock_by_ids<'a>(
+        &'a mut self,
+        meta: Meta,
+        ids: &'a [KeyValue],
+    ) -> BoxFuture<'a, Result<Vec<Row>>> {
+        Box::pin(async move {
+            let marker = doc! { "$set": { LOCK_FIELD: mongodb::bson::oid::ObjectId::new() } };
+            let unmark = doc! { "$unset": { LOCK_FIELD: "" } };
+            run!(self, meta, c => c.update_many(by_ids(ids), marker))?;
+            run!(self, meta, c => c.update_many(by_ids(ids), unmark))?;
+            self.find(meta, by_ids(ids)).await
+        })
     }
 
     /// The snapshot read is enough (a concurrent change makes the write conflict).
@@ -414,6 +452,11 @@ impl Ops for MongoOps<'_> {
                     .expect("an assigned field is a column");
                 after[at] = value;
             }
+            if let Some(at) = meta.version.and_then(|v| meta.column_position(v)) {
+                if let Value::Int(version) = &mut after[at] {
+                    *version += 1;
+                }
+            }
             Ok(Some((before, after)))
         })
     }
@@ -427,7 +470,30 @@ impl Ops for MongoOps<'_> {
         delta: i64,
     ) -> BoxFuture<'a, Result<Option<Row>>> {
         let name = field(meta, column);
-        Box::pin(self.modify(meta, id, doc! { "$inc": { name: delta } }))
+        let update = bump_version(meta, doc! { "$inc": { name: delta } });
+        Box::pin(self.modify(meta, id, update))
+    }
+
+    /// `$set` on the document with this id and version (and the version bump).
+    fn update_if_version<'a>(
+        &'a mut self,
+        meta: Meta,
+        id: &'a KeyValue,
+        assignments: Assignments,
+        expected: i64,
+    ) -> BoxFuture<'a, Result<Option<Row>>> {
+        Box::pin(async move {
+            let version = meta
+                .version
+                .expect("update_if_version needs a version field");
+            let mut filter = by_id(id);
+            filter.insert(field(meta, version), expected);
+            let update = set(meta, assignments);
+            let doc = run!(self, meta, c => c
+                .find_one_and_update(filter, update)
+                .return_document(ReturnDocument::After))?;
+            doc.map(|doc| row(meta, doc)).transpose()
+        })
     }
 
     /// `$push` (append) or `$pull` (remove every equal item) on an array field.
@@ -441,7 +507,8 @@ impl Ops for MongoOps<'_> {
     ) -> BoxFuture<'a, Result<Option<Row>>> {
         let name = field(meta, column);
         let op = if append { "$push" } else { "$pull" };
-        Box::pin(self.modify(meta, id, doc! { op: { name: bson(item) } }))
+        let update = bump_version(meta, doc! { op: { name: bson(item) } });
+        Box::pin(self.modify(meta, id, update))
     }
 
     /// Sets columns on every row with one of these ids.

@@ -1,7 +1,9 @@
-//! What keeps a commit whole when its caller goes away: it runs on a task of its own, and if
+//! What keeps a commit whole when its caller goes away: it moves to a task of its own, and if
 //! even that task is stopped during the database commit, the keys it touched are dropped.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 
 use crate::cache::{Bump, Change};
 use crate::engine::Engine;
@@ -38,18 +40,47 @@ pub(super) async fn rollback_after(conn: Box<dyn TxOps>, err: Error) -> Error {
     err
 }
 
-/// Runs `work` on a task of its own and waits for it, so that dropping the caller's future
-/// does not stop it halfway (a commit between the database and the cache, a `BEGIN` in
-/// flight). `None` if the runtime shut down first. Outside a Tokio runtime it runs inline.
-pub(super) async fn to_completion<T: Send + 'static>(
-    work: impl Future<Output = T> + Send + 'static,
-) -> Option<T> {
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        return Some(work.await);
-    };
-    match runtime.spawn(work).await {
-        Ok(done) => Some(done),
-        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
-        Err(_) => None,
+/// Runs `work` to its end even if the caller stops waiting: polled in place while the caller
+/// waits (no task, no scheduler hop on the normal path), and handed to a task of its own if
+/// the caller's future is dropped first (a timeout, a client that hung up), so that a commit
+/// cannot stop between the database and the cache, nor a `BEGIN` halfway. If no runtime can
+/// take it (it is shutting down), `work` is dropped, and its own guards run
+/// ([`UnknownOutcome`]).
+pub(super) struct RunToEnd<T: Send + 'static> {
+    work: Option<Pin<Box<dyn Future<Output = T> + Send + 'static>>>,
+}
+
+impl<T: Send + 'static> RunToEnd<T> {
+    pub fn new(work: impl Future<Output = T> + Send + 'static) -> Self {
+        RunToEnd {
+            work: Some(Box::pin(work)),
+        }
+    }
+}
+
+impl<T: Send + 'static> Future for RunToEnd<T> {
+    type Output = T;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let work = self
+            .work
+            .as_mut()
+            .expect("RunToEnd polled after it finished");
+        let done = ready!(work.as_mut().poll(cx));
+        self.work = None;
+        Poll::Ready(done)
+    }
+}
+
+impl<T: Send + 'static> Drop for RunToEnd<T> {
+    fn drop(&mut self) {
+        let Some(work) = self.work.take() else {
+            return;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                work.await;
+            });
+        }
     }
 }

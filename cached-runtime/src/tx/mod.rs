@@ -21,7 +21,7 @@ pub(crate) mod raw;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use guard::{rollback_after, to_completion, UnknownOutcome};
+use guard::{rollback_after, RunToEnd, UnknownOutcome};
 use pending::Pending;
 
 use crate::cache::Change;
@@ -59,6 +59,32 @@ fn not_found<E: CachedEntity>(id: &E::Id) -> Error {
     }
 }
 
+/// `rows` in the order of `ids`, `None` where a row is absent.
+fn in_order<E: CachedEntity>(ids: &[KeyValue], rows: Vec<E>) -> Vec<Option<Arc<E>>> {
+    let by_id: HashMap<KeyValue, Arc<E>> = rows
+        .into_iter()
+        .map(|row| (id_of(&row), Arc::new(row)))
+        .collect();
+    ids.iter().map(|id| by_id.get(id).cloned()).collect()
+}
+
+/// [`Error::VersionConflict`] unless `row` is at version `expected`.
+fn check_version<E: CachedEntity>(row: &E, expected: i64) -> Result<()> {
+    match row.version() {
+        Some(found) if found != expected => Err(conflict(row, expected)),
+        _ => Ok(()),
+    }
+}
+
+fn conflict<E: CachedEntity>(row: &E, expected: i64) -> Error {
+    Error::VersionConflict {
+        entity: E::meta().type_name,
+        id: row.id().key_value().to_string(),
+        expected,
+        found: row.version().unwrap_or_default(),
+    }
+}
+
 impl Transaction {
     pub(crate) async fn begin(engine: Arc<Engine>) -> Result<Self> {
         let schema = engine.schema().await?;
@@ -67,13 +93,10 @@ impl Transaction {
         // old snapshot later loads on that connection would read and cache as fresh. Dropped
         // unused on that task, the transaction rolls back the way sqlx's always do.
         let begin = engine.store.begin();
-        let begun = match engine.settings.guard_commits {
-            true => to_completion(begin).await,
-            false => Some(begin.await),
-        };
-        let conn = begun.unwrap_or(Err(Error::RuntimeShutdown {
-            operation: "opening a transaction",
-        }))?;
+        let conn = match engine.settings.guard_commits {
+            true => RunToEnd::new(begin).await,
+            false => begin.await,
+        }?;
         // Taken after BEGIN: any commit applied to the cache after this point may be newer
         // than what this transaction writes, and makes its write-through fall back to a drop.
         let pending = Pending::new(engine.cache.token_now());
@@ -111,9 +134,7 @@ impl Transaction {
         }
         // If the runtime shuts down first, the task's guard dropped the keys the transaction
         // touched once the database commit had begun.
-        to_completion(self.finish(true))
-            .await
-            .unwrap_or(Err(Error::CommitInterrupted))
+        RunToEnd::new(self.finish(true)).await
     }
 
     /// The commit itself: database, then cache. `guarded`: if this future is dropped while
@@ -233,14 +254,7 @@ impl Transaction {
         let keys: Vec<KeyValue> = ids.iter().map(KeyPart::key_value).collect();
         let result = self.exec().fetch_by_ids::<E>(&keys).await;
         let rows = self.check(result)?;
-        Ok(keys
-            .iter()
-            .map(|id| {
-                rows.iter()
-                    .find(|row| row.id().key_value() == *id)
-                    .map(|row| Arc::new(row.clone()))
-            })
-            .collect())
+        Ok(in_order(&keys, rows))
     }
 
     pub(crate) async fn read_where<E: CachedEntity>(
@@ -303,6 +317,56 @@ impl Transaction {
         let new = Arc::new(self.check(result)?.ok_or_else(|| not_found::<E>(id))?);
         self.pending.write(&self.engine.cache, None, &new);
         Ok(new)
+    }
+
+    /// Applies a patch if the row's version is still `expected`, in one conditional
+    /// statement; otherwise fails with [`Error::VersionConflict`] (or [`Error::NotFound`]) and
+    /// writes nothing, so the transaction can go on. The old row is read (locked) first only
+    /// when the patch assigns a key-forming field, as in [`Transaction::update_row`].
+    pub(crate) async fn update_if_version<E: CachedEntity>(
+        &mut self,
+        id: &E::Id,
+        expected: i64,
+        patch: &E::Update,
+    ) -> Result<Arc<E>> {
+        let assignments = patch.assignments();
+        let old = match assignments.is_empty() || patch.touches_keys() {
+            true => {
+                let old = self.read_existing::<E>(id).await?;
+                check_version::<E>(&old, expected)?;
+                if assignments.is_empty() {
+                    return Ok(Arc::new(old));
+                }
+                Some(old)
+            }
+            false => None,
+        };
+        let result = self
+            .exec()
+            .update_if_version::<E>(id, assignments, expected)
+            .await;
+        let Some(new) = self.check(result)? else {
+            // No row with this id and version: absent, or at another version.
+            return match self.read_one::<E>(id).await? {
+                Some(current) => Err(conflict(&current, expected)),
+                None => Err(not_found::<E>(id)),
+            };
+        };
+        let new = Arc::new(new);
+        self.pending.write(&self.engine.cache, old.as_ref(), &new);
+        Ok(new)
+    }
+
+    /// The rows with these ids, in the order asked (`None` where absent), locked against
+    /// other writers until this transaction ends. Never fills the shared cache.
+    pub(crate) async fn read_for_update<E: CachedEntity>(
+        &mut self,
+        ids: &[E::Id],
+    ) -> Result<Vec<Option<Arc<E>>>> {
+        let keys: Vec<KeyValue> = ids.iter().map(KeyPart::key_value).collect();
+        let result = self.exec().lock_by_ids::<E>(&keys).await;
+        let rows = self.check(result)?;
+        Ok(in_order(&keys, rows))
     }
 
     /// Adds `delta` to an integer column in one statement; the row entry is rewritten with the

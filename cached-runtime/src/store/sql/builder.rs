@@ -315,7 +315,28 @@ impl<'s> SqlBuilder<'s> {
         AssertSqlSafe(out).into_sql_str()
     }
 
-    /// `UPDATE <table> SET a = ?, b = ?` (placeholders 1..=n).
+    /// `UPDATE <table> SET a = ?, b = ? WHERE <id> = ? AND <version> = ? RETURNING
+    /// <columns>`: the write of `update_if_version` (the version is bumped by the `SET`).
+    pub fn update_if_version(&self, columns: &[&str]) -> SqlStr {
+        let version = self
+            .meta
+            .version
+            .expect("update_if_version needs a version column");
+        let n = columns.len();
+        let mut out = self.update_set(columns);
+        out.push_str(" WHERE ");
+        self.dialect.quote_ident(&mut out, self.meta.id_column);
+        out.push_str(" = ");
+        self.dialect.placeholder(&mut out, n + 1);
+        out.push_str(" AND ");
+        self.dialect.quote_ident(&mut out, version);
+        out.push_str(" = ");
+        self.dialect.placeholder(&mut out, n + 2);
+        self.returning(&mut out);
+        AssertSqlSafe(out).into_sql_str()
+    }
+
+    /// `UPDATE <table> SET a = ?, b = ?` (placeholders 1..=n), and the version bump.
     fn update_set(&self, columns: &[&str]) -> String {
         let mut out = String::from("UPDATE ");
         self.dialect.quote_ident(&mut out, self.meta.table);
@@ -328,7 +349,22 @@ impl<'s> SqlBuilder<'s> {
             out.push_str(" = ");
             self.dialect.placeholder(&mut out, i + 1);
         }
+        if !columns.is_empty() {
+            self.bump_version(&mut out);
+        }
         out
+    }
+
+    /// `, <version> = <version> + 1` when the entity has a version column: every write
+    /// through the repository moves it on, in the statement that writes.
+    fn bump_version(&self, out: &mut String) {
+        if let Some(version) = self.meta.version {
+            out.push_str(", ");
+            self.dialect.quote_ident(out, version);
+            out.push_str(" = ");
+            self.dialect.quote_ident(out, version);
+            out.push_str(" + 1");
+        }
     }
 
     /// `UPDATE <table> SET c = c + ? WHERE <id> = ? RETURNING <columns>`.
@@ -341,6 +377,7 @@ impl<'s> SqlBuilder<'s> {
         self.dialect.quote_ident(&mut out, column);
         out.push_str(" + ");
         self.dialect.placeholder(&mut out, 1);
+        self.bump_version(&mut out);
         self.where_id_returning(&mut out, 2);
         AssertSqlSafe(out).into_sql_str()
     }

@@ -223,7 +223,8 @@ impl<DB: Driver> SqlOps<'_, DB> {
         }
     }
 
-    /// Runs an `UPDATE` of one row and returns the row as updated, or `None` if it is absent.
+    /// Runs an `UPDATE` of one row and returns the row as updated, or `None` if it is absent
+    /// (or, for a conditional update, did not match).
     async fn update_returning(
         &mut self,
         meta: Meta,
@@ -234,8 +235,13 @@ impl<DB: Driver> SqlOps<'_, DB> {
         if self.dialect().returning {
             return self.one(meta, sql, values).await;
         }
-        // No RETURNING: update, then read the row back inside the same transaction.
-        self.affected(meta.type_name, sql, values).await?;
+        // No RETURNING: update, then read the row back inside the same transaction. MySQL
+        // counts changed rows, not matched ones: an update that matched but changed nothing
+        // (and bumps no version) is read back too, as an unconditional update always is.
+        let conditional = meta.version.is_some();
+        if self.affected(meta.type_name, sql, values).await? == 0 && conditional {
+            return Ok(None);
+        }
         self.by_id(meta, id, false).await
     }
 
@@ -376,6 +382,22 @@ impl<DB: Driver> Ops for SqlOps<'_, DB> {
         assignments: Assignments,
     ) -> BoxFuture<'a, Result<Option<Row>>> {
         Box::pin(self.set(meta, id, assignments))
+    }
+
+    fn update_if_version<'a>(
+        &'a mut self,
+        meta: Meta,
+        id: &'a KeyValue,
+        assignments: Assignments,
+        expected: i64,
+    ) -> BoxFuture<'a, Result<Option<Row>>> {
+        Box::pin(async move {
+            let columns: Vec<&str> = assignments.iter().map(|(c, _)| *c).collect();
+            let sql = self.sql(meta).update_if_version(&columns);
+            let mut values: Vec<Value> = assignments.into_iter().map(|(_, v)| v).collect();
+            values.extend([id.to_value(), Value::Int(expected)]);
+            self.update_returning(meta, id, sql, values).await
+        })
     }
 
     fn add<'a>(
