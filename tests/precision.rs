@@ -304,17 +304,7 @@ async fn each_write_drops_exactly_the_entries_it_changes(backend) {
         }
         // Whatever is cached now agrees with the database.
         for id in [1, 2, 3, 4, 5, 99] {
-            let cached = Scene::repo(&ctx)
-                .get(id)
-                .await
-                .unwrap()
-                .map(|s| (*s).clone());
-            assert_eq!(
-                cached,
-                db.scene(id).await,
-                "{}: scene {id}",
-                case.name
-            );
+            db.assert_scene_fresh(&ctx, id, case.name).await;
         }
         let mut direct = ctx.begin().await.unwrap();
         for status in ["draft", "final", "review"] {

@@ -9,23 +9,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cached_runtime::{Context, Error};
+use cached_runtime::Error;
 use common::domain::*;
-use common::{scene, Backend, TestDb};
-
-/// The scene as the cache serves it equals the scene in the database.
-async fn assert_cache_matches_database(ctx: &Context, db: &TestDb, id: i64) {
-    let cached = Scene::repo(ctx)
-        .get(id)
-        .await
-        .unwrap()
-        .map(|s| (*s).clone());
-    assert_eq!(
-        cached,
-        db.scene(id).await,
-        "scene {id}: cache and database differ"
-    );
-}
+use common::{scene, Backend};
 
 backend_tests! {
     #[tokio::test]
@@ -57,7 +43,7 @@ backend_tests! {
         // An empty patch writes nothing and moves nothing.
         assert_eq!(v(scenes().update(1, SceneUpdate::default()).await.unwrap()), 6);
         for id in [1, 2, 3, 10] {
-            assert_cache_matches_database(&ctx, &db, id).await;
+            db.assert_scene_fresh(&ctx, id, "versions").await;
         }
     }
 
@@ -85,7 +71,7 @@ backend_tests! {
         }
         assert!(!lost.is_retryable(), "a version conflict needs a fresh read, not a blind retry");
         assert_eq!(db.scene(1).await.unwrap().title, "First");
-        assert_cache_matches_database(&ctx, &db, 1).await;
+        db.assert_scene_fresh(&ctx, 1, "versions").await;
 
         // The same through a patch that moves the row between queries (the old row is read
         // locked first): the loser changes no query either.
@@ -125,7 +111,7 @@ backend_tests! {
         let stored = db.scene(3).await.unwrap();
         assert_eq!((stored.title.as_str(), stored.version), ("fresh", 2));
         for id in [1, 2, 3] {
-            assert_cache_matches_database(&ctx, &db, id).await;
+            db.assert_scene_fresh(&ctx, id, "versions").await;
         }
     }
 
@@ -171,7 +157,7 @@ backend_tests! {
         let stored = db.scene(1).await.unwrap();
         assert_eq!(stored.word_count, start.word_count + wins);
         assert_eq!(stored.version, start.version + wins);
-        assert_cache_matches_database(&ctx, &db, 1).await;
+        db.assert_scene_fresh(&ctx, 1, "versions").await;
     }
 
     #[tokio::test]
@@ -225,8 +211,8 @@ backend_tests! {
         // Locked reads filled nothing: the next read through the context is a miss.
         let before = ctx.stats().misses;
         assert_eq!(before, misses, "locked reads go to the database, not the cache");
-        assert_cache_matches_database(&ctx, &db, 3).await;
+        db.assert_scene_fresh(&ctx, 3, "versions").await;
         assert_eq!(ctx.stats().misses, before + 1);
-        assert_cache_matches_database(&ctx, &db, 1).await;
+        db.assert_scene_fresh(&ctx, 1, "versions").await;
     }
 }

@@ -446,6 +446,21 @@ impl TestDb {
         }
     }
 
+    /// Asserts that the scene the cache serves (loading it if need be) equals the scene in the
+    /// database; `what` names the step in the message.
+    pub async fn assert_scene_fresh(&self, ctx: &Context, id: i64, what: &str) {
+        let cached = Scene::repo(ctx)
+            .get(id)
+            .await
+            .unwrap()
+            .map(|s| (*s).clone());
+        assert_eq!(
+            cached,
+            self.scene(id).await,
+            "{what}: scene {id}: cache and database differ"
+        );
+    }
+
     /// Reads a scene straight from the database, bypassing the cache.
     pub async fn scene(&self, id: i64) -> Option<Scene> {
         const SQL: &str =
