@@ -8,10 +8,10 @@
 //! through the transaction's own connection: they see its writes and never fill the shared
 //! cache.
 //!
-//! A commit runs to completion on a task of its own: a caller that stops waiting for it (a
-//! timeout, a client that hung up) cannot stop it between the database commit and the cache
-//! apply. If even that task is stopped (its runtime shuts down) while the database commit is
-//! under way, the keys the transaction touched are dropped, never left as they were
+//! A commit runs to completion: polled in place while its caller waits, and moved to a task of
+//! its own if the caller stops waiting (a timeout, a client that hung up), so it cannot stop
+//! between the database commit and the cache apply. If even that task is stopped (its runtime
+//! shuts down) while the database commit is under way, the keys the transaction touched are dropped, never left as they were
 //! ([`guard`]).
 
 mod guard;
@@ -88,10 +88,11 @@ fn conflict<E: CachedEntity>(row: &E, expected: i64) -> Error {
 impl Transaction {
     pub(crate) async fn begin(engine: Arc<Engine>) -> Result<Self> {
         let schema = engine.schema().await?;
-        // `BEGIN` runs to its end on a task of its own: a caller dropped while it is in flight
-        // would otherwise hand the connection back to the pool inside a transaction, whose
-        // old snapshot later loads on that connection would read and cache as fresh. Dropped
-        // unused on that task, the transaction rolls back the way sqlx's always do.
+        // `BEGIN` runs to its end (on a task of its own once its caller is dropped): a caller
+        // dropped while it is in flight would otherwise hand the connection back to the pool
+        // inside a transaction, whose old snapshot later loads on that connection would read
+        // and cache as fresh. Dropped unused on that task, the transaction rolls back the way
+        // sqlx's always do.
         let begin = engine.store.begin();
         let conn = match engine.settings.guard_commits {
             true => RunToEnd::new(begin).await,
@@ -126,14 +127,14 @@ impl Transaction {
     /// rewritten), so the cache cannot diverge from the database whichever way it went.
     ///
     /// Dropping the returned future does not stop the commit: it runs to the end (database
-    /// commit, then cache apply) on a task of its own, so a timeout or a client that hangs up
+    /// commit, then cache apply), moved to a task of its own, so a timeout or a client that hangs up
     /// can never leave the cache older than the database.
     pub async fn commit(self) -> Result<CommitReport> {
         if !self.engine.settings.guard_commits {
             return self.finish(false).await;
         }
-        // If the runtime shuts down first, the task's guard dropped the keys the transaction
-        // touched once the database commit had begun.
+        // If the runtime shuts down before the work ends, its guard drops the keys the
+        // transaction touched once the database commit had begun.
         RunToEnd::new(self.finish(true)).await
     }
 
