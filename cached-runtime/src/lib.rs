@@ -46,6 +46,7 @@
 mod collation;
 mod error;
 mod value;
+mod web;
 // 2. the entity model
 mod entity;
 mod key;
@@ -94,6 +95,8 @@ pub use value::{
     DecodeError, FromValue, KeyPart, KeyValue, ListItem, ToValue, Value, ValueError, ValueKind,
 };
 pub use view::{CachedView, LoadView, Reads, ViewCtx, ViewKey};
+#[cfg(feature = "axum")]
+pub use web::ErrorDetail;
 
 #[cfg(feature = "derive")]
 pub use cached_derive::{CachedEntity, CachedView};

@@ -45,7 +45,7 @@ pub struct Chapter {
 }
 
 /// A scene: the unit writers edit.
-#[derive(CachedEntity, Clone, Debug, PartialEq)]
+#[derive(CachedEntity, Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[cache(
     table = "scenes",
     ttl = 60,

@@ -15,6 +15,8 @@ mod domain;
 mod editing;
 #[cfg(feature = "mongo")]
 mod mongo;
+#[cfg(feature = "web")]
+mod web;
 
 use std::time::Instant;
 
@@ -349,6 +351,24 @@ async fn two_instances(store: &Store, url: &str) -> Result<()> {
     Ok(())
 }
 
+/// `--serve 127.0.0.1:3000`: the studio as a web API instead of the tour (`web.rs`).
+#[cfg(feature = "web")]
+async fn serve(ctx: Context, addr: &str) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .unwrap_or_else(|e| panic!("cannot listen on {addr}: {e}"));
+    println!("Serving on http://{addr}: GET /scenes/1, GET /stories/1/outline, PUT /scenes/1 ...");
+    axum::serve(listener, web::router(ctx))
+        .await
+        .unwrap_or_else(|e| panic!("the server stopped: {e}"));
+    Ok(())
+}
+
+#[cfg(not(feature = "web"))]
+async fn serve(_ctx: Context, _addr: &str) -> Result<()> {
+    rebuild_with("web")
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let database = connect().await?;
@@ -363,6 +383,9 @@ async fn main() -> Result<()> {
         seeded.keys().len()
     );
     ctx.clear();
+    if let Some(addr) = arg("--serve") {
+        return serve(ctx, &addr).await;
+    }
 
     step(1, "A miss, then a hit");
     let started = Instant::now();

@@ -1,0 +1,96 @@
+//! Errors to HTTP, end to end: the studio's web API (`examples/studio/web.rs`, axum) answered
+//! in-process on every backend. Each error the repository returns reaches the client as its
+//! status and a safe message, and no failed request changes the cache.
+
+#[macro_use]
+mod common;
+use common::domain;
+#[path = "../examples/studio/web.rs"]
+mod web;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use cached_runtime::{Context, ErrorDetail};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+/// One request through the router: the status, the JSON body, and the response's
+/// `ErrorDetail`, if any.
+async fn call(
+    ctx: &Context,
+    method: Method,
+    uri: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value, Option<String>) {
+    let request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json")
+        .body(body.map_or(Body::empty(), |b| Body::from(b.to_string())))
+        .unwrap();
+    let response = web::router(ctx.clone()).oneshot(request).await.unwrap();
+    let status = response.status();
+    let detail = response
+        .extensions()
+        .get::<ErrorDetail>()
+        .map(|d| d.0.clone());
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, json, detail)
+}
+
+backend_tests! {
+    #[tokio::test]
+    async fn repository_errors_become_http_statuses(backend) {
+        let (ctx, db) = seeded!(backend);
+        let (status, scene, _) = call(&ctx, Method::GET, "/scenes/1", None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!((scene["title"].as_str(), scene["version"].as_i64()), (Some("Scene 1"), Some(1)));
+
+        let (status, body, _) = call(&ctx, Method::GET, "/scenes/99", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body, json!({ "error": "Scene with id 99 does not exist", "status": 404 }));
+
+        // Two clients read version 1; the second to save gets 409 and nothing changes.
+        let edit = |title: &str| Some(json!({ "title": title, "version": 1 }));
+        let (status, saved, _) = call(&ctx, Method::PUT, "/scenes/1", edit("First")).await;
+        assert_eq!((status, saved["version"].as_i64()), (StatusCode::OK, Some(2)));
+        let (status, body, _) = call(&ctx, Method::PUT, "/scenes/1", edit("Second")).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert!(body["error"].as_str().unwrap().contains("expected version 1"), "{body}");
+        db.assert_scene_fresh(&ctx, 1, "after the 409").await;
+        assert_eq!(db.scene(1).await.unwrap().title, "First");
+
+        // A duplicate id is a 409 (a unique constraint), with no database text in the body.
+        let duplicate = serde_json::to_value(common::scene(2, 1, "draft", 1)).unwrap();
+        let (status, body, _) = call(&ctx, Method::POST, "/scenes", Some(duplicate)).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(body["error"], "unique constraint violation on Scene");
+        let created = serde_json::to_value(common::scene(7, 1, "draft", 1)).unwrap();
+        let (status, _, _) = call(&ctx, Method::POST, "/scenes", Some(created)).await;
+        assert_eq!(status, StatusCode::CREATED);
+
+        if !backend.is_mongo() {
+            // The SQL schemas refuse an empty title (CHECK): 422, the constraint's name hidden.
+            let (status, body, _) = call(&ctx, Method::PUT, "/scenes/2", Some(json!({ "title": "", "version": 1 }))).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+            assert_eq!(body["error"], "check constraint violation on Scene");
+            db.assert_scene_fresh(&ctx, 2, "after the 422").await;
+        }
+
+        let (status, outline, _) = call(&ctx, Method::GET, "/stories/1/outline", None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(outline["title"], "The Long Night");
+        let (status, _, _) = call(&ctx, Method::DELETE, "/scenes/7", None).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+
+        // The database gone: 500, a fixed message in the body, the real error for the logs.
+        db.close().await;
+        let (status, body, detail) = call(&ctx, Method::GET, "/scenes/98", None).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body, json!({ "error": "internal error", "status": 500 }));
+        assert!(detail.is_some_and(|d| !d.is_empty()), "the 500 carries its detail for logging");
+    }
+}
