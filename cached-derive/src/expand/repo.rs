@@ -21,7 +21,9 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
     let opt_row = result(quote!(::core::option::Option<#row>));
     let rows = result(quote!(::std::vec::Vec<#row>));
     let count = result(quote!(i64));
-    let handle = quote!(#krate::Handle::__handle(&mut self.handle));
+    // Resolved through the function `repo` stored, so that the methods need no `Handle`
+    // bound: a repository built on something that is not a handle is one error, at `repo`.
+    let handle = quote!((self.resolve)(&mut self.handle));
 
     let repo_doc = format!(
         "The repository of [`{ident}`]: cached reads and invalidating writes. \
@@ -128,18 +130,19 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
         #[doc = #repo_doc]
         #vis struct #repo<H> {
             handle: H,
+            resolve: for<'h> fn(&'h mut H) -> #p::HandleRef<'h>,
         }
 
         #[automatically_derived]
         impl #ident {
             #[doc = #ctor_doc]
             #vis fn repo<H: #krate::Handle>(handle: H) -> #repo<H> {
-                #repo { handle }
+                #repo { handle, resolve: <H as #krate::Handle>::__handle }
             }
         }
 
         #[automatically_derived]
-        impl<H: #krate::Handle> #repo<H> {
+        impl<H> #repo<H> {
             /// The row with this id, or `None` (a miss is cached too).
             pub async fn get(&mut self, id: impl ::core::convert::Into<#id_ty>) -> #opt_row {
                 #p::get::<#ident>(#handle, id.into()).await
