@@ -150,4 +150,21 @@ pub mod __private {
     pub const fn assert_to_value<T: crate::ToValue>() {}
     /// Asserts at compile time that a `relates_to` target is a cached entity.
     pub const fn assert_entity<T: crate::CachedEntity>() {}
+
+    /// The answer of [`reaches`] as a type, so that "not connected" is a trait error with a
+    /// message of its own rather than a panic in constant evaluation.
+    pub struct Connected<const YES: bool>;
+
+    /// Implemented only by `Connected<true>`: the entity `E` a view `V` reads is connected to
+    /// the view's key `K`.
+    #[diagnostic::on_unimplemented(
+        message = "the view `{V}` reads `{E}`, but `{E}` and the view's key `{K}` are not connected by `relates_to` edges",
+        label = "no `relates_to` path, in either direction, from `{E}` to `{K}` through the entities `{V}` reads",
+        note = "add `relates_to = \"{K}\"` to `{E}` (or `relates_to = \"{E}\"` to `{K}`, or a chain through an entity in `reads(...)`), or move `{E}` to `reads_all(...)` so that any write to it invalidates every `{V}`"
+    )]
+    pub trait ReachesKey<V, E, K> {}
+    impl<V, E, K> ReachesKey<V, E, K> for Connected<true> {}
+
+    /// Asserts at compile time that `C` is `Connected<true>` for view `V`, entity `E`, key `K`.
+    pub const fn assert_reaches<V, E, K, C: ReachesKey<V, E, K>>() {}
 }

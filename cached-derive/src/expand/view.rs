@@ -51,23 +51,20 @@ pub fn expand(model: &ViewModel<'_>) -> TokenStream {
     });
     let key_name = last_segment(key);
     let path_checks = model.reads.iter().skip(1).map(|p| {
-        let entity = last_segment(p);
-        let message = format!(
-            "`{ident}` reads `{entity}`, but `{entity}` and the view's key `{key_name}` are not connected by \
-             `relates_to` edges (in either direction) through the entities the view reads: add \
-             `relates_to = \"{key_name}\"` to `{entity}` (or to `{key_name}`, or a chain through an entity in \
-             `reads(...)`), or move `{entity}` to `reads_all(...)` so that any write to it invalidates every \
-             `{ident}`"
-        );
         let k = respan(&krate, p.span());
         quote_spanned! {p.span()=>
-            const _: () = if !#k::__private::reaches(
-                GRAPH,
-                <#p as #k::CachedEntity>::TYPE_NAME,
-                <#key_proj as #k::CachedEntity>::TYPE_NAME,
-            ) {
-                ::core::panic!(#message)
-            };
+            const _: () = #k::__private::assert_reaches::<
+                #ident,
+                #p,
+                #key_proj,
+                #k::__private::Connected<{
+                    #k::__private::reaches(
+                        GRAPH,
+                        <#p as #k::CachedEntity>::TYPE_NAME,
+                        <#key_proj as #k::CachedEntity>::TYPE_NAME,
+                    )
+                }>,
+            >();
         }
     });
     let key_doc = format!(
