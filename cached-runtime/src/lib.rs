@@ -168,3 +168,8 @@ pub mod __private {
     /// Asserts at compile time that `C` is `Connected<true>` for view `V`, entity `E`, key `K`.
     pub const fn assert_reaches<V, E, K, C: ReachesKey<V, E, K>>() {}
 }
+
+/// The README's Rust examples, compiled as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
