@@ -242,6 +242,35 @@ const CASES: &[Case] = &[
         views: &["story_outline:1", "part_summary:1"],
     },
     Case {
+        name: "write to a parent row that a view read",
+        write: |ctx| {
+            Box::pin(async move {
+                Story::repo(ctx)
+                    .update(1, StoryUpdate::default().title("Renamed"))
+                    .await
+                    .unwrap();
+            })
+        },
+        dropped_queries: &[],
+        rewritten_rows: &["story:1"],
+        // The outline read story 1; the part summary read the part, its chapters and scenes.
+        views: &["story_outline:1"],
+    },
+    Case {
+        name: "write to a parent row no view read",
+        write: |ctx| {
+            Box::pin(async move {
+                Story::repo(ctx)
+                    .update(2, StoryUpdate::default().title("Renamed"))
+                    .await
+                    .unwrap();
+            })
+        },
+        dropped_queries: &[],
+        rewritten_rows: &["story:2"],
+        views: &[],
+    },
+    Case {
         name: "write to another entity",
         write: |ctx| {
             Box::pin(async move {
