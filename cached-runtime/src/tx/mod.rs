@@ -11,8 +11,8 @@
 //! A commit runs to completion: polled in place while its caller waits, and moved to a task of
 //! its own if the caller stops waiting (a timeout, a client that hung up), so it cannot stop
 //! between the database commit and the cache apply. If even that task is stopped (its runtime
-//! shuts down) while the database commit is under way, the keys the transaction touched are dropped, never left as they were
-//! ([`guard`]).
+//! shuts down) while the database commit is under way, the keys the transaction touched are
+//! dropped, never left as they were ([`guard`]).
 
 mod guard;
 mod pending;
@@ -127,8 +127,8 @@ impl Transaction {
     /// rewritten), so the cache cannot diverge from the database whichever way it went.
     ///
     /// Dropping the returned future does not stop the commit: it runs to the end (database
-    /// commit, then cache apply), moved to a task of its own, so a timeout or a client that hangs up
-    /// can never leave the cache older than the database.
+    /// commit, then cache apply), moved to a task of its own, so a timeout or a client that
+    /// hangs up can never leave the cache older than the database.
     pub async fn commit(self) -> Result<CommitReport> {
         if !self.engine.settings.guard_commits {
             return self.finish(false).await;
