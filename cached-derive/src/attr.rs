@@ -22,6 +22,7 @@ pub struct Spanned<T> {
 pub struct StructAttrs {
     pub table: Option<Spanned<String>>,
     pub ttl: Option<Spanned<u64>>,
+    pub negative_ttl: Option<Spanned<u64>>,
     pub relates_to: Vec<LitStr>,
     pub name: Option<Spanned<String>>,
     pub krate: Option<syn::Path>,
@@ -127,19 +128,31 @@ fn string(meta: &ParseNestedMeta<'_>, key: &str) -> syn::Result<LitStr> {
 fn ttl(meta: &ParseNestedMeta<'_>) -> syn::Result<Spanned<u64>> {
     const HOW: &str = "`ttl` is a positive whole number of seconds, like `ttl = 60`; \
                        leave `ttl` out to keep entries until they are invalidated";
+    seconds(meta, HOW, 1)
+}
+
+fn negative_ttl(meta: &ParseNestedMeta<'_>) -> syn::Result<Spanned<u64>> {
+    const HOW: &str = "`negative_ttl` is a whole number of seconds, like `negative_ttl = 5`, \
+                       or `negative_ttl = 0` to never cache that an id does not exist; leave it \
+                       out to cache absent ids like rows";
+    seconds(meta, HOW, 0)
+}
+
+/// A whole number of seconds, at least `min`; otherwise the error `how`.
+fn seconds(meta: &ParseNestedMeta<'_>, how: &str, min: u64) -> syn::Result<Spanned<u64>> {
     let expr: Expr = meta.value()?.parse()?;
     let span = expr.span();
-    let positive = match &expr {
+    let value = match &expr {
         Expr::Lit(ExprLit {
             lit: Lit::Int(lit), ..
         }) if lit.suffix().is_empty() || lit.suffix() == "u64" => {
-            lit.base10_parse::<u64>().ok().filter(|n| *n > 0)
+            lit.base10_parse::<u64>().ok().filter(|n| *n >= min)
         }
         _ => None,
     };
-    match positive {
+    match value {
         Some(value) => Ok(Spanned { value, span }),
-        None => Err(syn::Error::new_spanned(&expr, HOW)),
+        None => Err(syn::Error::new_spanned(&expr, how)),
     }
 }
 
@@ -261,6 +274,9 @@ impl StructAttrs {
                 } else if path.is_ident(TTL) {
                     let v = ttl(&meta)?;
                     set(&mut out.ttl, v, &meta, CACHE, TTL)
+                } else if path.is_ident(NEGATIVE_TTL) {
+                    let v = negative_ttl(&meta)?;
+                    set(&mut out.negative_ttl, v, &meta, CACHE, NEGATIVE_TTL)
                 } else if path.is_ident(RELATES_TO) {
                     let s = string(&meta, RELATES_TO)?;
                     if out.relates_to.iter().any(|r| r.value() == s.value()) {

@@ -12,6 +12,8 @@ pub const TABLE: &str = "table";
 pub const COLLECTION: &str = "collection";
 /// `#[cache(ttl = 60)]` / `#[view(ttl = 60)]`.
 pub const TTL: &str = "ttl";
+/// `#[cache(negative_ttl = 5)]`: how long an absent id stays cached (0: never).
+pub const NEGATIVE_TTL: &str = "negative_ttl";
 /// `#[cache(relates_to = "Entity")]`.
 pub const RELATES_TO: &str = "relates_to";
 /// `#[cache(name = "...")]` / `#[view(name = "...")]`: the key prefix.
@@ -38,7 +40,15 @@ pub const READS: &str = "reads";
 pub const READS_ALL: &str = "reads_all";
 
 /// The keys `#[cache(...)]` accepts on a struct.
-pub const STRUCT_KEYS: &[&str] = &[TABLE, COLLECTION, TTL, RELATES_TO, NAME, CRATE];
+pub const STRUCT_KEYS: &[&str] = &[
+    TABLE,
+    COLLECTION,
+    TTL,
+    NEGATIVE_TTL,
+    RELATES_TO,
+    NAME,
+    CRATE,
+];
 /// The keys `#[cache(...)]` accepts on a field.
 pub const FIELD_KEYS: &[&str] = &[ID, INDEX, REFERENCES, SKIP, VERSION];
 /// The keys `#[view(...)]` accepts.

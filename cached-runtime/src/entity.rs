@@ -81,6 +81,9 @@ pub struct Namespace {
     pub type_name: &'static str,
     /// How long entries live in the cache; `None` means until invalidated.
     pub ttl: Option<Duration>,
+    /// How long the knowledge that an id does not exist (a negative entry) lives: `None` for
+    /// as long as any entry ([`Namespace::ttl`]); `Some(Duration::ZERO)` to never cache it.
+    pub negative_ttl: Option<Duration>,
     #[doc(hidden)]
     pub __state: EntityState,
 }

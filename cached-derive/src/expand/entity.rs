@@ -21,6 +21,7 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
     let id_ty = id_field.ty;
     let id_column = id_field.column();
     let ttl = names::ttl(&krate, entity.attrs.ttl.as_ref());
+    let negative_ttl = names::ttl(&krate, entity.attrs.negative_ttl.as_ref());
     let columns = entity.persisted().map(|f| f.column());
     let indexes = model.indexes.iter().map(|(i, kind)| {
         let column = entity.fields[*i].column();
@@ -99,6 +100,7 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
                         name: #name,
                         type_name: #type_name,
                         ttl: #ttl,
+                        negative_ttl: #negative_ttl,
                         __state: #krate::__private::EntityState::new(),
                     },
                     table: #table,

@@ -86,6 +86,7 @@ pub fn expand(model: &ViewModel<'_>) -> TokenStream {
                             name: #name,
                             type_name: #type_name,
                             ttl: #ttl,
+                            negative_ttl: ::core::option::Option::None,
                             __state: #krate::__private::EntityState::new(),
                         },
                         key: <#key_proj as #krate::CachedEntity>::meta,

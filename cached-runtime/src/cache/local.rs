@@ -65,6 +65,23 @@ pub(crate) struct Entry {
     reg: u64,
 }
 
+/// Whether `data` is cached under `key` at all: not a negative entry of an entity declared
+/// with `negative_ttl = 0`.
+fn keeps(key: &CacheKey, data: &EntryData) -> bool {
+    !matches!(data, EntryData::Missing)
+        || key.namespace().negative_ttl != Some(std::time::Duration::ZERO)
+}
+
+/// How long `data` lives under `key`: a negative entry by its namespace's `negative_ttl` when
+/// it has one, anything else by its `ttl`.
+fn ttl_of(key: &CacheKey, data: &EntryData) -> Option<std::time::Duration> {
+    let namespace = key.namespace();
+    match data {
+        EntryData::Missing => namespace.negative_ttl.or(namespace.ttl),
+        _ => namespace.ttl,
+    }
+}
+
 /// Per-stripe state: the last applied commit, and the loads in flight for keys of the stripe.
 #[derive(Default)]
 pub(crate) struct Stripe {
@@ -237,6 +254,9 @@ impl LocalCache {
     /// Stores a value read from the database under `token`, unless a commit invalidated the key
     /// since. Returns whether it was stored.
     pub fn fill(&self, key: &CacheKey, data: EntryData, token: &Token) -> bool {
+        if !keeps(key, &data) {
+            return true;
+        }
         if let Some(canonical) = self.canonical(key) {
             return self.fill_spelling(key, canonical, data, token);
         }
@@ -267,11 +287,11 @@ impl LocalCache {
 
     fn entry(&self, key: &CacheKey, data: EntryData, token: &Token) -> Entry {
         Entry {
+            deadline: self.clock.deadline(ttl_of(key, &data)),
             data,
             epoch: token.epoch,
             generation: token.generation,
             query_generation: token.query_generation,
-            deadline: self.clock.deadline(key.namespace().ttl),
             reg: 0,
         }
     }
@@ -394,6 +414,7 @@ impl LocalCache {
             let mut stripe = self.lock_stripe(i);
             let others = *before_this_commit.entry(i).or_insert(stripe.stamp);
             match change {
+                Change::Write { data, .. } if !keeps(key, data) => self.map.invalidate(key),
                 Change::Write { data, token } if self.admits(others, token, key) => {
                     let mut entry = self.entry(key, data.clone(), token);
                     if let Some(canonical) = self.canonical(key) {
@@ -496,6 +517,7 @@ mod tests {
             name: "item",
             type_name: "Item",
             ttl: None,
+            negative_ttl: None,
             __state: EntityState::new(),
         },
         table: "items",

@@ -66,6 +66,7 @@ mod tests {
             name: "scene",
             type_name: "Scene",
             ttl: None,
+            negative_ttl: None,
             __state: EntityState::new(),
         },
         table: "scenes",
