@@ -390,11 +390,9 @@ macro_rules! server_benches {
                     .await
                     .expect("connect");
                 sqlx::raw_sql($schema).execute(&pool).await.expect("schema");
+                sqlx::raw_sql(support::PARENTS).execute(&pool).await.expect("parents");
                 sqlx::raw_sql(
-                    "INSERT INTO stories VALUES (1, 'Bench', 'draft');
-                     INSERT INTO parts VALUES (1, 1, 'Part', 1);
-                     INSERT INTO chapters VALUES (1, 1, 1, 'Chapter', 1);
-                     INSERT INTO characters VALUES (1, 1, 'Mara', 'keeper', '[]');
+                    "INSERT INTO characters VALUES (1, 1, 'Mara', 'keeper', '[]');
                      INSERT INTO scenes (id, chapter_id, story_id, status, title, word_count)
                      VALUES (5, 1, 1, 'draft', 'Scene 5', 100);",
                 )

@@ -45,11 +45,12 @@ async fn database(url: &str, schema: &str) -> PgPool {
         .execute(&pool)
         .await
         .expect("schema");
+    sqlx::raw_sql(support::PARENTS)
+        .execute(&pool)
+        .await
+        .expect("parents");
     sqlx::raw_sql(
-        "INSERT INTO stories VALUES (1, 'Bench', 'draft');
-         INSERT INTO parts VALUES (1, 1, 'Part', 1);
-         INSERT INTO chapters VALUES (1, 1, 1, 'Chapter', 1);
-         INSERT INTO scenes (id, chapter_id, story_id, status, title, word_count, version)
+        "INSERT INTO scenes (id, chapter_id, story_id, status, title, word_count, version)
          VALUES (5, 1, 1, 'draft', 'Scene 5', 100, 1);",
     )
     .execute(&pool)

@@ -29,6 +29,13 @@ impl LoadView for SceneCard {
     }
 }
 
+/// The parents every benchmark's scenes hang from: story 1, part 1, chapter 1 (plain SQL,
+/// the same on every SQL backend).
+#[allow(dead_code)] // not every benchmark seeds a SQL database
+pub const PARENTS: &str = "INSERT INTO stories VALUES (1, 'Bench', 'draft');
+     INSERT INTO parts VALUES (1, 1, 'Part', 1);
+     INSERT INTO chapters VALUES (1, 1, 1, 'Chapter', 1);";
+
 /// A current-thread runtime: the benchmarks measure one task's latency.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -54,14 +61,10 @@ pub async fn database(dir: &tempfile::TempDir, scenes: i64) -> SqlitePool {
         .execute(&pool)
         .await
         .expect("schema");
-    sqlx::raw_sql(
-        "INSERT INTO stories VALUES (1, 'Bench', 'draft');
-         INSERT INTO parts VALUES (1, 1, 'Part', 1);
-         INSERT INTO chapters VALUES (1, 1, 1, 'Chapter', 1);",
-    )
-    .execute(&pool)
-    .await
-    .expect("parents");
+    sqlx::raw_sql(PARENTS)
+        .execute(&pool)
+        .await
+        .expect("parents");
     sqlx::query(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
          INSERT INTO scenes (id, chapter_id, story_id, location_id, status, title, word_count)
