@@ -32,6 +32,7 @@ pub struct StructAttrs {
 #[derive(Default)]
 pub struct FieldAttrs {
     pub id: Option<Span>,
+    pub generated: Option<Span>,
     pub index: Option<Span>,
     pub references: Option<LitStr>,
     pub skip: Option<Span>,
@@ -322,6 +323,8 @@ impl FieldAttrs {
                 let path = &meta.path;
                 if path.is_ident(ID) {
                     set(&mut out.id, span, &meta, CACHE, ID)
+                } else if path.is_ident(GENERATED) {
+                    set(&mut out.generated, span, &meta, CACHE, GENERATED)
                 } else if path.is_ident(INDEX) {
                     set(&mut out.index, span, &meta, CACHE, INDEX)
                 } else if path.is_ident(SKIP) {

@@ -26,6 +26,11 @@ pub fn derived_ident(ident: &Ident, suffix: &str) -> Ident {
     Ident::new(&format!("{}{suffix}", ident.unraw()), ident.span())
 }
 
+/// `prefix` + `ident`, spanned at `ident` (`NewScene`).
+pub fn prefixed_ident(prefix: &str, ident: &Ident) -> Ident {
+    Ident::new(&format!("{prefix}{}", ident.unraw()), ident.span())
+}
+
 /// The key prefix: `name = "..."`, or the snake_case type name.
 pub fn key_name(name: Option<&Spanned<String>>, ident: &Ident) -> String {
     match name {

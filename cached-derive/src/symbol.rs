@@ -23,6 +23,8 @@ pub const CRATE: &str = "crate";
 
 /// `#[cache(id)]` on a field.
 pub const ID: &str = "id";
+/// `#[cache(id, generated)]`: the database (or, for an `ObjectId`, the client) makes the id.
+pub const GENERATED: &str = "generated";
 /// `#[cache(index)]` on a field.
 pub const INDEX: &str = "index";
 /// `#[cache(references = "Entity")]` on a field.
@@ -50,6 +52,6 @@ pub const STRUCT_KEYS: &[&str] = &[
     CRATE,
 ];
 /// The keys `#[cache(...)]` accepts on a field.
-pub const FIELD_KEYS: &[&str] = &[ID, INDEX, REFERENCES, SKIP, VERSION];
+pub const FIELD_KEYS: &[&str] = &[ID, GENERATED, INDEX, REFERENCES, SKIP, VERSION];
 /// The keys `#[view(...)]` accepts.
 pub const VIEW_KEYS: &[&str] = &[KEY, READS, READS_ALL, TTL, NAME, CRATE];

@@ -30,6 +30,8 @@ pub struct Model<'a> {
     pub lists: Vec<usize>,
     /// The `#[cache(version)]` field.
     pub version: Option<usize>,
+    /// Whether the id is `#[cache(id, generated)]`: inserts take `NewScene`, without it.
+    pub generated: bool,
 }
 
 fn is_sql_identifier(s: &str) -> bool {
@@ -126,6 +128,16 @@ fn check_combinations(cx: &Ctxt, entity: &Entity<'_>) {
                     ),
                 ));
             }
+        }
+        if let (None, Some(generated)) = (a.id, a.generated) {
+            cx.syn_error(syn::Error::new(
+                generated,
+                format!(
+                    "`generated` says the database makes the id, but `{}` is not the id; put \
+                     it beside `id`: `#[cache(id, generated)]`",
+                    field.ident
+                ),
+            ));
         }
         if let (Some(_), Some(index)) = (a.id, a.index) {
             cx.syn_error(syn::Error::new(
@@ -323,6 +335,7 @@ pub fn validate<'a>(cx: &Ctxt, entity: Entity<'a>) -> Option<Model<'a>> {
             f.list_item().is_some() && !f.is_id() && f.attrs.skip.is_none()
         })
         .collect();
+    let generated = entity.fields[id].attrs.generated.is_some();
     Some(Model {
         entity,
         id,
@@ -331,6 +344,7 @@ pub fn validate<'a>(cx: &Ctxt, entity: Entity<'a>) -> Option<Model<'a>> {
         counters,
         lists,
         version,
+        generated,
     })
 }
 

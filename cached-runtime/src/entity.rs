@@ -9,7 +9,7 @@ use std::ops::Deref;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use crate::value::{DecodeError, KeyPart, KeyValue, Value, ValueKind};
+use crate::value::{DecodeError, KeyPart, KeyValue, ToValue, Value, ValueKind};
 
 /// A database row type with a cache in front of it. Derive it: `#[derive(CachedEntity)]`.
 #[diagnostic::on_unimplemented(
@@ -48,6 +48,50 @@ pub trait CachedEntity: Clone + Send + Sync + Unpin + 'static {
     /// The `#[cache(version)]` field's value, if the entity has one.
     fn version(&self) -> Option<i64> {
         None
+    }
+}
+
+/// The insert shape of an entity whose id the database generates (`#[cache(id, generated)]`):
+/// the generated `NewScene` for `Scene`, every persisted field but the id and the version.
+pub trait NewRow: Send + Sync {
+    /// The entity a stored row of this shape is.
+    type Entity: CachedEntity;
+
+    /// One value per column of the entity, in the order of [`EntityMeta::columns`]: the id's
+    /// slot holds a null when the database makes the id, or the id made here
+    /// ([`GeneratedId::generate`]).
+    fn values(&self) -> Vec<Value>;
+}
+
+/// An id type the database (or, for an `ObjectId`, this process) can generate:
+/// `#[cache(id, generated)]` requires it of the id field.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a generated id",
+    label = "`#[cache(id, generated)]` needs an integer or an `ObjectId` id",
+    note = "a generated id is an `i64` or `i32` (PostgreSQL `BIGSERIAL`/identity, MySQL `AUTO_INCREMENT`, SQLite `INTEGER PRIMARY KEY`) or a `bson::oid::ObjectId` (made by the client, on any store); for any other id, remove `generated` and supply the id in the row you insert"
+)]
+pub trait GeneratedId: KeyPart + ToValue {
+    /// The id's slot in an inserted row: `Value::Null` when the database makes it (integers),
+    /// or a new id made here (`ObjectId`).
+    fn generate() -> Value;
+}
+
+impl GeneratedId for i64 {
+    fn generate() -> Value {
+        Value::Null(ValueKind::Int)
+    }
+}
+
+impl GeneratedId for i32 {
+    fn generate() -> Value {
+        Value::Null(ValueKind::Int)
+    }
+}
+
+#[cfg(feature = "mongo")]
+impl GeneratedId for mongodb::bson::oid::ObjectId {
+    fn generate() -> Value {
+        Value::ObjectId(mongodb::bson::oid::ObjectId::new().bytes())
     }
 }
 

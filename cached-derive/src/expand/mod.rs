@@ -1,10 +1,12 @@
 //! Code generation, one file per generated concern: the `CachedEntity` impl and its static
-//! description ([`entity`]), typed keys ([`keys`]), the patch struct ([`patch`]), the repository
-//! ([`repo`]) and the `relates_to` edges ([`relations`]).
+//! description ([`entity`]), typed keys ([`keys`]), the patch struct ([`patch`]), the insert
+//! shape of a generated id ([`new_row`]), the repository ([`repo`]) and the `relates_to` edges
+//! ([`relations`]).
 
 mod entity;
 mod fallback;
 mod keys;
+mod new_row;
 mod patch;
 mod relations;
 mod repo;
@@ -58,12 +60,14 @@ fn with_errors(
 fn expand(model: &Model<'_>) -> TokenStream {
     let keys = keys::expand(model);
     let patch = patch::expand(model);
+    let new_row = new_row::expand(model);
     let repo = repo::expand(model);
     let entity = entity::expand(model);
     let relations = relations::expand(model);
     quote! {
         #keys
         #patch
+        #new_row
         #repo
         #[doc(hidden)]
         const _: () = {
@@ -153,6 +157,23 @@ mod tests {
                 pub body: String,
                 #[cache(version)]
                 pub version: i32,
+            }
+        }));
+    }
+
+    /// A generated id: `NewTicket` without the id and the version, and `insert` taking it.
+    #[test]
+    fn generated_id_entity() {
+        insta::assert_snapshot!(expand(syn::parse_quote! {
+            #[cache(table = "tickets")]
+            pub struct Ticket {
+                #[cache(id, generated)]
+                pub id: i64,
+                #[cache(index)]
+                pub queue: String,
+                pub title: String,
+                #[cache(version)]
+                pub version: i64,
             }
         }));
     }

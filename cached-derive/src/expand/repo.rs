@@ -125,6 +125,45 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
         }
     });
 
+    let inserts = if model.generated {
+        let new = crate::names::prefixed_ident("New", entity.ident);
+        let id = entity.fields[model.id].ident;
+        let one = format!(
+            "Inserts a row and returns it as stored, with the `{id}` it was given (by the \
+             database: an identity/serial column, `AUTO_INCREMENT`, SQLite's rowid; or, for an \
+             `ObjectId`, by this process); the row goes into the cache on commit."
+        );
+        let many = format!(
+            "Inserts rows and returns them as stored, in the order given, each with its `{id}`; \
+             one cache update for the whole batch on commit (on MySQL/MariaDB, which has no \
+             `RETURNING`, one statement per row)."
+        );
+        quote! {
+            #[doc = #one]
+            pub async fn insert(&mut self, row: &#new) -> #krate::Result<#row> {
+                #p::insert_new::<#new>(#handle, row).await
+            }
+
+            #[doc = #many]
+            pub async fn insert_many(&mut self, rows: &[#new]) -> #rows {
+                #p::insert_new_many::<#new>(#handle, rows).await
+            }
+        }
+    } else {
+        quote! {
+            /// Inserts a row and returns it as stored; the row goes into the cache on commit.
+            pub async fn insert(&mut self, row: &#ident) -> #krate::Result<#row> {
+                #p::insert::<#ident>(#handle, row).await
+            }
+
+            /// Inserts rows (one statement per chunk) and returns them as stored; one cache
+            /// update for the whole batch on commit.
+            pub async fn insert_many(&mut self, rows: &[#ident]) -> #rows {
+                #p::insert_many::<#ident>(#handle, rows).await
+            }
+        }
+    };
+
     let opt_rows = result(quote!(::std::vec::Vec<::core::option::Option<#row>>));
     quote! {
         #[doc = #repo_doc]
@@ -166,16 +205,7 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
 
             #(#finders)*
 
-            /// Inserts a row and returns it as stored; the row goes into the cache on commit.
-            pub async fn insert(&mut self, row: &#ident) -> #krate::Result<#row> {
-                #p::insert::<#ident>(#handle, row).await
-            }
-
-            /// Inserts rows (one statement per chunk) and returns them as stored; one cache
-            /// update for the whole batch on commit.
-            pub async fn insert_many(&mut self, rows: &[#ident]) -> #rows {
-                #p::insert_many::<#ident>(#handle, rows).await
-            }
+            #inserts
 
             /// Applies a patch and returns the updated row. Fails with `Error::NotFound` if
             /// the row does not exist.

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use crate::engine::read;
-use crate::entity::CachedEntity;
+use crate::entity::{CachedEntity, NewRow};
 use crate::error::{Error, Result};
 use crate::handle::HandleRef;
 use crate::key::Predicate;
@@ -93,13 +93,8 @@ pub async fn count<E: CachedEntity>(handle: HandleRef<'_>, predicate: Predicate)
 
 /// `insert`: one row; the stored row goes into the cache on commit.
 pub async fn insert<E: CachedEntity>(handle: HandleRef<'_>, row: &E) -> Result<Arc<E>> {
-    let mut rows = in_tx!(handle, tx => tx.insert_rows(std::slice::from_ref(row)).await)?;
-    // `insert_rows` fails with `Error::ReadBack` unless it returns every row it wrote.
-    rows.pop().ok_or(Error::ReadBack {
-        entity: E::meta().type_name,
-        expected: 1,
-        found: 0,
-    })
+    let rows = in_tx!(handle, tx => tx.insert_rows::<E>(vec![row.values()]).await)?;
+    the_one::<E>(rows)
 }
 
 /// `insert_many`: several rows, one statement per chunk, one cache update on commit.
@@ -107,7 +102,33 @@ pub async fn insert_many<E: CachedEntity>(
     handle: HandleRef<'_>,
     rows: &[E],
 ) -> Result<Vec<Arc<E>>> {
-    in_tx!(handle, tx => tx.insert_rows(rows).await)
+    in_tx!(handle, tx => tx.insert_rows::<E>(rows.iter().map(E::values).collect()).await)
+}
+
+/// `insert` of an entity whose id is generated: the row without its id; returns it as
+/// stored, with the id the database (or, for an `ObjectId`, this process) gave it.
+pub async fn insert_new<N: NewRow>(handle: HandleRef<'_>, row: &N) -> Result<Arc<N::Entity>> {
+    let rows = in_tx!(handle, tx => tx.insert_rows::<N::Entity>(vec![row.values()]).await)?;
+    the_one::<N::Entity>(rows)
+}
+
+/// `insert_many` of an entity whose id is generated: returns the rows as stored, in the order
+/// given, each with its id.
+pub async fn insert_new_many<N: NewRow>(
+    handle: HandleRef<'_>,
+    rows: &[N],
+) -> Result<Vec<Arc<N::Entity>>> {
+    in_tx!(handle, tx => tx.insert_rows::<N::Entity>(rows.iter().map(N::values).collect()).await)
+}
+
+/// The row of a one-row insert (`insert_rows` fails with `Error::ReadBack` unless it returns
+/// every row it wrote, so this is a guard, not a path).
+fn the_one<E: CachedEntity>(mut rows: Vec<Arc<E>>) -> Result<Arc<E>> {
+    rows.pop().ok_or(Error::ReadBack {
+        entity: E::meta().type_name,
+        expected: 1,
+        found: 0,
+    })
 }
 
 /// `update`: applies a patch to one row and returns the updated row.

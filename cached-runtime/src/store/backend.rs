@@ -118,6 +118,15 @@ pub(crate) trait Ops: Send {
     /// Inserts rows and returns them as stored.
     fn insert<'a>(&'a mut self, meta: Meta, rows: Vec<Row>) -> BoxFuture<'a, Result<Vec<Row>>>;
 
+    /// Inserts rows whose id slot is null, letting the database generate each id (an identity
+    /// or serial column, `AUTO_INCREMENT`, SQLite's rowid), and returns them as stored, in
+    /// the order given.
+    fn insert_generated<'a>(
+        &'a mut self,
+        meta: Meta,
+        rows: Vec<Row>,
+    ) -> BoxFuture<'a, Result<Vec<Row>>>;
+
     /// Assigns columns of one row; returns the row as updated, or `None` if it is absent.
     fn update<'a>(
         &'a mut self,

@@ -417,6 +417,23 @@ impl Ops for MongoOps<'_> {
         })
     }
 
+    /// MongoDB makes no integer ids; an `ObjectId` id is made by the client and never gets
+    /// here.
+    fn insert_generated<'a>(
+        &'a mut self,
+        _meta: Meta,
+        _rows: Vec<Row>,
+    ) -> BoxFuture<'a, Result<Vec<Row>>> {
+        Box::pin(async {
+            Err(Error::Unsupported {
+                operation: "an insert with a database-generated integer id",
+                store: "MongoDB",
+                hint: "make the id a `bson::oid::ObjectId`: a generated ObjectId is made by the \
+                       client, on any store",
+            })
+        })
+    }
+
     /// `$set` on one document; returns it after the change.
     fn update<'a>(
         &'a mut self,

@@ -275,17 +275,21 @@ impl Transaction {
     }
 
     /// Inserts rows (one statement per chunk) and records them for write-through.
-    pub(crate) async fn insert_rows<E: CachedEntity>(&mut self, rows: &[E]) -> Result<Vec<Arc<E>>> {
+    pub(crate) async fn insert_rows<E: CachedEntity>(
+        &mut self,
+        rows: Vec<Vec<Value>>,
+    ) -> Result<Vec<Arc<E>>> {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        let result = self.exec().insert(rows).await;
+        let asked = rows.len();
+        let result = self.exec().insert::<E>(rows).await;
         let stored: Vec<Arc<E>> = self.check(result)?.into_iter().map(Arc::new).collect();
-        if stored.len() != rows.len() {
+        if stored.len() != asked {
             self.fail();
             return Err(Error::ReadBack {
                 entity: E::meta().type_name,
-                expected: rows.len(),
+                expected: asked,
                 found: stored.len(),
             });
         }

@@ -285,12 +285,35 @@ impl<'s> SqlBuilder<'s> {
 
     /// `INSERT INTO <table> (<columns>) VALUES (...), ... RETURNING <columns>` for `rows` rows.
     pub fn insert(&self, rows: usize) -> SqlStr {
+        self.insert_columns(rows, |_| true)
+    }
+
+    /// `INSERT INTO <table> (<columns but the id>) VALUES (...), ... RETURNING <columns>`:
+    /// the database generates each id. The values are the rows without their id.
+    pub fn insert_generated(&self, rows: usize) -> SqlStr {
+        let id = self.meta.id_column;
+        self.insert_columns(rows, |column| column != id)
+    }
+
+    fn insert_columns(&self, rows: usize, keep: impl Fn(&str) -> bool) -> SqlStr {
+        let columns: Vec<&str> = self
+            .meta
+            .columns
+            .iter()
+            .copied()
+            .filter(|c| keep(c))
+            .collect();
         let mut out = String::from("INSERT INTO ");
         self.dialect.quote_ident(&mut out, self.meta.table);
         out.push_str(" (");
-        self.columns(&mut out);
+        for (i, column) in columns.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            self.dialect.quote_ident(&mut out, column);
+        }
         out.push_str(") VALUES ");
-        let width = self.meta.columns.len();
+        let width = columns.len();
         for row in 0..rows {
             if row > 0 {
                 out.push_str(", ");

@@ -60,12 +60,15 @@ pub(crate) enum Want {
     Rows(&'static [ValueKind]),
     /// The number of rows it affected.
     Affected,
+    /// The id the database generated for the row it inserted.
+    InsertedId,
 }
 
 /// What a statement returned.
 pub(crate) enum Got {
     Rows(Vec<Row>),
     Affected(u64),
+    InsertedId(Option<i64>),
 }
 
 /// A sqlx database the stores can drive.
@@ -78,6 +81,13 @@ pub(crate) trait Driver: Database {
 
     /// `rows_affected()` of the driver's query result (an inherent method in sqlx).
     fn rows_affected(result: &Self::QueryResult) -> u64;
+
+    /// The id the database generated for the last row a statement inserted, where the
+    /// driver reports one (MySQL's `LAST_INSERT_ID()`); `None` elsewhere (those dialects
+    /// return the row with `RETURNING`).
+    fn last_insert_id(_result: &Self::QueryResult) -> Option<i64> {
+        None
+    }
 
     /// The driver handle behind a store, for the escape hatch.
     fn raw(pool: &Pool<Self>) -> RawStore<'_>;
@@ -174,6 +184,13 @@ where
                 On::Conn(conn) => query.execute(conn).await?,
             };
             Ok(Got::Affected(DB::rows_affected(&done)))
+        }
+        Want::InsertedId => {
+            let done = match on {
+                On::Pool(pool) => query.execute(pool).await?,
+                On::Conn(conn) => query.execute(conn).await?,
+            };
+            Ok(Got::InsertedId(DB::last_insert_id(&done)))
         }
         Want::Rows(kinds) => {
             let rows = match on {

@@ -140,7 +140,7 @@ async fn catalog_rows<DB: Driver>(
 fn rows(got: Got) -> Vec<Row> {
     match got {
         Got::Rows(rows) => rows,
-        Got::Affected(_) => Vec::new(),
+        Got::Affected(_) | Got::InsertedId(_) => Vec::new(),
     }
 }
 
@@ -218,7 +218,7 @@ impl<DB: Driver> SqlOps<'_, DB> {
     ) -> Result<u64> {
         match DB::run(self.on.reborrow(), sql, values, Want::Affected).await {
             Ok(Got::Affected(n)) => Ok(n),
-            Ok(Got::Rows(_)) => Ok(0),
+            Ok(Got::Rows(_) | Got::InsertedId(_)) => Ok(0),
             Err(e) => Err(Error::from_sqlx(entity, e)),
         }
     }
@@ -369,6 +369,65 @@ impl<DB: Driver> Ops for SqlOps<'_, DB> {
                         .map(|row| super::backend::key_of(&row[id_at]))
                         .collect();
                     stored.extend(self.by_ids(meta, &ids, false).await?);
+                }
+            }
+            Ok(stored)
+        })
+    }
+
+    fn insert_generated<'a>(
+        &'a mut self,
+        meta: Meta,
+        rows: Vec<Row>,
+    ) -> BoxFuture<'a, Result<Vec<Row>>> {
+        Box::pin(async move {
+            let id_at = id_position(meta);
+            let without_id = |row: &Row| -> Vec<Value> {
+                let mut values = row.clone();
+                values.remove(id_at);
+                values
+            };
+            let width = meta.columns.len().saturating_sub(1).max(1);
+            let mut stored = Vec::with_capacity(rows.len());
+            if self.dialect().returning {
+                for chunk in rows.chunks((MAX_PARAMS / width).max(1)) {
+                    let sql = self.sql(meta).insert_generated(chunk.len());
+                    let values = chunk.iter().flat_map(without_id).collect();
+                    let mut got = self.rows(meta, sql, values).await?;
+                    // RETURNING lists rows in no promised order; ids grow in the order the
+                    // statement inserted the rows, which is the order given.
+                    got.sort_by_key(|row| match row[id_at] {
+                        Value::Int(id) => id,
+                        _ => i64::MAX,
+                    });
+                    stored.extend(got);
+                }
+                return Ok(stored);
+            }
+            // No RETURNING (MySQL): one row per statement, so that each generated id is
+            // known, then the rows read back by id.
+            let mut ids = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let sql = self.sql(meta).insert_generated(1);
+                match DB::run(self.on.reborrow(), sql, without_id(row), Want::InsertedId).await {
+                    Ok(Got::InsertedId(Some(id))) => ids.push(KeyValue::Int(id)),
+                    Ok(_) => {
+                        return Err(Error::ReadBack {
+                            entity: meta.type_name,
+                            expected: rows.len(),
+                            found: ids.len(),
+                        })
+                    }
+                    Err(e) => return Err(Error::from_sqlx(meta.type_name, e)),
+                }
+            }
+            let mut read = self.by_ids(meta, &ids, false).await?;
+            for id in &ids {
+                let at = read
+                    .iter()
+                    .position(|row| super::backend::key_of(&row[id_at]) == *id);
+                if let Some(at) = at {
+                    stored.push(read.swap_remove(at));
                 }
             }
             Ok(stored)

@@ -68,6 +68,13 @@ impl Driver for MySql {
         result.rows_affected()
     }
 
+    /// `LAST_INSERT_ID()` of the statement; 0 means it generated none.
+    fn last_insert_id(result: &MySqlQueryResult) -> Option<i64> {
+        i64::try_from(result.last_insert_id())
+            .ok()
+            .filter(|id| *id != 0)
+    }
+
     fn raw(pool: &Pool<MySql>) -> RawStore<'_> {
         RawStore::MySql(pool)
     }
