@@ -109,4 +109,41 @@ backend_tests! {
         );
         assert!(!cold.is_cached(GaugeKey(1)), "nothing is cached from a row that failed");
     }
+
+    // `check_schema` accepts every native type above (the studio tables too) and names each
+    // column whose declared type cannot hold its field: here an integer on a text column and
+    // text on an integer column.
+    #[tokio::test]
+    async fn check_schema_names_the_columns_that_cannot_round_trip(backend) {
+        if backend.is_mongo() {
+            return;
+        }
+        let Some((ctx, db)) = setup(backend).await else { return };
+        let misfits = match backend {
+            Backend::Sqlite => "CREATE TABLE misfits (id INTEGER PRIMARY KEY, count TEXT NOT NULL, \
+                label INTEGER NOT NULL)",
+            Backend::Postgres => "CREATE TABLE misfits (id BIGINT PRIMARY KEY, count TEXT NOT NULL, \
+                label BIGINT NOT NULL)",
+            _ => "CREATE TABLE misfits (id BIGINT PRIMARY KEY, count VARCHAR(20) NOT NULL, \
+                label BIGINT NOT NULL)",
+        };
+        db.execute(misfits).await;
+        let err = ctx.check_schema().await.unwrap_err();
+        let Error::Schema { problems } = &err else { panic!("{err}") };
+        assert_eq!(problems.len(), 2, "{err}");
+        assert!(problems[0].starts_with("Misfit: column `misfits.count` is `"), "{err}");
+        assert!(problems[0].contains("(an integer)"), "{err}");
+        assert!(problems[1].starts_with("Misfit: column `misfits.label` is `"), "{err}");
+        assert!(problems[1].contains("(text)"), "{err}");
+    }
+}
+
+/// An entity whose table declares columns that cannot give its fields back.
+#[derive(CachedEntity, Clone, Debug, PartialEq)]
+#[cache(table = "misfits")]
+pub struct Misfit {
+    #[cache(id)]
+    pub id: i64,
+    pub count: i64,
+    pub label: String,
 }

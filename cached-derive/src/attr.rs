@@ -24,8 +24,17 @@ pub struct StructAttrs {
     pub ttl: Option<Spanned<u64>>,
     pub negative_ttl: Option<Spanned<u64>>,
     pub relates_to: Vec<LitStr>,
+    /// `index(a, b)` and `unique(a, b)`: composite lookups, in the order written.
+    pub composites: Vec<CompositeAttr>,
     pub name: Option<Spanned<String>>,
     pub krate: Option<syn::Path>,
+}
+
+/// `#[cache(index(a, b))]` or `#[cache(unique(a, b))]` on the struct.
+pub struct CompositeAttr {
+    pub fields: Vec<syn::Ident>,
+    pub unique: bool,
+    pub span: Span,
 }
 
 /// `#[cache(...)]` on a field.
@@ -34,6 +43,7 @@ pub struct FieldAttrs {
     pub id: Option<Span>,
     pub generated: Option<Span>,
     pub index: Option<Span>,
+    pub unique: Option<Span>,
     pub references: Option<LitStr>,
     pub skip: Option<Span>,
     pub version: Option<Span>,
@@ -43,8 +53,8 @@ fn is_cache(attr: &Attribute) -> bool {
     attr.path().is_ident(CACHE)
 }
 
-/// The closest known key, if the typo is small.
-fn suggestion(unknown: &str, known: &[&str]) -> Option<String> {
+/// The closest known key (or field name), if the typo is small: `; did you mean `ttl`?`.
+pub fn suggestion(unknown: &str, known: &[&str]) -> Option<String> {
     known
         .iter()
         .map(|k| (edit_distance(unknown, k), k))
@@ -155,6 +165,42 @@ fn seconds(meta: &ParseNestedMeta<'_>, how: &str, min: u64) -> syn::Result<Spann
         Some(value) => Ok(Spanned { value, span }),
         None => Err(syn::Error::new_spanned(&expr, how)),
     }
+}
+
+/// `index(a, b)` / `unique(a, b)` on the struct: the field names, at least two.
+fn composite(meta: &ParseNestedMeta<'_>, unique: bool) -> syn::Result<CompositeAttr> {
+    let key = if unique { UNIQUE } else { INDEX };
+    let how = format!(
+        "on the struct, `{key}(...)` lists the fields of a composite lookup, like \
+         `{key}(story_id, status)`; for one field, put `#[cache({key})]` on the field"
+    );
+    if !meta.input.peek(syn::token::Paren) {
+        return Err(meta.error(how));
+    }
+    let span = meta.path.span();
+    let mut fields = Vec::new();
+    meta.parse_nested_meta(|field| {
+        match field.path.get_ident() {
+            Some(ident) if !field.input.peek(syn::Token![=]) => {
+                if fields.iter().any(|f: &syn::Ident| f == ident) {
+                    return Err(field.error(format!(
+                        "`{ident}` is listed twice in `{key}(...)`; list each field once"
+                    )));
+                }
+                fields.push(ident.clone());
+            }
+            _ => return Err(field.error(how.clone())),
+        }
+        Ok(())
+    })?;
+    if fields.len() < 2 {
+        return Err(syn::Error::new(span, how));
+    }
+    Ok(CompositeAttr {
+        fields,
+        unique,
+        span,
+    })
 }
 
 /// `#[view(...)]` on a view struct.
@@ -291,6 +337,10 @@ impl StructAttrs {
                     }
                     out.relates_to.push(s);
                     Ok(())
+                } else if path.is_ident(INDEX) || path.is_ident(UNIQUE) {
+                    let composite = composite(&meta, path.is_ident(UNIQUE))?;
+                    out.composites.push(composite);
+                    Ok(())
                 } else if path.is_ident(NAME) {
                     let s = string(&meta, NAME)?;
                     let v = Spanned {
@@ -327,6 +377,8 @@ impl FieldAttrs {
                     set(&mut out.generated, span, &meta, CACHE, GENERATED)
                 } else if path.is_ident(INDEX) {
                     set(&mut out.index, span, &meta, CACHE, INDEX)
+                } else if path.is_ident(UNIQUE) {
+                    set(&mut out.unique, span, &meta, CACHE, UNIQUE)
                 } else if path.is_ident(SKIP) {
                     set(&mut out.skip, span, &meta, CACHE, SKIP)
                 } else if path.is_ident(VERSION) {

@@ -25,8 +25,10 @@ pub const CRATE: &str = "crate";
 pub const ID: &str = "id";
 /// `#[cache(id, generated)]`: the database (or, for an `ObjectId`, the client) makes the id.
 pub const GENERATED: &str = "generated";
-/// `#[cache(index)]` on a field.
+/// `#[cache(index)]` on a field, or `#[cache(index(a, b))]` (a composite index) on the struct.
 pub const INDEX: &str = "index";
+/// `#[cache(unique)]` on a field, or `#[cache(unique(a, b))]` on the struct: `get_by_<...>`.
+pub const UNIQUE: &str = "unique";
 /// `#[cache(references = "Entity")]` on a field.
 pub const REFERENCES: &str = "references";
 /// `#[cache(skip)]` on a field.
@@ -48,10 +50,12 @@ pub const STRUCT_KEYS: &[&str] = &[
     TTL,
     NEGATIVE_TTL,
     RELATES_TO,
+    INDEX,
+    UNIQUE,
     NAME,
     CRATE,
 ];
 /// The keys `#[cache(...)]` accepts on a field.
-pub const FIELD_KEYS: &[&str] = &[ID, GENERATED, INDEX, REFERENCES, SKIP, VERSION];
+pub const FIELD_KEYS: &[&str] = &[ID, GENERATED, INDEX, UNIQUE, REFERENCES, SKIP, VERSION];
 /// The keys `#[view(...)]` accepts.
 pub const VIEW_KEYS: &[&str] = &[KEY, READS, READS_ALL, TTL, NAME, CRATE];

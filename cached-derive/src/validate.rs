@@ -32,6 +32,26 @@ pub struct Model<'a> {
     pub version: Option<usize>,
     /// Whether the id is `#[cache(id, generated)]`: inserts take `NewScene`, without it.
     pub generated: bool,
+    /// `#[cache(unique)]` fields: `get_by_<field>`.
+    pub uniques: Vec<usize>,
+    /// `index(a, b)` / `unique(a, b)` on the struct.
+    pub composites: Vec<Composite>,
+}
+
+/// A composite lookup: `find_by_a_and_b` / `count_by_a_and_b`, and `get_by_a_and_b` if unique.
+pub struct Composite {
+    /// The fields, in the order written.
+    pub fields: Vec<usize>,
+    pub unique: bool,
+}
+
+/// `story_id_and_status`: the method-name part of a lookup on `fields`.
+pub fn lookup_name(entity: &Entity<'_>, fields: &[usize]) -> String {
+    fields
+        .iter()
+        .map(|&i| entity.fields[i].column())
+        .collect::<Vec<_>>()
+        .join("_and_")
 }
 
 fn is_sql_identifier(s: &str) -> bool {
@@ -116,6 +136,7 @@ fn check_combinations(cx: &Ctxt, entity: &Entity<'_>) {
             let conflict = [
                 (a.id.is_some(), "id"),
                 (a.index.is_some(), "index"),
+                (a.unique.is_some(), "unique"),
                 (a.references.is_some(), "references"),
             ];
             for (_, what) in conflict.iter().filter(|(on, _)| *on) {
@@ -135,6 +156,15 @@ fn check_combinations(cx: &Ctxt, entity: &Entity<'_>) {
                 format!(
                     "`generated` says the database makes the id, but `{}` is not the id; put \
                      it beside `id`: `#[cache(id, generated)]`",
+                    field.ident
+                ),
+            ));
+        }
+        if let (Some(_), Some(unique)) = (a.id, a.unique) {
+            cx.syn_error(syn::Error::new(
+                unique,
+                format!(
+                    "`{}` is the id, which is already unique (`get`); remove `unique`",
                     field.ident
                 ),
             ));
@@ -202,6 +232,67 @@ fn find_version(cx: &Ctxt, entity: &Entity<'_>, relations: &[Relation]) -> Optio
         }
     }
     version
+}
+
+/// `index(a, b)` / `unique(a, b)`: each field exists, is stored and is not the id; each list
+/// appears once.
+fn resolve_composites(cx: &Ctxt, entity: &Entity<'_>) -> Vec<Composite> {
+    let mut out: Vec<Composite> = Vec::new();
+    for attr in &entity.attrs.composites {
+        let key = if attr.unique { "unique" } else { "index" };
+        let mut fields = Vec::new();
+        for ident in &attr.fields {
+            let name = ident.to_string();
+            let Some(i) = entity.fields.iter().position(|f| f.column() == name) else {
+                let names: Vec<String> = entity.fields.iter().map(|f| f.column()).collect();
+                let known: Vec<&str> = names.iter().map(String::as_str).collect();
+                let hint = crate::attr::suggestion(&name, &known).unwrap_or_default();
+                cx.error_spanned_by(
+                    ident,
+                    format!("`{}` has no field `{name}`{hint}", entity.ident),
+                );
+                continue;
+            };
+            let field = &entity.fields[i];
+            if field.attrs.skip.is_some() {
+                cx.error_spanned_by(
+                    ident,
+                    format!(
+                        "`{name}` is `#[cache(skip)]`, so it is not stored and cannot be part \
+                         of `{key}(...)`"
+                    ),
+                );
+            } else if field.is_id() {
+                cx.error_spanned_by(
+                    ident,
+                    format!(
+                        "`{name}` is the id, which is already unique (`get`): a lookup with it \
+                         finds one row at most; leave it out of `{key}(...)`"
+                    ),
+                );
+            } else {
+                fields.push(i);
+            }
+        }
+        if fields.len() != attr.fields.len() {
+            continue;
+        }
+        if out
+            .iter()
+            .any(|c| c.fields == fields && c.unique == attr.unique)
+        {
+            cx.syn_error(syn::Error::new(
+                attr.span,
+                format!("this `{key}(...)` is declared twice; remove one of them"),
+            ));
+            continue;
+        }
+        out.push(Composite {
+            fields,
+            unique: attr.unique,
+        });
+    }
+    out
 }
 
 fn parse_target(cx: &Ctxt, lit: &LitStr, key: &str) -> Option<syn::Path> {
@@ -311,7 +402,10 @@ pub fn validate<'a>(cx: &Ctxt, entity: Entity<'a>) -> Option<Model<'a>> {
         .filter_map(|i| {
             if relations.iter().any(|r| r.field == i) {
                 Some((i, IndexKind::ForeignKey))
-            } else if entity.fields[i].attrs.index.is_some() {
+            } else if !entity.fields[i].is_id()
+                && (entity.fields[i].attrs.index.is_some()
+                    || entity.fields[i].attrs.unique.is_some())
+            {
                 Some((i, IndexKind::Index))
             } else {
                 None
@@ -336,6 +430,13 @@ pub fn validate<'a>(cx: &Ctxt, entity: Entity<'a>) -> Option<Model<'a>> {
         })
         .collect();
     let generated = entity.fields[id].attrs.generated.is_some();
+    let uniques = (0..entity.fields.len())
+        .filter(|&i| {
+            let f = &entity.fields[i];
+            f.attrs.unique.is_some() && !f.is_id() && f.attrs.skip.is_none()
+        })
+        .collect();
+    let composites = resolve_composites(cx, &entity);
     Some(Model {
         entity,
         id,
@@ -345,6 +446,8 @@ pub fn validate<'a>(cx: &Ctxt, entity: Entity<'a>) -> Option<Model<'a>> {
         lists,
         version,
         generated,
+        uniques,
+        composites,
     })
 }
 

@@ -42,7 +42,8 @@ pub trait CachedEntity: Clone + Send + Sync + Unpin + 'static {
     /// decodes rows through it.
     fn from_values(row: Vec<Value>) -> Result<Self, DecodeError>;
 
-    /// The key-forming fields' values, in the order of [`EntityMeta::indexes`].
+    /// The key-forming fields' values, in the order of [`EntityMeta::indexes`], followed by
+    /// each composite's values (in the order of [`EntityMeta::composites`] and their columns).
     fn index_values(&self) -> Vec<KeyValue>;
 
     /// The `#[cache(version)]` field's value, if the entity has one.
@@ -149,6 +150,9 @@ pub struct EntityMeta {
     pub kinds: &'static [ValueKind],
     /// The key-forming fields: each `#[cache(index)]` field and each foreign key.
     pub indexes: &'static [IndexMeta],
+    /// The composite lookups (`#[cache(index(a, b))]`, `#[cache(unique(a, b))]`): their
+    /// values follow the single fields' in [`CachedEntity::index_values`].
+    pub composites: &'static [CompositeMeta],
     /// The `relates_to` edges.
     pub relations: &'static [RelationMeta],
     /// Integer fields that have `increment_`/`decrement_` operations.
@@ -173,6 +177,16 @@ pub struct IndexMeta {
     pub column: &'static str,
     /// Whether the field was marked `#[cache(index)]` or is the foreign key of an edge.
     pub kind: IndexKind,
+}
+
+/// A lookup on several fields together: `find_by_story_id_and_status`, cached as
+/// `scene?story_id=3&status=draft`.
+#[derive(Debug)]
+pub struct CompositeMeta {
+    /// The columns, in the order declared.
+    pub columns: &'static [&'static str],
+    /// Declared `unique(...)`: also generates `get_by_<a>_and_<b>`.
+    pub unique: bool,
 }
 
 /// Why a field forms query keys.

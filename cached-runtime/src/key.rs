@@ -7,6 +7,7 @@
 //! |---|---|
 //! | a row | `scene:42` |
 //! | the ids of `find_by_status("draft")` | `scene?status=draft` |
+//! | the ids of `find_by_story_id_and_status(3, "draft")` | `scene?story_id=3&status=draft` |
 //! | the ids of `list()` | `scene?all` |
 //! | `count_by_status("draft")` / `count()` | `scene#count?status=draft` / `scene#count?all` |
 //!
@@ -15,6 +16,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use crate::collation::fold;
 use crate::entity::{EntityMeta, Namespace};
@@ -42,6 +44,8 @@ pub enum Predicate {
     All,
     /// Rows whose key-forming column (one of [`EntityMeta::indexes`]) equals the value.
     Eq(&'static str, KeyValue),
+    /// Rows whose columns (one of [`EntityMeta::composites`]) equal the values, pairwise.
+    And(&'static [&'static str], Arc<[KeyValue]>),
 }
 
 impl CacheKey {
@@ -114,11 +118,26 @@ impl CacheKey {
             },
             _ => None,
         };
+        let predicate = |p: &Predicate| match p {
+            Predicate::All => None,
+            Predicate::Eq(c, v) => Some(Predicate::Eq(c, folded(v)?)),
+            Predicate::And(columns, values) => {
+                let parts: Vec<Option<KeyValue>> = values.iter().map(folded).collect();
+                if parts.iter().all(Option::is_none) {
+                    return None;
+                }
+                let values = parts
+                    .into_iter()
+                    .zip(values.iter())
+                    .map(|(folded, value)| folded.unwrap_or_else(|| value.clone()))
+                    .collect();
+                Some(Predicate::And(columns, values))
+            }
+        };
         let kind = match &self.kind {
             KeyKind::Row(id) => KeyKind::Row(folded(id)?),
-            KeyKind::List(Predicate::Eq(c, v)) => KeyKind::List(Predicate::Eq(c, folded(v)?)),
-            KeyKind::Count(Predicate::Eq(c, v)) => KeyKind::Count(Predicate::Eq(c, folded(v)?)),
-            KeyKind::List(Predicate::All) | KeyKind::Count(Predicate::All) => return None,
+            KeyKind::List(p) => KeyKind::List(predicate(p)?),
+            KeyKind::Count(p) => KeyKind::Count(predicate(p)?),
         };
         Some(CacheKey {
             meta: self.meta,
@@ -167,6 +186,15 @@ impl fmt::Display for CacheKey {
         let predicate = |f: &mut fmt::Formatter<'_>, p: &Predicate| match p {
             Predicate::All => f.write_str("all"),
             Predicate::Eq(column, v) => write!(f, "{column}={v}"),
+            Predicate::And(columns, values) => {
+                for (i, (column, v)) in columns.iter().zip(values.iter()).enumerate() {
+                    if i > 0 {
+                        f.write_str("&")?;
+                    }
+                    write!(f, "{column}={v}")?;
+                }
+                Ok(())
+            }
         };
         match &self.kind {
             KeyKind::Row(id) => write!(f, "{name}:{id}"),

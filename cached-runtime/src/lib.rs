@@ -77,8 +77,8 @@ pub use cache::clock::ManualClock;
 pub use cache::redis::RedisBroadcast;
 pub use context::{Context, ContextBuilder, DEFAULT_MAX_ENTRIES};
 pub use entity::{
-    CachedEntity, EntityMeta, GeneratedId, IndexKind, IndexMeta, Namespace, NewRow, Patch,
-    RelatesTo, RelationMeta, ViewMeta,
+    CachedEntity, CompositeMeta, EntityMeta, GeneratedId, IndexKind, IndexMeta, Namespace, NewRow,
+    Patch, RelatesTo, RelationMeta, ViewMeta,
 };
 pub use error::{ConstraintKind, Error, Result};
 pub use graph::graph;
@@ -116,9 +116,9 @@ pub mod __private {
     pub use crate::handle::HandleRef;
     pub use crate::registry::{reaches, EntityRegistration, ViewRegistration};
     pub use crate::repo::{
-        add, count, delete, delete_many, find, get, get_for_update, get_many, get_many_for_update,
-        insert, insert_many, insert_new, insert_new_many, list_op, subtract, update,
-        update_if_version, update_many,
+        add, count, delete, delete_many, find, get, get_by, get_for_update, get_many,
+        get_many_for_update, insert, insert_many, insert_new, insert_new_many, list_op, subtract,
+        update, update_if_version, update_many,
     };
     pub use crate::value::read_column;
     pub use inventory;

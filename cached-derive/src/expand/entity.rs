@@ -62,10 +62,22 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
         let read = quote_spanned!(ty.span()=> #krate::__private::read_column::<#ty>);
         quote!(#field: #read(&mut row, #column)?)
     });
-    let index_values = model.indexes.iter().map(|(i, _)| {
-        let f = &entity.fields[*i];
-        let (field, ty) = (f.ident, f.ty);
-        quote_spanned!(ty.span()=> <#ty as #krate::KeyPart>::key_value(&self.#field))
+    // The single key-forming fields, then each composite's fields in order.
+    let composite_fields = model.composites.iter().flat_map(|c| c.fields.iter());
+    let index_values = model
+        .indexes
+        .iter()
+        .map(|(i, _)| i)
+        .chain(composite_fields)
+        .map(|i| {
+            let f = &entity.fields[*i];
+            let (field, ty) = (f.ident, f.ty);
+            quote_spanned!(ty.span()=> <#ty as #krate::KeyPart>::key_value(&self.#field))
+        });
+    let composites = model.composites.iter().map(|c| {
+        let columns = c.fields.iter().map(|i| entity.fields[*i].column());
+        let unique = c.unique;
+        quote!(#krate::CompositeMeta { columns: &[#(#columns),*], unique: #unique })
     });
     let id_ty_spanned = quote_spanned!(id_ty.span()=> #id_ty);
     let (version_column, version_fn) = match model.version {
@@ -108,6 +120,7 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
                     columns: &[#(#columns),*],
                     kinds: &[#(#kinds),*],
                     indexes: &[#(#indexes),*],
+                    composites: &[#(#composites),*],
                     relations: &[#(#relations),*],
                     counters: &[#(#counters),*],
                     version: #version_column,

@@ -19,8 +19,8 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
 
     let key_doc = format!("The cache key of one [`{ident}`] row, printed `{name}:<id>`.");
     let query_doc = format!(
-        "A cached query of [`{ident}`]: printed `{name}?all` or `{name}?<field>=<value>`; \
-         its count is `{name}#count?...`."
+        "A cached query of [`{ident}`]: printed `{name}?all`, `{name}?<field>=<value>` or \
+         `{name}?<a>=<x>&<b>=<y>`; its count is `{name}#count?...`."
     );
     let variants = model.indexes.iter().map(|(i, _)| {
         let f = &entity.fields[*i];
@@ -36,6 +36,42 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
         let ty = f.ty;
         quote! {
             #query::#variant(value) => #krate::Predicate::Eq(#column, <#ty as #krate::KeyPart>::key_value(value))
+        }
+    });
+
+    // One variant per distinct field list (an `index(a, b)` and a `unique(a, b)` share one).
+    let mut lists: Vec<&[usize]> = Vec::new();
+    for c in &model.composites {
+        if !lists.contains(&c.fields.as_slice()) {
+            lists.push(&c.fields);
+        }
+    }
+    let composite_variants = lists.iter().map(|fields| {
+        let variant = composite_variant(model, fields);
+        let tys = fields.iter().map(|i| entity.fields[*i].ty);
+        let doc = format!(
+            "Rows whose {} equal the values, in that order.",
+            fields
+                .iter()
+                .map(|i| format!("`{}`", entity.fields[*i].column()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        quote!(#[doc = #doc] #variant(#(#tys),*))
+    });
+    let composite_predicates = lists.iter().map(|fields| {
+        let variant = composite_variant(model, fields);
+        let columns: Vec<String> = fields.iter().map(|i| entity.fields[*i].column()).collect();
+        let bindings: Vec<_> = (0..fields.len()).map(|n| format_ident!("v{}", n)).collect();
+        let parts = fields.iter().zip(&bindings).map(|(i, v)| {
+            let ty = entity.fields[*i].ty;
+            quote!(<#ty as #krate::KeyPart>::key_value(#v))
+        });
+        quote! {
+            #query::#variant(#(#bindings),*) => #krate::Predicate::And(
+                &[#(#columns),*],
+                ::std::vec![#(#parts),*].into(),
+            )
         }
     });
 
@@ -67,6 +103,7 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
             /// Every row (`list()`, `count()`).
             All,
             #(#variants,)*
+            #(#composite_variants,)*
         }
 
         #[automatically_derived]
@@ -76,6 +113,7 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
                 match self {
                     #query::All => #krate::Predicate::All,
                     #(#predicates,)*
+                    #(#composite_predicates,)*
                 }
             }
         }
@@ -105,4 +143,13 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
             }
         }
     }
+}
+
+/// `ByStoryIdAndStatus`: the query variant of a composite lookup on `fields`.
+pub fn composite_variant(model: &Model<'_>, fields: &[usize]) -> proc_macro2::Ident {
+    let parts: Vec<String> = fields
+        .iter()
+        .map(|i| model.entity.fields[*i].column().to_upper_camel_case())
+        .collect();
+    format_ident!("By{}", parts.join("And"))
 }

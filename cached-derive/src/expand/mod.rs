@@ -178,6 +178,24 @@ mod tests {
         }));
     }
 
+    /// Composite and unique lookups: `TaskQuery::ByProjectIdAndStatus`, `find_by_..._and_...`,
+    /// `get_by_slug`, `get_by_project_id_and_number`, and the composites in the meta.
+    #[test]
+    fn composite_and_unique_lookups() {
+        insta::assert_snapshot!(expand(syn::parse_quote! {
+            #[cache(table = "tasks", index(project_id, status), unique(project_id, number))]
+            pub struct Task {
+                #[cache(id)]
+                pub id: i64,
+                pub project_id: i64,
+                pub number: i64,
+                pub status: String,
+                #[cache(unique)]
+                pub slug: String,
+            }
+        }));
+    }
+
     #[test]
     fn text_id_custom_name_and_crate_path() {
         insta::assert_snapshot!(expand(syn::parse_quote! {

@@ -54,11 +54,20 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
             }
         }
     });
-    let keyed: Vec<_> = model
+    let mut keyed: Vec<_> = model
         .indexes
         .iter()
-        .map(|(i, _)| entity.fields[*i].ident)
+        .map(|(i, _)| *i)
+        .chain(
+            model
+                .composites
+                .iter()
+                .flat_map(|c| c.fields.iter().copied()),
+        )
         .collect();
+    keyed.sort_unstable();
+    keyed.dedup();
+    let keyed: Vec<_> = keyed.iter().map(|i| entity.fields[*i].ident).collect();
     let touches_keys = if keyed.is_empty() {
         quote!(false)
     } else {

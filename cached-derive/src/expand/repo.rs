@@ -5,7 +5,7 @@
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
-use crate::validate::Model;
+use crate::validate::{lookup_name, Model};
 
 pub fn expand(model: &Model<'_>) -> TokenStream {
     let entity = &model.entity;
@@ -61,6 +61,98 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
             pub async fn #update_by(&mut self, #field: impl ::core::convert::Into<#ty>, patch: #update) -> #rows {
                 let predicate = #krate::Predicate::Eq(#column, <#ty as #krate::KeyPart>::key_value(&#field.into()));
                 #p::update_many::<#ident>(#handle, predicate, &patch).await
+            }
+        }
+    });
+
+    let query = entity.derived_ident("Query");
+    // Each distinct composite field list: find_by_a_and_b / count_by_a_and_b.
+    let mut lists: Vec<&[usize]> = Vec::new();
+    for c in &model.composites {
+        if !lists.contains(&c.fields.as_slice()) {
+            lists.push(&c.fields);
+        }
+    }
+    let params = |fields: &[usize]| {
+        let args: Vec<_> = fields
+            .iter()
+            .map(|i| {
+                let f = &entity.fields[*i];
+                let (field, ty) = (f.ident, f.ty);
+                quote!(#field: impl ::core::convert::Into<#ty>)
+            })
+            .collect();
+        let values: Vec<_> = fields
+            .iter()
+            .map(|i| {
+                let field = entity.fields[*i].ident;
+                quote!(#field.into())
+            })
+            .collect();
+        (args, values)
+    };
+    let composite_finders = lists.iter().map(|fields| {
+        let name = lookup_name(entity, fields);
+        let listed = name.replace("_and_", "`, `");
+        let find = format_ident!("find_by_{}", name);
+        let count_by = format_ident!("count_by_{}", name);
+        let variant = super::keys::composite_variant(model, fields);
+        let (args, values) = params(fields);
+        let find_doc = format!(
+            "The rows whose `{listed}` equal the values, ordered by id (one cached entry per \
+             combination: a write drops only the combinations its row left or entered)."
+        );
+        let count_doc = format!("The number of rows whose `{listed}` equal the values.");
+        quote! {
+            #[doc = #find_doc]
+            pub async fn #find(&mut self, #(#args),*) -> #rows {
+                let predicate = #query::#variant(#(#values),*).predicate();
+                #p::find::<#ident>(#handle, predicate).await
+            }
+
+            #[doc = #count_doc]
+            pub async fn #count_by(&mut self, #(#args),*) -> #count {
+                let predicate = #query::#variant(#(#values),*).predicate();
+                #p::count::<#ident>(#handle, predicate).await
+            }
+        }
+    });
+    let unique_lists: Vec<Vec<usize>> = model
+        .uniques
+        .iter()
+        .map(|i| vec![*i])
+        .chain(
+            model
+                .composites
+                .iter()
+                .filter(|c| c.unique)
+                .map(|c| c.fields.clone()),
+        )
+        .collect();
+    let getters = unique_lists.iter().map(|fields| {
+        let name = lookup_name(entity, fields);
+        let listed = name.replace("_and_", "`, `");
+        let get_by = format_ident!("get_by_{}", name);
+        let (args, values) = params(fields);
+        let predicate = if fields.len() == 1 {
+            let f = &entity.fields[fields[0]];
+            let (column, ty) = (f.column(), f.ty);
+            let value = &values[0];
+            quote!(#krate::Predicate::Eq(#column, <#ty as #krate::KeyPart>::key_value(&#value)))
+        } else {
+            let variant = super::keys::composite_variant(model, fields);
+            quote!(#query::#variant(#(#values),*).predicate())
+        };
+        let doc = format!(
+            "The row whose `{listed}` equal the values, or `None` (declared unique: the \
+             database's unique constraint is what keeps it one row; if several match, the \
+             lowest id wins). Cached as the lookup's id plus the row, and dropped by the writes \
+             that change it."
+        );
+        quote! {
+            #[doc = #doc]
+            pub async fn #get_by(&mut self, #(#args),*) -> #opt_row {
+                #p::get_by::<#ident>(#handle, #predicate).await
             }
         }
     });
@@ -204,6 +296,10 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
             }
 
             #(#finders)*
+
+            #(#composite_finders)*
+
+            #(#getters)*
 
             #inserts
 

@@ -525,6 +525,7 @@ mod tests {
         columns: &["id"],
         kinds: &[ValueKind::Int],
         indexes: &[],
+        composites: &[],
         relations: &[],
         counters: &[],
         version: None,

@@ -51,8 +51,10 @@ pub(crate) struct WireKey {
 #[derive(Serialize, Deserialize, Debug, PartialEq)]
 pub(crate) enum WireKind {
     Row(WireValue),
-    List(Option<(String, WireValue)>),
-    Count(Option<(String, WireValue)>),
+    /// The predicate's `(column, value)` pairs: none for `All`, one for a field, several for
+    /// a composite.
+    List(Vec<(String, WireValue)>),
+    Count(Vec<(String, WireValue)>),
 }
 
 /// A key-forming value.
@@ -152,8 +154,13 @@ impl WireKey {
     fn from_key(key: &CacheKey) -> Self {
         let meta = key.namespace();
         let predicate = |p: &Predicate| match p {
-            Predicate::All => None,
-            Predicate::Eq(column, v) => Some(((*column).to_owned(), WireValue::from(v))),
+            Predicate::All => Vec::new(),
+            Predicate::Eq(column, v) => vec![((*column).to_owned(), WireValue::from(v))],
+            Predicate::And(columns, values) => columns
+                .iter()
+                .zip(values.iter())
+                .map(|(column, v)| ((*column).to_owned(), WireValue::from(v)))
+                .collect(),
         };
         let kind = match (key.row_id(), key.predicate()) {
             (Some(id), _) => WireKind::Row(WireValue::from(id)),
@@ -176,11 +183,19 @@ impl WireKey {
         };
         // Only an entity has queries.
         let meta = registry::entity_of(namespace)?;
-        let predicate = match predicate {
-            None => Predicate::All,
-            Some((column, value)) => {
+        let predicate = match predicate.as_slice() {
+            [] => Predicate::All,
+            [(column, value)] => {
                 let index = meta.indexes.iter().find(|ix| ix.column == column)?;
                 Predicate::Eq(index.column, value.to_value())
+            }
+            parts => {
+                let composite = meta.composites.iter().find(|c| {
+                    c.columns.len() == parts.len()
+                        && c.columns.iter().zip(parts).all(|(a, (b, _))| a == b)
+                })?;
+                let values = parts.iter().map(|(_, v)| v.to_value()).collect();
+                Predicate::And(composite.columns, values)
             }
         };
         Some(match count {

@@ -149,6 +149,15 @@ fn query_reason(
     old: Option<&[KeyValue]>,
     new: Option<&[KeyValue]>,
 ) -> String {
+    if let Some(Predicate::And(columns, values)) = key.predicate() {
+        let tuple =
+            |values: &mut dyn Iterator<Item = String>| values.collect::<Vec<_>>().join(", ");
+        return format!(
+            "the row enters or leaves ({}) = ({})",
+            columns.join(", "),
+            tuple(&mut values.iter().map(ToString::to_string))
+        );
+    }
     let indexed = match key.predicate() {
         Some(Predicate::Eq(column, _)) => meta.index_position(column).map(|i| (*column, i)),
         _ => None,

@@ -12,7 +12,7 @@ pub(crate) mod views;
 
 pub use inspect::{graph, Explained, Explanation, Graph};
 
-use crate::entity::EntityMeta;
+use crate::entity::{CompositeMeta, EntityMeta};
 use crate::key::{CacheKey, Predicate};
 use crate::value::KeyValue;
 
@@ -35,12 +35,20 @@ pub fn query_keys(
     new: Option<&[KeyValue]>,
 ) -> Vec<CacheKey> {
     let mut keys = Vec::new();
+    let singles = meta.indexes.len();
     match (old, new) {
         (None, None) => {}
         (Some(values), None) | (None, Some(values)) => {
             tag_keys(meta, Predicate::All, &mut keys);
             for (index, value) in meta.indexes.iter().zip(values) {
                 tag_keys(meta, Predicate::Eq(index.column, value.clone()), &mut keys);
+            }
+            for (composite, tuple) in composites(meta, &values[singles.min(values.len())..]) {
+                tag_keys(
+                    meta,
+                    Predicate::And(composite.columns, tuple.into()),
+                    &mut keys,
+                );
             }
         }
         (Some(old), Some(new)) => {
@@ -50,9 +58,31 @@ pub fn query_keys(
                     tag_keys(meta, Predicate::Eq(index.column, n.clone()), &mut keys);
                 }
             }
+            let olds = composites(meta, &old[singles.min(old.len())..]);
+            let news = composites(meta, &new[singles.min(new.len())..]);
+            for ((composite, o), (_, n)) in olds.zip(news) {
+                if o != n {
+                    tag_keys(meta, Predicate::And(composite.columns, o.into()), &mut keys);
+                    tag_keys(meta, Predicate::And(composite.columns, n.into()), &mut keys);
+                }
+            }
         }
     }
     keys
+}
+
+/// Each composite of `meta` with its values, cut from the composite part of a row's
+/// [`index_values`](crate::CachedEntity::index_values).
+fn composites<'a>(
+    meta: &'static EntityMeta,
+    mut values: &'a [KeyValue],
+) -> impl Iterator<Item = (&'static CompositeMeta, &'a [KeyValue])> {
+    meta.composites.iter().map_while(move |composite| {
+        let n = composite.columns.len();
+        let (tuple, rest) = (values.get(..n)?, &values[n..]);
+        values = rest;
+        Some((composite, tuple))
+    })
 }
 
 #[cfg(test)]
@@ -88,13 +118,19 @@ mod tests {
                 kind: IndexKind::Index,
             },
         ],
+        composites: &[CompositeMeta {
+            columns: &["chapter_id", "status"],
+            unique: false,
+        }],
         relations: &[],
         counters: &[],
         version: None,
     };
 
+    /// The single fields' values, then the composite's (`chapter_id`, `status`).
     fn values(chapter: i64, status: &str) -> Vec<KeyValue> {
-        vec![KeyValue::Int(chapter), KeyValue::Text(status.into())]
+        let pair = [KeyValue::Int(chapter), KeyValue::Text(status.into())];
+        pair.iter().chain(&pair).cloned().collect()
     }
 
     fn names(keys: Vec<CacheKey>) -> Vec<String> {
@@ -112,7 +148,9 @@ mod tests {
                 "scene?chapter_id=7",
                 "scene#count?chapter_id=7",
                 "scene?status=draft",
-                "scene#count?status=draft"
+                "scene#count?status=draft",
+                "scene?chapter_id=7&status=draft",
+                "scene#count?chapter_id=7&status=draft"
             ]
         );
     }
@@ -126,7 +164,11 @@ mod tests {
                 "scene?status=draft",
                 "scene#count?status=draft",
                 "scene?status=final",
-                "scene#count?status=final"
+                "scene#count?status=final",
+                "scene?chapter_id=7&status=draft",
+                "scene#count?chapter_id=7&status=draft",
+                "scene?chapter_id=7&status=final",
+                "scene#count?chapter_id=7&status=final"
             ]
         );
         assert!(query_keys(&META, Some(&values(7, "x")), Some(&values(7, "x"))).is_empty());

@@ -83,6 +83,15 @@ pub async fn find<E: CachedEntity>(
     }
 }
 
+/// `get_by_<unique field(s)>`: the one row matching a unique lookup, or `None`; cached as the
+/// lookup's ids (dropped by the writes that change them) plus the row.
+pub async fn get_by<E: CachedEntity>(
+    handle: HandleRef<'_>,
+    predicate: Predicate,
+) -> Result<Option<Arc<E>>> {
+    Ok(find::<E>(handle, predicate).await?.into_iter().next())
+}
+
 /// `count_by_<field>` and `count`.
 pub async fn count<E: CachedEntity>(handle: HandleRef<'_>, predicate: Predicate) -> Result<i64> {
     match handle {

@@ -8,9 +8,12 @@
 //! query of the child entities, with the view instances that read them.
 //!
 //! [`Context::check_schema`](crate::Context::check_schema) compares the entities with the same
-//! catalog and lists what cannot work: a missing table or column, a trigger on a cached table
+//! catalog and lists what cannot work: a missing table or column, a column whose declared
+//! type cannot give a field's values back ([`types`]), a trigger on a cached table
 //! (it writes what the graph never hears of, unless declared harmless), and a foreign key whose
 //! `ON UPDATE` action follows a parent column that the repository can change.
+
+mod types;
 
 use std::fmt;
 
@@ -118,12 +121,21 @@ pub(crate) async fn check(store: &Store, harmless_triggers: &[String]) -> Result
             ));
             continue;
         };
-        for column in meta.columns {
-            if !columns.iter().any(|c| c.eq_ignore_ascii_case(column)) {
-                problems.push(format!(
+        for (column, kind) in meta.columns.iter().zip(meta.kinds) {
+            match columns.iter().find(|c| c.name.eq_ignore_ascii_case(column)) {
+                None => problems.push(format!(
                     "{}: column `{}.{column}` does not exist",
                     meta.type_name, meta.table
-                ));
+                )),
+                Some(found) => {
+                    let declared = &found.data_type;
+                    if let Some(why) = types::mismatch(*kind, declared, catalog.dynamic_types) {
+                        problems.push(format!(
+                            "{}: column `{}.{column}` {why}",
+                            meta.type_name, meta.table
+                        ));
+                    }
+                }
             }
         }
         for (table, trigger) in &catalog.triggers {

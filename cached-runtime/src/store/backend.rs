@@ -251,7 +251,15 @@ pub(crate) trait Ops: Send {
                 .map(|row| key_of(&row[id_at]))
                 .collect();
             let mut rows = self.fetch_by_ids(meta, &candidates, true).await?;
-            if let Predicate::Eq(column, value) = predicate {
+            // The rows still matching once locked (byte equality, as the cache keys them).
+            let parts: Vec<(&str, &KeyValue)> = match predicate {
+                Predicate::All => Vec::new(),
+                Predicate::Eq(column, value) => vec![(*column, value)],
+                Predicate::And(columns, values) => {
+                    columns.iter().copied().zip(values.iter()).collect()
+                }
+            };
+            for (column, value) in parts {
                 if let Some(at) = meta.column_position(column) {
                     rows.retain(|row| key_of(&row[at]) == *value);
                 }

@@ -1,5 +1,5 @@
 //! What a store reports about the live database's schema: foreign keys with their actions,
-//! triggers and columns. Each store reads its own catalog ([`Backend::catalog`]); the schema
+//! triggers and columns with their declared types. Each store reads its own catalog ([`Backend::catalog`]); the schema
 //! module above decides what they mean for the cache.
 //!
 //! [`Backend::catalog`]: super::backend::Backend::catalog
@@ -12,18 +12,29 @@ pub(crate) struct Catalog {
     pub foreign_keys: Vec<ForeignKey>,
     /// `(table, trigger name)`.
     pub triggers: Vec<(String, String)>,
-    /// `(table, column)`.
-    pub columns: Vec<(String, String)>,
+    /// Every column of every table.
+    pub columns: Vec<Column>,
+    /// Whether a column's declared type is only an affinity (SQLite), so that any integer or
+    /// real column reads back as a number whatever its declared name.
+    pub dynamic_types: bool,
+}
+
+/// A column, as the catalog declares it.
+#[derive(Debug, Clone)]
+pub(crate) struct Column {
+    pub table: String,
+    pub name: String,
+    /// The declared type (`bigint`, `character varying(100)`, `tinyint(1)`, `TEXT`, ...).
+    pub data_type: String,
 }
 
 impl Catalog {
     /// The columns of `table`, if it exists.
-    pub fn columns_of(&self, table: &str) -> Option<Vec<&str>> {
-        let columns: Vec<&str> = self
+    pub fn columns_of(&self, table: &str) -> Option<Vec<&Column>> {
+        let columns: Vec<&Column> = self
             .columns
             .iter()
-            .filter(|(t, _)| t.eq_ignore_ascii_case(table))
-            .map(|(_, c)| c.as_str())
+            .filter(|c| c.table.eq_ignore_ascii_case(table))
             .collect();
         (!columns.is_empty()).then_some(columns)
     }

@@ -278,6 +278,11 @@ fn filter(meta: Meta, predicate: &Predicate) -> Document {
     match predicate {
         Predicate::All => Document::new(),
         Predicate::Eq(column, value) => doc! { field(meta, column): key_bson(value) },
+        Predicate::And(columns, values) => columns
+            .iter()
+            .zip(values.iter())
+            .map(|(column, value)| (field(meta, column).to_string(), key_bson(value)))
+            .collect(),
     }
 }
 

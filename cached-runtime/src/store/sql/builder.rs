@@ -13,6 +13,7 @@ use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
 use super::driver::Dialect;
 use crate::entity::EntityMeta;
 use crate::key::Predicate;
+use crate::value::KeyValue;
 
 /// Quoting and placeholders, as the dialect spells them.
 impl Dialect {
@@ -257,7 +258,7 @@ impl<'s> SqlBuilder<'s> {
     pub fn select(&self, predicate: &Predicate) -> SqlStr {
         match predicate {
             Predicate::All => sql(&self.statements().select_all),
-            Predicate::Eq(_, crate::value::KeyValue::Null) => {
+            Predicate::Eq(_, KeyValue::Null) => {
                 AssertSqlSafe(self.select_pred(predicate)).into_sql_str()
             }
             Predicate::Eq(column, _) => match self.meta.index_position(column) {
@@ -266,20 +267,50 @@ impl<'s> SqlBuilder<'s> {
                 // if there is no such column).
                 None => AssertSqlSafe(self.select_where_column(column, true)).into_sql_str(),
             },
+            Predicate::And(columns, values) => self.and(columns, values, false),
         }
+    }
+
+    /// `SELECT ... WHERE a = ? AND b IS NULL ... ORDER BY <id>` (or the count): a composite
+    /// lookup, built for the call; binds the non-null values in order.
+    fn and(&self, columns: &[&str], values: &[KeyValue], count: bool) -> SqlStr {
+        let mut out = if count {
+            let mut out = String::from("SELECT COUNT(*) FROM ");
+            self.dialect.quote_ident(&mut out, self.meta.table);
+            out
+        } else {
+            self.select_head()
+        };
+        let mut bound = 0;
+        for (i, (column, value)) in columns.iter().zip(values).enumerate() {
+            out.push_str(if i == 0 { " WHERE " } else { " AND " });
+            self.dialect.quote_ident(&mut out, column);
+            if *value == KeyValue::Null {
+                out.push_str(" IS NULL");
+            } else {
+                bound += 1;
+                out.push_str(" = ");
+                self.dialect.placeholder(&mut out, bound);
+            }
+        }
+        if !count {
+            self.order_by_id(&mut out);
+        }
+        AssertSqlSafe(out).into_sql_str()
     }
 
     /// The number of rows matching `predicate` (binds as [`SqlBuilder::select`]).
     pub fn count(&self, predicate: &Predicate) -> SqlStr {
         match predicate {
             Predicate::All => sql(&self.statements().count_all),
-            Predicate::Eq(_, crate::value::KeyValue::Null) => {
+            Predicate::Eq(_, KeyValue::Null) => {
                 AssertSqlSafe(self.count_pred(predicate)).into_sql_str()
             }
             Predicate::Eq(column, _) => match self.meta.index_position(column) {
                 Some(i) => sql(&self.statements().count_where[i]),
                 None => AssertSqlSafe(self.count_where_column(column)).into_sql_str(),
             },
+            Predicate::And(columns, values) => self.and(columns, values, true),
         }
     }
 

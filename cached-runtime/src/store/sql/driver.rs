@@ -33,8 +33,11 @@ pub(crate) struct Dialect {
     /// The statement that opens a write transaction, when not plain `BEGIN`.
     pub begin: Option<&'static str>,
     /// The catalog queries: foreign keys (child, child column, parent, parent column,
-    /// ON UPDATE, ON DELETE), triggers (table, name), columns (table, name); all text.
+    /// ON UPDATE, ON DELETE), triggers (table, name), columns (table, name, declared type);
+    /// all text.
     pub catalog: [&'static str; 3],
+    /// Declared column types are affinities, not types (SQLite).
+    pub dynamic_types: bool,
 }
 
 /// Where a statement runs: the pool (autocommit) or a transaction's connection.

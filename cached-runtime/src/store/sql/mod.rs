@@ -22,7 +22,7 @@ use sqlx::{Pool, SqlStr};
 use self::builder::{SqlBuilder, StatementCache};
 use self::driver::{Dialect, Driver, Got, On, Want};
 use super::backend::{id_position, Assignments, Backend, BoxFuture, Meta, Ops, Row, TxOps};
-use super::catalog::{Action, Catalog, ForeignKey};
+use super::catalog::{Action, Catalog, Column, ForeignKey};
 use super::RawStore;
 use crate::error::{Error, Result};
 use crate::key::Predicate;
@@ -110,10 +110,20 @@ impl<DB: Driver> Backend for SqlStore<DB> {
                     .map(|mut row| (text(&mut row, 0), text(&mut row, 1)))
                     .collect()
             };
+            let columns = catalog_rows(&mut on, columns, 3)
+                .await?
+                .into_iter()
+                .map(|mut row| Column {
+                    table: text(&mut row, 0),
+                    name: text(&mut row, 1),
+                    data_type: text(&mut row, 2),
+                })
+                .collect();
             Ok(Catalog {
                 foreign_keys,
                 triggers: pairs(catalog_rows(&mut on, triggers, 2).await?),
-                columns: pairs(catalog_rows(&mut on, columns, 2).await?),
+                columns,
+                dynamic_types: DB::DIALECT.dynamic_types,
             })
         })
     }
@@ -282,6 +292,11 @@ fn predicate_values(predicate: &Predicate) -> Vec<Value> {
     match predicate {
         Predicate::All | Predicate::Eq(_, KeyValue::Null) => Vec::new(),
         Predicate::Eq(_, value) => vec![value.to_value()],
+        Predicate::And(_, values) => values
+            .iter()
+            .filter(|v| **v != KeyValue::Null)
+            .map(KeyValue::to_value)
+            .collect(),
     }
 }
 

@@ -29,9 +29,10 @@ impl Driver for MySql {
              WHERE k.TABLE_SCHEMA = DATABASE() AND k.REFERENCED_TABLE_NAME IS NOT NULL",
             "SELECT CAST(EVENT_OBJECT_TABLE AS CHAR), CAST(TRIGGER_NAME AS CHAR) \
              FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()",
-            "SELECT CAST(TABLE_NAME AS CHAR), CAST(COLUMN_NAME AS CHAR) \
+            "SELECT CAST(TABLE_NAME AS CHAR), CAST(COLUMN_NAME AS CHAR), CAST(COLUMN_TYPE AS CHAR) \
              FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE()",
         ],
+        dynamic_types: false,
     };
 
     fn bind(args: &mut MySqlArguments, value: Value) -> Result<(), BoxDynError> {

@@ -31,11 +31,13 @@ impl Driver for Postgres {
             "SELECT c.relname::text, t.tgname::text FROM pg_trigger t \
              JOIN pg_class c ON c.oid = t.tgrelid \
              WHERE NOT t.tgisinternal AND pg_table_is_visible(c.oid)",
-            "SELECT c.relname::text, a.attname::text FROM pg_attribute a \
+            "SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod) \
+             FROM pg_attribute a \
              JOIN pg_class c ON c.oid = a.attrelid \
              WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm', 'f') \
                AND pg_table_is_visible(c.oid)",
         ],
+        dynamic_types: false,
     };
 
     fn bind(args: &mut PgArguments, value: Value) -> Result<(), BoxDynError> {

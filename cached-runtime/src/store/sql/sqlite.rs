@@ -22,9 +22,10 @@ impl Driver for Sqlite {
             "SELECT m.name, p.\"from\", p.\"table\", p.\"to\", p.on_update, p.on_delete \
              FROM sqlite_master m JOIN pragma_foreign_key_list(m.name) p WHERE m.type = 'table'",
             "SELECT tbl_name, name FROM sqlite_master WHERE type = 'trigger'",
-            "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+            "SELECT m.name, p.name, p.type FROM sqlite_master m JOIN pragma_table_info(m.name) p \
              WHERE m.type IN ('table', 'view')",
         ],
+        dynamic_types: true,
     };
 
     fn bind(args: &mut SqliteArguments, value: Value) -> Result<(), BoxDynError> {
