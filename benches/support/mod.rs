@@ -112,3 +112,23 @@ pub fn rotating<F, Fut>(
         });
     }
 }
+
+/// A global allocator that counts the bytes allocated and not yet freed ([`LIVE`]): a memory
+/// benchmark declares `#[global_allocator] static A: support::Counting = support::Counting;`.
+#[allow(dead_code)] // only the memory benchmarks install it
+pub struct Counting;
+
+/// The bytes allocated through [`Counting`] and not yet freed.
+#[allow(dead_code)]
+pub static LIVE: std::sync::atomic::AtomicIsize = std::sync::atomic::AtomicIsize::new(0);
+
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, std::sync::atomic::Ordering::Relaxed);
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        LIVE.fetch_sub(layout.size() as isize, std::sync::atomic::Ordering::Relaxed);
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+}

@@ -76,6 +76,25 @@ impl ContextBuilder {
         self
     }
 
+    /// Bounds the in-process cache by bytes instead of entries: each entry weighs its key,
+    /// its bookkeeping and its value (a row's struct and the heap its fields own, a query's
+    /// ids), and moka evicts the least useful entries once the total passes `max_bytes`.
+    /// Replaces [`ContextBuilder::max_entries`]. The weights are estimates (see
+    /// `benches/memory.rs` for what a cached row really costs).
+    pub fn max_bytes(mut self, max_bytes: u64) -> Self {
+        self.cache.max_bytes = Some(max_bytes);
+        self
+    }
+
+    /// The heaviest value the cache keeps (in the weight [`ContextBuilder::max_bytes`] uses):
+    /// a heavier row, query result or view instance is returned to its reader but not cached
+    /// (counted in [`Stats::too_large`](crate::Stats::too_large)), and a write-through of one
+    /// drops its key. Default: no limit.
+    pub fn max_entry_bytes(mut self, max_entry_bytes: u32) -> Self {
+        self.cache.max_entry_bytes = max_entry_bytes;
+        self
+    }
+
     /// The clock TTLs are read against: a [`ManualClock`] that a test advances past a TTL
     /// instead of sleeping. By default each context has a coarse clock of its own (20 ms
     /// ticks, advanced by a thread that stops with the context).
@@ -180,6 +199,8 @@ impl Context {
             harmless_triggers: Vec::new(),
             cache: CacheSettings {
                 max_entries: DEFAULT_MAX_ENTRIES,
+                max_bytes: None,
+                max_entry_bytes: u32::MAX,
                 protect_fills: true,
                 fold_text: true,
                 clock: None,

@@ -50,6 +50,12 @@ pub trait CachedEntity: Clone + Send + Sync + Unpin + 'static {
     fn version(&self) -> Option<i64> {
         None
     }
+
+    /// The bytes this row's fields own on the heap (strings, lists, bytes), for a cache
+    /// bounded by bytes. The derive sums [`ToValue::heap_size`] over the fields.
+    fn heap_size(&self) -> usize {
+        self.values().iter().map(Value::heap_size).sum()
+    }
 }
 
 /// The insert shape of an entity whose id the database generates (`#[cache(id, generated)]`):

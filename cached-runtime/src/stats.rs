@@ -12,6 +12,7 @@ pub(crate) struct Counters {
     pub misses: AtomicU64,
     pub fills: AtomicU64,
     pub stale_fills_rejected: AtomicU64,
+    pub too_large: AtomicU64,
     pub flight_joins: AtomicU64,
     pub loads: AtomicU64,
     pub broadcasts_sent: AtomicU64,
@@ -37,6 +38,7 @@ impl Counters {
             loads: self.loads.load(Relaxed),
             fills: self.fills.load(Relaxed),
             stale_fills_rejected: self.stale_fills_rejected.load(Relaxed),
+            too_large: self.too_large.load(Relaxed),
             single_flight_joins: self.flight_joins.load(Relaxed),
             broadcasts_sent: self.broadcasts_sent.load(Relaxed),
             broadcasts_received: self.broadcasts_received.load(Relaxed),
@@ -64,6 +66,10 @@ pub struct Stats {
     pub fills: u64,
     /// Loaded values refused because a commit invalidated their key while they were read.
     pub stale_fills_rejected: u64,
+    /// Values not cached because they weigh more than
+    /// [`ContextBuilder::max_entry_bytes`](crate::ContextBuilder::max_entry_bytes) (they were
+    /// still returned; a write-through of one drops the key instead).
+    pub too_large: u64,
     /// Misses that waited for another task's load of the same key instead of querying.
     pub single_flight_joins: u64,
     /// Invalidations published to the other instances (with a Redis broadcast).
@@ -99,6 +105,9 @@ impl fmt::Display for Stats {
             ("stale fills rejected", self.stale_fills_rejected),
             ("single-flight joins", self.single_flight_joins),
         ];
+        if self.too_large > 0 {
+            rows.push(("too large to cache", self.too_large));
+        }
         if self.broadcasts_sent + self.broadcasts_received + self.broadcast_outages > 0 {
             rows.extend([
                 ("broadcasts sent", self.broadcasts_sent),

@@ -74,6 +74,28 @@ pub trait ToValue {
 
     /// The value to bind for this field.
     fn to_value(&self) -> Value;
+
+    /// The bytes this value owns on the heap (a `String`'s buffer, a list's items), for a
+    /// cache bounded by bytes. The default converts to a [`Value`] and measures that; the
+    /// built-in types answer without converting.
+    fn heap_size(&self) -> usize {
+        self.to_value().heap_size()
+    }
+}
+
+impl Value {
+    /// The bytes this value owns on the heap.
+    pub fn heap_size(&self) -> usize {
+        match self {
+            Value::Text(s) => s.capacity(),
+            Value::Bytes(b) => b.capacity(),
+            Value::List(items) => items
+                .iter()
+                .map(|v| std::mem::size_of::<Value>() + v.heap_size())
+                .sum(),
+            _ => 0,
+        }
+    }
 }
 
 /// One part of a cache key: the value of an id or an indexed field.
@@ -164,6 +186,9 @@ impl ToValue for String {
     fn to_value(&self) -> Value {
         Value::Text(self.clone())
     }
+    fn heap_size(&self) -> usize {
+        self.capacity()
+    }
 }
 impl KeyPart for String {
     fn key_value(&self) -> KeyValue {
@@ -187,6 +212,9 @@ impl ToValue for Vec<u8> {
     const KIND: ValueKind = ValueKind::Bytes;
     fn to_value(&self) -> Value {
         Value::Bytes(self.clone())
+    }
+    fn heap_size(&self) -> usize {
+        self.capacity()
     }
 }
 
@@ -212,6 +240,9 @@ impl<T: ListItem> ToValue for Vec<T> {
     fn to_value(&self) -> Value {
         Value::List(self.iter().map(ToValue::to_value).collect())
     }
+    fn heap_size(&self) -> usize {
+        self.capacity() * std::mem::size_of::<T>() + self.iter().map(T::heap_size).sum::<usize>()
+    }
 }
 
 impl<T: ToValue> ToValue for Option<T> {
@@ -219,6 +250,9 @@ impl<T: ToValue> ToValue for Option<T> {
     fn to_value(&self) -> Value {
         self.as_ref()
             .map_or(Value::Null(T::KIND), ToValue::to_value)
+    }
+    fn heap_size(&self) -> usize {
+        self.as_ref().map_or(0, T::heap_size)
     }
 }
 impl<T: KeyPart> KeyPart for Option<T> {

@@ -49,6 +49,10 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
         let (field, ty) = (f.ident, f.ty);
         quote_spanned!(ty.span()=> <#ty as #krate::ToValue>::to_value(&self.#field))
     });
+    let heap_sizes = entity.persisted().map(|f| {
+        let (field, ty) = (f.ident, f.ty);
+        quote_spanned!(ty.span()=> <#ty as #krate::ToValue>::heap_size(&self.#field))
+    });
     let kinds = entity.persisted().map(|f| {
         let ty = f.ty;
         quote_spanned!(ty.span()=> <#ty as #krate::ToValue>::KIND)
@@ -150,6 +154,10 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
             }
 
             #version_fn
+
+            fn heap_size(&self) -> usize {
+                0 #(+ #heap_sizes)*
+            }
         }
 
         #krate::__private::inventory::submit! {

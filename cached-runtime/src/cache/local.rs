@@ -43,6 +43,7 @@ use super::clock::Clock;
 use super::deps::{DepIndex, ReadSet};
 use super::flight::Flight;
 use super::spellings::Spellings;
+use super::weight;
 use super::{Bump, Change, EntryData, Loaded, Token};
 use crate::entity::Namespace;
 use crate::key::CacheKey;
@@ -63,6 +64,8 @@ pub(crate) struct Entry {
     /// For a view instance, its registration in the [`DepIndex`]; for a key that is not its
     /// own canonical form, its registration in [`Spellings`]; 0 otherwise.
     reg: u64,
+    /// What the entry costs in bytes ([`weight::of`]).
+    weight: u32,
 }
 
 /// Whether `data` is cached under `key` at all: not a negative entry of an entity declared
@@ -114,6 +117,8 @@ pub(crate) struct LocalCache {
     /// Whether text keys are folded for invalidation (off only to prove, in a test, what the
     /// folding prevents).
     fold_text: bool,
+    /// The heaviest entry kept ([`CacheSettings::max_entry_bytes`]).
+    max_entry_bytes: u32,
     /// What TTL deadlines are read against.
     clock: Clock,
     pub counters: Counters,
@@ -121,8 +126,12 @@ pub(crate) struct LocalCache {
 
 /// How a [`LocalCache`] is set up.
 pub(crate) struct CacheSettings {
-    /// The most entries moka holds before it evicts.
+    /// The most entries moka holds before it evicts (when not bounded by bytes).
     pub max_entries: u64,
+    /// Bound the cache by the entries' weights in bytes instead of their number.
+    pub max_bytes: Option<u64>,
+    /// The heaviest entry kept.
+    pub max_entry_bytes: u32,
     /// Whether stale fills are refused (off only to prove, in a test, what the guard prevents).
     pub protect_fills: bool,
     /// Whether text keys are folded for invalidation (off only in a test, likewise).
@@ -137,8 +146,13 @@ impl LocalCache {
         let deps = Arc::new(DepIndex::default());
         let spellings = Arc::new(Spellings::default());
         let (views, texts) = (deps.clone(), spellings.clone());
-        let map = Cache::builder()
-            .max_capacity(settings.max_entries)
+        let builder = match settings.max_bytes {
+            Some(bytes) => Cache::builder()
+                .max_capacity(bytes)
+                .weigher(|_key: &CacheKey, entry: &Entry| entry.weight),
+            None => Cache::builder().max_capacity(settings.max_entries),
+        };
+        let map = builder
             .eviction_listener(move |key: Arc<CacheKey>, entry: Entry, cause| {
                 // An apply unregisters what it drops itself; a replaced entry's registration
                 // was replaced with it. Eviction (size, or an expired view dropped on read) is
@@ -169,6 +183,7 @@ impl LocalCache {
             spellings,
             regs: AtomicU64::new(0),
             fold_text: settings.fold_text,
+            max_entry_bytes: settings.max_entry_bytes,
             clock: settings.clock.unwrap_or_else(Clock::ticking),
             counters: Counters::default(),
         }
@@ -257,6 +272,9 @@ impl LocalCache {
         if !keeps(key, &data) {
             return true;
         }
+        if self.too_large(key, &data) {
+            return true;
+        }
         if let Some(canonical) = self.canonical(key) {
             return self.fill_spelling(key, canonical, data, token);
         }
@@ -285,8 +303,18 @@ impl LocalCache {
         self.fill(key, loaded.data.clone(), token);
     }
 
+    /// Whether `data` weighs more than the heaviest entry kept; counted if so.
+    fn too_large(&self, key: &CacheKey, data: &EntryData) -> bool {
+        let heavy = weight::of(key, data) > self.max_entry_bytes;
+        if heavy {
+            Counters::add(&self.counters.too_large, 1);
+        }
+        heavy
+    }
+
     fn entry(&self, key: &CacheKey, data: EntryData, token: &Token) -> Entry {
         Entry {
+            weight: weight::of(key, &data),
             deadline: self.clock.deadline(ttl_of(key, &data)),
             data,
             epoch: token.epoch,
@@ -384,6 +412,9 @@ impl LocalCache {
     /// Stores a view instance if nothing it read changed since `token`, and registers what it
     /// read. Returns whether it was stored.
     fn fill_view(&self, key: &CacheKey, data: EntryData, reads: &ReadSet, token: &Token) -> bool {
+        if self.too_large(key, &data) {
+            return true;
+        }
         let current = || {
             let stamp = self.stripe(key).stamp;
             self.admits(stamp, token, key) && self.reads_current(reads, token)
@@ -414,7 +445,10 @@ impl LocalCache {
             let mut stripe = self.lock_stripe(i);
             let others = *before_this_commit.entry(i).or_insert(stripe.stamp);
             match change {
-                Change::Write { data, .. } if !keeps(key, data) => self.map.invalidate(key),
+                // Not kept (absence never cached, or too heavy): the old entry goes.
+                Change::Write { data, .. } if !keeps(key, data) || self.too_large(key, data) => {
+                    self.map.invalidate(key)
+                }
                 Change::Write { data, token } if self.admits(others, token, key) => {
                     let mut entry = self.entry(key, data.clone(), token);
                     if let Some(canonical) = self.canonical(key) {
@@ -507,76 +541,4 @@ impl LocalCache {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::entity::{EntityMeta, EntityState};
-    use crate::value::{KeyValue, ValueKind};
-
-    static ITEM: EntityMeta = EntityMeta {
-        namespace: crate::entity::Namespace {
-            name: "item",
-            type_name: "Item",
-            ttl: None,
-            negative_ttl: None,
-            __state: EntityState::new(),
-        },
-        table: "items",
-        id_column: "id",
-        columns: &["id"],
-        kinds: &[ValueKind::Int],
-        indexes: &[],
-        composites: &[],
-        relations: &[],
-        counters: &[],
-        version: None,
-    };
-
-    inventory::submit!(crate::registry::EntityRegistration(|| &ITEM));
-
-    fn key(id: i64) -> CacheKey {
-        CacheKey::row(&ITEM, KeyValue::Int(id))
-    }
-
-    /// Found by a flaky MariaDB test: a delete's negative entry was dropped instead of written
-    /// when one of the same commit's query keys hashed to its stripe (stripes are hashed with
-    /// a per-cache random state).
-    #[test]
-    fn a_commit_writes_through_a_key_whose_stripe_it_also_invalidates() {
-        let cache = LocalCache::new(CacheSettings {
-            max_entries: 1_000,
-            protect_fills: true,
-            fold_text: true,
-            clock: Some(crate::ManualClock::new().clock()),
-        });
-        let stripe_of = |k: &CacheKey| cache.hasher.hash_one(k) as usize % STRIPES;
-        let written = key(0);
-        let neighbour = (1..)
-            .map(key)
-            .find(|k| stripe_of(k) == stripe_of(&written))
-            .expect("a key in the same stripe");
-        let token = cache.token(&ITEM);
-        let write = Change::Write {
-            data: EntryData::Missing,
-            token,
-        };
-        cache.apply(
-            &[(neighbour, Change::Remove), (written.clone(), write)],
-            &[],
-        );
-        assert!(
-            cache.get(&written).is_some(),
-            "the commit's own write-through"
-        );
-
-        // Another commit's write under the same (now older) token is still refused.
-        let stale = Change::Write {
-            data: EntryData::Missing,
-            token,
-        };
-        cache.apply(&[(written.clone(), stale)], &[]);
-        assert!(
-            cache.get(&written).is_none(),
-            "a write older than a commit is a drop"
-        );
-    }
-}
+mod tests;

@@ -9,6 +9,7 @@
 use std::any::Any;
 use std::sync::Arc;
 
+use crate::entity::CachedEntity;
 use crate::key::CacheKey;
 use crate::value::KeyValue;
 
@@ -19,13 +20,49 @@ pub(crate) mod local;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
 pub(crate) mod spellings;
+pub(crate) mod weight;
 #[cfg(feature = "redis")]
 pub(crate) mod wire;
 
 pub(crate) use local::LocalCache;
 
-/// A cached row, type-erased. Downcast back to `Arc<E>` on the way out.
-pub(crate) type AnyRow = Arc<dyn Any + Send + Sync>;
+/// A cached row or view value, type-erased (downcast back to `Arc<E>` on the way out), with
+/// the bytes it takes: its struct and the heap its fields own.
+#[derive(Clone)]
+pub(crate) struct AnyRow {
+    value: Arc<dyn Any + Send + Sync>,
+    bytes: usize,
+}
+
+impl AnyRow {
+    /// `value`, which owns `heap` bytes besides its struct.
+    pub fn new<T: Any + Send + Sync>(value: Arc<T>, heap: usize) -> Self {
+        AnyRow {
+            value,
+            bytes: std::mem::size_of::<T>() + heap,
+        }
+    }
+
+    /// An entity row, measured by [`CachedEntity::heap_size`].
+    pub fn row<E: CachedEntity>(row: Arc<E>) -> Self {
+        let heap = row.heap_size();
+        AnyRow::new(row, heap)
+    }
+
+    /// The value as a `T`, or itself if it holds another type.
+    #[inline]
+    pub fn downcast<T: Any + Send + Sync>(self) -> Result<Arc<T>, Self> {
+        let bytes = self.bytes;
+        self.value
+            .downcast::<T>()
+            .map_err(|value| AnyRow { value, bytes })
+    }
+
+    /// The bytes the value takes.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
 
 /// What an entry holds.
 #[derive(Clone)]

@@ -66,7 +66,7 @@ pub(crate) async fn get<E: CachedEntity>(engine: &Engine, id: E::Id) -> Result<O
     let loaded = load(engine, &key, || async move {
         let row = store.exec().fetch_by_id::<E>(&id).await?;
         Ok(Loaded::one(row.map_or(EntryData::Missing, |r| {
-            EntryData::Row(Arc::new(r))
+            EntryData::Row(AnyRow::row(Arc::new(r)))
         })))
     })
     .await?;
@@ -110,7 +110,7 @@ pub(crate) async fn get_many<E: CachedEntity>(
         .collect();
     for id in wanted {
         let data = match found.get(&id) {
-            Some(row) => EntryData::Row(row.clone()),
+            Some(row) => EntryData::Row(AnyRow::row(row.clone())),
             None => EntryData::Missing,
         };
         cache.fill(&CacheKey::row(meta, id), data, &token);
@@ -158,7 +158,7 @@ pub(crate) async fn find<E: CachedEntity>(
             .into_iter()
             .map(|row| {
                 let key = CacheKey::row(meta, id_of(&row));
-                (key, Arc::new(row) as AnyRow)
+                (key, AnyRow::row(Arc::new(row)))
             })
             .collect();
         Ok(Loaded {

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::cache::{Bump, Change, EntryData, LocalCache, Token};
+use crate::cache::{AnyRow, Bump, Change, EntryData, LocalCache, Token};
 use crate::entity::{CachedEntity, EntityMeta};
 use crate::graph::{self, views};
 use crate::key::CacheKey;
@@ -60,7 +60,7 @@ impl Pending {
         self.drop_keys(queries);
         self.wrote(meta);
         let key = CacheKey::row(meta, new.id().key_value());
-        self.write_row(cache, key, EntryData::Row(new.clone()));
+        self.write_row(cache, key, EntryData::Row(AnyRow::row(new.clone())));
     }
 
     /// An inserted row.
@@ -69,7 +69,7 @@ impl Pending {
         self.drop_keys(graph::query_keys(meta, None, Some(&new.index_values())));
         self.wrote(meta);
         let key = CacheKey::row(meta, new.id().key_value());
-        self.write_row(cache, key, EntryData::Row(new.clone()));
+        self.write_row(cache, key, EntryData::Row(AnyRow::row(new.clone())));
     }
 
     /// A deleted row: its entry becomes a negative entry on commit.

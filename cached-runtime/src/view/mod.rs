@@ -13,7 +13,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::cache::deps::ReadSet;
-use crate::cache::{EntryData, Loaded};
+use crate::cache::{AnyRow, EntryData, Loaded};
 use crate::context::Context;
 use crate::engine::{read, Engine};
 use crate::entity::{CachedEntity, EntityMeta, ViewMeta};
@@ -51,6 +51,14 @@ pub trait LoadView: CachedView + Sized {
         ctx: &mut ViewCtx<'_, Self>,
         key: <Self::Key as CachedEntity>::Id,
     ) -> impl Future<Output = Result<Option<Self>>> + Send;
+
+    /// The bytes this value owns on the heap (its strings and lists), for a cache bounded by
+    /// bytes ([`ContextBuilder::max_bytes`](crate::ContextBuilder::max_bytes)). A view can be
+    /// any type, so the default counts its struct only: override it when its values hold
+    /// large strings or lists (`self.titles.iter().map(String::capacity).sum()`).
+    fn heap_size(&self) -> usize {
+        0
+    }
 
     /// The view for one key: cached, or loaded once (single flight) with [`LoadView::load`]
     /// and cached until a committed write to something that load read invalidates it.
@@ -215,7 +223,10 @@ async fn cached<V: LoadView>(
         };
         let view = V::load(&mut ctx, key_id).await?;
         Ok(Loaded {
-            data: view.map_or(EntryData::Missing, |v| EntryData::Row(Arc::new(v))),
+            data: view.map_or(EntryData::Missing, |v| {
+                let heap = v.heap_size();
+                EntryData::Row(AnyRow::new(Arc::new(v), heap))
+            }),
             rows: Vec::new(),
             reads: Some(ctx.reads),
         })

@@ -1,0 +1,53 @@
+//! What an entry costs in bytes, for a cache bounded by bytes
+//! ([`ContextBuilder::max_bytes`](crate::ContextBuilder::max_bytes)) and for the largest
+//! entry it keeps ([`ContextBuilder::max_entry_bytes`](crate::ContextBuilder::max_entry_bytes)).
+//!
+//! A row weighs its struct plus the heap its fields own
+//! ([`CachedEntity::heap_size`](crate::CachedEntity::heap_size)); a query entry weighs its ids;
+//! a count or a negative entry weighs nothing of its own. Every entry also pays
+//! [`PER_ENTRY`]: its key, the entry record and moka's bookkeeping, as measured by
+//! `benches/memory.rs`.
+
+use super::EntryData;
+use crate::key::{CacheKey, Predicate};
+use crate::value::KeyValue;
+
+/// The bytes every entry costs whatever it holds: the key (twice: moka keeps its own `Arc` of
+/// it), the entry record, moka's node, its hash-table slot and its place in the access-order
+/// queue, and the row's `Arc` header. Measured with a counting allocator
+/// (`benches/memory.rs`: 538 bytes per cached 119-byte `Scene` row, so about 420 besides the
+/// row). An estimate: moka's fixed structures (its frequency sketch, the table's spare
+/// capacity) come on top, so a small budget is overshot (see the README).
+pub(crate) const PER_ENTRY: usize = 420;
+
+fn key_value_heap(value: &KeyValue) -> usize {
+    match value {
+        KeyValue::Text(text) => text.len(),
+        _ => 0,
+    }
+}
+
+fn key_heap(key: &CacheKey) -> usize {
+    match (key.row_id(), key.predicate()) {
+        (Some(id), _) => key_value_heap(id),
+        (None, Some(Predicate::Eq(_, value))) => key_value_heap(value),
+        (None, Some(Predicate::And(_, values))) => values
+            .iter()
+            .map(|v| std::mem::size_of::<KeyValue>() + key_value_heap(v))
+            .sum(),
+        (None, _) => 0,
+    }
+}
+
+/// The bytes `data` cached under `key` takes, saturated at `u32::MAX`.
+pub(crate) fn of(key: &CacheKey, data: &EntryData) -> u32 {
+    let own = match data {
+        EntryData::Row(row) => row.bytes(),
+        EntryData::Ids(ids) => ids
+            .iter()
+            .map(|id| std::mem::size_of::<KeyValue>() + key_value_heap(id))
+            .sum(),
+        EntryData::Missing | EntryData::Count(_) => 0,
+    };
+    u32::try_from(PER_ENTRY + key_heap(key) + own).unwrap_or(u32::MAX)
+}
