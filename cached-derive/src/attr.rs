@@ -23,6 +23,7 @@ pub struct StructAttrs {
     pub table: Option<Spanned<String>>,
     pub ttl: Option<Spanned<u64>>,
     pub negative_ttl: Option<Spanned<u64>>,
+    pub stale_while_revalidate: Option<Spanned<u64>>,
     pub relates_to: Vec<LitStr>,
     /// `index(a, b)` and `unique(a, b)`: composite lookups, in the order written.
     pub composites: Vec<CompositeAttr>,
@@ -147,6 +148,13 @@ fn negative_ttl(meta: &ParseNestedMeta<'_>) -> syn::Result<Spanned<u64>> {
                        or `negative_ttl = 0` to never cache that an id does not exist; leave it \
                        out to cache absent ids like rows";
     seconds(meta, HOW, 0)
+}
+
+fn stale_while_revalidate(meta: &ParseNestedMeta<'_>) -> syn::Result<Spanned<u64>> {
+    const HOW: &str = "`stale_while_revalidate` is a positive whole number of seconds, like \
+                       `stale_while_revalidate = 30`: how long past its `ttl` an entry may be \
+                       served while one background refresh runs";
+    seconds(meta, HOW, 1)
 }
 
 /// A whole number of seconds, at least `min`; otherwise the error `how`.
@@ -324,6 +332,15 @@ impl StructAttrs {
                 } else if path.is_ident(NEGATIVE_TTL) {
                     let v = negative_ttl(&meta)?;
                     set(&mut out.negative_ttl, v, &meta, CACHE, NEGATIVE_TTL)
+                } else if path.is_ident(STALE_WHILE_REVALIDATE) {
+                    let v = stale_while_revalidate(&meta)?;
+                    set(
+                        &mut out.stale_while_revalidate,
+                        v,
+                        &meta,
+                        CACHE,
+                        STALE_WHILE_REVALIDATE,
+                    )
                 } else if path.is_ident(RELATES_TO) {
                     let s = string(&meta, RELATES_TO)?;
                     if out.relates_to.iter().any(|r| r.value() == s.value()) {

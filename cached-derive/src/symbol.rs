@@ -14,6 +14,9 @@ pub const COLLECTION: &str = "collection";
 pub const TTL: &str = "ttl";
 /// `#[cache(negative_ttl = 5)]`: how long an absent id stays cached (0: never).
 pub const NEGATIVE_TTL: &str = "negative_ttl";
+/// `#[cache(stale_while_revalidate = 30)]`: how long past its TTL an entry may be served while
+/// one background refresh runs.
+pub const STALE_WHILE_REVALIDATE: &str = "stale_while_revalidate";
 /// `#[cache(relates_to = "Entity")]`.
 pub const RELATES_TO: &str = "relates_to";
 /// `#[cache(name = "...")]` / `#[view(name = "...")]`: the key prefix.
@@ -49,6 +52,7 @@ pub const STRUCT_KEYS: &[&str] = &[
     COLLECTION,
     TTL,
     NEGATIVE_TTL,
+    STALE_WHILE_REVALIDATE,
     RELATES_TO,
     INDEX,
     UNIQUE,

@@ -93,6 +93,13 @@ fn check_names(cx: &Ctxt, entity: &Entity<'_>) {
         }
     }
     check_key_prefix(cx, entity.attrs.name.as_ref(), "scene");
+    if let (Some(swr), None) = (&entity.attrs.stale_while_revalidate, &entity.attrs.ttl) {
+        cx.syn_error(syn::Error::new(
+            swr.span,
+            "`stale_while_revalidate` extends a `ttl`, and this entity has none (its entries \
+             live until invalidated): add `ttl = <seconds>` or remove `stale_while_revalidate`",
+        ));
+    }
 }
 
 fn find_id(cx: &Ctxt, entity: &Entity<'_>) -> Option<usize> {

@@ -135,6 +135,9 @@ pub struct Namespace {
     /// How long the knowledge that an id does not exist (a negative entry) lives: `None` for
     /// as long as any entry ([`Namespace::ttl`]); `Some(Duration::ZERO)` to never cache it.
     pub negative_ttl: Option<Duration>,
+    /// How long past its TTL an entry may still be served while one background refresh runs
+    /// (`#[cache(stale_while_revalidate = 30)]`); never an invalidated entry.
+    pub stale_while_revalidate: Option<Duration>,
     #[doc(hidden)]
     pub __state: EntityState,
 }

@@ -22,6 +22,7 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
     let id_column = id_field.column();
     let ttl = names::ttl(&krate, entity.attrs.ttl.as_ref());
     let negative_ttl = names::ttl(&krate, entity.attrs.negative_ttl.as_ref());
+    let swr = names::ttl(&krate, entity.attrs.stale_while_revalidate.as_ref());
     let columns = entity.persisted().map(|f| f.column());
     let indexes = model.indexes.iter().map(|(i, kind)| {
         let column = entity.fields[*i].column();
@@ -117,6 +118,7 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
                         type_name: #type_name,
                         ttl: #ttl,
                         negative_ttl: #negative_ttl,
+                        stale_while_revalidate: #swr,
                         __state: #krate::__private::EntityState::new(),
                     },
                     table: #table,

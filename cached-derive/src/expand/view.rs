@@ -87,6 +87,7 @@ pub fn expand(model: &ViewModel<'_>) -> TokenStream {
                             type_name: #type_name,
                             ttl: #ttl,
                             negative_ttl: ::core::option::Option::None,
+                            stale_while_revalidate: ::core::option::Option::None,
                             __state: #krate::__private::EntityState::new(),
                         },
                         key: <#key_proj as #krate::CachedEntity>::meta,

@@ -194,9 +194,11 @@ impl LocalCache {
     pub fn get(&self, key: &CacheKey) -> Option<EntryData> {
         let entry = self.map.get(key)?;
         let meta = key.namespace();
-        let live = entry.deadline == u64::MAX || entry.deadline > self.clock.now_ms();
-        if !live && entry.reg != 0 {
-            // An expired view instance: drop it now, which releases what it registered.
+        let now = self.clock.now_ms();
+        let live = entry.deadline == u64::MAX || entry.deadline > now;
+        if !live && entry.reg != 0 && self.servable_until(key, &entry) <= now {
+            // An expired view instance or text spelling (past any stale-while-revalidate
+            // window): drop it now, which releases what it registered.
             self.map.invalidate(key);
             return None;
         }
@@ -205,6 +207,37 @@ impl LocalCache {
             && entry.generation == self.generation(meta)
             && (!key.is_query() || entry.query_generation == self.query_generation(meta)))
         .then_some(entry.data)
+    }
+
+    /// The value under `key` if it is past its TTL but within its namespace's
+    /// stale-while-revalidate window, and nothing else made it unreadable (an invalidated
+    /// entry is gone or carries an old generation, so it is never served stale). Views have
+    /// no window.
+    pub fn stale(&self, key: &CacheKey) -> Option<EntryData> {
+        key.namespace().stale_while_revalidate?;
+        let entry = self.map.get(key)?;
+        let meta = key.namespace();
+        (entry.deadline != u64::MAX
+            && self.servable_until(key, &entry) > self.clock.now_ms()
+            && entry.epoch == self.epoch.load(SeqCst)
+            && entry.generation == self.generation(meta)
+            && (!key.is_query() || entry.query_generation == self.query_generation(meta)))
+        .then_some(entry.data)
+    }
+
+    /// Until when `entry` may be served at all: its deadline, plus its namespace's
+    /// stale-while-revalidate window if it has one.
+    fn servable_until(&self, key: &CacheKey, entry: &Entry) -> u64 {
+        let window = key
+            .namespace()
+            .stale_while_revalidate
+            .map_or(0, |w| u64::try_from(w.as_millis()).unwrap_or(u64::MAX));
+        entry.deadline.saturating_add(window)
+    }
+
+    /// Whether a load of `key` is in flight (a refresh need not start another).
+    pub fn loading(&self, key: &CacheKey) -> bool {
+        self.stripe(key).flights.contains_key(key)
     }
 
     /// A token to take before reading the database for `meta`'s keys.

@@ -53,6 +53,106 @@ where
         .await
 }
 
+/// Serves `stale` (a value past its TTL, within the stale-while-revalidate window) and starts
+/// one background `refresh` of `key` unless a load of it is already in flight. The refresh is
+/// an ordinary load: its fill is refused if a commit touched the key meanwhile.
+fn revalidate<T, F>(engine: &Arc<Engine>, key: &CacheKey, stale: T, refresh: F) -> T
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    hit(&engine.cache);
+    if !engine.cache.loading(key) {
+        tokio::spawn(refresh);
+    }
+    stale
+}
+
+/// `get` for a reader that accepts a value within its stale-while-revalidate window (the
+/// repository on a context; not a view load, whose result must be built from current rows).
+pub(crate) async fn get_revalidating<E: CachedEntity>(
+    engine: &Arc<Engine>,
+    id: E::Id,
+) -> Result<Option<Arc<E>>> {
+    let key = CacheKey::row(E::meta(), id.key_value());
+    if let Some(data) = engine.cache.get(&key) {
+        hit(&engine.cache);
+        return Ok(row_of::<E>(data));
+    }
+    if let Some(data) = engine.cache.stale(&key) {
+        let owned = engine.clone();
+        let refresh = async move {
+            let _ = get::<E>(&owned, id).await;
+        };
+        return Ok(revalidate(engine, &key, row_of::<E>(data), refresh));
+    }
+    get::<E>(engine, id).await
+}
+
+/// `find` accepting a query entry (and rows) within the stale-while-revalidate window.
+pub(crate) async fn find_revalidating<E: CachedEntity>(
+    engine: &Arc<Engine>,
+    predicate: Predicate,
+) -> Result<Vec<Arc<E>>> {
+    let (meta, cache) = (E::meta(), &engine.cache);
+    let key = CacheKey::list(meta, predicate.clone());
+    match cache.get(&key) {
+        Some(EntryData::Ids(ids)) => {
+            if let Some(rows) = resolve::<E>(cache, meta, &ids) {
+                hit(cache);
+                return Ok(rows);
+            }
+        }
+        _ => {
+            if let Some(rows) = stale_rows::<E>(cache, &key) {
+                let owned = engine.clone();
+                let refresh = async move {
+                    let _ = find::<E>(&owned, predicate).await;
+                };
+                return Ok(revalidate(engine, &key, rows, refresh));
+            }
+        }
+    }
+    find::<E>(engine, predicate).await
+}
+
+/// The rows of a query entry within its stale-while-revalidate window, if each row is cached
+/// (fresh, or stale too).
+fn stale_rows<E: CachedEntity>(cache: &LocalCache, key: &CacheKey) -> Option<Vec<Arc<E>>> {
+    let Some(EntryData::Ids(ids)) = cache.stale(key) else {
+        return None;
+    };
+    let meta = E::meta();
+    ids.iter()
+        .map(|id| {
+            let row_key = CacheKey::row(meta, id.clone());
+            match cache.get(&row_key).or_else(|| cache.stale(&row_key))? {
+                EntryData::Row(row) => Some(downcast::<E>(row)),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// `count` accepting a count within the stale-while-revalidate window.
+pub(crate) async fn count_revalidating<E: CachedEntity>(
+    engine: &Arc<Engine>,
+    predicate: Predicate,
+) -> Result<i64> {
+    let (key, cache) = (CacheKey::count(E::meta(), predicate.clone()), &engine.cache);
+    if let Some(EntryData::Count(n)) = cache.get(&key) {
+        hit(cache);
+        return Ok(n);
+    }
+    if let Some(EntryData::Count(n)) = cache.stale(&key) {
+        let owned = engine.clone();
+        let refresh = async move {
+            let _ = count::<E>(&owned, predicate).await;
+        };
+        return Ok(revalidate(engine, &key, n, refresh));
+    }
+    count::<E>(engine, predicate).await
+}
+
 /// One row by id.
 pub(crate) async fn get<E: CachedEntity>(engine: &Engine, id: E::Id) -> Result<Option<Arc<E>>> {
     let cache = &engine.cache;

@@ -97,6 +97,7 @@ mod tests {
             type_name: "Scene",
             ttl: None,
             negative_ttl: None,
+            stale_while_revalidate: None,
             __state: EntityState::new(),
         },
         table: "scenes",

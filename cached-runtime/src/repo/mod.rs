@@ -56,7 +56,7 @@ macro_rules! in_tx {
 /// `get`: one row by id.
 pub async fn get<E: CachedEntity>(handle: HandleRef<'_>, id: E::Id) -> Result<Option<Arc<E>>> {
     match handle {
-        HandleRef::Context(ctx) => read::get::<E>(ctx.engine(), id).await,
+        HandleRef::Context(ctx) => read::get_revalidating::<E>(ctx.engine(), id).await,
         HandleRef::Transaction(tx) => Ok(tx.read_one::<E>(&id).await?.map(Arc::new)),
     }
 }
@@ -78,7 +78,7 @@ pub async fn find<E: CachedEntity>(
     predicate: Predicate,
 ) -> Result<Vec<Arc<E>>> {
     match handle {
-        HandleRef::Context(ctx) => read::find::<E>(ctx.engine(), predicate).await,
+        HandleRef::Context(ctx) => read::find_revalidating::<E>(ctx.engine(), predicate).await,
         HandleRef::Transaction(tx) => tx.read_where::<E>(&predicate).await,
     }
 }
@@ -95,7 +95,7 @@ pub async fn get_by<E: CachedEntity>(
 /// `count_by_<field>` and `count`.
 pub async fn count<E: CachedEntity>(handle: HandleRef<'_>, predicate: Predicate) -> Result<i64> {
     match handle {
-        HandleRef::Context(ctx) => read::count::<E>(ctx.engine(), predicate).await,
+        HandleRef::Context(ctx) => read::count_revalidating::<E>(ctx.engine(), predicate).await,
         HandleRef::Transaction(tx) => tx.count_where::<E>(&predicate).await,
     }
 }

@@ -10,6 +10,7 @@ static ITEM: EntityMeta = EntityMeta {
         type_name: "Item",
         ttl: None,
         negative_ttl: None,
+        stale_while_revalidate: None,
         __state: EntityState::new(),
     },
     table: "items",
