@@ -161,6 +161,12 @@ impl Field<'_> {
             && ["i16", "i32", "i64"].iter().any(|i| p.path.is_ident(i)))
     }
 
+    /// Whether the field's type is written `Option<...>`.
+    pub fn is_option(&self) -> bool {
+        matches!(self.ty, Type::Path(p) if p.qself.is_none()
+            && p.path.segments.last().is_some_and(|s| s.ident == "Option"))
+    }
+
     /// The item type of a `Vec<T>` field (a list field), `Vec<u8>` (bytes) excepted.
     pub fn list_item(&self) -> Option<&Type> {
         let Type::Path(p) = self.ty else {

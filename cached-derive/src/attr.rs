@@ -27,6 +27,8 @@ pub struct StructAttrs {
     pub relates_to: Vec<LitStr>,
     /// `index(a, b)` and `unique(a, b)`: composite lookups, in the order written.
     pub composites: Vec<CompositeAttr>,
+    /// `order_by = "column [desc]"`: keyset pages of every row.
+    pub order_by: Option<LitStr>,
     pub name: Option<Spanned<String>>,
     pub krate: Option<syn::Path>,
 }
@@ -45,6 +47,8 @@ pub struct FieldAttrs {
     pub generated: Option<Span>,
     pub index: Option<Span>,
     pub unique: Option<Span>,
+    /// `order_by = "column [desc]"`: keyset pages of the rows sharing this field's value.
+    pub order_by: Option<LitStr>,
     pub references: Option<LitStr>,
     pub skip: Option<Span>,
     pub version: Option<Span>,
@@ -354,6 +358,9 @@ impl StructAttrs {
                     }
                     out.relates_to.push(s);
                     Ok(())
+                } else if path.is_ident(ORDER_BY) {
+                    let s = string(&meta, ORDER_BY)?;
+                    set(&mut out.order_by, s, &meta, CACHE, ORDER_BY)
                 } else if path.is_ident(INDEX) || path.is_ident(UNIQUE) {
                     let composite = composite(&meta, path.is_ident(UNIQUE))?;
                     out.composites.push(composite);
@@ -396,6 +403,9 @@ impl FieldAttrs {
                     set(&mut out.index, span, &meta, CACHE, INDEX)
                 } else if path.is_ident(UNIQUE) {
                     set(&mut out.unique, span, &meta, CACHE, UNIQUE)
+                } else if path.is_ident(ORDER_BY) {
+                    let s = string(&meta, ORDER_BY)?;
+                    set(&mut out.order_by, s, &meta, CACHE, ORDER_BY)
                 } else if path.is_ident(SKIP) {
                     set(&mut out.skip, span, &meta, CACHE, SKIP)
                 } else if path.is_ident(VERSION) {

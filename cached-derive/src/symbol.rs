@@ -17,6 +17,9 @@ pub const NEGATIVE_TTL: &str = "negative_ttl";
 /// `#[cache(stale_while_revalidate = 30)]`: how long past its TTL an entry may be served while
 /// one background refresh runs.
 pub const STALE_WHILE_REVALIDATE: &str = "stale_while_revalidate";
+/// `#[cache(order_by = "position")]` on a key-forming field (`page_by_<field>`), or
+/// `#[cache(order_by = "created_at desc")]` on the struct (`page`).
+pub const ORDER_BY: &str = "order_by";
 /// `#[cache(relates_to = "Entity")]`.
 pub const RELATES_TO: &str = "relates_to";
 /// `#[cache(name = "...")]` / `#[view(name = "...")]`: the key prefix.
@@ -56,10 +59,13 @@ pub const STRUCT_KEYS: &[&str] = &[
     RELATES_TO,
     INDEX,
     UNIQUE,
+    ORDER_BY,
     NAME,
     CRATE,
 ];
 /// The keys `#[cache(...)]` accepts on a field.
-pub const FIELD_KEYS: &[&str] = &[ID, GENERATED, INDEX, UNIQUE, REFERENCES, SKIP, VERSION];
+pub const FIELD_KEYS: &[&str] = &[
+    ID, GENERATED, INDEX, UNIQUE, ORDER_BY, REFERENCES, SKIP, VERSION,
+];
 /// The keys `#[view(...)]` accepts.
 pub const VIEW_KEYS: &[&str] = &[KEY, READS, READS_ALL, TTL, NAME, CRATE];

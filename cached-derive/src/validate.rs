@@ -36,6 +36,16 @@ pub struct Model<'a> {
     pub uniques: Vec<usize>,
     /// `index(a, b)` / `unique(a, b)` on the struct.
     pub composites: Vec<Composite>,
+    /// Declared orders for keyset pages.
+    pub orders: Vec<Order>,
+}
+
+/// An `order_by`: pages of the rows sharing field `by`'s value (or of every row), ordered by
+/// field `column`.
+pub struct Order {
+    pub by: Option<usize>,
+    pub column: usize,
+    pub descending: bool,
 }
 
 /// A composite lookup: `find_by_a_and_b` / `count_by_a_and_b`, and `get_by_a_and_b` if unique.
@@ -302,6 +312,87 @@ fn resolve_composites(cx: &Ctxt, entity: &Entity<'_>) -> Vec<Composite> {
     out
 }
 
+/// `order_by = "column"` / `"column desc"` (on `by`, or on the struct when `by` is `None`).
+fn resolve_order(
+    cx: &Ctxt,
+    entity: &Entity<'_>,
+    lit: &LitStr,
+    by: Option<usize>,
+    key_forming: &[usize],
+) -> Option<Order> {
+    let text = lit.value();
+    let mut words = text.split_whitespace();
+    let (name, direction) = (words.next().unwrap_or(""), words.next());
+    let descending = match direction.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(_) => {
+            cx.error_spanned_by(
+                lit,
+                "`order_by` takes a field and an optional direction, like \
+                 `order_by = \"position\"` or `order_by = \"created_at desc\"`",
+            );
+            return None;
+        }
+    };
+    if words.next().is_some() {
+        cx.error_spanned_by(
+            lit,
+            "`order_by` takes one field (ties are broken by the id)",
+        );
+        return None;
+    }
+    let Some(column) = entity.fields.iter().position(|f| f.column() == name) else {
+        let names: Vec<String> = entity.fields.iter().map(|f| f.column()).collect();
+        let known: Vec<&str> = names.iter().map(String::as_str).collect();
+        let hint = crate::attr::suggestion(name, &known).unwrap_or_default();
+        cx.error_spanned_by(
+            lit,
+            format!(
+                "`order_by` names `{name}`, but `{}` has no such field{hint}",
+                entity.ident
+            ),
+        );
+        return None;
+    };
+    let field = &entity.fields[column];
+    if field.attrs.skip.is_some() {
+        cx.error_spanned_by(
+            lit,
+            format!("`{name}` is `#[cache(skip)]`, so it is not stored and cannot order pages"),
+        );
+        return None;
+    }
+    if field.is_option() {
+        cx.error_spanned_by(
+            lit,
+            format!(
+                "`{name}` is an `Option`: keyset pages need an order column without nulls \
+                 (make the field non-optional, or order by another field)"
+            ),
+        );
+        return None;
+    }
+    if let Some(by) = by {
+        if !key_forming.contains(&by) {
+            cx.error_spanned_by(
+                lit,
+                format!(
+                    "`order_by` on `{}` pages the rows sharing its value, so `{}` must be \
+                     key-forming: add `index` to it (or declare the edge it is the foreign key of)",
+                    entity.fields[by].ident, entity.fields[by].ident
+                ),
+            );
+            return None;
+        }
+    }
+    Some(Order {
+        by,
+        column,
+        descending,
+    })
+}
+
 fn parse_target(cx: &Ctxt, lit: &LitStr, key: &str) -> Option<syn::Path> {
     match lit.parse::<syn::Path>() {
         Ok(path) => Some(path),
@@ -444,6 +535,16 @@ pub fn validate<'a>(cx: &Ctxt, entity: Entity<'a>) -> Option<Model<'a>> {
         })
         .collect();
     let composites = resolve_composites(cx, &entity);
+    let key_forming: Vec<usize> = indexes.iter().map(|(i, _)| *i).collect();
+    let mut orders = Vec::new();
+    for (i, field) in entity.fields.iter().enumerate() {
+        if let Some(lit) = &field.attrs.order_by {
+            orders.extend(resolve_order(cx, &entity, lit, Some(i), &key_forming));
+        }
+    }
+    if let Some(lit) = &entity.attrs.order_by {
+        orders.extend(resolve_order(cx, &entity, lit, None, &key_forming));
+    }
     Some(Model {
         entity,
         id,
@@ -455,6 +556,7 @@ pub fn validate<'a>(cx: &Ctxt, entity: Entity<'a>) -> Option<Model<'a>> {
         generated,
         uniques,
         composites,
+        orders,
     })
 }
 

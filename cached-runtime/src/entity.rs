@@ -43,7 +43,8 @@ pub trait CachedEntity: Clone + Send + Sync + Unpin + 'static {
     fn from_values(row: Vec<Value>) -> Result<Self, DecodeError>;
 
     /// The key-forming fields' values, in the order of [`EntityMeta::indexes`], followed by
-    /// each composite's values (in the order of [`EntityMeta::composites`] and their columns).
+    /// each composite's values (in the order of [`EntityMeta::composites`] and their columns),
+    /// then each order's column value (in the order of [`EntityMeta::orders`]).
     fn index_values(&self) -> Vec<KeyValue>;
 
     /// The `#[cache(version)]` field's value, if the entity has one.
@@ -162,6 +163,10 @@ pub struct EntityMeta {
     /// The composite lookups (`#[cache(index(a, b))]`, `#[cache(unique(a, b))]`): their
     /// values follow the single fields' in [`CachedEntity::index_values`].
     pub composites: &'static [CompositeMeta],
+    /// The declared orders (`order_by`): each gives `page_by_<by>` (or `page` for the whole
+    /// table); their columns' values follow the composites' in
+    /// [`CachedEntity::index_values`].
+    pub orders: &'static [OrderMeta],
     /// The `relates_to` edges.
     pub relations: &'static [RelationMeta],
     /// Integer fields that have `increment_`/`decrement_` operations.
@@ -196,6 +201,19 @@ pub struct CompositeMeta {
     pub columns: &'static [&'static str],
     /// Declared `unique(...)`: also generates `get_by_<a>_and_<b>`.
     pub unique: bool,
+}
+
+/// An order for keyset pages: `#[cache(index, order_by = "position")]` on a field (pages of
+/// the rows sharing that field's value) or `#[cache(order_by = "created_at desc")]` on the
+/// struct (pages of every row). Ties are broken by the id.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct OrderMeta {
+    /// The key-forming column whose value selects the rows (`None`: every row).
+    pub by: Option<&'static str>,
+    /// The column the rows are ordered by.
+    pub column: &'static str,
+    /// Descending (`"... desc"`).
+    pub descending: bool,
 }
 
 /// Why a field forms query keys.

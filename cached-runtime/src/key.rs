@@ -19,7 +19,8 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use crate::collation::fold;
-use crate::entity::{EntityMeta, Namespace};
+use crate::entity::{EntityMeta, Namespace, OrderMeta};
+use crate::page::Page;
 use crate::value::KeyValue;
 
 /// The key of one cache entry. Cheap to clone (text parts are shared).
@@ -34,6 +35,19 @@ enum KeyKind {
     Row(KeyValue),
     List(Predicate),
     Count(Predicate),
+    /// One keyset page of a predicate's rows in a declared order.
+    Page(Predicate, PageSpec),
+    /// The tag every page of a predicate depends on: changed when a row enters or leaves the
+    /// predicate or moves within its order. Never holds an entry.
+    Pages(Predicate),
+}
+
+/// Which page: the order, where it starts, how many rows.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct PageSpec {
+    order: &'static OrderMeta,
+    after: Option<(KeyValue, KeyValue)>,
+    limit: u32,
 }
 
 /// The predicate of a cached query: every row, or the rows whose key-forming field equals a
@@ -73,6 +87,45 @@ impl CacheKey {
         }
     }
 
+    /// The key of one keyset page of `predicate`'s rows in `order`.
+    pub(crate) fn page(
+        meta: &'static EntityMeta,
+        predicate: Predicate,
+        order: &'static OrderMeta,
+        page: &Page,
+    ) -> Self {
+        let after = page.after.as_ref().map(|c| (c.order.clone(), c.id.clone()));
+        CacheKey {
+            meta: &meta.namespace,
+            kind: KeyKind::Page(
+                predicate,
+                PageSpec {
+                    order,
+                    after,
+                    limit: page.limit,
+                },
+            ),
+        }
+    }
+
+    /// The tag the pages of `predicate` depend on (`scene#pages?chapter_id=3`).
+    pub(crate) fn pages(meta: &'static EntityMeta, predicate: Predicate) -> Self {
+        CacheKey {
+            meta: &meta.namespace,
+            kind: KeyKind::Pages(predicate),
+        }
+    }
+
+    /// Whether this key holds one keyset page (dropped through its tag, never sent alone).
+    pub(crate) fn is_page(&self) -> bool {
+        matches!(self.kind, KeyKind::Page(..))
+    }
+
+    /// Whether this key is the tag of a predicate's pages.
+    pub(crate) fn is_pages_tag(&self) -> bool {
+        matches!(self.kind, KeyKind::Pages(_))
+    }
+
     /// The namespace (entity or view) this key belongs to.
     pub fn namespace(&self) -> &'static Namespace {
         self.meta
@@ -90,7 +143,9 @@ impl CacheKey {
     pub fn predicate(&self) -> Option<&Predicate> {
         match &self.kind {
             KeyKind::Row(_) => None,
-            KeyKind::List(p) | KeyKind::Count(p) => Some(p),
+            KeyKind::List(p) | KeyKind::Count(p) | KeyKind::Page(p, _) | KeyKind::Pages(p) => {
+                Some(p)
+            }
         }
     }
 
@@ -138,6 +193,9 @@ impl CacheKey {
             KeyKind::Row(id) => KeyKind::Row(folded(id)?),
             KeyKind::List(p) => KeyKind::List(predicate(p)?),
             KeyKind::Count(p) => KeyKind::Count(predicate(p)?),
+            KeyKind::Pages(p) => KeyKind::Pages(predicate(p)?),
+            // A page is registered under its (canonical) tag, never as a spelling.
+            KeyKind::Page(..) => return None,
         };
         Some(CacheKey {
             meta: self.meta,
@@ -205,6 +263,20 @@ impl fmt::Display for CacheKey {
             KeyKind::Count(p) => {
                 write!(f, "{name}#count?")?;
                 predicate(f, p)
+            }
+            KeyKind::Pages(p) => {
+                write!(f, "{name}#pages?")?;
+                predicate(f, p)
+            }
+            KeyKind::Page(p, spec) => {
+                write!(f, "{name}?")?;
+                predicate(f, p)?;
+                let dir = if spec.order.descending { " desc" } else { "" };
+                write!(f, "#page({}{dir}", spec.order.column)?;
+                if let Some((order, id)) = &spec.after {
+                    write!(f, ", after {order}/{id}")?;
+                }
+                write!(f, ", {})", spec.limit)
             }
         }
     }

@@ -50,6 +50,7 @@ mod web;
 // 2. the entity model
 mod entity;
 mod key;
+mod page;
 mod registry;
 // 3. what the cache reports and counts
 mod hooks;
@@ -78,13 +79,14 @@ pub use cache::redis::RedisBroadcast;
 pub use context::{Context, ContextBuilder, DEFAULT_MAX_ENTRIES};
 pub use entity::{
     CachedEntity, CompositeMeta, EntityMeta, GeneratedId, IndexKind, IndexMeta, Namespace, NewRow,
-    Patch, RelatesTo, RelationMeta, ViewMeta,
+    OrderMeta, Patch, RelatesTo, RelationMeta, ViewMeta,
 };
 pub use error::{ConstraintKind, Error, Result};
 pub use graph::graph;
 pub use handle::Handle;
 pub use hooks::{Invalidation, Source};
 pub use key::{CacheKey, EntityQuery, Predicate, QueryKey};
+pub use page::{Cursor, Page, Paged};
 pub use report::CommitReport;
 pub use schema::SchemaReport;
 pub use stats::Stats;
@@ -117,8 +119,8 @@ pub mod __private {
     pub use crate::registry::{reaches, EntityRegistration, ViewRegistration};
     pub use crate::repo::{
         add, count, delete, delete_many, find, get, get_by, get_for_update, get_many,
-        get_many_for_update, insert, insert_many, insert_new, insert_new_many, list_op, subtract,
-        update, update_if_version, update_many,
+        get_many_for_update, insert, insert_many, insert_new, insert_new_many, list_op, page,
+        subtract, update, update_if_version, update_many,
     };
     pub use crate::value::read_column;
     pub use inventory;

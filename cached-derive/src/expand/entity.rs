@@ -67,18 +67,33 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
         let read = quote_spanned!(ty.span()=> #krate::__private::read_column::<#ty>);
         quote!(#field: #read(&mut row, #column)?)
     });
-    // The single key-forming fields, then each composite's fields in order.
+    // The single key-forming fields, then each composite's fields in order, then each
+    // order's column.
     let composite_fields = model.composites.iter().flat_map(|c| c.fields.iter());
+    let order_fields = model.orders.iter().map(|o| &o.column);
     let index_values = model
         .indexes
         .iter()
         .map(|(i, _)| i)
         .chain(composite_fields)
+        .chain(order_fields)
         .map(|i| {
             let f = &entity.fields[*i];
             let (field, ty) = (f.ident, f.ty);
             quote_spanned!(ty.span()=> <#ty as #krate::KeyPart>::key_value(&self.#field))
         });
+    let orders = model.orders.iter().map(|o| {
+        let by = match o.by {
+            Some(i) => {
+                let column = entity.fields[i].column();
+                quote!(::core::option::Option::Some(#column))
+            }
+            None => quote!(::core::option::Option::None),
+        };
+        let column = entity.fields[o.column].column();
+        let descending = o.descending;
+        quote!(#krate::OrderMeta { by: #by, column: #column, descending: #descending })
+    });
     let composites = model.composites.iter().map(|c| {
         let columns = c.fields.iter().map(|i| entity.fields[*i].column());
         let unique = c.unique;
@@ -127,6 +142,7 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
                     kinds: &[#(#kinds),*],
                     indexes: &[#(#indexes),*],
                     composites: &[#(#composites),*],
+                    orders: &[#(#orders),*],
                     relations: &[#(#relations),*],
                     counters: &[#(#counters),*],
                     version: #version_column,

@@ -196,6 +196,23 @@ mod tests {
         }));
     }
 
+    /// Keyset pages: `page_by_album_id` (by position) and `page` (every row, newest first),
+    /// the orders in the meta and the order columns among the key-forming values.
+    #[test]
+    fn ordered_pages() {
+        insta::assert_snapshot!(expand(syn::parse_quote! {
+            #[cache(table = "tracks", order_by = "added desc")]
+            pub struct Track {
+                #[cache(id)]
+                pub id: i64,
+                #[cache(index, order_by = "position")]
+                pub album_id: i64,
+                pub position: i64,
+                pub added: i64,
+            }
+        }));
+    }
+
     #[test]
     fn text_id_custom_name_and_crate_path() {
         insta::assert_snapshot!(expand(syn::parse_quote! {

@@ -64,6 +64,7 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
                 .iter()
                 .flat_map(|c| c.fields.iter().copied()),
         )
+        .chain(model.orders.iter().map(|o| o.column))
         .collect();
     keyed.sort_unstable();
     keyed.dedup();

@@ -157,6 +157,46 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
         }
     });
 
+    let pages = model.orders.iter().enumerate().map(|(at, order)| {
+        let column = entity.fields[order.column].column();
+        let direction = if order.descending { " descending" } else { "" };
+        match order.by {
+            Some(by) => {
+                let f = &entity.fields[by];
+                let (field, ty, by_column) = (f.ident, f.ty, f.column());
+                let method = format_ident!("page_by_{}", by_column);
+                let doc = format!(
+                    "One page of the rows whose `{by_column}` equals `{field}`, ordered by \
+                     `{column}`{direction} (then id): `Page::first(n)`, then \
+                     `Page::after(paged.next.unwrap(), n)`. Keyset pagination (no OFFSET); each \
+                     page is cached, and a write drops only the pages of the `{by_column}` \
+                     values its row left, entered or moved within."
+                );
+                quote! {
+                    #[doc = #doc]
+                    pub async fn #method(&mut self, #field: impl ::core::convert::Into<#ty>, page: #krate::Page) -> #krate::Result<#krate::Paged<#ident>> {
+                        let predicate = #krate::Predicate::Eq(#by_column, <#ty as #krate::KeyPart>::key_value(&#field.into()));
+                        #p::page::<#ident>(#handle, predicate, #at, page).await
+                    }
+                }
+            }
+            None => {
+                let doc = format!(
+                    "One page of every row, ordered by `{column}`{direction} (then id): \
+                     `Page::first(n)`, then `Page::after(paged.next.unwrap(), n)`. Keyset \
+                     pagination; each page is cached and dropped by any write that adds, \
+                     removes or reorders a row."
+                );
+                quote! {
+                    #[doc = #doc]
+                    pub async fn page(&mut self, page: #krate::Page) -> #krate::Result<#krate::Paged<#ident>> {
+                        #p::page::<#ident>(#handle, #krate::Predicate::All, #at, page).await
+                    }
+                }
+            }
+        }
+    });
+
     let counters = model.counters.iter().map(|i| {
         let f = &entity.fields[*i];
         let column = f.column();
@@ -300,6 +340,8 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
             #(#composite_finders)*
 
             #(#getters)*
+
+            #(#pages)*
 
             #inserts
 

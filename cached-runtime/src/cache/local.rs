@@ -325,15 +325,15 @@ impl LocalCache {
 
     /// Fills the main entry of a load and the row entries it carries.
     pub fn fill_loaded(&self, key: &CacheKey, loaded: &Loaded, token: &Token) {
-        if let Some(reads) = &loaded.reads {
-            self.fill_view(key, loaded.data.clone(), reads, token);
-            return;
-        }
         // Rows first: once the query entry is visible, its rows should be too.
         for (row_key, row) in &loaded.rows {
             self.fill(row_key, EntryData::Row(row.clone()), token);
         }
-        self.fill(key, loaded.data.clone(), token);
+        match &loaded.reads {
+            // A view instance or a page: stored only if nothing it read changed.
+            Some(reads) => self.fill_view(key, loaded.data.clone(), reads, token),
+            None => self.fill(key, loaded.data.clone(), token),
+        };
     }
 
     /// Whether `data` weighs more than the heaviest entry kept; counted if so.

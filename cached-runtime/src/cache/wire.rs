@@ -55,6 +55,8 @@ pub(crate) enum WireKind {
     /// a composite.
     List(Vec<(String, WireValue)>),
     Count(Vec<(String, WireValue)>),
+    /// The tag of a predicate's keyset pages.
+    Pages(Vec<(String, WireValue)>),
 }
 
 /// A key-forming value.
@@ -88,7 +90,12 @@ impl Message {
         Message {
             from,
             clear,
-            keys: keys.iter().map(WireKey::from_key).collect(),
+            // A page is dropped through its tag, which every instance resolves itself.
+            keys: keys
+                .iter()
+                .filter(|key| !key.is_page())
+                .map(WireKey::from_key)
+                .collect(),
             bumps: bumps
                 .iter()
                 .map(|bump| {
@@ -165,6 +172,7 @@ impl WireKey {
         let kind = match (key.row_id(), key.predicate()) {
             (Some(id), _) => WireKind::Row(WireValue::from(id)),
             (None, Some(p)) if key.is_count() => WireKind::Count(predicate(p)),
+            (None, Some(p)) if key.is_pages_tag() => WireKind::Pages(predicate(p)),
             (None, Some(p)) => WireKind::List(predicate(p)),
             (None, None) => unreachable!("a key is a row, a query or a count"),
         };
@@ -176,10 +184,11 @@ impl WireKey {
 
     /// The key in `namespace`, or `None` if it has no such index (another version of it).
     fn to_key(&self, namespace: &'static Namespace) -> Option<CacheKey> {
-        let (predicate, count) = match &self.kind {
+        let (predicate, kind) = match &self.kind {
             WireKind::Row(id) => return Some(CacheKey::row(namespace, id.to_value())),
-            WireKind::List(predicate) => (predicate, false),
-            WireKind::Count(predicate) => (predicate, true),
+            WireKind::List(predicate) => (predicate, 0),
+            WireKind::Count(predicate) => (predicate, 1),
+            WireKind::Pages(predicate) => (predicate, 2),
         };
         // Only an entity has queries.
         let meta = registry::entity_of(namespace)?;
@@ -198,9 +207,10 @@ impl WireKey {
                 Predicate::And(composite.columns, values)
             }
         };
-        Some(match count {
-            true => CacheKey::count(meta, predicate),
-            false => CacheKey::list(meta, predicate),
+        Some(match kind {
+            0 => CacheKey::list(meta, predicate),
+            1 => CacheKey::count(meta, predicate),
+            _ => CacheKey::pages(meta, predicate),
         })
     }
 }

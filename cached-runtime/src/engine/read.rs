@@ -4,10 +4,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::{Engine, Point};
+use crate::cache::deps::ReadSet;
 use crate::cache::{AnyRow, EntryData, Loaded, LocalCache};
 use crate::entity::{CachedEntity, EntityMeta};
 use crate::error::Result;
+use crate::graph;
 use crate::key::{CacheKey, Predicate};
+use crate::page::{Cursor, Page, Paged};
 use crate::stats::Counters;
 use crate::store::id_of;
 use crate::value::{KeyPart, KeyValue};
@@ -273,6 +276,80 @@ pub(crate) async fn find<E: CachedEntity>(
         .iter()
         .map(|(_, row)| downcast::<E>(row.clone()))
         .collect())
+}
+
+/// One keyset page of `predicate`'s rows in the entity's `order_at`th order. Cached as the
+/// page's ids (one more than asked, to know whether a next page exists) and registered under
+/// the predicate's pages tag, which every write that adds, removes or moves one of its rows
+/// changes; a load overtaken by such a write is not stored.
+pub(crate) async fn page<E: CachedEntity>(
+    engine: &Engine,
+    predicate: Predicate,
+    order_at: usize,
+    page: Page,
+) -> Result<Paged<E>> {
+    let (meta, cache) = (E::meta(), &engine.cache);
+    let order = &meta.orders[order_at];
+    let key = CacheKey::page(meta, predicate.clone(), order, &page);
+    let limit = page.limit as usize;
+    if let Some(EntryData::Ids(ids)) = cache.get(&key) {
+        if let Some(rows) = resolve::<E>(cache, meta, &ids) {
+            hit(cache);
+            return Ok(paged(order_at, rows, limit));
+        }
+    }
+    miss(cache);
+    let mut reads = ReadSet::default();
+    reads.entity(&meta.namespace, || {
+        (cache.generation(meta), cache.query_generation(meta))
+    });
+    reads.key(cache.dependency(CacheKey::pages(meta, predicate.clone())));
+    let store = &engine.store;
+    let after = page.after.map(|c| (c.order, c.id));
+    let loaded = load(engine, &key, || async move {
+        let rows = store
+            .exec()
+            .fetch_page::<E>(
+                &predicate,
+                order,
+                after.as_ref(),
+                page.limit.saturating_add(1),
+            )
+            .await?;
+        let ids: Arc<[KeyValue]> = rows.iter().map(id_of).collect();
+        let rows = rows
+            .into_iter()
+            .map(|row| (CacheKey::row(meta, id_of(&row)), AnyRow::row(Arc::new(row))))
+            .collect();
+        Ok(Loaded {
+            data: EntryData::Ids(ids),
+            rows,
+            reads: Some(reads),
+        })
+    })
+    .await?;
+    let rows = loaded
+        .rows
+        .iter()
+        .map(|(_, row)| downcast::<E>(row.clone()))
+        .collect();
+    Ok(paged(order_at, rows, limit))
+}
+
+/// The first `limit` of `rows` (read one more than asked), and the cursor after them if
+/// there was more.
+pub(crate) fn paged<E: CachedEntity>(
+    order_at: usize,
+    mut rows: Vec<Arc<E>>,
+    limit: usize,
+) -> Paged<E> {
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next = rows.last().filter(|_| more).map(|last| Cursor {
+        order: graph::order_value(E::meta(), order_at, &last.index_values()),
+        id: last.id().key_value(),
+    });
+    Paged { rows, next }
 }
 
 /// The number of rows matching a predicate.

@@ -12,7 +12,7 @@ pub(crate) mod views;
 
 pub use inspect::{graph, Explained, Explanation, Graph};
 
-use crate::entity::{CompositeMeta, EntityMeta};
+use crate::entity::{CompositeMeta, EntityMeta, OrderMeta};
 use crate::key::{CacheKey, Predicate};
 use crate::value::KeyValue;
 
@@ -50,6 +50,9 @@ pub fn query_keys(
                     &mut keys,
                 );
             }
+            for order in meta.orders {
+                keys.push(CacheKey::pages(meta, order_predicate(meta, order, values)));
+            }
         }
         (Some(old), Some(new)) => {
             for (index, (o, n)) in meta.indexes.iter().zip(old.iter().zip(new)) {
@@ -66,9 +69,61 @@ pub fn query_keys(
                     tag_keys(meta, Predicate::And(composite.columns, n.into()), &mut keys);
                 }
             }
+            // A page's rows change when a row enters or leaves its predicate, or moves within
+            // its order.
+            for (i, order) in meta.orders.iter().enumerate() {
+                let (before, after) = (
+                    order_predicate(meta, order, old),
+                    order_predicate(meta, order, new),
+                );
+                let at = order_position(meta, i);
+                if before != after {
+                    keys.push(CacheKey::pages(meta, before));
+                    keys.push(CacheKey::pages(meta, after));
+                } else if old.get(at) != new.get(at) {
+                    keys.push(CacheKey::pages(meta, after));
+                }
+            }
         }
     }
     keys
+}
+
+/// Where the `i`th order's column value sits in a row's index values: after the single
+/// fields and every composite's fields.
+fn order_position(meta: &EntityMeta, i: usize) -> usize {
+    meta.indexes.len()
+        + meta
+            .composites
+            .iter()
+            .map(|c| c.columns.len())
+            .sum::<usize>()
+        + i
+}
+
+/// The predicate whose pages a row with these index values belongs to, for `order`: its
+/// `by` field's value, or every row.
+pub(crate) fn order_predicate(
+    meta: &'static EntityMeta,
+    order: &OrderMeta,
+    values: &[KeyValue],
+) -> Predicate {
+    let by = order.by.and_then(|by| {
+        let at = meta.indexes.iter().position(|ix| ix.column == by)?;
+        Some((meta.indexes[at].column, values.get(at)?.clone()))
+    });
+    match by {
+        Some((column, value)) => Predicate::Eq(column, value),
+        None => Predicate::All,
+    }
+}
+
+/// The value of the `i`th order's column in a row's index values.
+pub(crate) fn order_value(meta: &EntityMeta, i: usize, values: &[KeyValue]) -> KeyValue {
+    values
+        .get(order_position(meta, i))
+        .cloned()
+        .unwrap_or(KeyValue::Null)
 }
 
 /// Each composite of `meta` with its values, cut from the composite part of a row's
@@ -123,6 +178,7 @@ mod tests {
             columns: &["chapter_id", "status"],
             unique: false,
         }],
+        orders: &[],
         relations: &[],
         counters: &[],
         version: None,

@@ -11,6 +11,7 @@ use crate::entity::{CachedEntity, NewRow};
 use crate::error::{Error, Result};
 use crate::handle::HandleRef;
 use crate::key::Predicate;
+use crate::page::{Page, Paged};
 use crate::tx::{Transaction, ATTEMPTS};
 use crate::value::Value;
 
@@ -90,6 +91,19 @@ pub async fn get_by<E: CachedEntity>(
     predicate: Predicate,
 ) -> Result<Option<Arc<E>>> {
     Ok(find::<E>(handle, predicate).await?.into_iter().next())
+}
+
+/// `page_by_<field>` / `page`: one keyset page in the entity's `order_at`th declared order.
+pub async fn page<E: CachedEntity>(
+    handle: HandleRef<'_>,
+    predicate: Predicate,
+    order_at: usize,
+    page: Page,
+) -> Result<Paged<E>> {
+    match handle {
+        HandleRef::Context(ctx) => read::page::<E>(ctx.engine(), predicate, order_at, page).await,
+        HandleRef::Transaction(tx) => tx.read_page::<E>(&predicate, order_at, page).await,
+    }
 }
 
 /// `count_by_<field>` and `count`.

@@ -23,7 +23,7 @@ use sqlx::SqlStr;
 
 use super::catalog::Catalog;
 use super::RawStore;
-use crate::entity::EntityMeta;
+use crate::entity::{EntityMeta, OrderMeta};
 use crate::error::Result;
 use crate::key::Predicate;
 use crate::value::{KeyValue, Value};
@@ -97,6 +97,17 @@ pub(crate) trait Ops: Send {
         &'a mut self,
         meta: Meta,
         predicate: &'a Predicate,
+    ) -> BoxFuture<'a, Result<Vec<Row>>>;
+
+    /// At most `limit` rows matching `predicate` in `order` (ties broken by id), starting
+    /// after `after` (the order value and the id of the last row before the page).
+    fn fetch_page<'a>(
+        &'a mut self,
+        meta: Meta,
+        predicate: &'a Predicate,
+        order: &'static OrderMeta,
+        after: Option<&'a (KeyValue, KeyValue)>,
+        limit: u32,
     ) -> BoxFuture<'a, Result<Vec<Row>>>;
 
     /// The number of rows matching `predicate`.

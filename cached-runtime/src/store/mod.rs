@@ -27,7 +27,7 @@ pub(crate) use backend::TxOps;
 use backend::{Backend, Ops, Row};
 pub(crate) use catalog::{Action, Catalog};
 
-use crate::entity::CachedEntity;
+use crate::entity::{CachedEntity, OrderMeta};
 use crate::error::{Error, Result};
 use crate::key::Predicate;
 use crate::value::{KeyPart, KeyValue, Value};
@@ -203,6 +203,21 @@ impl<'a> Exec<'a> {
     /// The rows matching `predicate`, ordered by id.
     pub async fn fetch_where<E: CachedEntity>(&mut self, predicate: &Predicate) -> Result<Vec<E>> {
         decode_all(self.0.fetch_where(E::meta(), predicate).await?)
+    }
+
+    /// One keyset page: at most `limit` rows matching `predicate` in `order`, after `after`.
+    pub async fn fetch_page<E: CachedEntity>(
+        &mut self,
+        predicate: &Predicate,
+        order: &'static OrderMeta,
+        after: Option<&(KeyValue, KeyValue)>,
+        limit: u32,
+    ) -> Result<Vec<E>> {
+        let rows = self
+            .0
+            .fetch_page(E::meta(), predicate, order, after, limit)
+            .await?;
+        decode_all(rows)
     }
 
     /// The number of rows matching `predicate`.

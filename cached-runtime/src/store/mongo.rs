@@ -26,6 +26,7 @@ use sqlx::SqlStr;
 use super::backend::{Assignments, Backend, BoxFuture, Meta, Ops, Row, TxOps};
 use super::catalog::Catalog;
 use super::RawStore;
+use crate::entity::OrderMeta;
 use crate::error::{ConstraintKind, Error, Result};
 use crate::key::Predicate;
 use crate::value::{KeyValue, Value, ValueKind};
@@ -289,12 +290,25 @@ fn filter(meta: Meta, predicate: &Predicate) -> Document {
 impl MongoOps<'_> {
     /// The documents matching `filter`, ordered by `_id`, as rows.
     async fn find(&mut self, meta: Meta, filter: Document) -> Result<Vec<Row>> {
+        self.find_sorted(meta, filter, doc! { "_id": 1 }, None)
+            .await
+    }
+
+    /// The documents matching `filter` in `sort` order, at most `limit`, as rows.
+    async fn find_sorted(
+        &mut self,
+        meta: Meta,
+        filter: Document,
+        sort: Document,
+        limit: Option<i64>,
+    ) -> Result<Vec<Row>> {
         let err = |e| from_mongo(meta.type_name, e);
         let docs: Vec<Document> = match self {
             MongoOps::Pool(db) => {
                 let cursor = collection(db, meta)
                     .find(filter)
-                    .sort(doc! { "_id": 1 })
+                    .sort(sort)
+                    .limit(limit.unwrap_or(0))
                     .await
                     .map_err(&err)?;
                 cursor.try_collect().await.map_err(&err)?
@@ -302,7 +316,8 @@ impl MongoOps<'_> {
             MongoOps::Session(tx) => {
                 let mut cursor = collection(&tx.db, meta)
                     .find(filter)
-                    .sort(doc! { "_id": 1 })
+                    .sort(sort)
+                    .limit(limit.unwrap_or(0))
                     .session(&mut tx.session)
                     .await
                     .map_err(&err)?;
@@ -356,6 +371,39 @@ impl Ops for MongoOps<'_> {
         predicate: &'a Predicate,
     ) -> BoxFuture<'a, Result<Vec<Row>>> {
         Box::pin(self.find(meta, filter(meta, predicate)))
+    }
+
+    /// `find` with the cursor as an `$or` on (order value, `_id`), sorted by both, limited.
+    fn fetch_page<'a>(
+        &'a mut self,
+        meta: Meta,
+        predicate: &'a Predicate,
+        order: &'static OrderMeta,
+        after: Option<&'a (KeyValue, KeyValue)>,
+        limit: u32,
+    ) -> BoxFuture<'a, Result<Vec<Row>>> {
+        Box::pin(async move {
+            let mut query = filter(meta, predicate);
+            let (cmp, dir) = if order.descending {
+                ("$lt", -1)
+            } else {
+                ("$gt", 1)
+            };
+            let column = field(meta, order.column);
+            if let Some((value, id)) = after {
+                let value = key_bson(value);
+                query.insert(
+                    "$or",
+                    vec![
+                        doc! { column: { cmp: value.clone() } },
+                        doc! { column: value, "_id": { cmp: key_bson(id) } },
+                    ],
+                );
+            }
+            let sort = doc! { column: dir, "_id": dir };
+            self.find_sorted(meta, query, sort, Some(i64::from(limit)))
+                .await
+        })
     }
 
     /// MongoDB reads take no locks; a transaction owns a document once it has written it. So

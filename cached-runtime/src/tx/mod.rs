@@ -30,6 +30,7 @@ use crate::entity::{CachedEntity, EntityMeta, Patch};
 use crate::error::{Error, Result};
 use crate::hooks::Source;
 use crate::key::{CacheKey, Predicate};
+use crate::page::{Page, Paged};
 use crate::report::CommitReport;
 use crate::schema::{Action, Schema};
 use crate::store::{id_of, Exec, TxOps};
@@ -264,6 +265,24 @@ impl Transaction {
     ) -> Result<Vec<Arc<E>>> {
         let result = self.exec().fetch_where::<E>(predicate).await;
         Ok(self.check(result)?.into_iter().map(Arc::new).collect())
+    }
+
+    /// One keyset page, read through the transaction (it sees its own writes).
+    pub(crate) async fn read_page<E: CachedEntity>(
+        &mut self,
+        predicate: &Predicate,
+        order_at: usize,
+        page: Page,
+    ) -> Result<Paged<E>> {
+        let order = &E::meta().orders[order_at];
+        let after = page.after.map(|c| (c.order, c.id));
+        let limit = page.limit;
+        let result = self
+            .exec()
+            .fetch_page::<E>(predicate, order, after.as_ref(), limit.saturating_add(1))
+            .await;
+        let rows = self.check(result)?.into_iter().map(Arc::new).collect();
+        Ok(crate::engine::read::paged(order_at, rows, limit as usize))
     }
 
     pub(crate) async fn count_where<E: CachedEntity>(

@@ -19,6 +19,7 @@ static ITEM: EntityMeta = EntityMeta {
     kinds: &[ValueKind::Int],
     indexes: &[],
     composites: &[],
+    orders: &[],
     relations: &[],
     counters: &[],
     version: None,

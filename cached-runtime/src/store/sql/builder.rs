@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
 
 use super::driver::Dialect;
-use crate::entity::EntityMeta;
+use crate::entity::{EntityMeta, OrderMeta};
 use crate::key::Predicate;
 use crate::value::KeyValue;
 
@@ -296,6 +296,70 @@ impl<'s> SqlBuilder<'s> {
         if !count {
             self.order_by_id(&mut out);
         }
+        AssertSqlSafe(out).into_sql_str()
+    }
+
+    /// `SELECT ... WHERE <predicate> AND (o > ? OR (o = ? AND id > ?)) ORDER BY o, id LIMIT n`
+    /// (`<` and `DESC` for a descending order): one keyset page. Binds the predicate's
+    /// non-null values, then, after a cursor, its order value twice and its id.
+    pub fn select_page(
+        &self,
+        predicate: &Predicate,
+        order: &OrderMeta,
+        after: bool,
+        limit: u32,
+    ) -> SqlStr {
+        let mut out = self.select_head();
+        let mut bound = 0;
+        let mut conditions = 0;
+        let mut clause = |out: &mut String| {
+            out.push_str(if conditions == 0 { " WHERE " } else { " AND " });
+            conditions += 1;
+        };
+        let parts: Vec<(&str, &KeyValue)> = match predicate {
+            Predicate::All => Vec::new(),
+            Predicate::Eq(column, value) => vec![(*column, value)],
+            Predicate::And(columns, values) => columns.iter().copied().zip(values.iter()).collect(),
+        };
+        for (column, value) in parts {
+            clause(&mut out);
+            self.dialect.quote_ident(&mut out, column);
+            if *value == KeyValue::Null {
+                out.push_str(" IS NULL");
+            } else {
+                bound += 1;
+                out.push_str(" = ");
+                self.dialect.placeholder(&mut out, bound);
+            }
+        }
+        let (cmp, dir) = if order.descending {
+            (" < ", " DESC")
+        } else {
+            (" > ", "")
+        };
+        if after {
+            clause(&mut out);
+            out.push('(');
+            self.dialect.quote_ident(&mut out, order.column);
+            out.push_str(cmp);
+            self.dialect.placeholder(&mut out, bound + 1);
+            out.push_str(" OR (");
+            self.dialect.quote_ident(&mut out, order.column);
+            out.push_str(" = ");
+            self.dialect.placeholder(&mut out, bound + 2);
+            out.push_str(" AND ");
+            self.dialect.quote_ident(&mut out, self.meta.id_column);
+            out.push_str(cmp);
+            self.dialect.placeholder(&mut out, bound + 3);
+            out.push_str("))");
+        }
+        out.push_str(" ORDER BY ");
+        self.dialect.quote_ident(&mut out, order.column);
+        out.push_str(dir);
+        out.push_str(", ");
+        self.dialect.quote_ident(&mut out, self.meta.id_column);
+        out.push_str(dir);
+        write!(out, " LIMIT {limit}").expect("writing to a String");
         AssertSqlSafe(out).into_sql_str()
     }
 

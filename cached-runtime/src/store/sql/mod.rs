@@ -24,6 +24,7 @@ use self::driver::{Dialect, Driver, Got, On, Want};
 use super::backend::{id_position, Assignments, Backend, BoxFuture, Meta, Ops, Row, TxOps};
 use super::catalog::{Action, Catalog, Column, ForeignKey};
 use super::RawStore;
+use crate::entity::OrderMeta;
 use crate::error::{Error, Result};
 use crate::key::Predicate;
 use crate::value::{KeyValue, Value, ValueKind};
@@ -327,6 +328,26 @@ impl<DB: Driver> Ops for SqlOps<'_, DB> {
         Box::pin(async move {
             let sql = self.sql(meta).select(predicate);
             self.rows(meta, sql, predicate_values(predicate)).await
+        })
+    }
+
+    fn fetch_page<'a>(
+        &'a mut self,
+        meta: Meta,
+        predicate: &'a Predicate,
+        order: &'static OrderMeta,
+        after: Option<&'a (KeyValue, KeyValue)>,
+        limit: u32,
+    ) -> BoxFuture<'a, Result<Vec<Row>>> {
+        Box::pin(async move {
+            let sql = self
+                .sql(meta)
+                .select_page(predicate, order, after.is_some(), limit);
+            let mut values = predicate_values(predicate);
+            if let Some((value, id)) = after {
+                values.extend([value.to_value(), value.to_value(), id.to_value()]);
+            }
+            self.rows(meta, sql, values).await
         })
     }
 

@@ -1,0 +1,153 @@
+//! Keyset pages: `#[cache(index, order_by = "position")]` on a field generates
+//! `page_by_<field>(value, Page)`, and `#[cache(order_by = "... desc")]` on the struct
+//! generates `page(Page)`. Pages follow each other by a typed cursor (no OFFSET), each page is
+//! cached, and a write drops only the pages of the predicate values its row left, entered or
+//! moved within: after every write, every page the cache serves equals a cold read.
+
+#[macro_use]
+mod common;
+
+use cached_runtime::prelude::*;
+use cached_runtime::{Page, Paged};
+use common::Backend;
+
+/// Tracks of albums, paged per album by position, and every track newest first.
+#[derive(CachedEntity, Clone, Debug, PartialEq)]
+#[cache(table = "tracks", order_by = "added desc")]
+pub struct Track {
+    #[cache(id)]
+    pub id: i64,
+    #[cache(index, order_by = "position")]
+    pub album_id: i64,
+    pub position: i64,
+    pub added: i64,
+    pub title: String,
+}
+
+const TABLES: &str = "CREATE TABLE tracks (id BIGINT PRIMARY KEY, album_id BIGINT NOT NULL, \
+    position BIGINT NOT NULL, added BIGINT NOT NULL, title VARCHAR(100) NOT NULL)";
+
+fn track(id: i64, album_id: i64, position: i64) -> Track {
+    Track {
+        id,
+        album_id,
+        position,
+        added: 100 - id,
+        title: format!("track {id}"),
+    }
+}
+
+async fn setup(backend: Backend) -> Option<(Context, common::TestDb)> {
+    let (ctx, db) = common::database_with(backend, 4, [TABLES; 3], |b| b).await?;
+    // Album 1: tracks 1-5 at positions 50, 40, 30, 20, 10 (so id order is not page order);
+    // album 2: tracks 6-8.
+    let mut rows: Vec<Track> = (1..=5).map(|id| track(id, 1, 60 - 10 * id)).collect();
+    rows.extend((6..=8).map(|id| track(id, 2, id)));
+    Track::repo(&ctx).insert_many(&rows).await.unwrap();
+    ctx.clear();
+    Some((ctx, db))
+}
+
+fn ids(page: &Paged<Track>) -> Vec<i64> {
+    page.rows.iter().map(|t| t.id).collect()
+}
+
+/// Every page of album `album`, two at a time, as ids.
+async fn album_pages(ctx: &Context, album: i64) -> Vec<Vec<i64>> {
+    let mut out = Vec::new();
+    let mut page = Page::first(2);
+    loop {
+        let paged = Track::repo(ctx)
+            .page_by_album_id(album, page)
+            .await
+            .unwrap();
+        out.push(ids(&paged));
+        match paged.next {
+            Some(cursor) => page = Page::after(cursor, 2),
+            None => return out,
+        }
+    }
+}
+
+/// Every page of all tracks (newest first), three at a time.
+async fn all_pages(ctx: &Context) -> Vec<Vec<i64>> {
+    let mut out = Vec::new();
+    let mut page = Page::first(3);
+    loop {
+        let paged = Track::repo(ctx).page(page).await.unwrap();
+        out.push(ids(&paged));
+        match paged.next {
+            Some(cursor) => page = Page::after(cursor, 3),
+            None => return out,
+        }
+    }
+}
+
+async fn answers(ctx: &Context) -> Vec<Vec<Vec<i64>>> {
+    vec![
+        album_pages(ctx, 1).await,
+        album_pages(ctx, 2).await,
+        all_pages(ctx).await,
+    ]
+}
+
+async fn assert_fresh(ctx: &Context, db: &common::TestDb, step: &str) {
+    let cold = Context::new(db.store.clone());
+    assert_eq!(answers(ctx).await, answers(&cold).await, "after {step}");
+}
+
+backend_tests! {
+    #[tokio::test]
+    async fn pages_follow_each_other_in_the_declared_order(backend) {
+        let Some((ctx, db)) = setup(backend).await else { return };
+        assert_eq!(album_pages(&ctx, 1).await, [vec![5, 4], vec![3, 2], vec![1]]);
+        assert_eq!(album_pages(&ctx, 2).await, [vec![6, 7], vec![8]]);
+        // Newest first: `added` is 100 - id.
+        assert_eq!(all_pages(&ctx).await, [vec![1, 2, 3], vec![4, 5, 6], vec![7, 8]]);
+
+        // Cached: reading them again runs no query.
+        let loads = ctx.stats().loads;
+        answers(&ctx).await;
+        assert_eq!(ctx.stats().loads, loads, "every page was a hit");
+        assert_fresh(&ctx, &db, "reading").await;
+
+        // Inside a transaction, pages read through it (its own writes included).
+        let mut tx = ctx.begin().await.unwrap();
+        Track::repo(&mut tx).insert(&track(9, 1, 5)).await.unwrap();
+        let first = Track::repo(&mut tx).page_by_album_id(1, Page::first(2)).await.unwrap();
+        assert_eq!(ids(&first), [9, 5]);
+        tx.rollback().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_write_drops_only_the_pages_it_changes(backend) {
+        let Some((ctx, db)) = setup(backend).await else { return };
+        answers(&ctx).await;
+
+        // A title change moves nothing: every page stays cached.
+        Track::repo(&ctx).update(7, TrackUpdate::default().title("renamed")).await.unwrap();
+        let loads = ctx.stats().loads;
+        album_pages(&ctx, 1).await;
+        album_pages(&ctx, 2).await;
+        assert_eq!(ctx.stats().loads, loads, "no page was dropped by a title change");
+        assert_fresh(&ctx, &db, "a title change").await;
+
+        // A position change in album 2 reorders album 2's pages only.
+        answers(&ctx).await;
+        Track::repo(&ctx).update(8, TrackUpdate::default().position(0)).await.unwrap();
+        let loads = ctx.stats().loads;
+        album_pages(&ctx, 1).await;
+        assert_eq!(ctx.stats().loads, loads, "album 1's pages stayed cached");
+        assert_eq!(album_pages(&ctx, 2).await, [vec![8, 6], vec![7]], "the row moved");
+        assert_fresh(&ctx, &db, "a position change").await;
+
+        // A track moving from album 1 to album 2; an insert; a delete.
+        Track::repo(&ctx).update(3, TrackUpdate::default().album_id(2)).await.unwrap();
+        assert_fresh(&ctx, &db, "a move between albums").await;
+        Track::repo(&ctx).insert(&track(9, 1, 45)).await.unwrap();
+        assert_fresh(&ctx, &db, "an insert").await;
+        Track::repo(&ctx).delete(5).await.unwrap();
+        assert_fresh(&ctx, &db, "a delete").await;
+        assert_eq!(album_pages(&ctx, 1).await, [vec![4, 2], vec![9, 1]]);
+    }
+}

@@ -1,0 +1,13 @@
+use cached_runtime::CachedEntity;
+
+#[derive(CachedEntity, Clone)]
+#[cache(table = "tracks")]
+struct Track {
+    #[cache(id)]
+    id: i64,
+    #[cache(order_by = "position")]
+    album_id: i64,
+    position: i64,
+}
+
+fn main() {}
