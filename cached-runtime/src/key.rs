@@ -117,11 +117,13 @@ impl CacheKey {
     }
 
     /// Whether this key holds one keyset page (dropped through its tag, never sent alone).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn is_page(&self) -> bool {
         matches!(self.kind, KeyKind::Page(..))
     }
 
     /// Whether this key is the tag of a predicate's pages.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn is_pages_tag(&self) -> bool {
         matches!(self.kind, KeyKind::Pages(_))
     }
