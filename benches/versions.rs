@@ -11,15 +11,13 @@
 mod domain;
 mod support;
 
-use std::str::FromStr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use cached_runtime::prelude::*;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use domain::*;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Executor, PgPool};
+use sqlx::PgPool;
 
 const RAW: &str =
     "UPDATE scenes SET title = $1, version = version + 1 WHERE id = $2 AND version = $3";
@@ -28,19 +26,7 @@ const RAW_RETURNING: &str = "UPDATE scenes SET title = $1, version = version + 1
      RETURNING id, chapter_id, story_id, location_id, status, title, word_count, version";
 
 async fn database(url: &str, schema: &str) -> PgPool {
-    let admin = PgPool::connect(url).await.expect("connect");
-    admin
-        .execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .await
-        .expect("create schema");
-    let options = PgConnectOptions::from_str(url)
-        .expect("url")
-        .options([("search_path", schema)]);
-    let pool = PgPoolOptions::new()
-        .max_connections(4)
-        .connect_with(options)
-        .await
-        .expect("connect");
+    let pool = support::pg_schema(url, schema).await;
     sqlx::raw_sql(SCHEMA_POSTGRES)
         .execute(&pool)
         .await
@@ -107,10 +93,7 @@ fn versions(c: &mut Criterion) {
     group.finish();
     rt.block_on(async {
         pool.close().await;
-        let admin = PgPool::connect(&url).await.expect("connect");
-        let _ = admin
-            .execute(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-            .await;
+        support::drop_pg_schema(&url, &schema).await;
     });
 }
 

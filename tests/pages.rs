@@ -11,9 +11,17 @@ use cached_runtime::prelude::*;
 use cached_runtime::{Page, Paged};
 use common::Backend;
 
+#[derive(CachedEntity, Clone, Debug, PartialEq)]
+#[cache(table = "albums")]
+pub struct Album {
+    #[cache(id)]
+    pub id: i64,
+    pub name: String,
+}
+
 /// Tracks of albums, paged per album by position, and every track newest first.
 #[derive(CachedEntity, Clone, Debug, PartialEq)]
-#[cache(table = "tracks", order_by = "added desc")]
+#[cache(table = "tracks", relates_to = "Album", order_by = "added desc")]
 pub struct Track {
     #[cache(id)]
     pub id: i64,
@@ -24,7 +32,25 @@ pub struct Track {
     pub title: String,
 }
 
-const TABLES: &str = "CREATE TABLE tracks (id BIGINT PRIMARY KEY, album_id BIGINT NOT NULL, \
+/// An album's first two tracks, read as a page through the view's context.
+#[derive(CachedView, Clone, Debug, PartialEq)]
+#[view(key = "Album", reads(Album, Track))]
+pub struct AlbumTop {
+    pub titles: Vec<String>,
+}
+
+impl LoadView for AlbumTop {
+    async fn load(ctx: &mut ViewCtx<'_, Self>, album: i64) -> Result<Option<Self>> {
+        let page = ctx
+            .page(TrackQuery::ByAlbumId(album), Page::first(2))
+            .await?;
+        let titles = page.rows.iter().map(|t| t.title.clone()).collect();
+        Ok(Some(AlbumTop { titles }))
+    }
+}
+
+const TABLES: &str = "CREATE TABLE albums (id BIGINT PRIMARY KEY, name VARCHAR(100) NOT NULL); \
+    CREATE TABLE tracks (id BIGINT PRIMARY KEY, album_id BIGINT NOT NULL, \
     position BIGINT NOT NULL, added BIGINT NOT NULL, title VARCHAR(100) NOT NULL)";
 
 fn track(id: i64, album_id: i64, position: i64) -> Track {
@@ -117,6 +143,23 @@ backend_tests! {
         let first = Track::repo(&mut tx).page_by_album_id(1, Page::first(2)).await.unwrap();
         assert_eq!(ids(&first), [9, 5]);
         tx.rollback().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_view_that_reads_a_page_follows_it(backend) {
+        let Some((ctx, db)) = setup(backend).await else { return };
+        let top = |album| AlbumTop::get(&ctx, album);
+        assert_eq!(top(1).await.unwrap().unwrap().titles, ["track 5", "track 4"]);
+        assert_eq!(top(2).await.unwrap().unwrap().titles, ["track 6", "track 7"]);
+        // Track 1 moves to the front of album 1: album 1's view is dropped, album 2's is not.
+        Track::repo(&ctx).update(1, TrackUpdate::default().position(1)).await.unwrap();
+        assert!(!ctx.is_cached(AlbumTopKey::new(1)) && ctx.is_cached(AlbumTopKey::new(2)));
+        assert_eq!(top(1).await.unwrap().unwrap().titles, ["track 1", "track 5"]);
+        // A title shown by the view: dropped through the row it read.
+        Track::repo(&ctx).update(1, TrackUpdate::default().title("opener")).await.unwrap();
+        assert_eq!(top(1).await.unwrap().unwrap().titles, ["opener", "track 5"]);
+        let cold = Context::new(db.store.clone());
+        assert_eq!(top(1).await.unwrap(), AlbumTop::get(&cold, 1).await.unwrap());
     }
 
     #[tokio::test]

@@ -132,3 +132,35 @@ unsafe impl std::alloc::GlobalAlloc for Counting {
         unsafe { std::alloc::System.dealloc(ptr, layout) }
     }
 }
+
+/// A fresh PostgreSQL schema `schema` on the server at `url`, and a pool whose connections
+/// use it (`search_path`). Drop it with [`drop_pg_schema`].
+#[allow(dead_code)] // only the PostgreSQL benchmarks
+pub async fn pg_schema(url: &str, schema: &str) -> sqlx::PgPool {
+    use sqlx::Executor as _;
+    use std::str::FromStr as _;
+    let admin = sqlx::PgPool::connect(url).await.expect("connect");
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .await
+        .expect("create schema");
+    admin.close().await;
+    let options = sqlx::postgres::PgConnectOptions::from_str(url)
+        .expect("url")
+        .options([("search_path", schema)]);
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await
+        .expect("connect")
+}
+
+/// Drops a schema made by [`pg_schema`].
+#[allow(dead_code)]
+pub async fn drop_pg_schema(url: &str, schema: &str) {
+    use sqlx::Executor as _;
+    let admin = sqlx::PgPool::connect(url).await.expect("connect");
+    let _ = admin
+        .execute(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .await;
+}

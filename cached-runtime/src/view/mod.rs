@@ -19,6 +19,7 @@ use crate::engine::{read, Engine};
 use crate::entity::{CachedEntity, EntityMeta, ViewMeta};
 use crate::error::Result;
 use crate::key::{CacheKey, EntityQuery, Predicate};
+use crate::page::{Page, Paged};
 use crate::value::KeyPart;
 
 /// A view type. Derive it: `#[derive(CachedView)]`.
@@ -179,6 +180,36 @@ impl<V: CachedView> ViewCtx<'_, V> {
         let predicate = query.predicate();
         self.read(CacheKey::count(meta, predicate.clone()));
         read::count::<Q::Entity>(self.engine, predicate).await
+    }
+
+    /// One keyset page of a query's rows in the order declared for it (`order_by` on the
+    /// query's field, or on the struct for `Query::All`). The instance depends on the page's
+    /// predicate (rows entering, leaving or moving within it) and on each row returned.
+    /// [`Error::Unsupported`](crate::Error::Unsupported) if no order is declared for the query.
+    pub async fn page<Q: EntityQuery>(&mut self, query: Q, page: Page) -> Result<Paged<Q::Entity>>
+    where
+        V: Reads<Q::Entity>,
+    {
+        let meta = <Q::Entity as CachedEntity>::meta();
+        let predicate = query.predicate();
+        let by = match &predicate {
+            Predicate::All => None,
+            Predicate::Eq(column, _) => Some(*column),
+            Predicate::And(..) => Some(""),
+        };
+        let Some(order_at) = meta.orders.iter().position(|o| o.by == by) else {
+            return Err(crate::Error::Unsupported {
+                operation: "a page of a query with no declared order",
+                store: "any store",
+                hint: "declare the order: `#[cache(index, order_by = \"column\")]` on the \
+                       query's field, or `#[cache(order_by = \"column\")]` on the struct",
+            });
+        };
+        self.entity(meta);
+        self.read(CacheKey::pages(meta, predicate.clone()));
+        let paged = read::page::<Q::Entity>(self.engine, predicate, order_at, page).await?;
+        self.rows(&paged.rows);
+        Ok(paged)
     }
 
     /// Every row of `E`, ordered by id.
