@@ -236,7 +236,15 @@ async fn the_graph_lists_entities_edges_and_views_and_explains_writes() {
     let entities: Vec<&str> = graph.entities.iter().map(|e| e.type_name).collect();
     assert_eq!(
         entities,
-        ["Chapter", "Character", "Part", "Scene", "Setting", "Story"]
+        [
+            "Chapter",
+            "Character",
+            "Note",
+            "Part",
+            "Scene",
+            "Setting",
+            "Story"
+        ]
     );
     let views: Vec<&str> = graph.views.iter().map(|v| v.type_name).collect();
     assert_eq!(

@@ -34,6 +34,66 @@ struct Database {
     cleanup: Option<String>,
 }
 
+/// Step 11: notes get their ids from the database (`NewNote` has no id), and a scene's notes
+/// are read in pages that follow each other by cursor; a new note drops that scene's pages.
+async fn notes(ctx: &Context) -> Result<()> {
+    use cached_runtime::Page;
+    let new: Vec<NewNote> = ["too long", "lovely ending", "check the dates"]
+        .into_iter()
+        .map(|body| NewNote {
+            scene_id: 1,
+            body: body.into(),
+        })
+        .collect();
+    let stored = match Note::repo(ctx).insert_many(&new).await {
+        Ok(stored) => stored,
+        Err(err @ Error::Unsupported { .. }) => {
+            println!("   {err}");
+            return Ok(());
+        }
+        Err(err) => return Err(err),
+    };
+    let ids: Vec<i64> = stored.iter().map(|n| n.id).collect();
+    println!("   insert_many(NewNote x3) -> ids {ids:?}, given by the database");
+    let first = Note::repo(ctx).page_by_scene_id(1, Page::first(2)).await?;
+    let bodies = |page: &cached_runtime::Paged<Note>| {
+        page.rows.iter().map(|n| n.body.clone()).collect::<Vec<_>>()
+    };
+    println!(
+        "   page_by_scene_id(1, Page::first(2)) -> {:?}",
+        bodies(&first)
+    );
+    let cursor = first.next.clone().expect("a third note");
+    let second = Note::repo(ctx)
+        .page_by_scene_id(1, Page::after(cursor.clone(), 2))
+        .await?;
+    println!(
+        "   page_by_scene_id(1, Page::after(cursor, 2)) -> {:?}, next: {:?}",
+        bodies(&second),
+        second.next.as_ref().map(|_| "more")
+    );
+    let loads = ctx.stats().loads;
+    Note::repo(ctx).page_by_scene_id(1, Page::first(2)).await?;
+    println!(
+        "   the first page again: {} database loads (cached)",
+        ctx.stats().loads - loads
+    );
+    let extra = NewNote {
+        scene_id: 1,
+        body: "one more".into(),
+    };
+    let added = Note::repo(ctx).insert(&extra).await?;
+    let second = Note::repo(ctx)
+        .page_by_scene_id(1, Page::after(cursor, 2))
+        .await?;
+    println!(
+        "   insert note {} -> scene 1's pages dropped; the second page now {:?}",
+        added.id,
+        bodies(&second)
+    );
+    Ok(())
+}
+
 /// The value after `flag` on the command line.
 fn arg(flag: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
@@ -557,7 +617,10 @@ async fn main() -> Result<()> {
         ),
     }
 
-    step(11, "What the cache did");
+    step(11, "Notes: ids from the database, read a page at a time");
+    notes(&ctx).await?;
+
+    step(12, "What the cache did");
     print!("{}", ctx.stats());
     drop(ctx);
     database.cleanup().await

@@ -66,6 +66,8 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
         )
         .chain(model.orders.iter().map(|o| o.column))
         .collect();
+    // The id never changes (an order by id is keyed by it, but no patch sets it).
+    keyed.retain(|i| !entity.fields[*i].is_id());
     keyed.sort_unstable();
     keyed.dedup();
     let keyed: Vec<_> = keyed.iter().map(|i| entity.fields[*i].ident).collect();
