@@ -73,6 +73,9 @@ pub(crate) enum EntryData {
     Missing,
     /// The ids a query matched, in result order.
     Ids(Arc<[KeyValue]>),
+    /// The rows of a keyset page, in page order (a page depends on each of them, so a hit is
+    /// one lookup).
+    Rows(Arc<[AnyRow]>),
     /// The number of rows a query matched.
     Count(i64),
 }

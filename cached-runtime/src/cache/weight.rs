@@ -47,6 +47,7 @@ pub(crate) fn of(key: &CacheKey, data: &EntryData) -> u32 {
             .iter()
             .map(|id| std::mem::size_of::<KeyValue>() + key_value_heap(id))
             .sum(),
+        EntryData::Rows(rows) => rows.iter().map(|row| 8 + row.bytes()).sum(),
         EntryData::Missing | EntryData::Count(_) => 0,
     };
     u32::try_from(PER_ENTRY + key_heap(key) + own).unwrap_or(u32::MAX)

@@ -292,11 +292,10 @@ pub(crate) async fn page<E: CachedEntity>(
     let order = &meta.orders[order_at];
     let key = CacheKey::page(meta, predicate.clone(), order, &page);
     let limit = page.limit as usize;
-    if let Some(EntryData::Ids(ids)) = cache.get(&key) {
-        if let Some(rows) = resolve::<E>(cache, meta, &ids) {
-            hit(cache);
-            return Ok(paged(order_at, rows, limit));
-        }
+    if let Some(EntryData::Rows(rows)) = cache.get(&key) {
+        hit(cache);
+        let rows = rows.iter().map(|row| downcast::<E>(row.clone())).collect();
+        return Ok(paged(order_at, rows, limit));
     }
     miss(cache);
     let mut reads = ReadSet::default();
@@ -316,13 +315,19 @@ pub(crate) async fn page<E: CachedEntity>(
                 page.limit.saturating_add(1),
             )
             .await?;
-        let ids: Arc<[KeyValue]> = rows.iter().map(id_of).collect();
-        let rows = rows
+        // The page holds its rows and depends on each of them (a row written drops the
+        // pages that hold it), besides the tag of its predicate.
+        let mut reads = reads;
+        let rows: Vec<(CacheKey, AnyRow)> = rows
             .into_iter()
             .map(|row| (CacheKey::row(meta, id_of(&row)), AnyRow::row(Arc::new(row))))
             .collect();
+        for (row_key, _) in &rows {
+            reads.key(cache.dependency(row_key.clone()));
+        }
+        let data = EntryData::Rows(rows.iter().map(|(_, row)| row.clone()).collect());
         Ok(Loaded {
-            data: EntryData::Ids(ids),
+            data,
             rows,
             reads: Some(reads),
         })
