@@ -169,8 +169,9 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
                     "One page of the rows whose `{by_column}` equals `{field}`, ordered by \
                      `{column}`{direction} (then id): `Page::first(n)`, then \
                      `Page::after(paged.next.unwrap(), n)`. Keyset pagination (no OFFSET); each \
-                     page is cached, and a write drops only the pages of the `{by_column}` \
-                     values its row left, entered or moved within."
+                     page is cached with its rows, and a write drops only the pages of the \
+                     `{by_column}` values its row left, entered or moved within, and the pages \
+                     that hold the row."
                 );
                 quote! {
                     #[doc = #doc]
@@ -184,8 +185,8 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
                 let doc = format!(
                     "One page of every row, ordered by `{column}`{direction} (then id): \
                      `Page::first(n)`, then `Page::after(paged.next.unwrap(), n)`. Keyset \
-                     pagination; each page is cached and dropped by any write that adds, \
-                     removes or reorders a row."
+                     pagination; each page is cached with its rows and dropped by any write \
+                     that adds, removes or reorders a row, or changes a row it holds."
                 );
                 quote! {
                     #[doc = #doc]
