@@ -62,6 +62,17 @@ pub enum Predicate {
     And(&'static [&'static str], Arc<[KeyValue]>),
 }
 
+impl Predicate {
+    /// The `(column, value)` pairs the predicate requires equal: none for `All`.
+    pub(crate) fn parts(&self) -> Vec<(&'static str, &KeyValue)> {
+        match self {
+            Predicate::All => Vec::new(),
+            Predicate::Eq(column, value) => vec![(*column, value)],
+            Predicate::And(columns, values) => columns.iter().copied().zip(values.iter()).collect(),
+        }
+    }
+}
+
 impl CacheKey {
     /// The key of one row.
     pub fn row(meta: &'static Namespace, id: KeyValue) -> Self {

@@ -263,14 +263,7 @@ pub(crate) trait Ops: Send {
                 .collect();
             let mut rows = self.fetch_by_ids(meta, &candidates, true).await?;
             // The rows still matching once locked (byte equality, as the cache keys them).
-            let parts: Vec<(&str, &KeyValue)> = match predicate {
-                Predicate::All => Vec::new(),
-                Predicate::Eq(column, value) => vec![(*column, value)],
-                Predicate::And(columns, values) => {
-                    columns.iter().copied().zip(values.iter()).collect()
-                }
-            };
-            for (column, value) in parts {
+            for (column, value) in predicate.parts() {
                 if let Some(at) = meta.column_position(column) {
                     rows.retain(|row| key_of(&row[at]) == *value);
                 }

@@ -281,22 +281,30 @@ impl<'s> SqlBuilder<'s> {
         } else {
             self.select_head()
         };
-        let mut bound = 0;
-        for (i, (column, value)) in columns.iter().zip(values).enumerate() {
-            out.push_str(if i == 0 { " WHERE " } else { " AND " });
-            self.dialect.quote_ident(&mut out, column);
-            if *value == KeyValue::Null {
-                out.push_str(" IS NULL");
-            } else {
-                bound += 1;
-                out.push_str(" = ");
-                self.dialect.placeholder(&mut out, bound);
-            }
-        }
+        let parts: Vec<(&str, &KeyValue)> = columns.iter().copied().zip(values).collect();
+        self.where_equal(&mut out, &parts);
         if !count {
             self.order_by_id(&mut out);
         }
         AssertSqlSafe(out).into_sql_str()
+    }
+
+    /// ` WHERE a = ? AND b IS NULL ...` for `parts` (nothing when empty), numbering the
+    /// placeholders from 1; returns how many it bound (the non-null values, in order).
+    fn where_equal(&self, out: &mut String, parts: &[(&str, &KeyValue)]) -> usize {
+        let mut bound = 0;
+        for (i, (column, value)) in parts.iter().enumerate() {
+            out.push_str(if i == 0 { " WHERE " } else { " AND " });
+            self.dialect.quote_ident(out, column);
+            if **value == KeyValue::Null {
+                out.push_str(" IS NULL");
+            } else {
+                bound += 1;
+                out.push_str(" = ");
+                self.dialect.placeholder(out, bound);
+            }
+        }
+        bound
     }
 
     /// `SELECT ... WHERE <predicate> AND (o > ? OR (o = ? AND id > ?)) ORDER BY o, id LIMIT n`
@@ -310,36 +318,19 @@ impl<'s> SqlBuilder<'s> {
         limit: u32,
     ) -> SqlStr {
         let mut out = self.select_head();
-        let mut bound = 0;
-        let mut conditions = 0;
-        let mut clause = |out: &mut String| {
-            out.push_str(if conditions == 0 { " WHERE " } else { " AND " });
-            conditions += 1;
-        };
-        let parts: Vec<(&str, &KeyValue)> = match predicate {
-            Predicate::All => Vec::new(),
-            Predicate::Eq(column, value) => vec![(*column, value)],
-            Predicate::And(columns, values) => columns.iter().copied().zip(values.iter()).collect(),
-        };
-        for (column, value) in parts {
-            clause(&mut out);
-            self.dialect.quote_ident(&mut out, column);
-            if *value == KeyValue::Null {
-                out.push_str(" IS NULL");
-            } else {
-                bound += 1;
-                out.push_str(" = ");
-                self.dialect.placeholder(&mut out, bound);
-            }
-        }
+        let parts = predicate.parts();
+        let bound = self.where_equal(&mut out, &parts);
         let (cmp, dir) = if order.descending {
             (" < ", " DESC")
         } else {
             (" > ", "")
         };
         if after {
-            clause(&mut out);
-            out.push('(');
+            out.push_str(if parts.is_empty() {
+                " WHERE ("
+            } else {
+                " AND ("
+            });
             self.dialect.quote_ident(&mut out, order.column);
             out.push_str(cmp);
             self.dialect.placeholder(&mut out, bound + 1);
