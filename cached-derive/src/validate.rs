@@ -55,6 +55,20 @@ pub struct Composite {
     pub unique: bool,
 }
 
+impl Model<'_> {
+    /// Each distinct composite field list, in declaration order: an `index(a, b)` and a
+    /// `unique(a, b)` share one query variant and one `find_by_a_and_b`.
+    pub fn composite_lists(&self) -> Vec<&[usize]> {
+        let mut lists: Vec<&[usize]> = Vec::new();
+        for c in &self.composites {
+            if !lists.contains(&c.fields.as_slice()) {
+                lists.push(&c.fields);
+            }
+        }
+        lists
+    }
+}
+
 /// `story_id_and_status`: the method-name part of a lookup on `fields`.
 pub fn lookup_name(entity: &Entity<'_>, fields: &[usize]) -> String {
     fields

@@ -40,12 +40,7 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
     });
 
     // One variant per distinct field list (an `index(a, b)` and a `unique(a, b)` share one).
-    let mut lists: Vec<&[usize]> = Vec::new();
-    for c in &model.composites {
-        if !lists.contains(&c.fields.as_slice()) {
-            lists.push(&c.fields);
-        }
-    }
+    let lists = model.composite_lists();
     let composite_variants = lists.iter().map(|fields| {
         let variant = composite_variant(model, fields);
         let tys = fields.iter().map(|i| entity.fields[*i].ty);

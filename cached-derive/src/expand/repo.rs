@@ -7,6 +7,13 @@ use quote::{format_ident, quote};
 
 use crate::validate::{lookup_name, Model};
 
+/// `Predicate::Eq("<column>", <T as KeyPart>::key_value(&<field>.into()))`: the predicate of a
+/// lookup on one field, from the method argument named like the field.
+fn eq_predicate(krate: &syn::Path, field: &crate::ast::Field<'_>) -> TokenStream {
+    let (ident, ty, column) = (field.ident, field.ty, field.column());
+    quote!(#krate::Predicate::Eq(#column, <#ty as #krate::KeyPart>::key_value(&#ident.into())))
+}
+
 pub fn expand(model: &Model<'_>) -> TokenStream {
     let entity = &model.entity;
     let krate = entity.krate();
@@ -44,22 +51,23 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
         let count_doc = format!("The number of rows whose `{column}` equals `{field}`.");
         let update_by = format_ident!("update_many_by_{}", column);
         let update_doc = format!("Applies `patch` to every row whose `{column}` equals `{field}` and returns the updated rows, ordered by id; each row invalidates exactly the queries its old and new values belong to.");
+        let predicate = eq_predicate(&krate, f);
         quote! {
             #[doc = #find_doc]
             pub async fn #find(&mut self, #field: impl ::core::convert::Into<#ty>) -> #rows {
-                let predicate = #krate::Predicate::Eq(#column, <#ty as #krate::KeyPart>::key_value(&#field.into()));
+                let predicate = #predicate;
                 #p::find::<#ident>(#handle, predicate).await
             }
 
             #[doc = #count_doc]
             pub async fn #count_by(&mut self, #field: impl ::core::convert::Into<#ty>) -> #count {
-                let predicate = #krate::Predicate::Eq(#column, <#ty as #krate::KeyPart>::key_value(&#field.into()));
+                let predicate = #predicate;
                 #p::count::<#ident>(#handle, predicate).await
             }
 
             #[doc = #update_doc]
             pub async fn #update_by(&mut self, #field: impl ::core::convert::Into<#ty>, patch: #update) -> #rows {
-                let predicate = #krate::Predicate::Eq(#column, <#ty as #krate::KeyPart>::key_value(&#field.into()));
+                let predicate = #predicate;
                 #p::update_many::<#ident>(#handle, predicate, &patch).await
             }
         }
@@ -67,12 +75,7 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
 
     let query = entity.derived_ident("Query");
     // Each distinct composite field list: find_by_a_and_b / count_by_a_and_b.
-    let mut lists: Vec<&[usize]> = Vec::new();
-    for c in &model.composites {
-        if !lists.contains(&c.fields.as_slice()) {
-            lists.push(&c.fields);
-        }
-    }
+    let composite_lists = model.composite_lists();
     let params = |fields: &[usize]| {
         let args: Vec<_> = fields
             .iter()
@@ -91,7 +94,7 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
             .collect();
         (args, values)
     };
-    let composite_finders = lists.iter().map(|fields| {
+    let composite_finders = composite_lists.iter().map(|fields| {
         let name = lookup_name(entity, fields);
         let listed = name.replace("_and_", "`, `");
         let find = format_ident!("find_by_{}", name);
@@ -134,11 +137,8 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
         let listed = name.replace("_and_", "`, `");
         let get_by = format_ident!("get_by_{}", name);
         let (args, values) = params(fields);
-        let predicate = if fields.len() == 1 {
-            let f = &entity.fields[fields[0]];
-            let (column, ty) = (f.column(), f.ty);
-            let value = &values[0];
-            quote!(#krate::Predicate::Eq(#column, <#ty as #krate::KeyPart>::key_value(&#value)))
+        let predicate = if let [single] = fields.as_slice() {
+            eq_predicate(&krate, &entity.fields[*single])
         } else {
             let variant = super::keys::composite_variant(model, fields);
             quote!(#query::#variant(#(#values),*).predicate())
@@ -164,6 +164,7 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
             Some(by) => {
                 let f = &entity.fields[by];
                 let (field, ty, by_column) = (f.ident, f.ty, f.column());
+                let predicate = eq_predicate(&krate, f);
                 let method = format_ident!("page_by_{}", by_column);
                 let doc = format!(
                     "One page of the rows whose `{by_column}` equals `{field}`, ordered by \
@@ -176,7 +177,7 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
                 quote! {
                     #[doc = #doc]
                     pub async fn #method(&mut self, #field: impl ::core::convert::Into<#ty>, page: #krate::Page) -> #krate::Result<#krate::Paged<#ident>> {
-                        let predicate = #krate::Predicate::Eq(#by_column, <#ty as #krate::KeyPart>::key_value(&#field.into()));
+                        let predicate = #predicate;
                         #p::page::<#ident>(#handle, predicate, #at, page).await
                     }
                 }
