@@ -64,8 +64,10 @@ backend_tests! {
             .await
             .unwrap_err();
         match &lost {
-            Error::VersionConflict { entity, id, expected, found } => {
+            Error::VersionConflict { entity, id, expected, found, stale_cache_dropped } => {
                 assert_eq!((*entity, id.as_str(), *expected, *found), ("Scene", "1", 1, 2));
+                // The cache held version 2, as the database does: nothing stale to drop.
+                assert!(!stale_cache_dropped, "{lost}");
             }
             other => panic!("expected a version conflict, got {other}"),
         }

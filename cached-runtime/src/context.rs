@@ -12,6 +12,7 @@ use crate::cache::{Bump, Change, LocalCache};
 use crate::engine::{read, Engine, Parts, Pauses, Settings};
 use crate::entity::CachedEntity;
 use crate::error::Result;
+use crate::graph;
 use crate::hooks::{Invalidation, Source};
 use crate::key::{CacheKey, QueryKey};
 use crate::report::CommitReport;
@@ -324,10 +325,17 @@ impl Context {
         self.engine.on_invalidate(hook);
     }
 
-    /// Drops the cached row of `E` with this id (queries are unaffected: the database did not
-    /// change through the cache). Use it when something outside the cache changed the row.
+    /// Call it after a write outside the cache (a migration, `psql`, another service) changed,
+    /// inserted or deleted the row of `E` with this id: drops the row's entry and every query,
+    /// count and page of `E` (which ones the row left or entered cannot be known from here),
+    /// with the view instances that read any of them, and the entries of the other entities
+    /// over the same table. Loads of any of those already in flight are refused their fill.
+    ///
+    /// It costs the same whatever the cache holds (the queries are dropped by one generation
+    /// bump, not scanned). To drop just one entry, use [`Context::invalidate_key`].
     pub fn invalidate<E: CachedEntity>(&self, id: impl Into<E::Id>) -> CommitReport {
-        self.invalidate_key(CacheKey::row(E::meta(), id.into().key_value()))
+        let (changes, bumps) = graph::row_changed_outside(E::meta(), id.into().key_value());
+        self.engine.apply(changes, bumps, Source::Manual)
     }
 
     /// Drops one entry by key (`SceneKey(42)`, or any [`CacheKey`]).

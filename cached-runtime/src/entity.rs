@@ -114,12 +114,9 @@ pub trait RelatesTo<T: CachedEntity>: CachedEntity {
 
 /// The generated patch struct of an entity: each field `Some(new value)` or `None` (unchanged).
 pub trait Patch<E>: Default + Send + Sync {
-    /// The `(column, value)` pairs this patch assigns.
+    /// The `(column, value)` pairs this patch assigns. Whether they change any cache key is
+    /// the runtime's to decide, from the entity's metadata ([`EntityMeta::forms_keys`]).
     fn assignments(&self) -> Vec<(&'static str, Value)>;
-
-    /// Whether the patch assigns a key-forming field (an index or a foreign key), in which case
-    /// the update must invalidate the queries of the old and the new value.
-    fn touches_keys(&self) -> bool;
 }
 
 /// What entities and views share: the cache namespace their entries live in (keys
@@ -291,6 +288,27 @@ impl EntityMeta {
     /// The position of a column in [`EntityMeta::columns`].
     pub(crate) fn column_position(&self, column: &str) -> Option<usize> {
         self.columns.iter().position(|c| *c == column)
+    }
+
+    /// Whether a write that assigns `column` can change which cache keys the row belongs to:
+    /// the column is an `#[cache(index)]` field or a foreign key, part of a composite or
+    /// unique lookup, or the selector or the sort column of an order (`order_by`). This is
+    /// the one definition of "key-forming" every write path asks (patches, increments,
+    /// decrements, conditional updates); [`crate::graph::query_keys`] then says which keys.
+    pub fn forms_keys(&self, column: &str) -> bool {
+        self.indexes.iter().any(|i| i.column == column)
+            || self.composites.iter().any(|c| c.columns.contains(&column))
+            || self
+                .orders
+                .iter()
+                .any(|o| o.column == column || o.by == Some(column))
+    }
+
+    /// Whether any of these assignments writes a key-forming column ([`EntityMeta::forms_keys`]).
+    pub(crate) fn assigns_keys(&self, assignments: &[(&'static str, Value)]) -> bool {
+        assignments
+            .iter()
+            .any(|(column, _)| self.forms_keys(column))
     }
 
     /// The position of a key-forming column in [`EntityMeta::indexes`].

@@ -46,12 +46,14 @@ pub enum Error {
     },
 
     /// `update_if_version` found another version of the row than the one the caller read:
-    /// someone else changed it since. Nothing was written, the transaction can go on, and the
-    /// cache is unchanged; read the row again and decide (retry with its version, or report
-    /// the conflict to the user).
+    /// someone else changed it since. Nothing was written and the transaction can go on;
+    /// read the row again and decide (retry with its version, or report the conflict to the
+    /// user). If the cache held the row at another version than the database's, that copy
+    /// was dropped (`stale_cache_dropped`), so the read again is the database's.
     #[error(
         "{entity} with id {id} was changed by someone else: expected version {expected}, \
-         the database has version {found}; read it again and retry with that version"
+         the database has version {found}; read it again and retry with that version{}",
+        if *stale_cache_dropped { " (the cached copy was older and has been dropped)" } else { "" }
     )]
     VersionConflict {
         /// The entity's type name.
@@ -62,6 +64,11 @@ pub enum Error {
         expected: i64,
         /// The version the database holds.
         found: i64,
+        /// Whether this instance's cache held the row at another version than the
+        /// database's (a write it had not seen, made outside the cache): that copy, and what
+        /// the unseen write may have changed, were dropped, so the next read is the
+        /// database's.
+        stale_cache_dropped: bool,
     },
 
     /// A previous statement in this transaction failed; the transaction can only be rolled back.

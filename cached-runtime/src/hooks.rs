@@ -1,6 +1,8 @@
 //! Invalidation hooks: callbacks that see every invalidation the context applies.
 //!
 //! Typical use: forward the keys to other processes or to HTTP client caches, or log them.
+//! Hooks run after the change is applied and its broadcast queued; a hook that panics is
+//! caught and counted (`Stats::hook_panics`), and changes nothing of what was applied.
 
 use std::sync::{Arc, RwLock};
 
@@ -43,10 +45,19 @@ impl Hooks {
         self.0.write().unwrap_or_else(|e| e.into_inner()).push(hook);
     }
 
-    pub fn run(&self, event: &Invalidation<'_>) {
+    /// Runs every hook on `event`; returns how many panicked. A panic is caught, so that one
+    /// hook cannot stop the others, the caller's commit or the broadcast's listener.
+    pub fn run(&self, event: &Invalidation<'_>) -> u64 {
         let hooks = self.0.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut panics = 0;
         for hook in hooks {
-            hook(event);
+            // The event is borrowed and read-only, and a hook that panicked is run again on the
+            // next event as it is: nothing is observed half-updated.
+            let run = std::panic::AssertUnwindSafe(|| hook(event));
+            if std::panic::catch_unwind(run).is_err() {
+                panics += 1;
+            }
         }
+        panics
     }
 }

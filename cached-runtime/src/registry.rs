@@ -95,6 +95,26 @@ pub(crate) fn entity_of(namespace: &Namespace) -> Option<&'static EntityMeta> {
     entities().find(|meta| std::ptr::eq(&meta.namespace, namespace))
 }
 
+/// The other registered entities over the same table as `meta` (a narrow read model beside
+/// the full entity, say): a write through any of them changes the rows the others cache.
+/// Tables are compared by the name the entities give (`table`/`collection`), exactly.
+pub(crate) fn same_table(meta: &'static EntityMeta) -> &'static [&'static EntityMeta] {
+    static INDEX: OnceLock<HashMap<usize, Vec<&'static EntityMeta>>> = OnceLock::new();
+    let index = INDEX.get_or_init(|| {
+        let all: Vec<&'static EntityMeta> = entities().collect();
+        let mut index: HashMap<usize, Vec<&'static EntityMeta>> = HashMap::new();
+        for (i, a) in all.iter().enumerate() {
+            for (j, b) in all.iter().enumerate() {
+                if i != j && a.table == b.table && !std::ptr::eq(*a, *b) {
+                    index.entry(addr(*a)).or_default().push(b);
+                }
+            }
+        }
+        index
+    });
+    index.get(&addr(meta)).map_or(&[], Vec::as_slice)
+}
+
 /// The views that declared an entity in `reads(...)` and in `reads_all(...)`.
 #[derive(Default)]
 struct Readers {

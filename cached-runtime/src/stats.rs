@@ -18,6 +18,7 @@ pub(crate) struct Counters {
     pub broadcasts_sent: AtomicU64,
     pub broadcasts_received: AtomicU64,
     pub broadcast_outages: AtomicU64,
+    pub hook_panics: AtomicU64,
     invalidations: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -43,6 +44,7 @@ impl Counters {
             broadcasts_sent: self.broadcasts_sent.load(Relaxed),
             broadcasts_received: self.broadcasts_received.load(Relaxed),
             broadcast_outages: self.broadcast_outages.load(Relaxed),
+            hook_panics: self.hook_panics.load(Relaxed),
             invalidations: self
                 .invalidations
                 .lock()
@@ -79,6 +81,10 @@ pub struct Stats {
     /// Times the broadcast subscription was lost: each time the cache was cleared and served
     /// nothing until it was back.
     pub broadcast_outages: u64,
+    /// Invalidation hooks ([`Context::on_invalidate`](crate::Context::on_invalidate)) that
+    /// panicked. Each panic was caught: the invalidation was applied and broadcast all the
+    /// same, and the other hooks ran.
+    pub hook_panics: u64,
     /// Keys invalidated (dropped or rewritten), per entity name.
     pub invalidations: BTreeMap<&'static str, u64>,
 }
@@ -107,6 +113,9 @@ impl fmt::Display for Stats {
         ];
         if self.too_large > 0 {
             rows.push(("too large to cache", self.too_large));
+        }
+        if self.hook_panics > 0 {
+            rows.push(("hook panics (caught)", self.hook_panics));
         }
         if self.broadcasts_sent + self.broadcasts_received + self.broadcast_outages > 0 {
             rows.extend([

@@ -1,6 +1,7 @@
 //! The patch struct (`SceneUpdate`): every persisted field but the id as an `Option`, with
-//! chainable setters, and the `Patch` impl that tells the runtime which columns it assigns and
-//! whether any of them forms query keys.
+//! chainable setters, and the `Patch` impl that tells the runtime which columns it assigns
+//! (whether any of them forms cache keys is the runtime's to decide, from the entity's
+//! metadata: one definition for every write path).
 
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -54,29 +55,6 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
             }
         }
     });
-    let mut keyed: Vec<_> = model
-        .indexes
-        .iter()
-        .map(|(i, _)| *i)
-        .chain(
-            model
-                .composites
-                .iter()
-                .flat_map(|c| c.fields.iter().copied()),
-        )
-        .chain(model.orders.iter().map(|o| o.column))
-        .collect();
-    // The id never changes (an order by id is keyed by it, but no patch sets it).
-    keyed.retain(|i| !entity.fields[*i].is_id());
-    keyed.sort_unstable();
-    keyed.dedup();
-    let keyed: Vec<_> = keyed.iter().map(|i| entity.fields[*i].ident).collect();
-    let touches_keys = if keyed.is_empty() {
-        quote!(false)
-    } else {
-        quote!(#(self.#keyed.is_some())||*)
-    };
-
     quote! {
         #[doc = #doc]
         #[derive(Clone, Default)]
@@ -95,10 +73,6 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
                 let mut out = ::std::vec::Vec::new();
                 #(#assignments)*
                 out
-            }
-
-            fn touches_keys(&self) -> bool {
-                #touches_keys
             }
         }
     }

@@ -19,6 +19,7 @@ use crate::hooks::{Hooks, Invalidation, Source};
 use crate::key::CacheKey;
 use crate::report::CommitReport;
 use crate::schema::{Schema, SchemaReport};
+use crate::stats::Counters;
 use crate::store::Store;
 
 /// What [`Engine::apply`] handed to the broadcast: hears when Redis has taken it.
@@ -176,13 +177,15 @@ impl Engine {
         report
     }
 
+    /// Applies here, queues the broadcast, and only then runs the hooks: a hook (user code)
+    /// can neither delay nor, by panicking, suppress what the other instances must hear.
     fn apply_and_send(
         &self,
         changes: Vec<(CacheKey, Change)>,
         bumps: Vec<Bump>,
         source: Source,
     ) -> (CommitReport, Sent) {
-        let report = self.apply_here(changes, &bumps, source);
+        let report = self.apply_here(changes, &bumps);
         #[cfg(feature = "redis")]
         let sent = self
             .bus
@@ -190,17 +193,27 @@ impl Engine {
             .and_then(|bus| bus.send(&self.cache, false, &report.keys, &bumps));
         #[cfg(not(feature = "redis"))]
         let sent = ();
+        self.run_hooks(&report, source);
         (report, sent)
     }
 
-    /// Applies changes to this instance's cache (queries first, generation bumps last), counts
-    /// them and runs the hooks.
-    fn apply_here(
-        &self,
-        mut changes: Vec<(CacheKey, Change)>,
-        bumps: &[Bump],
-        source: Source,
-    ) -> CommitReport {
+    /// Runs the hooks on an applied invalidation. A panicking hook is caught and counted
+    /// ([`Stats::hook_panics`](crate::Stats::hook_panics)); the other hooks still run.
+    fn run_hooks(&self, report: &CommitReport, source: Source) {
+        if report.keys.is_empty() && report.entities.is_empty() {
+            return;
+        }
+        let panics = self.hooks.run(&Invalidation {
+            source,
+            keys: &report.keys,
+            entities: &report.entities,
+        });
+        Counters::add(&self.cache.counters.hook_panics, panics);
+    }
+
+    /// Applies changes to this instance's cache (queries first, generation bumps last) and
+    /// counts them; the caller runs the hooks.
+    fn apply_here(&self, mut changes: Vec<(CacheKey, Change)>, bumps: &[Bump]) -> CommitReport {
         if changes.is_empty() && bumps.is_empty() {
             return CommitReport::default();
         }
@@ -222,11 +235,6 @@ impl Engine {
         for (name, count) in per_entity {
             cache.counters.record_invalidations(name, count);
         }
-        self.hooks.run(&Invalidation {
-            source,
-            keys: &keys,
-            entities: &entities,
-        });
         CommitReport { keys, entities }
     }
 }
@@ -239,6 +247,7 @@ impl crate::cache::redis::Receiver for Engine {
 
     fn apply_remote(&self, keys: Vec<CacheKey>, bumps: Vec<Bump>) {
         let changes = keys.into_iter().map(|k| (k, Change::Remove)).collect();
-        self.apply_here(changes, &bumps, Source::Remote);
+        let report = self.apply_here(changes, &bumps);
+        self.run_hooks(&report, Source::Remote);
     }
 }

@@ -1,6 +1,5 @@
 //! Cached reads: look up, and on a miss load once (single flight) and fill.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::{Engine, Point};
@@ -202,24 +201,17 @@ pub(crate) async fn get_many<E: CachedEntity>(
         return Ok(out);
     }
     let token = cache.token(meta);
-    let mut wanted: Vec<KeyValue> = missing.iter().map(|(_, id)| id.clone()).collect();
-    wanted.sort();
-    wanted.dedup();
+    let wanted: Vec<KeyValue> = missing.iter().map(|(_, id)| id.clone()).collect();
     Counters::add(&cache.counters.loads, 1);
-    let rows = engine.store.exec().fetch_by_ids::<E>(&wanted).await?;
-    let found: HashMap<KeyValue, Arc<E>> = rows
-        .into_iter()
-        .map(|row| (id_of(&row), Arc::new(row)))
-        .collect();
-    for id in wanted {
-        let data = match found.get(&id) {
+    // Matched to the asked ids by the database's equality, not by bytes.
+    let rows = engine.store.exec().fetch_asked::<E>(&wanted, false).await?;
+    for ((i, id), row) in missing.into_iter().zip(rows) {
+        let data = match &row {
             Some(row) => EntryData::Row(AnyRow::row(row.clone())),
             None => EntryData::Missing,
         };
         cache.fill(&CacheKey::row(meta, id), data, &token);
-    }
-    for (i, id) in missing {
-        out[i] = found.get(&id).cloned();
+        out[i] = row;
     }
     Ok(out)
 }

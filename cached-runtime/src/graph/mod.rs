@@ -12,6 +12,7 @@ pub(crate) mod views;
 
 pub use inspect::{graph, Explained, Explanation, Graph};
 
+use crate::cache::{Bump, Change};
 use crate::entity::{CompositeMeta, EntityMeta, OrderMeta};
 use crate::key::{CacheKey, Predicate};
 use crate::value::KeyValue;
@@ -87,6 +88,45 @@ pub fn query_keys(
         }
     }
     keys
+}
+
+/// What a write to the row `id` of `meta` changes in the other entities over the same table
+/// ([`crate::registry::same_table`]): their entry for that id, when they name the row by the
+/// same id column, and every query, count and page of theirs (which of them the row left or
+/// entered is not known without their columns' old values); every entry of theirs otherwise.
+/// Sound, and free when no two entities share a table.
+pub(crate) fn same_table_changes(
+    meta: &'static EntityMeta,
+    id: Option<&KeyValue>,
+    keys: &mut Vec<CacheKey>,
+    bumps: &mut Vec<Bump>,
+) {
+    for other in crate::registry::same_table(meta) {
+        match id {
+            Some(id) if other.id_column == meta.id_column => {
+                keys.push(CacheKey::row(other, id.clone()));
+                views::push_bump(bumps, Bump::Queries(&other.namespace));
+            }
+            _ => views::push_bump(bumps, Bump::Entity(&other.namespace)),
+        }
+        views::coarse_bumps(other, bumps);
+    }
+}
+
+/// What a write made outside the cache to the row `id` of `meta` may have changed, when
+/// neither its old nor its new values are known: the row's entry, every query, count and page
+/// of `meta`, and what [`same_table_changes`] adds.
+pub(crate) fn row_changed_outside(
+    meta: &'static EntityMeta,
+    id: KeyValue,
+) -> (Vec<(CacheKey, Change)>, Vec<Bump>) {
+    let mut keys = Vec::new();
+    let mut bumps = vec![Bump::Queries(&meta.namespace)];
+    views::coarse_bumps(meta, &mut bumps);
+    same_table_changes(meta, Some(&id), &mut keys, &mut bumps);
+    keys.push(CacheKey::row(meta, id));
+    let changes = keys.into_iter().map(|key| (key, Change::Remove)).collect();
+    (changes, bumps)
 }
 
 /// Where the `i`th order's column value sits in a row's index values: after the single

@@ -11,9 +11,10 @@
 //!
 //! The traits are object safe (the futures are boxed), so a [`Store`](super::Store) is one
 //! `Arc<dyn Backend>` and adding a backend is one module that implements them. The composite
-//! operations (`update_keeping_old`, `list_op`, `fetch_where_locked`) have default bodies built
-//! from the primitives; a store overrides them when it has a one-round-trip form (MongoDB's
-//! `findOneAndUpdate`, `$push`).
+//! operations `update_keeping_old` and `list_op` have default bodies built from the
+//! primitives; a store overrides them when it has a one-round-trip form (MongoDB's
+//! `findOneAndUpdate`, `$push`). `fetch_where_locked` has none: which locked rows still match
+//! is the database's equality to decide, in each store's own terms.
 
 use std::fmt;
 use std::future::Future;
@@ -246,32 +247,13 @@ pub(crate) trait Ops: Send {
     }
 
     /// The rows matching `predicate`, locked for the rest of the transaction (the old rows of
-    /// a bulk update), ordered by id. By default: the matching ids, then those rows read
-    /// locked; a row that stopped matching before the lock was taken is left out.
+    /// a bulk update), ordered by id. Which rows match is the database's to decide (its
+    /// collation), never a comparison of bytes here.
     fn fetch_where_locked<'a>(
         &'a mut self,
         meta: Meta,
         predicate: &'a Predicate,
-    ) -> BoxFuture<'a, Result<Vec<Row>>> {
-        Box::pin(async move {
-            let id_at = id_position(meta);
-            let candidates: Vec<KeyValue> = self
-                .fetch_where(meta, predicate)
-                .await?
-                .iter()
-                .map(|row| key_of(&row[id_at]))
-                .collect();
-            let mut rows = self.fetch_by_ids(meta, &candidates, true).await?;
-            // The rows still matching once locked (byte equality, as the cache keys them).
-            for (column, value) in predicate.parts() {
-                if let Some(at) = meta.column_position(column) {
-                    rows.retain(|row| key_of(&row[at]) == *value);
-                }
-            }
-            rows.sort_by_key(|row| key_of(&row[id_at]));
-            Ok(rows)
-        })
-    }
+    ) -> BoxFuture<'a, Result<Vec<Row>>>;
 }
 
 /// The position of the id in a row of `meta`.

@@ -21,6 +21,7 @@ mod sql;
 )))]
 compile_error!("cached-runtime needs a store: enable `sqlite`, `postgres`, `mysql` or `mongo`");
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 pub(crate) use backend::TxOps;
@@ -187,6 +188,52 @@ impl<'a> Exec<'a> {
     /// The rows with these ids, in no particular order.
     pub async fn fetch_by_ids<E: CachedEntity>(&mut self, ids: &[KeyValue]) -> Result<Vec<E>> {
         decode_all(self.0.fetch_by_ids(E::meta(), ids, false).await?)
+    }
+
+    /// The row of each asked id, in the order asked (`None` where absent; an id asked twice
+    /// gets the same row), locked if `locked`. The database decides which row an id names:
+    /// with one query for all of them, a row comes back spelled as stored (`abc` for an asked
+    /// `ABC` under a case-insensitive collation), so a text id that no row spells byte for
+    /// byte is asked again on its own (`WHERE id = ?`), unless the query found no row at all.
+    pub async fn fetch_asked<E: CachedEntity>(
+        &mut self,
+        ids: &[KeyValue],
+        locked: bool,
+    ) -> Result<Vec<Option<Arc<E>>>> {
+        let mut wanted = ids.to_vec();
+        wanted.sort();
+        wanted.dedup();
+        let rows = match locked {
+            true => self.lock_by_ids::<E>(&wanted).await?,
+            false => self.fetch_by_ids::<E>(&wanted).await?,
+        };
+        let any = !rows.is_empty();
+        let mut by_id: HashMap<KeyValue, Option<Arc<E>>> = rows
+            .into_iter()
+            .map(|row| (id_of(&row), Some(Arc::new(row))))
+            .collect();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if !by_id.contains_key(id) {
+                let row = match id {
+                    KeyValue::Text(_) if any => self.0.fetch_by_id(E::meta(), id, locked).await?,
+                    _ => None,
+                };
+                by_id.insert(id.clone(), decode_one::<E>(row)?.map(Arc::new));
+            }
+            out.push(by_id[id].clone());
+        }
+        Ok(out)
+    }
+
+    /// Locks the rows of `meta` with these ids until the transaction ends (`FOR UPDATE`;
+    /// nothing more on SQLite, whose writer holds the database).
+    pub async fn lock_ids(
+        &mut self,
+        meta: &'static crate::entity::EntityMeta,
+        ids: &[KeyValue],
+    ) -> Result<()> {
+        self.0.fetch_by_ids(meta, ids, true).await.map(drop)
     }
 
     /// The ids of the rows of `meta` whose `column` is one of `values`, locked: the rows a

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 
 use crate::cache::{Bump, Change};
 use crate::engine::Engine;
@@ -62,13 +62,17 @@ impl<T: Send + 'static> Future for RunToEnd<T> {
     type Output = T;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
-        let work = self
-            .work
-            .as_mut()
-            .expect("RunToEnd polled after it finished");
-        let done = ready!(work.as_mut().poll(cx));
-        self.work = None;
-        Poll::Ready(done)
+        // Taken out while it is polled: if the poll panics, the work is dropped with the
+        // unwinding stack (its own guards run) and `Drop` below finds nothing to hand to a
+        // task, so a panicked future is never polled again.
+        let mut work = self.work.take().expect("RunToEnd polled after it finished");
+        match work.as_mut().poll(cx) {
+            Poll::Ready(done) => Poll::Ready(done),
+            Poll::Pending => {
+                self.work = Some(work);
+                Poll::Pending
+            }
+        }
     }
 }
 

@@ -24,10 +24,11 @@ use std::sync::Arc;
 use guard::{rollback_after, RunToEnd, UnknownOutcome};
 use pending::Pending;
 
-use crate::cache::Change;
-use crate::engine::{Engine, Point};
+use crate::cache::{Change, EntryData};
+use crate::engine::{read, Engine, Point};
 use crate::entity::{CachedEntity, EntityMeta, Patch};
 use crate::error::{Error, Result};
+use crate::graph;
 use crate::hooks::Source;
 use crate::key::{CacheKey, Predicate};
 use crate::page::{Page, Paged};
@@ -60,29 +61,37 @@ fn not_found<E: CachedEntity>(id: &E::Id) -> Error {
     }
 }
 
-/// `rows` in the order of `ids`, `None` where a row is absent.
-fn in_order<E: CachedEntity>(ids: &[KeyValue], rows: Vec<E>) -> Vec<Option<Arc<E>>> {
-    let by_id: HashMap<KeyValue, Arc<E>> = rows
-        .into_iter()
-        .map(|row| (id_of(&row), Arc::new(row)))
-        .collect();
-    ids.iter().map(|id| by_id.get(id).cloned()).collect()
-}
-
-/// [`Error::VersionConflict`] unless `row` is at version `expected`.
-fn check_version<E: CachedEntity>(row: &E, expected: i64) -> Result<()> {
-    match row.version() {
-        Some(found) if found != expected => Err(conflict(row, expected)),
+/// [`Error::VersionConflict`] unless `current` (the row as the database holds it) is at
+/// version `expected`. A conflict proves a cached copy at another version stale: it is
+/// dropped at once (with what the unseen write may have changed), whether or not this
+/// transaction commits, and the error says so.
+fn check_version<E: CachedEntity>(engine: &Engine, current: &E, expected: i64) -> Result<()> {
+    match current.version() {
+        Some(found) if found != expected => Err(conflict(engine, current, expected)),
         _ => Ok(()),
     }
 }
 
-fn conflict<E: CachedEntity>(row: &E, expected: i64) -> Error {
+fn conflict<E: CachedEntity>(engine: &Engine, current: &E, expected: i64) -> Error {
+    let meta = E::meta();
+    let id = current.id().key_value();
+    let cached = engine.cache.get(&CacheKey::row(meta, id.clone()));
+    let stale = match cached {
+        Some(EntryData::Row(row)) => read::downcast::<E>(row).version() != current.version(),
+        // Cached as absent, while the database has it.
+        Some(EntryData::Missing) => true,
+        _ => false,
+    };
+    if stale {
+        let (changes, bumps) = graph::row_changed_outside(meta, id.clone());
+        engine.apply(changes, bumps, Source::Manual);
+    }
     Error::VersionConflict {
-        entity: E::meta().type_name,
-        id: row.id().key_value().to_string(),
+        entity: meta.type_name,
+        id: id.to_string(),
         expected,
-        found: row.version().unwrap_or_default(),
+        found: current.version().unwrap_or_default(),
+        stale_cache_dropped: stale,
     }
 }
 
@@ -254,9 +263,8 @@ impl Transaction {
         ids: &[E::Id],
     ) -> Result<Vec<Option<Arc<E>>>> {
         let keys: Vec<KeyValue> = ids.iter().map(KeyPart::key_value).collect();
-        let result = self.exec().fetch_by_ids::<E>(&keys).await;
-        let rows = self.check(result)?;
-        Ok(in_order(&keys, rows))
+        let result = self.exec().fetch_asked::<E>(&keys, false).await;
+        self.check(result)
     }
 
     pub(crate) async fn read_where<E: CachedEntity>(
@@ -329,7 +337,7 @@ impl Transaction {
         if assignments.is_empty() {
             return Ok(Arc::new(self.read_existing::<E>(id).await?));
         }
-        if patch.touches_keys() {
+        if E::meta().assigns_keys(&assignments) {
             // Both rows: the old one's tags say which queries the row leaves.
             let result = self.exec().update_keeping_old::<E>(id, assignments).await;
             let (old, new) = self.check(result)?.ok_or_else(|| not_found::<E>(id))?;
@@ -354,10 +362,10 @@ impl Transaction {
         patch: &E::Update,
     ) -> Result<Arc<E>> {
         let assignments = patch.assignments();
-        let old = match assignments.is_empty() || patch.touches_keys() {
+        let old = match assignments.is_empty() || E::meta().assigns_keys(&assignments) {
             true => {
                 let old = self.read_existing::<E>(id).await?;
-                check_version::<E>(&old, expected)?;
+                check_version::<E>(&self.engine, &old, expected)?;
                 if assignments.is_empty() {
                     return Ok(Arc::new(old));
                 }
@@ -372,7 +380,7 @@ impl Transaction {
         let Some(new) = self.check(result)? else {
             // No row with this id and version: absent, or at another version.
             return match self.read_one::<E>(id).await? {
-                Some(current) => Err(conflict(&current, expected)),
+                Some(current) => Err(conflict(&self.engine, &current, expected)),
                 None => Err(not_found::<E>(id)),
             };
         };
@@ -388,22 +396,23 @@ impl Transaction {
         ids: &[E::Id],
     ) -> Result<Vec<Option<Arc<E>>>> {
         let keys: Vec<KeyValue> = ids.iter().map(KeyPart::key_value).collect();
-        let result = self.exec().lock_by_ids::<E>(&keys).await;
-        let rows = self.check(result)?;
-        Ok(in_order(&keys, rows))
+        let result = self.exec().fetch_asked::<E>(&keys, true).await;
+        self.check(result)
     }
 
     /// Adds `delta` to an integer column in one statement; the row entry is rewritten with the
-    /// returned row, and queries are touched only if the column is key-forming.
+    /// returned row, and queries, counts and pages are touched only if the column is
+    /// key-forming ([`EntityMeta::forms_keys`]: an index, a foreign key, a composite's or a
+    /// unique's column, an order's column).
     pub(crate) async fn add_to<E: CachedEntity>(
         &mut self,
         id: &E::Id,
         column: &'static str,
         delta: i64,
     ) -> Result<Arc<E>> {
-        let old = match E::meta().index_position(column) {
-            Some(_) => Some(self.read_existing::<E>(id).await?),
-            None => None,
+        let old = match E::meta().forms_keys(column) {
+            true => Some(self.read_existing::<E>(id).await?),
+            false => None,
         };
         let result = self.exec().add::<E>(id, column, delta).await;
         let new = Arc::new(self.check(result)?.ok_or_else(|| not_found::<E>(id))?);
@@ -451,10 +460,13 @@ impl Transaction {
         item: Value,
         append: bool,
     ) -> Result<Arc<E>> {
+        let old = match E::meta().forms_keys(column) {
+            true => Some(self.read_existing::<E>(id).await?),
+            false => None,
+        };
         let result = self.exec().list_op::<E>(id, column, item, append).await;
         let new = Arc::new(self.check(result)?.ok_or_else(|| not_found::<E>(id))?);
-        // A list is never key-forming: no query can have changed.
-        self.pending.write(&self.engine.cache, None, &new);
+        self.pending.write(&self.engine.cache, old.as_ref(), &new);
         Ok(new)
     }
 
@@ -475,12 +487,22 @@ impl Transaction {
 
     /// Locks and records the rows a delete of `meta`'s rows with these ids reaches through
     /// foreign keys, level by level (a cascade's cascades), before the delete runs.
+    ///
+    /// The parents are locked first: a child another transaction inserts meanwhile holds a
+    /// key-share lock on its parent (PostgreSQL) or a shared lock on the parent's index record
+    /// (InnoDB) until it commits, so the lock waits for that insert and the children read
+    /// after it include its row, which the cascade will remove. Read before the lock, that
+    /// child would be missed and stay cached. (SQLite: the writer holds the database, no
+    /// other insert can be under way.)
     async fn follow_cascades(
         &mut self,
         meta: &'static EntityMeta,
         ids: Vec<KeyValue>,
     ) -> Result<()> {
         let schema = self.schema.clone();
+        if schema.cascades(meta).next().is_some() {
+            self.exec().lock_ids(meta, &ids).await?;
+        }
         let mut work = vec![(meta, ids)];
         let mut seen: HashSet<(usize, KeyValue)> = HashSet::new();
         while let Some((parent, ids)) = work.pop() {

@@ -58,8 +58,9 @@ impl Pending {
             None => Vec::new(),
         };
         self.drop_keys(queries);
-        self.wrote(meta);
-        let key = CacheKey::row(meta, new.id().key_value());
+        let id = new.id().key_value();
+        self.wrote(meta, Some(&id));
+        let key = CacheKey::row(meta, id);
         self.write_row(cache, key, EntryData::Row(AnyRow::row(new.clone())));
     }
 
@@ -67,8 +68,9 @@ impl Pending {
     pub fn insert<E: CachedEntity>(&mut self, cache: &LocalCache, new: &Arc<E>) {
         let meta = E::meta();
         self.drop_keys(graph::query_keys(meta, None, Some(&new.index_values())));
-        self.wrote(meta);
-        let key = CacheKey::row(meta, new.id().key_value());
+        let id = new.id().key_value();
+        self.wrote(meta, Some(&id));
+        let key = CacheKey::row(meta, id);
         self.write_row(cache, key, EntryData::Row(AnyRow::row(new.clone())));
     }
 
@@ -76,8 +78,9 @@ impl Pending {
     pub fn delete<E: CachedEntity>(&mut self, cache: &LocalCache, old: &E) {
         let meta = E::meta();
         self.drop_keys(graph::query_keys(meta, Some(&old.index_values()), None));
-        self.wrote(meta);
-        let key = CacheKey::row(meta, old.id().key_value());
+        let id = old.id().key_value();
+        self.wrote(meta, Some(&id));
+        let key = CacheKey::row(meta, id);
         self.write_row(cache, key, EntryData::Missing);
     }
 
@@ -88,7 +91,7 @@ impl Pending {
             Some(ids) => self.cascaded(meta, ids),
             None => {
                 views::push_bump(&mut self.bumps, Bump::Entity(meta));
-                self.wrote(meta);
+                self.wrote(meta, None);
             }
         }
     }
@@ -97,14 +100,22 @@ impl Pending {
     /// are dropped, with every query of their entity (which ones they left is not known
     /// without reading them).
     pub fn cascaded(&mut self, meta: &'static EntityMeta, ids: Vec<KeyValue>) {
+        for id in &ids {
+            self.wrote(meta, Some(id));
+        }
         self.drop_keys(ids.into_iter().map(|id| CacheKey::row(meta, id)).collect());
         views::push_bump(&mut self.bumps, Bump::Queries(meta));
-        self.wrote(meta);
+        views::coarse_bumps(meta, &mut self.bumps);
     }
 
-    /// A write to `meta`: views that declared `reads_all` of it are dropped as a whole.
-    fn wrote(&mut self, meta: &'static EntityMeta) {
+    /// A write to `meta`'s row `id` (`None`: rows not known one by one): views that declared
+    /// `reads_all` of it are dropped as a whole, and the other entities over the same table
+    /// hear of it.
+    fn wrote(&mut self, meta: &'static EntityMeta, id: Option<&KeyValue>) {
         views::coarse_bumps(meta, &mut self.bumps);
+        let mut keys = Vec::new();
+        graph::same_table_changes(meta, id, &mut keys, &mut self.bumps);
+        self.drop_keys(keys);
     }
 
     fn drop_keys(&mut self, keys: Vec<CacheKey>) {

@@ -253,6 +253,22 @@ impl<'s> SqlBuilder<'s> {
         AssertSqlSafe(out).into_sql_str()
     }
 
+    /// `SELECT <columns> FROM <table> WHERE <predicate> AND <id> IN (?, ...) FOR UPDATE`: the
+    /// candidates of a bulk update that still match once locked, judged by the database's own
+    /// equality (a locking read sees the latest committed row on every dialect). Binds the
+    /// predicate's non-null values, then the ids.
+    pub fn select_by_ids_where_locked(&self, predicate: &Predicate, n: usize) -> SqlStr {
+        let mut out = self.select_head();
+        let bound = self.where_equal(&mut out, &predicate.parts());
+        out.push_str(if predicate.parts().is_empty() {
+            " WHERE "
+        } else {
+            " AND "
+        });
+        self.in_list(&mut out, self.meta.id_column, n, bound + 1);
+        AssertSqlSafe(self.lock(out)).into_sql_str()
+    }
+
     /// The rows matching `predicate`, ordered by id. A `null` value needs no bind parameter
     /// (`IS NULL`); any other value is bound as the only parameter.
     pub fn select(&self, predicate: &Predicate) -> SqlStr {

@@ -21,7 +21,7 @@ use sqlx::{Pool, SqlStr};
 
 use self::builder::{SqlBuilder, StatementCache};
 use self::driver::{Dialect, Driver, Got, On, Want};
-use super::backend::{id_position, Assignments, Backend, BoxFuture, Meta, Ops, Row, TxOps};
+use super::backend::{id_position, key_of, Assignments, Backend, BoxFuture, Meta, Ops, Row, TxOps};
 use super::catalog::{Action, Catalog, Column, ForeignKey};
 use super::RawStore;
 use crate::entity::OrderMeta;
@@ -331,6 +331,37 @@ impl<DB: Driver> Ops for SqlOps<'_, DB> {
         })
     }
 
+    /// The matching ids first (no lock, so that no scan locks rows that do not match), then
+    /// those rows locked with the predicate checked again by the database: a row that
+    /// stopped matching before the lock is left out, and one spelled otherwise than asked
+    /// under a case-insensitive collation is kept, as the update will change it.
+    fn fetch_where_locked<'a>(
+        &'a mut self,
+        meta: Meta,
+        predicate: &'a Predicate,
+    ) -> BoxFuture<'a, Result<Vec<Row>>> {
+        Box::pin(async move {
+            let id_at = id_position(meta);
+            let candidates: Vec<KeyValue> = self
+                .fetch_where(meta, predicate)
+                .await?
+                .iter()
+                .map(|row| key_of(&row[id_at]))
+                .collect();
+            let mut rows = Vec::with_capacity(candidates.len());
+            for chunk in candidates.chunks(IDS_PER_STATEMENT) {
+                let sql = self
+                    .sql(meta)
+                    .select_by_ids_where_locked(predicate, chunk.len());
+                let mut values = predicate_values(predicate);
+                values.extend(chunk.iter().map(KeyValue::to_value));
+                rows.extend(self.rows(meta, sql, values).await?);
+            }
+            rows.sort_by_key(|row| key_of(&row[id_at]));
+            Ok(rows)
+        })
+    }
+
     fn fetch_page<'a>(
         &'a mut self,
         meta: Meta,
@@ -382,7 +413,7 @@ impl<DB: Driver> Ops for SqlOps<'_, DB> {
                 let sql = self.sql(meta).select_ids_where_in(column, chunk.len());
                 let values = chunk.iter().map(KeyValue::to_value).collect();
                 let rows = self.rows_of(meta, id_kind, sql, values).await?;
-                ids.extend(rows.iter().map(|row| super::backend::key_of(&row[0])));
+                ids.extend(rows.iter().map(|row| key_of(&row[0])));
             }
             Ok(ids)
         })
