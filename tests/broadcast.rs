@@ -142,6 +142,50 @@ async fn a_commit_on_one_instance_drops_the_same_keys_on_the_other() {
     );
 }
 
+/// A hook is user code: one that panics, on the writer or on the listener, is caught and
+/// counted, and neither the commit, the other hooks nor the broadcast (sent and heard) stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_hook_stops_neither_the_commit_nor_the_broadcast() {
+    let Some(url) = redis_url() else { return };
+    let _turn = REDIS.read().await;
+    let (a, b, db) = two_instances(&url, |b| b).await;
+    a.on_invalidate(|_| panic!("a buggy hook on the writer"));
+    let ran = Arc::new(AtomicUsize::new(0));
+    let counted = ran.clone();
+    a.on_invalidate(move |_| {
+        counted.fetch_add(1, SeqCst);
+    });
+    b.on_invalidate(|inv| {
+        if inv.source == Source::Remote {
+            panic!("a buggy hook on the listener");
+        }
+    });
+    for round in 1..=2 {
+        Scene::repo(&b).get(1).await.unwrap().unwrap();
+        assert!(b.is_cached(SceneKey(1)));
+        let title = format!("title {round}");
+        Scene::repo(&a)
+            .update(1, SceneUpdate::default().title(title.as_str()))
+            .await
+            .expect("a panicking hook does not fail the commit");
+        eventually("B hears A's commit", || !b.is_cached(SceneKey(1))).await;
+        assert_eq!(Scene::repo(&b).get(1).await.unwrap().unwrap().title, title);
+        db.assert_scene_fresh(&a, 1, "a commit whose hook panicked")
+            .await;
+        assert_eq!(
+            ran.load(SeqCst),
+            round,
+            "the hook after the panicking one ran"
+        );
+        assert_eq!(a.stats().hook_panics, round as u64);
+        // B's hooks run once its cache dropped the keys: counted a moment later.
+        eventually("the listener counts the panic", || {
+            b.stats().hook_panics == round as u64
+        })
+        .await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn manual_invalidations_and_clears_reach_every_instance() {
     let Some(url) = redis_url() else { return };

@@ -192,6 +192,42 @@ backend_tests! {
         assert!(!report.key_strings().contains(&"post:20".to_string()), "{report}");
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_child_inserted_while_its_parent_is_deleted_is_dropped_with_it(backend) {
+        if backend.is_mongo() {
+            return; // no foreign keys
+        }
+        let Some((ctx, db)) = setup(backend, |b| b).await else {
+            return;
+        };
+        let cold = Context::new(db.store.clone());
+        assert!(stale(&ctx, &cold).await.is_empty(), "stale before the race");
+        // Another transaction inserts comment 999 under post 10 and holds its commit while
+        // post 10 is deleted: the delete must wait for it, and then remove (and drop) 999.
+        let mut inserter = ctx.begin().await.unwrap();
+        let child = Comment { id: 999, post_id: 10, body: "late".into() };
+        Comment::repo(&mut inserter).insert(&child).await.unwrap();
+        let deleter = {
+            let ctx = ctx.clone();
+            tokio::spawn(async move { Post::repo(&ctx).delete(10).await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        // The insert commits: 999 is written through to the cache.
+        inserter.commit().await.unwrap();
+        let deleted = tokio::time::timeout(std::time::Duration::from_secs(30), deleter)
+            .await
+            .expect("the delete ends once the insert committed")
+            .unwrap()
+            .unwrap();
+        assert_eq!(deleted.id, 10);
+        let cached = Comment::repo(&ctx).get(999).await.unwrap();
+        let stored = Comment::repo(&cold).get(999).await.unwrap();
+        assert_eq!(cached, stored, "comment 999: cached vs stored");
+        assert!(stored.is_none(), "the cascade removed comment 999");
+        let stale = stale(&ctx, &cold).await;
+        assert!(stale.is_empty(), "stale after the race:\n{}", stale.join("\n"));
+    }
+
     #[tokio::test]
     async fn check_schema_lists_the_cascades_and_refuses_an_undeclared_trigger(backend) {
         if backend.is_mongo() {

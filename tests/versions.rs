@@ -118,6 +118,53 @@ backend_tests! {
     }
 
     #[tokio::test]
+    async fn a_conflict_that_proves_the_cached_row_stale_drops_it(backend) {
+        let (ctx, db) = seeded!(backend);
+        let read = Scene::repo(&ctx).get(3).await.unwrap().unwrap();
+        let drafts = Scene::repo(&ctx).find_by_status("draft").await.unwrap().len();
+        // A write behind the cache moves the row to version 2 (no TTL: the cache would keep
+        // version 1 for good).
+        if let cached_runtime::RawStore::Mongo(mongo) = db.store.raw_unchecked() {
+            use mongodb::bson::doc;
+            mongo
+                .collection::<mongodb::bson::Document>("scenes")
+                .update_one(
+                    doc! { "_id": 3_i64 },
+                    doc! { "$set": { "status": "final" }, "$inc": { "version": 1 } },
+                )
+                .await
+                .unwrap();
+        } else {
+            db.execute("UPDATE scenes SET status = 'final', version = version + 1 WHERE id = 3")
+                .await;
+        }
+        let err = Scene::repo(&ctx)
+            .update_if_version(3, read.version, SceneUpdate::default().title("mine"))
+            .await
+            .unwrap_err();
+        match &err {
+            Error::VersionConflict { found, stale_cache_dropped, .. } => {
+                assert_eq!(*found, read.version + 1, "{err}");
+                assert!(*stale_cache_dropped, "the cache held version {}: {err}", read.version);
+            }
+            other => panic!("expected a version conflict, got {other}"),
+        }
+        assert!(err.to_string().contains("cached copy was older"), "{err}");
+        // The client follows the 409's advice: read again (now the database's row), retry.
+        let again = Scene::repo(&ctx).get(3).await.unwrap().unwrap();
+        assert_eq!((again.version, again.status.as_str()), (read.version + 1, "final"));
+        let saved = Scene::repo(&ctx)
+            .update_if_version(3, again.version, SceneUpdate::default().title("mine"))
+            .await
+            .unwrap();
+        assert_eq!(saved.title, "mine");
+        // The unseen write moved the row out of the drafts: that query was dropped too.
+        let now = Scene::repo(&ctx).find_by_status("draft").await.unwrap().len();
+        assert_eq!(now, drafts - 1);
+        db.assert_scene_fresh(&ctx, 3, "a conflict after a write behind the cache").await;
+    }
+
+    #[tokio::test]
     async fn concurrent_editors_win_once_per_version(backend) {
         let (ctx, db) = seeded!(backend);
         const EDITORS: usize = 6;

@@ -88,3 +88,39 @@ impl<T: Send + 'static> Drop for RunToEnd<T> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
+    use std::task::{Context, Poll};
+
+    use super::RunToEnd;
+
+    /// A future that counts its polls and panics on the first.
+    struct Panics(Arc<AtomicUsize>);
+
+    impl Future for Panics {
+        type Output = ();
+
+        fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+            self.0.fetch_add(1, SeqCst);
+            panic!("the work panicked");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicked_future_is_never_polled_again() {
+        let polls = Arc::new(AtomicUsize::new(0));
+        let work = RunToEnd::new(Panics(polls.clone()));
+        let caller = tokio::spawn(work);
+        assert!(caller.await.unwrap_err().is_panic());
+        // Had `Drop` found the work still there, it would have spawned it again.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(polls.load(SeqCst), 1);
+    }
+}
