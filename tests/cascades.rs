@@ -48,6 +48,17 @@ pub struct Draft {
     pub body: String,
 }
 
+/// A reply in a thread; threads are not cached (no entity), and cascade from their author.
+#[derive(CachedEntity, Clone, Debug, PartialEq)]
+#[cache(table = "replies")]
+pub struct Reply {
+    #[cache(id)]
+    pub id: i64,
+    #[cache(index)]
+    pub thread_id: i64,
+    pub body: String,
+}
+
 /// Every comment in the database, counted: reaches no author through a foreign key.
 #[derive(CachedView, Clone, Debug, PartialEq)]
 #[view(key = "Author", reads(Author, Post, Comment))]
@@ -76,7 +87,11 @@ CREATE TABLE posts (id BIGINT PRIMARY KEY, author_id BIGINT NOT NULL, title VARC
 CREATE TABLE comments (id BIGINT PRIMARY KEY, post_id BIGINT NOT NULL, body VARCHAR(100) NOT NULL,
   FOREIGN KEY (post_id) REFERENCES posts(id) ON DELETE CASCADE);
 CREATE TABLE drafts (id BIGINT PRIMARY KEY, author_id BIGINT, body VARCHAR(100) NOT NULL,
-  FOREIGN KEY (author_id) REFERENCES authors(id) ON DELETE SET NULL);";
+  FOREIGN KEY (author_id) REFERENCES authors(id) ON DELETE SET NULL);
+CREATE TABLE threads (id BIGINT PRIMARY KEY, author_id BIGINT NOT NULL,
+  FOREIGN KEY (author_id) REFERENCES authors(id) ON DELETE CASCADE);
+CREATE TABLE replies (id BIGINT PRIMARY KEY, thread_id BIGINT NOT NULL, body VARCHAR(100) NOT NULL,
+  FOREIGN KEY (thread_id) REFERENCES threads(id) ON DELETE CASCADE);";
 
 /// Two authors with posts, comments and drafts, on a fresh SQL database.
 async fn setup(
@@ -226,6 +241,47 @@ backend_tests! {
         assert!(stored.is_none(), "the cascade removed comment 999");
         let stale = stale(&ctx, &cold).await;
         assert!(stale.is_empty(), "stale after the race:\n{}", stale.join("\n"));
+    }
+
+    #[tokio::test]
+    async fn a_cascade_through_a_table_that_is_not_an_entity_is_followed(backend) {
+        if backend.is_mongo() {
+            return; // no foreign keys
+        }
+        let Some((ctx, db)) = setup(backend, |b| b).await else {
+            return;
+        };
+        // authors -> threads (not cached) -> replies.
+        db.execute("INSERT INTO threads (id, author_id) VALUES (1, 1), (2, 2)").await;
+        let replies = [(1, 1, "first"), (2, 1, "second"), (3, 2, "other author")];
+        for (id, thread_id, body) in replies {
+            Reply::repo(&ctx).insert(&Reply { id, thread_id, body: body.into() }).await.unwrap();
+        }
+        let report = ctx.check_schema().await.unwrap();
+        let lines = report.cascades.join("\n");
+        assert!(lines.contains("replies.thread_id -> threads.id: ON DELETE Cascade"), "{report}");
+        let cold = Context::new(db.store.clone());
+        let read = |c: &Context| {
+            let c = c.clone();
+            async move {
+                let mut out = Vec::new();
+                for id in 1..=3 {
+                    out.push(format!("{:?}", Reply::repo(&c).get(id).await.unwrap()));
+                }
+                for thread in 1..=2 {
+                    let n = Reply::repo(&c).count_by_thread_id(thread).await.unwrap();
+                    let rows = Reply::repo(&c).find_by_thread_id(thread).await.unwrap();
+                    out.push(format!("thread {thread}: {} #{n}", rows.len()));
+                }
+                out
+            }
+        };
+        assert_eq!(read(&ctx).await, read(&cold).await, "before the delete");
+        Author::repo(&ctx).delete(1).await.unwrap();
+        cold.clear();
+        let stored = read(&cold).await;
+        assert_eq!(read(&ctx).await, stored, "after deleting author 1");
+        assert!(stored[0] == "None" && stored[2] != "None", "{stored:?}");
     }
 
     #[tokio::test]

@@ -9,6 +9,8 @@
 //! - Two entities over one table (a narrow read model beside the full entity) each hear the
 //!   other's writes.
 //! - `invalidate::<E>(id)` after a write outside the cache leaves no query, count or page stale.
+//! - Spellings the collations call equal beyond case (`x²`/`x2`, `㎏`/`kg`, `ǧog`/`gog`, kana,
+//!   ligatures, ignorable characters): a write under one drops what is cached under the other.
 
 #[macro_use]
 mod common;
@@ -324,7 +326,78 @@ async fn write_outside(db: &TestDb, id: i64, author: i64, title: &str) {
     .await;
 }
 
+/// Pairs of spellings that some supported collation calls equal, and that a fold finer than
+/// the collation would keep apart.
+const EQUAL_ELSEWHERE: [(&str, &str); 12] = [
+    ("x2", "x²"),
+    ("a", "ª"),
+    ("kg", "㎏"),
+    ("1", "①"),
+    ("かな", "カナ"),
+    ("gog", "ǧog"),
+    ("u", "ǖ"),
+    ("w", "ẁ"),
+    ("n", "ǹ"),
+    ("strasse", "straße"),
+    ("jose", "JOSÉ"),
+    ("ab", "a\u{00AD}b"),
+];
+
+/// Each spelling of each pair, looked up by email (ids and count) and as a label id.
+async fn spelling_answers(ctx: &Context) -> Vec<String> {
+    let mut out = Vec::new();
+    for (a, b) in EQUAL_ELSEWHERE {
+        for email in [a, b] {
+            let rows = Member::repo(ctx).find_by_email(email).await.unwrap();
+            let n = Member::repo(ctx).count_by_email(email).await.unwrap();
+            let label = Label::repo(ctx).get(email.to_string()).await.unwrap();
+            out.push(format!(
+                "{email}: [{}] #{n} label {:?}",
+                ids(&rows, |m| m.id.to_string()),
+                label.map(|l| l.name.clone())
+            ));
+        }
+    }
+    out
+}
+
 backend_tests! {
+    #[tokio::test]
+    async fn a_write_under_one_spelling_drops_what_is_cached_under_any_equal_one(backend) {
+        let Some((ctx, db)) = setup(backend).await else { return };
+        let check = |step: String| {
+            let (ctx, db) = (ctx.clone(), &db);
+            async move {
+                let stored = spelling_answers(&cold(db)).await;
+                assert_eq!(spelling_answers(&ctx).await, stored, "after {step}");
+            }
+        };
+        check("nothing".into()).await;
+        for (i, (plain, other)) in EQUAL_ELSEWHERE.iter().enumerate() {
+            let id = i as i64 + 1;
+            // Every spelling is cached (absent) before each write.
+            spelling_answers(&ctx).await;
+            let member = Member { id, email: other.to_string(), level: 0 };
+            Member::repo(&ctx).insert(&member).await.unwrap();
+            Label::repo(&ctx)
+                .insert(&Label { code: other.to_string(), name: format!("label {id}") })
+                .await
+                .unwrap();
+            check(format!("inserting {other:?}")).await;
+            Member::repo(&ctx).update(id, MemberUpdate::default().email(*plain)).await.unwrap();
+            check(format!("moving {other:?} to {plain:?}")).await;
+            Member::repo(&ctx).update(id, MemberUpdate::default().email("zz")).await.unwrap();
+            Label::repo(&ctx).delete(other.to_string()).await.unwrap();
+            check(format!("moving {plain:?} away, deleting label {other:?}")).await;
+            Label::repo(&ctx)
+                .insert(&Label { code: plain.to_string(), name: format!("plain {id}") })
+                .await
+                .unwrap();
+            check(format!("inserting label {plain:?}")).await;
+        }
+    }
+
+
     #[tokio::test]
     async fn increments_move_rows_between_composites_uniques_and_pages(backend) {
         let Some((ctx, db)) = setup(backend).await else { return };

@@ -294,7 +294,7 @@ impl EntityMeta {
     /// the column is an `#[cache(index)]` field or a foreign key, part of a composite or
     /// unique lookup, or the selector or the sort column of an order (`order_by`). This is
     /// the one definition of "key-forming" every write path asks (patches, increments,
-    /// decrements, conditional updates); [`crate::graph::query_keys`] then says which keys.
+    /// decrements, conditional updates); the graph's `query_keys` then says which keys.
     pub fn forms_keys(&self, column: &str) -> bool {
         self.indexes.iter().any(|i| i.column == column)
             || self.composites.iter().any(|c| c.columns.contains(&column))

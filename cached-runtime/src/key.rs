@@ -18,7 +18,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use crate::collation::fold;
+use crate::collation::{fold, is_plain, WIDE};
 use crate::entity::{EntityMeta, Namespace, OrderMeta};
 use crate::page::Page;
 use crate::value::KeyValue;
@@ -175,8 +175,9 @@ impl CacheKey {
 
 impl CacheKey {
     /// The same key with its text (a text id, or a query's text value) folded the way
-    /// case- and accent-insensitive collations compare it ([`crate::collation`]); `None` when
-    /// the key holds no text or its text is already folded. Every apply also drops the
+    /// case- and accent-insensitive collations compare it ([`crate::collation`]: plain text
+    /// to its lower case, other text to the wide class); `None` when the key holds no text or
+    /// its text is already folded. Every apply also drops the
     /// canonical form of each key it changes, and every other spelling cached under it.
     pub(crate) fn canonical(&self) -> Option<CacheKey> {
         let folded = |value: &KeyValue| match value {
@@ -214,6 +215,84 @@ impl CacheKey {
             meta: self.meta,
             kind,
         })
+    }
+
+    /// The keys besides [`CacheKey::canonical`] under which spellings of this key may be
+    /// registered: each combination of its plain text parts with one or more of them in the
+    /// wide class ([`crate::collation::WIDE`]), the others folded. A change to a key drops the
+    /// spellings registered under each (`kg` changed: `㎏` cached may be equal). Empty for a
+    /// key without text, or with a part that is not plain (its change bumps the entity
+    /// instead, see [`CacheKey::has_wide_text`]).
+    pub(crate) fn wide_forms(&self) -> Vec<CacheKey> {
+        let with = |kind: KeyKind| CacheKey {
+            meta: self.meta,
+            kind,
+        };
+        let wide = || KeyValue::Text(WIDE.into());
+        let plain = |v: &KeyValue| matches!(v, KeyValue::Text(t) if is_plain(t));
+        let predicates = |p: &Predicate| -> Vec<Predicate> {
+            match p {
+                Predicate::Eq(c, v) if plain(v) => vec![Predicate::Eq(c, wide())],
+                Predicate::And(columns, values) => {
+                    let texts: Vec<usize> = (0..values.len())
+                        .filter(|&i| matches!(values[i], KeyValue::Text(_)))
+                        .collect();
+                    if texts.is_empty() || !texts.iter().all(|&i| plain(&values[i])) {
+                        return Vec::new();
+                    }
+                    (1..1u32 << texts.len())
+                        .map(|mask| {
+                            let values = values
+                                .iter()
+                                .enumerate()
+                                .map(|(i, v)| match (v, texts.iter().position(|&t| t == i)) {
+                                    (KeyValue::Text(_), Some(bit)) if mask & (1 << bit) != 0 => {
+                                        wide()
+                                    }
+                                    (KeyValue::Text(t), _) => KeyValue::Text(fold(t).into()),
+                                    (other, _) => other.clone(),
+                                })
+                                .collect();
+                            Predicate::And(columns, values)
+                        })
+                        .collect()
+                }
+                _ => Vec::new(),
+            }
+        };
+        match &self.kind {
+            KeyKind::Row(id) if plain(id) => vec![with(KeyKind::Row(wide()))],
+            KeyKind::List(p) => predicates(p)
+                .into_iter()
+                .map(|p| with(KeyKind::List(p)))
+                .collect(),
+            KeyKind::Count(p) => predicates(p)
+                .into_iter()
+                .map(|p| with(KeyKind::Count(p)))
+                .collect(),
+            KeyKind::Pages(p) => predicates(p)
+                .into_iter()
+                .map(|p| with(KeyKind::Pages(p)))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether a text part of this key is not plain ([`crate::collation::is_plain`]): which
+    /// cached spellings its change reaches cannot be listed, so the apply drops every query
+    /// of the entity (for a row key, every entry).
+    pub(crate) fn has_wide_text(&self) -> bool {
+        let wide = |v: &KeyValue| matches!(v, KeyValue::Text(t) if !is_plain(t));
+        match &self.kind {
+            KeyKind::Row(id) => wide(id),
+            KeyKind::List(p) | KeyKind::Count(p) | KeyKind::Page(p, _) | KeyKind::Pages(p) => {
+                match p {
+                    Predicate::All => false,
+                    Predicate::Eq(_, v) => wide(v),
+                    Predicate::And(_, values) => values.iter().any(wide),
+                }
+            }
+        }
     }
 
     /// The entity's identity: the address of its static description, unique per entity type.

@@ -172,6 +172,14 @@ pub mod __private {
     pub const fn assert_reaches<V, E, K, C: ReachesKey<V, E, K>>() {}
 }
 
+/// The invalidation fold of `text` (test-only: `tests/collation_proof.rs` checks it against
+/// the live collations).
+#[cfg(feature = "__testing")]
+#[doc(hidden)]
+pub fn __fold(text: &str) -> String {
+    collation::fold(text).into_owned()
+}
+
 /// The README's Rust examples, compiled as doctests so that they stay true.
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]

@@ -527,12 +527,39 @@ impl LocalCache {
         let changed = |key: &CacheKey| changes.iter().any(|(k, _)| k == key);
         for (key, _) in changes {
             let canonical = key.canonical();
-            let spelled = self.spellings.take(canonical.as_ref().unwrap_or(key));
-            for other in canonical.into_iter().chain(spelled) {
+            let mut forms = vec![canonical.clone().unwrap_or_else(|| key.clone())];
+            forms.extend(key.wide_forms());
+            let spelled: Vec<CacheKey> =
+                forms.iter().flat_map(|f| self.spellings.take(f)).collect();
+            // The forms themselves too: a view that read a spelling is registered under its
+            // form, and a fill of one in flight checks its form's stamp.
+            for other in forms
+                .into_iter()
+                .skip(usize::from(canonical.is_none()))
+                .chain(spelled)
+            {
                 if !changed(&other) && !out.contains(&other) {
                     out.push(other);
                 }
             }
+        }
+        out
+    }
+
+    /// The bumps that changes with text outside the plain class imply (see
+    /// [`crate::collation`]): which spellings of such a value the database calls equal cannot
+    /// be listed, so every query of the entity is dropped, and for a text id every entry.
+    pub fn wide_bumps(&self, changes: &[(CacheKey, Change)]) -> Vec<Bump> {
+        let mut out: Vec<Bump> = Vec::new();
+        if !self.fold_text {
+            return out;
+        }
+        for (key, _) in changes.iter().filter(|(key, _)| key.has_wide_text()) {
+            let bump = match key.is_query() {
+                true => Bump::Queries(key.namespace()),
+                false => Bump::Entity(key.namespace()),
+            };
+            Bump::push(&mut out, bump);
         }
         out
     }

@@ -124,6 +124,19 @@ pub(crate) enum Bump {
 }
 
 impl Bump {
+    /// Adds `bump` to `bumps` unless the same bump is already there.
+    pub fn push(bumps: &mut Vec<Bump>, bump: Bump) {
+        let known = bumps.iter().any(|b| match (b, &bump) {
+            (Bump::Entity(x), Bump::Entity(y)) | (Bump::Queries(x), Bump::Queries(y)) => {
+                std::ptr::eq(*x, *y)
+            }
+            _ => false,
+        });
+        if !known {
+            bumps.push(bump);
+        }
+    }
+
     /// The type name of the entity or view bumped.
     pub fn type_name(&self) -> &'static str {
         match self {

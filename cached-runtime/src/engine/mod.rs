@@ -217,6 +217,13 @@ impl Engine {
         if changes.is_empty() && bumps.is_empty() {
             return CommitReport::default();
         }
+        // Text outside the plain class reaches spellings that cannot be listed: its entity's
+        // queries (or entries) go as a whole (see `collation`).
+        let mut bumps = bumps.to_vec();
+        for bump in self.cache.wide_bumps(&changes) {
+            Bump::push(&mut bumps, bump);
+        }
+        let bumps = &bumps[..];
         changes.sort_by_key(|(key, _)| !key.is_query());
         let cache = &self.cache;
         let mut dependents = cache.apply(&changes, bumps);

@@ -18,13 +18,5 @@ pub(crate) fn coarse_bumps(meta: &'static EntityMeta, bumps: &mut Vec<Bump>) {
 
 /// Adds a bump unless the same bump is already there.
 pub(crate) fn push_bump(bumps: &mut Vec<Bump>, bump: Bump) {
-    let known = bumps.iter().any(|b| match (b, &bump) {
-        (Bump::Entity(x), Bump::Entity(y)) | (Bump::Queries(x), Bump::Queries(y)) => {
-            std::ptr::eq(*x, *y)
-        }
-        _ => false,
-    });
-    if !known {
-        bumps.push(bump);
-    }
+    Bump::push(bumps, bump);
 }

@@ -7,7 +7,7 @@
 //! and the transaction use: each method runs one entity-level operation and decodes its rows.
 
 mod backend;
-mod catalog;
+pub(crate) mod catalog;
 #[cfg(feature = "mongo")]
 mod mongo;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]

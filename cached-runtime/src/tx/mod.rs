@@ -33,7 +33,7 @@ use crate::hooks::Source;
 use crate::key::{CacheKey, Predicate};
 use crate::page::{Page, Paged};
 use crate::report::CommitReport;
-use crate::schema::{Action, Schema};
+use crate::schema::{Action, Reach, Schema};
 use crate::store::{id_of, Exec, TxOps};
 use crate::value::{KeyPart, KeyValue, Value};
 
@@ -500,28 +500,36 @@ impl Transaction {
         ids: Vec<KeyValue>,
     ) -> Result<()> {
         let schema = self.schema.clone();
-        if schema.cascades(meta).next().is_some() {
+        if schema.reach(meta).next().is_some() {
             self.exec().lock_ids(meta, &ids).await?;
         }
         let mut work = vec![(meta, ids)];
         let mut seen: HashSet<(usize, KeyValue)> = HashSet::new();
         while let Some((parent, ids)) = work.pop() {
-            for cascade in schema.cascades(parent) {
-                let found = self
-                    .exec()
-                    .fetch_ids_where_in(cascade.child, &cascade.column, &ids)
-                    .await?;
-                let child = std::ptr::from_ref(cascade.child) as usize;
+            for reach in schema.reach(parent) {
+                let (child, column, action) = match reach {
+                    Reach::Rows {
+                        child,
+                        column,
+                        action,
+                    } => (*child, column, *action),
+                    Reach::Whole(child) => {
+                        self.pending.touch(child, None);
+                        continue;
+                    }
+                };
+                let found = self.exec().fetch_ids_where_in(child, column, &ids).await?;
+                let at = std::ptr::from_ref(child) as usize;
                 let fresh: Vec<KeyValue> = found
                     .into_iter()
-                    .filter(|id| seen.insert((child, id.clone())))
+                    .filter(|id| seen.insert((at, id.clone())))
                     .collect();
                 if fresh.is_empty() {
                     continue;
                 }
-                self.pending.cascaded(cascade.child, fresh.clone());
-                if cascade.action == Action::Cascade {
-                    work.push((cascade.child, fresh));
+                self.pending.cascaded(child, fresh.clone());
+                if action == Action::Cascade {
+                    work.push((child, fresh));
                 }
             }
         }

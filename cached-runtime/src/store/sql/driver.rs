@@ -32,10 +32,12 @@ pub(crate) struct Dialect {
     pub row_locks: bool,
     /// The statement that opens a write transaction, when not plain `BEGIN`.
     pub begin: Option<&'static str>,
-    /// The catalog queries: foreign keys (child, child column, parent, parent column,
-    /// ON UPDATE, ON DELETE), triggers (table, name), columns (table, name, declared type);
-    /// all text.
-    pub catalog: [&'static str; 3],
+    /// The catalog queries, over every schema (database) but the system's, each table as
+    /// (schema, name): tables (schema, name, `'1'` if an unqualified name finds it), foreign
+    /// keys (child schema, child, child column, parent schema, parent, parent column,
+    /// ON UPDATE, ON DELETE), triggers (schema, table, name), columns (schema, table, name,
+    /// declared type), the default schema (one value); all text.
+    pub catalog: [&'static str; 5],
     /// Declared column types are affinities, not types (SQLite).
     pub dynamic_types: bool,
 }

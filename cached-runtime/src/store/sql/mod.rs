@@ -22,7 +22,7 @@ use sqlx::{Pool, SqlStr};
 use self::builder::{SqlBuilder, StatementCache};
 use self::driver::{Dialect, Driver, Got, On, Want};
 use super::backend::{id_position, key_of, Assignments, Backend, BoxFuture, Meta, Ops, Row, TxOps};
-use super::catalog::{Action, Catalog, Column, ForeignKey};
+use super::catalog::{Action, Catalog, Column, ForeignKey, Table, TableId};
 use super::RawStore;
 use crate::entity::OrderMeta;
 use crate::error::{Error, Result};
@@ -85,7 +85,7 @@ impl<DB: Driver> Backend for SqlStore<DB> {
 
     fn catalog(&self) -> BoxFuture<'_, Result<Catalog>> {
         Box::pin(async move {
-            let [fks, triggers, columns] = DB::DIALECT.catalog;
+            let [tables, fks, triggers, columns, default] = DB::DIALECT.catalog;
             let mut on = On::Pool(&self.pool);
             let text = |row: &mut Row, i: usize| match std::mem::replace(
                 &mut row[i],
@@ -94,37 +94,56 @@ impl<DB: Driver> Backend for SqlStore<DB> {
                 Value::Text(s) => s,
                 _ => String::new(),
             };
-            let foreign_keys = catalog_rows(&mut on, fks, 6)
+            let table = |row: &mut Row, at: usize| TableId {
+                schema: text(row, at),
+                name: text(row, at + 1),
+            };
+            let tables = catalog_rows(&mut on, tables, 3)
+                .await?
+                .into_iter()
+                .map(|mut row| Table {
+                    id: table(&mut row, 0),
+                    visible: text(&mut row, 2) == "1",
+                })
+                .collect();
+            let foreign_keys = catalog_rows(&mut on, fks, 8)
                 .await?
                 .into_iter()
                 .map(|mut row| ForeignKey {
-                    child: text(&mut row, 0),
-                    child_column: text(&mut row, 1),
-                    parent: text(&mut row, 2),
-                    parent_column: text(&mut row, 3),
-                    on_update: Action::parse(&text(&mut row, 4)),
-                    on_delete: Action::parse(&text(&mut row, 5)),
+                    child: table(&mut row, 0),
+                    child_column: text(&mut row, 2),
+                    parent: table(&mut row, 3),
+                    parent_column: text(&mut row, 5),
+                    on_update: Action::parse(&text(&mut row, 6)),
+                    on_delete: Action::parse(&text(&mut row, 7)),
                 })
                 .collect();
-            let pairs = |rows: Vec<Row>| -> Vec<(String, String)> {
-                rows.into_iter()
-                    .map(|mut row| (text(&mut row, 0), text(&mut row, 1)))
-                    .collect()
-            };
-            let columns = catalog_rows(&mut on, columns, 3)
+            let triggers = catalog_rows(&mut on, triggers, 3)
+                .await?
+                .into_iter()
+                .map(|mut row| (table(&mut row, 0), text(&mut row, 2)))
+                .collect();
+            let columns = catalog_rows(&mut on, columns, 4)
                 .await?
                 .into_iter()
                 .map(|mut row| Column {
-                    table: text(&mut row, 0),
-                    name: text(&mut row, 1),
-                    data_type: text(&mut row, 2),
+                    table: table(&mut row, 0),
+                    name: text(&mut row, 2),
+                    data_type: text(&mut row, 3),
                 })
                 .collect();
+            let default_schema = catalog_rows(&mut on, default, 1)
+                .await?
+                .first_mut()
+                .map(|row| text(row, 0))
+                .unwrap_or_default();
             Ok(Catalog {
+                tables,
                 foreign_keys,
-                triggers: pairs(catalog_rows(&mut on, triggers, 2).await?),
+                triggers,
                 columns,
                 dynamic_types: DB::DIALECT.dynamic_types,
+                default_schema,
             })
         })
     }
@@ -140,7 +159,7 @@ async fn catalog_rows<DB: Driver>(
     query: &'static str,
     width: usize,
 ) -> Result<Vec<Row>> {
-    const TEXT: [ValueKind; 6] = [ValueKind::Text; 6];
+    const TEXT: [ValueKind; 8] = [ValueKind::Text; 8];
     let sql = sqlx::SqlSafeStr::into_sql_str(query);
     let got = DB::run(on.reborrow(), sql, Vec::new(), Want::Rows(&TEXT[..width]))
         .await

@@ -19,23 +19,37 @@ impl Driver for Postgres {
         row_locks: true,
         begin: None,
         catalog: [
-            "SELECT cl.relname::text, att.attname::text, pcl.relname::text, patt.attname::text, \
+            "SELECT n.nspname::text, c.relname::text, \
+                    CASE WHEN pg_table_is_visible(c.oid) THEN '1' ELSE '0' END \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') \
+               AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+               AND n.nspname NOT LIKE 'pg\\_toast%'",
+            "SELECT cn.nspname::text, cl.relname::text, att.attname::text, \
+                    pn.nspname::text, pcl.relname::text, patt.attname::text, \
                     con.confupdtype::text, con.confdeltype::text \
              FROM pg_constraint con \
              JOIN pg_class cl ON cl.oid = con.conrelid \
+             JOIN pg_namespace cn ON cn.oid = cl.relnamespace \
              JOIN pg_class pcl ON pcl.oid = con.confrelid \
+             JOIN pg_namespace pn ON pn.oid = pcl.relnamespace \
              CROSS JOIN LATERAL unnest(con.conkey, con.confkey) AS k(ck, pk) \
              JOIN pg_attribute att ON att.attrelid = con.conrelid AND att.attnum = k.ck \
              JOIN pg_attribute patt ON patt.attrelid = con.confrelid AND patt.attnum = k.pk \
-             WHERE con.contype = 'f' AND pg_table_is_visible(cl.oid)",
-            "SELECT c.relname::text, t.tgname::text FROM pg_trigger t \
+             WHERE con.contype = 'f' AND cn.nspname NOT IN ('pg_catalog', 'information_schema')",
+            "SELECT n.nspname::text, c.relname::text, t.tgname::text FROM pg_trigger t \
              JOIN pg_class c ON c.oid = t.tgrelid \
-             WHERE NOT t.tgisinternal AND pg_table_is_visible(c.oid)",
-            "SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod) \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE NOT t.tgisinternal AND n.nspname NOT IN ('pg_catalog', 'information_schema')",
+            "SELECT n.nspname::text, c.relname::text, a.attname::text, \
+                    format_type(a.atttypid, a.atttypmod) \
              FROM pg_attribute a \
              JOIN pg_class c ON c.oid = a.attrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm', 'f') \
-               AND pg_table_is_visible(c.oid)",
+               AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+               AND n.nspname NOT LIKE 'pg\\_toast%'",
+            "SELECT COALESCE(current_schema()::text, 'public')",
         ],
         dynamic_types: false,
     };

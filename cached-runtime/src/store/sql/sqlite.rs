@@ -19,11 +19,15 @@ impl Driver for Sqlite {
         // then writes cannot fail to upgrade its lock.
         begin: Some("BEGIN IMMEDIATE"),
         catalog: [
-            "SELECT m.name, p.\"from\", p.\"table\", p.\"to\", p.on_update, p.on_delete \
+            "SELECT 'main', name, '1' FROM sqlite_master WHERE type IN ('table', 'view')",
+            "SELECT 'main', m.name, p.\"from\", 'main', p.\"table\", p.\"to\", p.on_update, \
+                    p.on_delete \
              FROM sqlite_master m JOIN pragma_foreign_key_list(m.name) p WHERE m.type = 'table'",
-            "SELECT tbl_name, name FROM sqlite_master WHERE type = 'trigger'",
-            "SELECT m.name, p.name, p.type FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+            "SELECT 'main', tbl_name, name FROM sqlite_master WHERE type = 'trigger'",
+            "SELECT 'main', m.name, p.name, p.type \
+             FROM sqlite_master m JOIN pragma_table_info(m.name) p \
              WHERE m.type IN ('table', 'view')",
+            "SELECT 'main'",
         ],
         dynamic_types: true,
     };
