@@ -143,7 +143,96 @@ async fn settled(ctx: &Context, db: &TestDb) -> Vec<String> {
     }
 }
 
+/// Connections in the pool `seeded!` opens.
+const POOL: usize = 8;
+
 backend_tests! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dropped_context_write_runs_to_its_end_and_leaves_every_connection_usable(backend) {
+        let (ctx, db) = seeded!(backend);
+        rows(&ctx).await;
+        // Each write is dropped after 1 to 8 polls: mid-BEGIN, mid-statement, mid-commit.
+        for step in 0..ROWS {
+            let mut scenes = Scene::repo(&ctx);
+            drop_after(1 + step as usize % 8, scenes.increment_word_count(100 + step, 7)).await;
+        }
+        // Each one runs to its end on a task of its own: every increment lands, once.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for id in 100..100 + ROWS {
+            while db.scene(id).await.map(|s| s.word_count) != Some(7) {
+                let now = db.scene(id).await.map(|s| s.word_count);
+                assert!(Instant::now() < deadline, "scene {id}: word count {now:?}, not 7");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        let stale = settled(&ctx, &db).await;
+        assert!(stale.is_empty(), "stale after dropped writes:\n{}", stale.join("\n"));
+        if matches!(backend, Backend::Postgres | Backend::MySql) {
+            // Every pooled connection still works: as many transactions at once as the pool
+            // holds, each writing (a connection left mid-statement would fail here).
+            let barrier = Arc::new(tokio::sync::Barrier::new(POOL));
+            let mut all = Vec::new();
+            for i in 0..POOL as i64 {
+                let (ctx, barrier) = (ctx.clone(), barrier.clone());
+                all.push(tokio::spawn(async move {
+                    let mut tx = ctx.begin().await?;
+                    Scene::repo(&mut tx).increment_word_count(100 + i, 1).await?;
+                    barrier.wait().await;
+                    tx.commit().await.map(drop)
+                }));
+            }
+            for one in all {
+                tokio::time::timeout(Duration::from_secs(30), one)
+                    .await
+                    .expect("every connection answers")
+                    .unwrap()
+                    .unwrap();
+            }
+            let stale = settled(&ctx, &db).await;
+            assert!(stale.is_empty(), "stale after the pool-wide writes:\n{}", stale.join("\n"));
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dropped_transaction_leaves_no_lock_behind(backend) {
+        let (ctx, db) = seeded!(backend);
+        rows(&ctx).await;
+        // Transactions that lock a row, write it and are dropped (their caller gone) before
+        // they commit: at BEGIN, mid-lock, mid-write or while they wait.
+        const UNITS: i64 = 24;
+        for step in 0..UNITS {
+            let id = 100 + step;
+            let unit = {
+                let ctx = ctx.clone();
+                async move {
+                    let mut tx = ctx.begin().await?;
+                    Scene::repo(&mut tx).get_for_update(id).await?;
+                    Scene::repo(&mut tx).increment_word_count(id, 1000).await?;
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    tx.commit().await.map(drop)
+                }
+            };
+            let unit: std::pin::Pin<Box<dyn std::future::Future<Output = cached_runtime::Result<()>> + Send>> =
+                Box::pin(unit);
+            // Dropped after 1 to 8 polls, or by a timeout while it waits (never committed).
+            let polls = drop_after(1 + step as usize % 8, unit);
+            let dropped = tokio::time::timeout(Duration::from_millis(300), polls).await;
+            assert!(dropped.unwrap_or(true), "dropped before its commit");
+        }
+        // None of them committed, and none holds a lock (a row lock, a MongoDB transaction
+        // left open on the server, a lock marker): a write to each row goes through at once.
+        for id in 100..100 + UNITS {
+            let mut scenes = Scene::repo(&ctx);
+            let write = scenes.increment_word_count(id, 1);
+            let done = tokio::time::timeout(Duration::from_secs(10), write)
+                .await
+                .unwrap_or_else(|_| panic!("scene {id}: a dropped transaction still holds it"));
+            assert_eq!(done.unwrap().word_count, 1, "scene {id}: a dropped write landed");
+        }
+        let stale = settled(&ctx, &db).await;
+        assert!(stale.is_empty(), "stale after dropped transactions:\n{}", stale.join("\n"));
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_dropped_commit_still_reaches_the_cache(backend) {
         let (ctx, db) = seeded!(backend);

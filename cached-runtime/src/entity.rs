@@ -113,7 +113,7 @@ pub trait RelatesTo<T: CachedEntity>: CachedEntity {
 }
 
 /// The generated patch struct of an entity: each field `Some(new value)` or `None` (unchanged).
-pub trait Patch<E>: Default + Send + Sync {
+pub trait Patch<E>: Default + Clone + Send + Sync + 'static {
     /// The `(column, value)` pairs this patch assigns. Whether they change any cache key is
     /// the runtime's to decide, from the entity's metadata ([`EntityMeta::forms_keys`]).
     fn assignments(&self) -> Vec<(&'static str, Value)>;

@@ -64,6 +64,10 @@ pub enum Predicate {
 
 impl Predicate {
     /// The `(column, value)` pairs the predicate requires equal: none for `All`.
+    #[cfg_attr(
+        not(any(feature = "sqlite", feature = "postgres", feature = "mysql")),
+        allow(dead_code)
+    )]
     pub(crate) fn parts(&self) -> Vec<(&'static str, &KeyValue)> {
         match self {
             Predicate::All => Vec::new(),

@@ -393,10 +393,12 @@ impl LocalCache {
         data: EntryData,
         token: &Token,
     ) -> bool {
+        let index = weight::spelling(key);
         self.fill_registered(
             key,
             data,
             token,
+            index,
             || self.admits_key(key, token),
             |reg| self.spellings.register(canonical, key, reg),
         )
@@ -405,11 +407,14 @@ impl LocalCache {
     /// Stores an entry that must be registered somewhere (a view instance's reads, a spelling)
     /// atomically with respect to applies: under the apply lock, `current` decides whether
     /// nothing changed since `token`, then `register` records the entry's registration id.
+    /// `index` is what the registration costs in its index: the entry weighs it too, so a
+    /// cache bounded by bytes bounds its indexes (they are released with the entry).
     fn fill_registered(
         &self,
         key: &CacheKey,
         data: EntryData,
         token: &Token,
+        index: u32,
         current: impl FnOnce() -> bool,
         register: impl FnOnce(u64),
     ) -> bool {
@@ -420,9 +425,11 @@ impl LocalCache {
         }
         let reg = self.regs.fetch_add(1, SeqCst) + 1;
         register(reg);
+        let entry = self.entry(key, data, token);
         let entry = Entry {
             reg,
-            ..self.entry(key, data, token)
+            weight: entry.weight.saturating_add(index),
+            ..entry
         };
         self.map.insert(key.clone(), entry);
         Counters::add(&self.counters.fills, 1);
@@ -452,7 +459,8 @@ impl LocalCache {
             let stamp = self.stripe(key).stamp;
             self.admits(stamp, token, key) && self.reads_current(reads, token)
         };
-        self.fill_registered(key, data, token, current, |reg| {
+        let index = weight::dependencies(reads.keys());
+        self.fill_registered(key, data, token, index, current, |reg| {
             self.deps.register(key, reads, reg)
         })
     }
@@ -486,6 +494,7 @@ impl LocalCache {
                     let mut entry = self.entry(key, data.clone(), token);
                     if let Some(canonical) = self.canonical(key) {
                         entry.reg = self.regs.fetch_add(1, SeqCst) + 1;
+                        entry.weight = entry.weight.saturating_add(weight::spelling(key));
                         self.spellings.register(canonical, key, entry.reg);
                     }
                     self.map.insert(key.clone(), entry);

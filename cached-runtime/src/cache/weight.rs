@@ -6,7 +6,9 @@
 //! ([`CachedEntity::heap_size`](crate::CachedEntity::heap_size)); a query entry weighs its ids;
 //! a count or a negative entry weighs nothing of its own. Every entry also pays
 //! [`PER_ENTRY`]: its key, the entry record and moka's bookkeeping, as measured by
-//! `benches/memory.rs`.
+//! `benches/memory.rs`. An entry registered in an index (a view instance or a page under each
+//! key it read, a spelling under its fold class) also weighs what its registration holds
+//! there, so that `max_bytes` bounds the indexes too: they are released with the entry.
 
 use super::EntryData;
 use crate::key::{CacheKey, Predicate};
@@ -51,4 +53,25 @@ pub(crate) fn of(key: &CacheKey, data: &EntryData) -> u32 {
         EntryData::Missing | EntryData::Count(_) => 0,
     };
     u32::try_from(PER_ENTRY + key_heap(key) + own).unwrap_or(u32::MAX)
+}
+
+/// What one key a view instance (or a page) read costs in the dependency index: the key held
+/// in the index's map and in the instance's registration, and the instance's key in the set of
+/// readers of that key. Measured by `benches/deps.rs` (index bytes per instance over the keys
+/// it read).
+pub(crate) const PER_DEPENDENCY: usize = 160;
+
+/// What a spelling's registration costs in the spellings index: its key and its registration
+/// id in the map of its fold class.
+pub(crate) const PER_SPELLING: usize = 96;
+
+/// The dependency-index bytes of an instance that read `keys`, saturated at `u32::MAX`.
+pub(crate) fn dependencies(keys: &[CacheKey]) -> u32 {
+    let bytes: usize = keys.iter().map(|k| PER_DEPENDENCY + key_heap(k)).sum();
+    u32::try_from(bytes).unwrap_or(u32::MAX)
+}
+
+/// The spellings-index bytes of the spelling `key`.
+pub(crate) fn spelling(key: &CacheKey) -> u32 {
+    u32::try_from(PER_SPELLING + key_heap(key)).unwrap_or(u32::MAX)
 }

@@ -12,12 +12,18 @@ use crate::error::{Error, Result};
 use crate::handle::HandleRef;
 use crate::key::Predicate;
 use crate::page::{Page, Paged};
-use crate::tx::{Transaction, ATTEMPTS};
+use crate::tx::{RunToEnd, Transaction, ATTEMPTS};
 use crate::value::Value;
 
 /// Runs a write on the handle's transaction, or in a transaction of its own on a context
 /// (retried as a whole when the database aborts it with a retryable conflict: nothing of an
 /// aborted attempt was written, and the cache is only touched by the attempt that commits).
+///
+/// On a context the whole write runs to its end, as a commit does ([`RunToEnd`]): polled in
+/// place while its caller waits, and moved to a task of its own if the caller's future is
+/// dropped (a timeout, a client that hung up), so that no statement is ever abandoned halfway
+/// on a pooled connection. Everything `$op` names must therefore be owned (`'static`): call
+/// sites clone what they borrow before the macro.
 ///
 /// This is the loop of [`Context::transaction`](crate::Context::transaction) written out
 /// rather than called: through that function's async closure, rustc cannot prove the
@@ -28,26 +34,35 @@ macro_rules! in_tx {
         match $handle {
             HandleRef::Transaction($tx) => $op,
             HandleRef::Context(ctx) => {
-                let mut attempt = 1;
-                loop {
-                    let mut own = ctx.begin().await?;
-                    let $tx = &mut own;
-                    let result = match $op {
-                        Ok(out) => own.commit().await.map(|_| out),
-                        Err(err) => {
-                            // Roll back now rather than when the pool next touches the
-                            // connection, so that row locks are released at once.
-                            let _ = own.rollback().await;
-                            Err(err)
+                let guarded = ctx.engine().settings.guard_commits;
+                let ctx = ctx.clone();
+                let work = async move {
+                    let mut attempt = 1;
+                    loop {
+                        let mut own = ctx.begin().await?;
+                        let $tx = &mut own;
+                        let result = match $op {
+                            Ok(out) => own.commit().await.map(|_| out),
+                            Err(err) => {
+                                // Roll back now rather than when the pool next touches the
+                                // connection, so that row locks are released at once.
+                                let _ = own.rollback().await;
+                                Err(err)
+                            }
+                        };
+                        match result {
+                            Err(err) if err.is_retryable() && attempt < ATTEMPTS => {
+                                attempt += 1;
+                                tokio::task::yield_now().await;
+                            }
+                            done => break done,
                         }
-                    };
-                    match result {
-                        Err(err) if err.is_retryable() && attempt < ATTEMPTS => {
-                            attempt += 1;
-                            tokio::task::yield_now().await;
-                        }
-                        done => break done,
                     }
+                };
+                match guarded {
+                    true => RunToEnd::new(work).await,
+                    // Test-only (`__unguarded_commits`): a dropped caller stops the write.
+                    false => work.await,
                 }
             }
         }
@@ -116,7 +131,8 @@ pub async fn count<E: CachedEntity>(handle: HandleRef<'_>, predicate: Predicate)
 
 /// `insert`: one row; the stored row goes into the cache on commit.
 pub async fn insert<E: CachedEntity>(handle: HandleRef<'_>, row: &E) -> Result<Arc<E>> {
-    let rows = in_tx!(handle, tx => tx.insert_rows::<E>(vec![row.values()]).await)?;
+    let values = row.values();
+    let rows = in_tx!(handle, tx => tx.insert_rows::<E>(vec![values.clone()]).await)?;
     the_one::<E>(rows)
 }
 
@@ -125,13 +141,15 @@ pub async fn insert_many<E: CachedEntity>(
     handle: HandleRef<'_>,
     rows: &[E],
 ) -> Result<Vec<Arc<E>>> {
-    in_tx!(handle, tx => tx.insert_rows::<E>(rows.iter().map(E::values).collect()).await)
+    let values: Vec<Vec<Value>> = rows.iter().map(E::values).collect();
+    in_tx!(handle, tx => tx.insert_rows::<E>(values.clone()).await)
 }
 
 /// `insert` of an entity whose id is generated: the row without its id; returns it as
 /// stored, with the id the database (or, for an `ObjectId`, this process) gave it.
 pub async fn insert_new<N: NewRow>(handle: HandleRef<'_>, row: &N) -> Result<Arc<N::Entity>> {
-    let rows = in_tx!(handle, tx => tx.insert_rows::<N::Entity>(vec![row.values()]).await)?;
+    let values = row.values();
+    let rows = in_tx!(handle, tx => tx.insert_rows::<N::Entity>(vec![values.clone()]).await)?;
     the_one::<N::Entity>(rows)
 }
 
@@ -141,7 +159,8 @@ pub async fn insert_new_many<N: NewRow>(
     handle: HandleRef<'_>,
     rows: &[N],
 ) -> Result<Vec<Arc<N::Entity>>> {
-    in_tx!(handle, tx => tx.insert_rows::<N::Entity>(rows.iter().map(N::values).collect()).await)
+    let values: Vec<Vec<Value>> = rows.iter().map(N::values).collect();
+    in_tx!(handle, tx => tx.insert_rows::<N::Entity>(values.clone()).await)
 }
 
 /// The row of a one-row insert (`insert_rows` fails with `Error::ReadBack` unless it returns
@@ -160,7 +179,8 @@ pub async fn update<E: CachedEntity>(
     id: E::Id,
     patch: &E::Update,
 ) -> Result<Arc<E>> {
-    in_tx!(handle, tx => tx.update_row::<E>(&id, patch).await)
+    let patch = patch.clone();
+    in_tx!(handle, tx => tx.update_row::<E>(&id, &patch).await)
 }
 
 /// `update_if_version`: applies a patch only if the row is still at version `expected`.
@@ -170,7 +190,8 @@ pub async fn update_if_version<E: CachedEntity>(
     expected: i64,
     patch: &E::Update,
 ) -> Result<Arc<E>> {
-    in_tx!(handle, tx => tx.update_if_version::<E>(&id, expected, patch).await)
+    let patch = patch.clone();
+    in_tx!(handle, tx => tx.update_if_version::<E>(&id, expected, &patch).await)
 }
 
 /// `get_for_update`: one row, locked against other writers until the transaction ends.
@@ -226,7 +247,8 @@ pub async fn update_many<E: CachedEntity>(
     predicate: Predicate,
     patch: &E::Update,
 ) -> Result<Vec<Arc<E>>> {
-    in_tx!(handle, tx => tx.update_where::<E>(&predicate, patch).await)
+    let patch = patch.clone();
+    in_tx!(handle, tx => tx.update_where::<E>(&predicate, &patch).await)
 }
 
 /// `append_<field>` / `remove_<field>`: edits a list field of one row in one operation.
@@ -247,6 +269,7 @@ pub async fn delete<E: CachedEntity>(handle: HandleRef<'_>, id: E::Id) -> Result
 
 /// `delete_many`: rows by id; returns how many existed.
 pub async fn delete_many<E: CachedEntity>(handle: HandleRef<'_>, ids: &[E::Id]) -> Result<u64> {
-    let deleted = in_tx!(handle, tx => tx.delete_rows::<E>(ids).await)?;
+    let ids = ids.to_vec();
+    let deleted = in_tx!(handle, tx => tx.delete_rows::<E>(&ids).await)?;
     Ok(deleted.len() as u64)
 }

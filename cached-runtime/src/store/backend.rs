@@ -257,6 +257,10 @@ pub(crate) trait Ops: Send {
 }
 
 /// The position of the id in a row of `meta`.
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres", feature = "mysql")),
+    allow(dead_code)
+)]
 pub(crate) fn id_position(meta: Meta) -> usize {
     meta.column_position(meta.id_column)
         .expect("the id is a column")
@@ -264,6 +268,10 @@ pub(crate) fn id_position(meta: Meta) -> usize {
 
 /// A stored value as a key part (ids and key-forming columns are integers, text, booleans,
 /// ObjectIds or null).
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres", feature = "mysql")),
+    allow(dead_code)
+)]
 pub(crate) fn key_of(value: &Value) -> KeyValue {
     match value {
         Value::Bool(b) => KeyValue::Bool(*b),

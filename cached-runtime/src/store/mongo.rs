@@ -67,7 +67,12 @@ impl Backend for MongoStore {
                 .write_concern(WriteConcern::majority())
                 .await
                 .map_err(|e| from_mongo("transaction", e))?;
-            Ok(Box::new(MongoTx { db, session }) as Box<dyn TxOps>)
+            let tx = MongoTx {
+                db,
+                session: Some(session),
+                touched: false,
+            };
+            Ok(Box::new(tx) as Box<dyn TxOps>)
         })
     }
 
@@ -81,10 +86,60 @@ impl Backend for MongoStore {
     }
 }
 
-/// An open MongoDB transaction: the session that carries it, and the database it writes.
+/// An open MongoDB transaction: the session that carries it (until commit or rollback takes
+/// it), and the database it writes.
 pub(crate) struct MongoTx {
     db: Database,
-    session: ClientSession,
+    session: Option<ClientSession>,
+    /// Whether an operation was handed the session: one dropped in flight may have started
+    /// the transaction on the server while the driver still counts it as not started.
+    touched: bool,
+}
+
+/// The collection a probe reads to end a transaction's "not started" state in the driver
+/// (a read of a collection that need not exist).
+const PROBE: &str = "cached_runtime_probe";
+
+impl MongoTx {
+    fn session(&mut self) -> &mut ClientSession {
+        self.session
+            .as_mut()
+            .expect("a transaction's session lives until its commit or rollback")
+    }
+}
+
+/// Aborts `session`'s transaction on the server. When an operation was sent (`touched`), a
+/// probe read first: if the transaction's first operation was dropped in flight, the server
+/// started the transaction but the driver still counts it as not started and would abort it
+/// only locally, leaving it open on the server (holding its documents until
+/// `transactionLifetimeLimitSeconds`); after one completed operation the driver knows it
+/// started, and its abort reaches the server.
+async fn abort(
+    db: Database,
+    mut session: ClientSession,
+    touched: bool,
+) -> mongodb::error::Result<()> {
+    if touched {
+        let probe = db.collection::<Document>(PROBE);
+        let _ = probe
+            .find_one(doc! { "_id": 0 })
+            .session(&mut session)
+            .await;
+    }
+    session.abort_transaction().await
+}
+
+/// A transaction dropped without a commit or a rollback (its caller went away): aborted on a
+/// task of its own, so that the server holds nothing of it.
+impl Drop for MongoTx {
+    fn drop(&mut self) {
+        let Some(session) = self.session.take() else {
+            return;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(abort(self.db.clone(), session, self.touched));
+        }
+    }
 }
 
 /// How many times a commit whose outcome is unknown is retried, as the driver documentation
@@ -93,6 +148,7 @@ const COMMIT_ATTEMPTS: usize = 4;
 
 impl TxOps for MongoTx {
     fn ops(&mut self) -> Box<dyn Ops + '_> {
+        self.touched = true;
         Box::new(MongoOps::Session(self))
     }
 
@@ -101,9 +157,10 @@ impl TxOps for MongoTx {
     /// retryable [`Error::Conflict`] and the caller knows nothing was written.
     fn commit(mut self: Box<Self>) -> BoxFuture<'static, Result<()>> {
         Box::pin(async move {
+            let mut session = self.session.take().expect("a transaction commits once");
             let mut attempt = 1;
             loop {
-                match self.session.commit_transaction().await {
+                match session.commit_transaction().await {
                     Ok(()) => return Ok(()),
                     Err(e)
                         if e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT)
@@ -119,8 +176,8 @@ impl TxOps for MongoTx {
 
     fn rollback(mut self: Box<Self>) -> BoxFuture<'static, Result<()>> {
         Box::pin(async move {
-            self.session
-                .abort_transaction()
+            let session = self.session.take().expect("a transaction rolls back once");
+            abort(self.db.clone(), session, self.touched)
                 .await
                 .map_err(|e| from_mongo("transaction", e))
         })
@@ -143,7 +200,7 @@ macro_rules! run {
             }
             MongoOps::Session(tx) => {
                 let $coll = collection(&tx.db, $meta);
-                $action.session(&mut tx.session).await
+                $action.session(tx.session()).await
             }
         }
         .map_err(|e| from_mongo($meta.type_name, e))
@@ -318,11 +375,11 @@ impl MongoOps<'_> {
                     .find(filter)
                     .sort(sort)
                     .limit(limit.unwrap_or(0))
-                    .session(&mut tx.session)
+                    .session(tx.session())
                     .await
                     .map_err(&err)?;
                 cursor
-                    .stream(&mut tx.session)
+                    .stream(tx.session())
                     .try_collect()
                     .await
                     .map_err(&err)?

@@ -46,7 +46,7 @@ pub(super) async fn rollback_after(conn: Box<dyn TxOps>, err: Error) -> Error {
 /// cannot stop between the database and the cache, nor a `BEGIN` halfway. If no runtime can
 /// take it (it is shutting down), `work` is dropped, and its own guards run
 /// ([`UnknownOutcome`]).
-pub(super) struct RunToEnd<T: Send + 'static> {
+pub(crate) struct RunToEnd<T: Send + 'static> {
     work: Option<Pin<Box<dyn Future<Output = T> + Send + 'static>>>,
 }
 

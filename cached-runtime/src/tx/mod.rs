@@ -21,7 +21,8 @@ pub(crate) mod raw;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use guard::{rollback_after, RunToEnd, UnknownOutcome};
+pub(crate) use guard::RunToEnd;
+use guard::{rollback_after, UnknownOutcome};
 use pending::Pending;
 
 use crate::cache::{Change, EntryData};
