@@ -187,20 +187,8 @@ async fn postgres_icu_nondeterministic_equalities_fold_alike() {
 #[test]
 fn non_ascii_spellings_fold_to_the_column_wide_class() {
     let wide = __fold("é");
-    for (ascii, other) in [
-        ("x2", "x²"),
-        ("a", "ª"),
-        ("kg", "㎏"),
-        ("1", "①"),
-        ("かな", "カナ"),
-        ("gog", "ǧog"),
-        ("u", "ǖ"),
-        ("w", "ẁ"),
-        ("n", "ǹ"),
-        ("ss", "ß"),
-        ("ab", "a\u{200B}b"),
-        ("tab", "tab\t"),
-    ] {
+    let more = [("tab", "tab\t"), ("ab", "a\u{200B}b")];
+    for (ascii, other) in common::EQUAL_BEYOND_CASE.into_iter().chain(more) {
         assert_eq!(__fold(other), wide, "{other:?}");
         if ascii.is_ascii() {
             assert_ne!(__fold(ascii), wide, "{ascii:?} keeps an exact class");

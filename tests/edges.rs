@@ -18,7 +18,7 @@ mod common;
 use std::sync::Arc;
 
 use cached_runtime::prelude::*;
-use cached_runtime::{Page, RawStore};
+use cached_runtime::{Page, Paged, RawStore};
 use common::{Backend, TestDb};
 
 /// Fields that form keys only through a composite lookup (`lane`, `slot`), a unique pair
@@ -120,6 +120,38 @@ fn ids<T>(rows: &[Arc<T>], id: impl Fn(&T) -> String) -> String {
     rows.iter().map(|r| id(r)).collect::<Vec<_>>().join(",")
 }
 
+/// Every page of an order, two rows at a time, each row shown by `show`.
+async fn walk<E, F, Fut>(mut page_of: F, show: impl Fn(&E) -> String) -> String
+where
+    F: FnMut(Page) -> Fut,
+    Fut: std::future::Future<Output = cached_runtime::Result<Paged<E>>>,
+{
+    let mut page = Page::first(2);
+    let mut order = Vec::new();
+    loop {
+        let paged = page_of(page).await.unwrap();
+        order.extend(paged.rows.iter().map(|row| show(row)));
+        match paged.next {
+            Some(cursor) => page = Page::after(cursor, 2),
+            None => break,
+        }
+    }
+    order.join(" ")
+}
+
+/// Asserts that `$answers` (every lookup, as a context answers it) is the same through `$ctx`
+/// and through a cold context on the same database.
+macro_rules! assert_fresh {
+    ($answers:ident, $ctx:expr, $db:expr, $step:expr) => {
+        assert_eq!(
+            $answers($ctx).await,
+            $answers(&cold($db)).await,
+            "after {}",
+            $step
+        )
+    };
+}
+
 // ---------------------------------------------------------------------------------------
 // Jobs: increments of fields that are key-forming only through a composite, a unique, an order
 // ---------------------------------------------------------------------------------------
@@ -165,31 +197,13 @@ async fn job_answers(ctx: &Context) -> Vec<String> {
             out.push(format!("board {board} seq {seq}: {:?}", row.map(|j| j.id)));
         }
     }
-    let mut page = Page::first(2);
-    let mut order = Vec::new();
-    loop {
-        let paged = Job::repo(ctx).page(page).await.unwrap();
-        order.extend(
-            paged
-                .rows
-                .iter()
-                .map(|j| format!("{}@{}", j.id, j.priority)),
-        );
-        match paged.next {
-            Some(cursor) => page = Page::after(cursor, 2),
-            None => break,
-        }
-    }
-    out.push(format!("by priority: {}", order.join(" ")));
+    let order = walk(
+        move |page| async move { Job::repo(ctx).page(page).await },
+        |j: &Job| format!("{}@{}", j.id, j.priority),
+    )
+    .await;
+    out.push(format!("by priority: {order}"));
     out
-}
-
-async fn assert_jobs_fresh(ctx: &Context, db: &TestDb, step: &str) {
-    assert_eq!(
-        job_answers(ctx).await,
-        job_answers(&cold(db)).await,
-        "after {step}"
-    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -284,26 +298,24 @@ async fn article_answers(ctx: &Context) -> Vec<String> {
         "all titles: #{}",
         ArticleTitle::repo(ctx).count().await.unwrap()
     ));
-    let mut page = Page::first(2);
-    let mut order = Vec::new();
-    loop {
-        let paged = Article::repo(ctx).page(page).await.unwrap();
-        order.extend(paged.rows.iter().map(|a| format!("{}:{}", a.id, a.title)));
-        match paged.next {
-            Some(cursor) => page = Page::after(cursor, 2),
-            None => break,
-        }
-    }
-    out.push(format!("by title: {}", order.join(" ")));
+    let order = walk(
+        move |page| async move { Article::repo(ctx).page(page).await },
+        |a: &Article| format!("{}:{}", a.id, a.title),
+    )
+    .await;
+    out.push(format!("by title: {order}"));
     out
 }
 
-async fn assert_articles_fresh(ctx: &Context, db: &TestDb, step: &str) {
-    assert_eq!(
-        article_answers(ctx).await,
-        article_answers(&cold(db)).await,
-        "after {step}"
-    );
+/// Articles 1 and 2 by author 1, 3 by author 2; every lookup cached and checked.
+async fn seed_articles(ctx: &Context, db: &TestDb) {
+    let rows = [
+        article(1, 1, "alpha"),
+        article(2, 1, "beta"),
+        article(3, 2, "gamma"),
+    ];
+    Article::repo(ctx).insert_many(&rows).await.unwrap();
+    assert_fresh!(article_answers, ctx, db, "seeding");
 }
 
 /// Sets an article's author and title straight in the database, behind the cache's back.
@@ -326,27 +338,10 @@ async fn write_outside(db: &TestDb, id: i64, author: i64, title: &str) {
     .await;
 }
 
-/// Pairs of spellings that some supported collation calls equal, and that a fold finer than
-/// the collation would keep apart.
-const EQUAL_ELSEWHERE: [(&str, &str); 12] = [
-    ("x2", "x²"),
-    ("a", "ª"),
-    ("kg", "㎏"),
-    ("1", "①"),
-    ("かな", "カナ"),
-    ("gog", "ǧog"),
-    ("u", "ǖ"),
-    ("w", "ẁ"),
-    ("n", "ǹ"),
-    ("strasse", "straße"),
-    ("jose", "JOSÉ"),
-    ("ab", "a\u{00AD}b"),
-];
-
 /// Each spelling of each pair, looked up by email (ids and count) and as a label id.
 async fn spelling_answers(ctx: &Context) -> Vec<String> {
     let mut out = Vec::new();
-    for (a, b) in EQUAL_ELSEWHERE {
+    for (a, b) in common::EQUAL_BEYOND_CASE {
         for email in [a, b] {
             let rows = Member::repo(ctx).find_by_email(email).await.unwrap();
             let n = Member::repo(ctx).count_by_email(email).await.unwrap();
@@ -373,7 +368,7 @@ backend_tests! {
             }
         };
         check("nothing".into()).await;
-        for (i, (plain, other)) in EQUAL_ELSEWHERE.iter().enumerate() {
+        for (i, (plain, other)) in common::EQUAL_BEYOND_CASE.iter().enumerate() {
             let id = i as i64 + 1;
             // Every spelling is cached (absent) before each write.
             spelling_answers(&ctx).await;
@@ -411,19 +406,19 @@ backend_tests! {
             .await
             .unwrap();
         // Every lookup and page is cached before each write, so that a stale one would show.
-        assert_jobs_fresh(&ctx, &db, "seeding").await;
+        assert_fresh!(job_answers, &ctx, &db, "seeding");
         Job::repo(&ctx).increment_slot(1, 2).await.unwrap();
-        assert_jobs_fresh(&ctx, &db, "increment_slot (composite only)").await;
+        assert_fresh!(job_answers, &ctx, &db, "increment_slot (composite only)");
         Job::repo(&ctx).increment_lane(2, 1).await.unwrap();
-        assert_jobs_fresh(&ctx, &db, "increment_lane (composite only)").await;
+        assert_fresh!(job_answers, &ctx, &db, "increment_lane (composite only)");
         Job::repo(&ctx).decrement_seq(4, 1).await.unwrap();
-        assert_jobs_fresh(&ctx, &db, "decrement_seq (unique pair only)").await;
+        assert_fresh!(job_answers, &ctx, &db, "decrement_seq (unique pair only)");
         Job::repo(&ctx).increment_board(3, 2).await.unwrap();
-        assert_jobs_fresh(&ctx, &db, "increment_board (unique pair only)").await;
+        assert_fresh!(job_answers, &ctx, &db, "increment_board (unique pair only)");
         Job::repo(&ctx).decrement_priority(4, 35).await.unwrap();
-        assert_jobs_fresh(&ctx, &db, "decrement_priority (order only)").await;
+        assert_fresh!(job_answers, &ctx, &db, "decrement_priority (order only)");
         Job::repo(&ctx).increment_priority(1, 100).await.unwrap();
-        assert_jobs_fresh(&ctx, &db, "increment_priority (order only)").await;
+        assert_fresh!(job_answers, &ctx, &db, "increment_priority (order only)");
 
         // The same inside a transaction, several at once.
         let mut tx = ctx.begin().await.unwrap();
@@ -431,7 +426,7 @@ backend_tests! {
         Job::repo(&mut tx).increment_seq(2, 2).await.unwrap();
         Job::repo(&mut tx).decrement_priority(2, 19).await.unwrap();
         tx.commit().await.unwrap();
-        assert_jobs_fresh(&ctx, &db, "a transaction of increments").await;
+        assert_fresh!(job_answers, &ctx, &db, "a transaction of increments");
     }
 
     #[tokio::test]
@@ -507,49 +502,41 @@ backend_tests! {
     #[tokio::test]
     async fn entities_over_one_table_hear_each_others_writes(backend) {
         let Some((ctx, db)) = setup(backend).await else { return };
-        Article::repo(&ctx)
-            .insert_many(&[article(1, 1, "alpha"), article(2, 1, "beta"), article(3, 2, "gamma")])
-            .await
-            .unwrap();
-        assert_articles_fresh(&ctx, &db, "seeding").await;
+        seed_articles(&ctx, &db).await;
         Article::repo(&ctx).update(1, ArticleUpdate::default().title("omega")).await.unwrap();
-        assert_articles_fresh(&ctx, &db, "a title written through the full entity").await;
+        assert_fresh!(article_answers, &ctx, &db, "a title written through the full entity");
         ArticleTitle::repo(&ctx)
             .update(2, ArticleTitleUpdate::default().title("alpha"))
             .await
             .unwrap();
-        assert_articles_fresh(&ctx, &db, "a title written through the read model").await;
+        assert_fresh!(article_answers, &ctx, &db, "a title written through the read model");
         Article::repo(&ctx).insert(&article(4, 3, "beta")).await.unwrap();
-        assert_articles_fresh(&ctx, &db, "an insert through the full entity").await;
+        assert_fresh!(article_answers, &ctx, &db, "an insert through the full entity");
         ArticleTitle::repo(&ctx).delete(3).await.unwrap();
-        assert_articles_fresh(&ctx, &db, "a delete through the read model").await;
+        assert_fresh!(article_answers, &ctx, &db, "a delete through the read model");
         Article::repo(&ctx).delete(4).await.unwrap();
-        assert_articles_fresh(&ctx, &db, "a delete through the full entity").await;
+        assert_fresh!(article_answers, &ctx, &db, "a delete through the full entity");
     }
 
     #[tokio::test]
     async fn invalidate_after_a_write_outside_the_cache_leaves_nothing_stale(backend) {
         let Some((ctx, db)) = setup(backend).await else { return };
-        Article::repo(&ctx)
-            .insert_many(&[article(1, 1, "alpha"), article(2, 1, "beta"), article(3, 2, "gamma")])
-            .await
-            .unwrap();
-        assert_articles_fresh(&ctx, &db, "seeding").await;
+        seed_articles(&ctx, &db).await;
 
         // Article 1 changes author and moves to the end of the title order, outside the cache.
         write_outside(&db, 1, 2, "omega").await;
         let report = ctx.invalidate::<Article>(1);
         assert!(report.key_strings().contains(&"article:1".to_string()), "{report}");
-        assert_articles_fresh(&ctx, &db, "an outside write and invalidate(1)").await;
+        assert_fresh!(article_answers, &ctx, &db, "an outside write and invalidate(1)");
 
         // A row the cache had never read, changed outside: its queries were cached all the same.
         write_outside(&db, 3, 3, "alpha").await;
         ctx.invalidate::<Article>(3);
-        assert_articles_fresh(&ctx, &db, "an outside write to a row never read alone").await;
+        assert_fresh!(article_answers, &ctx, &db, "an outside write to a row never read alone");
 
         // Through the read model's id: the full entity hears it too.
         write_outside(&db, 2, 3, "beta").await;
         ctx.invalidate::<ArticleTitle>(2);
-        assert_articles_fresh(&ctx, &db, "invalidate through the read model").await;
+        assert_fresh!(article_answers, &ctx, &db, "invalidate through the read model");
     }
 }

@@ -22,7 +22,44 @@ async fn many_scenes(ctx: &Context) -> Vec<i64> {
     ids
 }
 
+/// A view that reads ten scenes: each cached instance registers ten keys in the dependency
+/// index.
+#[derive(CachedView, Clone)]
+#[view(key = "Scene")]
+pub struct TenScenes {
+    pub words: i64,
+}
+
+impl LoadView for TenScenes {
+    async fn load(ctx: &mut ViewCtx<'_, Self>, id: i64) -> Result<Option<Self>> {
+        let ids: Vec<i64> = (id..id + 10).collect();
+        let scenes = ctx.get_many::<Scene>(&ids).await?;
+        Ok(Some(TenScenes {
+            words: scenes.iter().flatten().map(|s| s.word_count).sum(),
+        }))
+    }
+}
+
 backend_tests! {
+    #[tokio::test]
+    async fn max_bytes_bounds_the_dependency_index_too(backend) {
+        // Each instance holds little itself but registers ten keys: the index is what grows.
+        const BUDGET: u64 = 200_000;
+        let (ctx, _db) = seeded!(backend, |b| b.max_bytes(BUDGET));
+        let ids = many_scenes(&ctx).await;
+        for &id in &ids[..500] {
+            TenScenes::get(&ctx, id).await.unwrap().expect("the view");
+        }
+        ctx.entry_count(); // lets moka evict what is over the budget
+        let (instances, keys) = ctx.__dependency_index_size();
+        // What the index holds for them, at the cost benches/deps.rs measures (about 750
+        // bytes per instance and 290 per key read): within the budget, not 500 instances'.
+        let index_bytes = instances as u64 * 750 + keys as u64 * 290;
+        assert!(instances < 100, "{instances} instances registered under a {BUDGET}-byte budget");
+        assert!(index_bytes <= BUDGET, "the index holds ~{index_bytes} bytes ({instances} instances, {keys} keys)");
+    }
+
+
     #[tokio::test]
     async fn max_bytes_bounds_what_the_cache_holds(backend) {
         // About 100 scene rows' worth (each weighs a few hundred bytes).
