@@ -18,7 +18,7 @@ mod common;
 use std::sync::Arc;
 
 use cached_runtime::prelude::*;
-use cached_runtime::{Page, Paged, RawStore};
+use cached_runtime::{Handle, Page, Paged, RawStore};
 use common::{Backend, TestDb};
 
 /// Fields that form keys only through a composite lookup (`lane`, `slot`), a unique pair
@@ -427,6 +427,41 @@ backend_tests! {
         Job::repo(&mut tx).decrement_priority(2, 19).await.unwrap();
         tx.commit().await.unwrap();
         assert_fresh!(job_answers, &ctx, &db, "a transaction of increments");
+    }
+
+    #[tokio::test]
+    async fn every_counter_the_metadata_lists_keeps_every_lookup_fresh(backend) {
+        // Not a hand list: each integer field the derive gave `increment_`/`decrement_`
+        // (`EntityMeta::counters`), moved up and down through the operation those methods
+        // call, on rows of an entity whose counters form keys in every way there is (a
+        // composite, a unique pair, an order) and of one whose counter is an index.
+        let Some((ctx, db)) = setup(backend).await else { return };
+        Job::repo(&ctx)
+            .insert_many(&[job(1, 0, 0, 0, 0, 10), job(2, 1, 1, 1, 1, 20), job(3, 2, 0, 2, 0, 30)])
+            .await
+            .unwrap();
+        seed_articles(&ctx, &db).await;
+        let counters = |meta: &cached_runtime::EntityMeta| meta.counters.to_vec();
+        assert_eq!(counters(Job::meta()), ["lane", "slot", "board", "seq", "priority"]);
+        assert_fresh!(job_answers, &ctx, &db, "seeding");
+        for column in counters(Job::meta()) {
+            for (id, delta) in [(1, 1), (3, -1), (2, 2)] {
+                let mut on: &Context = &ctx;
+                cached_runtime::__private::add::<Job>(on.__handle(), id, column, delta)
+                    .await
+                    .unwrap();
+                assert_fresh!(job_answers, &ctx, &db, format!("{column} {delta:+} on job {id}"));
+            }
+        }
+        for column in counters(Article::meta()) {
+            for (id, delta) in [(1, 1), (3, -1)] {
+                let mut on: &Context = &ctx;
+                cached_runtime::__private::add::<Article>(on.__handle(), id, column, delta)
+                    .await
+                    .unwrap();
+                assert_fresh!(article_answers, &ctx, &db, format!("{column} {delta:+} on article {id}"));
+            }
+        }
     }
 
     #[tokio::test]
