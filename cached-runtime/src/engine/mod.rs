@@ -219,9 +219,11 @@ impl Engine {
         }
         // Text outside the plain class reaches spellings that cannot be listed: its entity's
         // queries (or entries) go as a whole (see `collation`).
-        let mut bumps = bumps.to_vec();
-        for bump in self.cache.wide_bumps(&changes) {
-            Bump::push(&mut bumps, bump);
+        // (A copy of the bumps only when there is one to add: this is every write's path.)
+        let wide = self.cache.wide_bumps(&changes);
+        let mut bumps = std::borrow::Cow::Borrowed(bumps);
+        for bump in wide {
+            Bump::push(bumps.to_mut(), bump);
         }
         let bumps = &bumps[..];
         changes.sort_by_key(|(key, _)| !key.is_query());

@@ -105,9 +105,9 @@ pub(crate) fn same_table_changes(
         match id {
             Some(id) if other.id_column == meta.id_column => {
                 keys.push(CacheKey::row(other, id.clone()));
-                views::push_bump(bumps, Bump::Queries(&other.namespace));
+                Bump::push(bumps, Bump::Queries(&other.namespace));
             }
-            _ => views::push_bump(bumps, Bump::Entity(&other.namespace)),
+            _ => Bump::push(bumps, Bump::Entity(&other.namespace)),
         }
         views::coarse_bumps(other, bumps);
     }

@@ -12,11 +12,6 @@ use crate::registry::coarse_readers;
 /// Adds a whole-view bump for every view that declared `reads_all` of `meta`.
 pub(crate) fn coarse_bumps(meta: &'static EntityMeta, bumps: &mut Vec<Bump>) {
     for view in coarse_readers(meta) {
-        push_bump(bumps, Bump::Entity(&view.namespace));
+        Bump::push(bumps, Bump::Entity(&view.namespace));
     }
-}
-
-/// Adds a bump unless the same bump is already there.
-pub(crate) fn push_bump(bumps: &mut Vec<Bump>, bump: Bump) {
-    Bump::push(bumps, bump);
 }

@@ -59,7 +59,7 @@ impl Pending {
         };
         self.drop_keys(queries);
         let id = new.id().key_value();
-        self.wrote(meta, Some(&id));
+        self.wrote(meta, Some(std::slice::from_ref(&id)));
         let key = CacheKey::row(meta, id);
         self.write_row(cache, key, EntryData::Row(AnyRow::row(new.clone())));
     }
@@ -69,7 +69,7 @@ impl Pending {
         let meta = E::meta();
         self.drop_keys(graph::query_keys(meta, None, Some(&new.index_values())));
         let id = new.id().key_value();
-        self.wrote(meta, Some(&id));
+        self.wrote(meta, Some(std::slice::from_ref(&id)));
         let key = CacheKey::row(meta, id);
         self.write_row(cache, key, EntryData::Row(AnyRow::row(new.clone())));
     }
@@ -79,7 +79,7 @@ impl Pending {
         let meta = E::meta();
         self.drop_keys(graph::query_keys(meta, Some(&old.index_values()), None));
         let id = old.id().key_value();
-        self.wrote(meta, Some(&id));
+        self.wrote(meta, Some(std::slice::from_ref(&id)));
         let key = CacheKey::row(meta, id);
         self.write_row(cache, key, EntryData::Missing);
     }
@@ -90,7 +90,7 @@ impl Pending {
         match ids {
             Some(ids) => self.cascaded(meta, ids),
             None => {
-                views::push_bump(&mut self.bumps, Bump::Entity(meta));
+                Bump::push(&mut self.bumps, Bump::Entity(meta));
                 self.wrote(meta, None);
             }
         }
@@ -100,21 +100,25 @@ impl Pending {
     /// are dropped, with every query of their entity (which ones they left is not known
     /// without reading them).
     pub fn cascaded(&mut self, meta: &'static EntityMeta, ids: Vec<KeyValue>) {
-        for id in &ids {
-            self.wrote(meta, Some(id));
-        }
+        self.wrote(meta, Some(&ids));
         self.drop_keys(ids.into_iter().map(|id| CacheKey::row(meta, id)).collect());
-        views::push_bump(&mut self.bumps, Bump::Queries(meta));
-        views::coarse_bumps(meta, &mut self.bumps);
+        Bump::push(&mut self.bumps, Bump::Queries(meta));
     }
 
-    /// A write to `meta`'s row `id` (`None`: rows not known one by one): views that declared
-    /// `reads_all` of it are dropped as a whole, and the other entities over the same table
-    /// hear of it.
-    fn wrote(&mut self, meta: &'static EntityMeta, id: Option<&KeyValue>) {
+    /// A write to `meta`'s rows with these ids (`None`: rows not known one by one): views that
+    /// declared `reads_all` of it are dropped as a whole, and the other entities over the
+    /// same table hear of it.
+    fn wrote(&mut self, meta: &'static EntityMeta, ids: Option<&[KeyValue]>) {
         views::coarse_bumps(meta, &mut self.bumps);
         let mut keys = Vec::new();
-        graph::same_table_changes(meta, id, &mut keys, &mut self.bumps);
+        match ids {
+            Some(ids) => {
+                for id in ids {
+                    graph::same_table_changes(meta, Some(id), &mut keys, &mut self.bumps);
+                }
+            }
+            None => graph::same_table_changes(meta, None, &mut keys, &mut self.bumps),
+        }
         self.drop_keys(keys);
     }
 
