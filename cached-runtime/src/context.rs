@@ -51,6 +51,8 @@ pub struct ContextBuilder {
     pauses: Option<Pauses>,
     #[cfg(feature = "redis")]
     broadcast: Option<crate::cache::redis::RedisBroadcast>,
+    #[cfg(feature = "feed")]
+    feed: Option<crate::feed::ChangeFeed>,
 }
 
 impl ContextBuilder {
@@ -60,6 +62,16 @@ impl ContextBuilder {
     #[cfg(feature = "redis")]
     pub fn broadcast(mut self, broadcast: crate::cache::redis::RedisBroadcast) -> Self {
         self.broadcast = Some(broadcast);
+        self
+    }
+
+    /// Applies the database's change feed here: commits made outside the application (plain
+    /// SQL, another service) invalidate this context's cache like its own commits. See
+    /// [`crate::ChangeFeed`]; [`Context::catch_up`] waits until the feed has applied
+    /// everything committed before the call.
+    #[cfg(feature = "feed")]
+    pub fn change_feed(mut self, feed: crate::feed::ChangeFeed) -> Self {
+        self.feed = Some(feed);
         self
     }
 
@@ -187,6 +199,8 @@ impl ContextBuilder {
             harmless_triggers: self.harmless_triggers,
             #[cfg(feature = "redis")]
             broadcast: self.broadcast,
+            #[cfg(feature = "feed")]
+            feed: self.feed,
         });
         Context { engine }
     }
@@ -210,6 +224,8 @@ impl Context {
             pauses: None,
             #[cfg(feature = "redis")]
             broadcast: None,
+            #[cfg(feature = "feed")]
+            feed: None,
         }
     }
 
@@ -353,6 +369,18 @@ impl Context {
     pub fn invalidate_entity<E: CachedEntity>(&self) -> CommitReport {
         self.engine
             .apply(Vec::new(), vec![Bump::Entity(E::meta())], Source::Manual)
+    }
+
+    /// Returns once the change feed has applied every commit the database had made when this
+    /// was called, so that a script or a test reads its own outside write through the cache.
+    /// It commits a marker through the feed's own mechanism and waits for it (one round trip
+    /// plus the feed's lag). Fails with [`Error::ChangeFeed`](crate::Error::ChangeFeed) when
+    /// the context has no feed, or the feed does not catch up within
+    /// [`ChangeFeed::catch_up_timeout`](crate::ChangeFeed::catch_up_timeout) (it is
+    /// disconnected: the cache refuses fills meanwhile, so reads are still fresh).
+    #[cfg(feature = "feed")]
+    pub async fn catch_up(&self) -> Result<()> {
+        self.engine.catch_up().await
     }
 
     /// Drops every entry (on every instance, with a broadcast).

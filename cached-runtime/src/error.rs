@@ -144,6 +144,14 @@ pub enum Error {
     #[error("MongoDB error: {0}")]
     Mongo(#[source] mongodb::error::Error),
 
+    /// The change feed could not do what was asked (`catch_up` timed out: the feed is
+    /// disconnected or far behind).
+    #[error("change feed: {message}")]
+    ChangeFeed {
+        /// What happened, and what to look at.
+        message: String,
+    },
+
     /// Redis, for the invalidation broadcast, could not be reached or refused a command.
     #[cfg(feature = "redis")]
     #[error("Redis error (invalidation broadcast): {0}; is Redis running at the URL given to `RedisBroadcast::connect`?")]

@@ -21,6 +21,8 @@ pub enum Source {
     FailedCommit,
     /// Another instance's invalidation, received over the broadcast.
     Remote,
+    /// A commit made outside the application, heard through the change feed.
+    Feed,
 }
 
 /// One applied invalidation, as hooks receive it.

@@ -43,6 +43,12 @@
 // The layers, lowest first: a module imports only from modules of its own layer or of earlier
 // ones, and never in a cycle (tests/layers.rs checks both; ARCHITECTURE.md draws the graph).
 // 1. values, text folding, errors
+#[cfg(all(feature = "feed", not(any(feature = "postgres", feature = "mongo"))))]
+compile_error!(
+    "the `feed` feature needs the `postgres` or the `mongo` store: SQLite needs no change feed \
+     (every writer of an embedded database is in this process)"
+);
+
 mod collation;
 mod error;
 mod value;
@@ -64,6 +70,8 @@ mod cache;
 pub mod graph;
 // 6. the engine every handle shares
 mod engine;
+#[cfg(feature = "feed")]
+mod feed;
 // 7. transactions
 mod tx;
 // 8. the context, and what is built on it
@@ -82,6 +90,8 @@ pub use entity::{
     OrderMeta, Patch, RelatesTo, RelationMeta, ViewMeta,
 };
 pub use error::{ConstraintKind, Error, Result};
+#[cfg(feature = "feed")]
+pub use feed::{ChangeFeed, FeedSetup};
 pub use graph::graph;
 pub use handle::Handle;
 pub use hooks::{Invalidation, Source};

@@ -19,6 +19,8 @@ pub(crate) struct Counters {
     pub broadcasts_received: AtomicU64,
     pub broadcast_outages: AtomicU64,
     pub hook_panics: AtomicU64,
+    pub feed_events: AtomicU64,
+    pub feed_outages: AtomicU64,
     invalidations: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -45,6 +47,8 @@ impl Counters {
             broadcasts_received: self.broadcasts_received.load(Relaxed),
             broadcast_outages: self.broadcast_outages.load(Relaxed),
             hook_panics: self.hook_panics.load(Relaxed),
+            feed_events: self.feed_events.load(Relaxed),
+            feed_outages: self.feed_outages.load(Relaxed),
             invalidations: self
                 .invalidations
                 .lock()
@@ -85,6 +89,12 @@ pub struct Stats {
     /// panicked. Each panic was caught: the invalidation was applied and broadcast all the
     /// same, and the other hooks ran.
     pub hook_panics: u64,
+    /// Changes applied from the change feed (each a statement's rows, a whole table, or a
+    /// row on MongoDB); see [`ContextBuilder::change_feed`](crate::ContextBuilder::change_feed).
+    pub feed_events: u64,
+    /// Times the change feed lost its connection or met a message it could not read: each
+    /// time the cache was cleared, and fills were refused until the feed listened again.
+    pub feed_outages: u64,
     /// Keys invalidated (dropped or rewritten), per entity name.
     pub invalidations: BTreeMap<&'static str, u64>,
 }
@@ -113,6 +123,10 @@ impl fmt::Display for Stats {
         ];
         if self.too_large > 0 {
             rows.push(("too large to cache", self.too_large));
+        }
+        if self.feed_events > 0 || self.feed_outages > 0 {
+            rows.push(("feed events applied", self.feed_events));
+            rows.push(("feed outages", self.feed_outages));
         }
         if self.hook_panics > 0 {
             rows.push(("hook panics (caught)", self.hook_panics));

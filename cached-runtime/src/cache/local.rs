@@ -33,7 +33,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use moka::notification::RemovalCause;
@@ -92,6 +92,19 @@ pub(crate) struct Stripe {
     pub flights: HashMap<CacheKey, Arc<Flight>>,
 }
 
+/// A way this instance hears of commits made elsewhere. While one is down the cache refuses
+/// fills (see [`LocalCache::set_link`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+#[cfg_attr(not(any(feature = "redis", feature = "feed")), allow(dead_code))]
+pub(crate) enum Link {
+    /// The Redis broadcast from the other instances.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    Broadcast = 1,
+    /// The database's change feed.
+    Feed = 2,
+}
+
 /// The in-process layer.
 pub(crate) struct LocalCache {
     map: Cache<CacheKey, Entry>,
@@ -105,9 +118,10 @@ pub(crate) struct LocalCache {
     /// Per entity slot: `[2 * slot]` the generation, `[2 * slot + 1]` the query generation.
     generations: Box<[AtomicU64]>,
     protect: bool,
-    /// Set while a broadcast subscription is lost: nothing may be filled, because a commit on
-    /// another instance may have gone unheard.
-    offline: AtomicBool,
+    /// One bit per [`Link`] that is down (a lost broadcast subscription, a change feed that
+    /// disconnected): while any is set nothing may be filled, because a commit elsewhere may
+    /// have gone unheard.
+    offline: AtomicU8,
     /// What each cached view instance read.
     deps: Arc<DepIndex>,
     /// The cached non-canonical spellings of text keys.
@@ -178,7 +192,7 @@ impl LocalCache {
                 .map(|_| AtomicU64::new(0))
                 .collect(),
             protect: settings.protect_fills,
-            offline: AtomicBool::new(false),
+            offline: AtomicU8::new(0),
             deps,
             spellings,
             regs: AtomicU64::new(0),
@@ -288,7 +302,7 @@ impl LocalCache {
 
     /// Whether a value read under `token` may still be stored in a stripe stamped `stamp`.
     pub(crate) fn admits(&self, stamp: u64, token: &Token, key: &CacheKey) -> bool {
-        if self.offline.load(SeqCst) {
+        if self.offline.load(SeqCst) != 0 {
             return false;
         }
         let meta = key.namespace();
@@ -445,7 +459,7 @@ impl LocalCache {
         }) && reads.keys().iter().all(|key| {
             // Recorded in canonical form: the form every apply stamps.
             let stamp = self.stripe(key).stamp;
-            stamp < token.seq && !self.offline.load(SeqCst)
+            stamp < token.seq && self.offline.load(SeqCst) == 0
         })
     }
 
@@ -589,15 +603,16 @@ impl LocalCache {
         self.deps.size()
     }
 
-    /// Takes the cache offline (everything dropped, nothing filled) or back online (everything
-    /// dropped again: loads that began offline are refused by the new epoch).
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub fn set_online(&self, online: bool) {
-        if online {
+    /// Marks one link down (everything dropped, nothing filled while any link is down) or
+    /// back up (everything dropped again: loads that began while it was down are refused by
+    /// the new epoch).
+    #[cfg_attr(not(any(feature = "redis", feature = "feed")), allow(dead_code))]
+    pub fn set_link(&self, link: Link, up: bool) {
+        if up {
             self.clear();
-            self.offline.store(false, SeqCst);
+            self.offline.fetch_and(!(link as u8), SeqCst);
         } else {
-            self.offline.store(true, SeqCst);
+            self.offline.fetch_or(link as u8, SeqCst);
             self.clear();
         }
     }

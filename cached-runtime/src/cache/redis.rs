@@ -18,6 +18,7 @@ use futures_util::StreamExt;
 use redis::aio::{MultiplexedConnection, PubSub};
 use tokio::sync::{mpsc, oneshot};
 
+use super::local::Link;
 use super::wire::Message;
 use super::{Bump, LocalCache};
 use crate::error::{Error, Result};
@@ -205,7 +206,7 @@ impl Bus {
         };
         let sent = self.outgoing.send(outgoing).ok().map(|()| acked);
         if sent.is_none() {
-            cache.set_online(false);
+            cache.set_link(Link::Broadcast, false);
         }
         sent
     }
@@ -296,7 +297,7 @@ async fn listen(
                         let Some(receiver) = receiver.upgrade() else {
                             return;
                         };
-                        receiver.cache().set_online(true);
+                        receiver.cache().set_link(Link::Broadcast, true);
                         backoff = MIN_BACKOFF;
                         pubsub
                     }
@@ -337,7 +338,7 @@ async fn listen(
         let Some(receiver) = receiver.upgrade() else {
             return;
         };
-        receiver.cache().set_online(false);
+        receiver.cache().set_link(Link::Broadcast, false);
         Counters::add(&receiver.cache().counters.broadcast_outages, 1);
     }
 }
@@ -349,7 +350,7 @@ struct OfflineOnExit(Weak<dyn Receiver>);
 impl Drop for OfflineOnExit {
     fn drop(&mut self) {
         if let Some(receiver) = self.0.upgrade() {
-            receiver.cache().set_online(false);
+            receiver.cache().set_link(Link::Broadcast, false);
         }
     }
 }

@@ -67,6 +67,9 @@ pub(crate) struct Engine {
     schema: tokio::sync::OnceCell<Arc<Schema>>,
     /// Triggers declared harmless for `check_schema`.
     harmless_triggers: Vec<String>,
+    /// The change feed, once started.
+    #[cfg(feature = "feed")]
+    feed: std::sync::OnceLock<crate::feed::Running>,
 }
 
 /// What [`Engine::new`] needs.
@@ -78,6 +81,8 @@ pub(crate) struct Parts {
     pub harmless_triggers: Vec<String>,
     #[cfg(feature = "redis")]
     pub broadcast: Option<crate::cache::redis::RedisBroadcast>,
+    #[cfg(feature = "feed")]
+    pub feed: Option<crate::feed::ChangeFeed>,
 }
 
 impl Engine {
@@ -105,7 +110,14 @@ impl Engine {
             bus,
             schema,
             harmless_triggers: parts.harmless_triggers,
+            #[cfg(feature = "feed")]
+            feed: std::sync::OnceLock::new(),
         });
+        #[cfg(feature = "feed")]
+        if let Some(feed) = parts.feed {
+            let sink: std::sync::Weak<dyn crate::feed::Sink> = Arc::downgrade(&engine) as _;
+            let _ = engine.feed.set(crate::feed::Running::start(feed, sink));
+        }
         #[cfg(feature = "redis")]
         if let (Some(bus), Some(pending)) = (&engine.bus, pending) {
             let receiver: std::sync::Weak<dyn crate::cache::redis::Receiver> =
@@ -127,6 +139,19 @@ impl Engine {
     /// Compares the cached entities with the live database's catalog.
     pub async fn check_schema(&self) -> Result<SchemaReport> {
         crate::schema::check(&self.store, &self.harmless_triggers).await
+    }
+
+    /// Returns once the change feed has applied every commit made before the call.
+    #[cfg(feature = "feed")]
+    pub async fn catch_up(&self) -> Result<()> {
+        match self.feed.get() {
+            Some(feed) => feed.catch_up().await,
+            None => Err(crate::error::Error::ChangeFeed {
+                message: "this context has no change feed; build it with \
+                          `ContextBuilder::change_feed`"
+                    .to_string(),
+            }),
+        }
     }
 
     /// Registers a callback that receives every invalidation this engine applies.
@@ -258,5 +283,17 @@ impl crate::cache::redis::Receiver for Engine {
         let changes = keys.into_iter().map(|k| (k, Change::Remove)).collect();
         let report = self.apply_here(changes, &bumps);
         self.run_hooks(&report, Source::Remote);
+    }
+}
+
+#[cfg(feature = "feed")]
+impl crate::feed::Sink for Engine {
+    fn cache(&self) -> &LocalCache {
+        &self.cache
+    }
+
+    fn apply_feed(&self, changes: Vec<(CacheKey, Change)>, bumps: Vec<Bump>) {
+        let report = self.apply_here(changes, &bumps);
+        self.run_hooks(&report, Source::Feed);
     }
 }

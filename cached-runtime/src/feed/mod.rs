@@ -1,0 +1,337 @@
+//! Change feeds: commits made outside this application (a `psql` session, a migration, a job
+//! in another language, another service) invalidate the cache as the application's own do.
+//!
+//! Each backend turns the database's own change mechanism into [`Event`]s (PostgreSQL: row
+//! triggers that `NOTIFY` at commit, see `postgres`; MongoDB: a change stream with pre-images,
+//! see `mongo`), and every event goes through one apply ([`apply`]) that computes the keys the
+//! same write through the repository would have changed ([`crate::graph::query_keys`]), or,
+//! when the feed does not carry the old key-forming values, every query of the entity.
+//!
+//! Nothing is dropped silently: while a feed is disconnected the cache is cleared and refuses
+//! every fill (reads go to the database), and it is cleared once more when the feed listens
+//! again. [`crate::Context::catch_up`] is a barrier: it writes a marker through the same
+//! mechanism and returns once the feed has applied it, hence everything committed before.
+
+mod apply;
+mod event;
+#[cfg(feature = "mongo")]
+mod mongo;
+#[cfg(feature = "postgres")]
+mod postgres;
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use tokio::sync::{oneshot, watch};
+
+pub(crate) use apply::Tables;
+pub(crate) use event::{Event, Image, Op, RowChange};
+
+use crate::cache::{Bump, Change, LocalCache};
+use crate::error::{Error, Result};
+use crate::key::CacheKey;
+
+/// How long [`crate::Context::catch_up`] waits by default.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(10);
+const MIN_BACKOFF: Duration = Duration::from_millis(20);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// How long a feed waits for a message before it checks that its connection answers.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+/// How many markers a feed remembers for callers of `catch_up` that have not looked yet.
+const MARKS_KEPT: usize = 1024;
+
+/// A connected change feed, for [`crate::ContextBuilder::change_feed`]. Built by
+/// [`ChangeFeed::postgres`] or [`ChangeFeed::mongo`].
+///
+/// ```no_run
+/// # async fn demo(pool: sqlx::PgPool) -> cached_runtime::Result<()> {
+/// use cached_runtime::{ChangeFeed, Context, FeedSetup};
+/// let feed = ChangeFeed::postgres(&pool, FeedSetup::Install).await?;
+/// let ctx = Context::builder(pool).change_feed(feed).build();
+/// // ... another program updates a row with plain SQL ...
+/// ctx.catch_up().await?; // the cache has applied everything committed before this call
+/// # Ok(()) }
+/// ```
+pub struct ChangeFeed {
+    source: Source,
+    catch_up_timeout: Duration,
+    runtime: tokio::runtime::Handle,
+}
+
+/// What a feed listens with, per backend.
+enum Source {
+    #[cfg(feature = "postgres")]
+    Postgres(postgres::Listening),
+    #[cfg(feature = "mongo")]
+    Mongo(mongo::Watching),
+}
+
+/// Whether [`ChangeFeed::postgres`] creates what the feed needs in the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FeedSetup {
+    /// Create (or replace) the trigger function and the triggers on every cached table. Needs
+    /// the right to create functions and triggers.
+    Install,
+    /// Only check that they exist; fail with [`Error::Schema`] listing what is missing and the
+    /// SQL to run ([`ChangeFeed::postgres_setup_sql`]) otherwise.
+    Verify,
+}
+
+impl ChangeFeed {
+    /// How long [`crate::Context::catch_up`] waits for the feed (default 10 s).
+    pub fn catch_up_timeout(mut self, timeout: Duration) -> Self {
+        self.catch_up_timeout = timeout;
+        self
+    }
+
+    fn new(source: Source) -> ChangeFeed {
+        ChangeFeed {
+            source,
+            catch_up_timeout: CATCH_UP_TIMEOUT,
+            runtime: tokio::runtime::Handle::current(),
+        }
+    }
+}
+
+impl std::fmt::Debug for ChangeFeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let backend = match &self.source {
+            #[cfg(feature = "postgres")]
+            Source::Postgres(_) => "PostgreSQL",
+            #[cfg(feature = "mongo")]
+            Source::Mongo(_) => "MongoDB",
+        };
+        f.debug_struct("ChangeFeed")
+            .field("backend", &backend)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a feed needs from the instance it serves: its cache (to take it offline and clear
+/// it) and the apply. Held weakly: the feed stops once the instance is dropped.
+pub(crate) trait Sink: Send + Sync + 'static {
+    /// The instance's in-process cache.
+    fn cache(&self) -> &LocalCache;
+    /// Applies an outside commit's changes here (and nowhere else: every instance has its
+    /// own feed).
+    fn apply_feed(&self, changes: Vec<(CacheKey, Change)>, bumps: Vec<Bump>);
+}
+
+/// What the feed task and `catch_up` share.
+#[derive(Default)]
+struct Shared {
+    /// Markers seen, newest last.
+    marks: Mutex<VecDeque<u64>>,
+    /// Bumped on every marker seen and every resync, so that `catch_up` wakes up.
+    progress: watch::Sender<u64>,
+    /// How many times the feed listened again after a loss (each time with the cache cleared).
+    resyncs: std::sync::atomic::AtomicU64,
+}
+
+impl Shared {
+    fn mark_seen(&self, mark: u64) {
+        let mut marks = self.marks.lock().unwrap_or_else(|e| e.into_inner());
+        if marks.len() == MARKS_KEPT {
+            marks.pop_front();
+        }
+        marks.push_back(mark);
+        drop(marks);
+        self.progress.send_modify(|n| *n += 1);
+    }
+
+    fn take_mark(&self, mark: u64) -> bool {
+        let mut marks = self.marks.lock().unwrap_or_else(|e| e.into_inner());
+        match marks.iter().position(|m| *m == mark) {
+            Some(at) => {
+                marks.remove(at);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn resynced(&self) {
+        self.resyncs
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.progress.send_modify(|n| *n += 1);
+    }
+
+    fn resync_count(&self) -> u64 {
+        self.resyncs.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A started feed, kept by the engine: the barrier's side, and the switch that stops the task.
+pub(crate) struct Running {
+    shared: Arc<Shared>,
+    marker: Marker,
+    catch_up_timeout: Duration,
+    /// Dropped with the engine: stops the task.
+    _stop: oneshot::Sender<()>,
+}
+
+/// How `catch_up` writes a marker through the feed's mechanism.
+enum Marker {
+    #[cfg(feature = "postgres")]
+    Postgres(postgres::Marker),
+    #[cfg(feature = "mongo")]
+    Mongo(mongo::Marker),
+}
+
+impl Running {
+    /// Starts the feed's task on the runtime that connected it.
+    pub fn start(feed: ChangeFeed, sink: Weak<dyn Sink>) -> Running {
+        let shared = Arc::new(Shared::default());
+        let (stop_tx, stop) = oneshot::channel();
+        let task = Task {
+            shared: shared.clone(),
+            sink: sink.clone(),
+        };
+        let marker = match feed.source {
+            #[cfg(feature = "postgres")]
+            Source::Postgres(listening) => {
+                let marker = listening.marker();
+                feed.runtime
+                    .spawn(postgres::run(listening, task, stop, OfflineOnExit(sink)));
+                Marker::Postgres(marker)
+            }
+            #[cfg(feature = "mongo")]
+            Source::Mongo(watching) => {
+                let marker = watching.marker();
+                feed.runtime
+                    .spawn(mongo::run(watching, task, stop, OfflineOnExit(sink)));
+                Marker::Mongo(marker)
+            }
+        };
+        Running {
+            shared,
+            marker,
+            catch_up_timeout: feed.catch_up_timeout,
+            _stop: stop_tx,
+        }
+    }
+
+    /// Returns once the feed has applied everything the database had committed when this was
+    /// called: it commits a marker through the feed's own mechanism (committed after all of
+    /// that, so delivered after it) and waits until the feed has seen it, or has listened again
+    /// after a loss (which clears the cache: nothing from before can be served).
+    pub async fn catch_up(&self) -> Result<()> {
+        let mut progress = self.shared.progress.subscribe();
+        let resyncs = self.shared.resync_count();
+        let mark = random_mark();
+        match &self.marker {
+            #[cfg(feature = "postgres")]
+            Marker::Postgres(marker) => marker.emit(mark).await?,
+            #[cfg(feature = "mongo")]
+            Marker::Mongo(marker) => marker.emit(mark).await?,
+        }
+        let wait = async {
+            loop {
+                if self.shared.take_mark(mark) || self.shared.resync_count() != resyncs {
+                    return Ok(());
+                }
+                if progress.changed().await.is_err() {
+                    return Err(());
+                }
+            }
+        };
+        match tokio::time::timeout(self.catch_up_timeout, wait).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(Error::ChangeFeed {
+                message: format!(
+                    "the change feed did not apply its marker within {:?}: it is disconnected \
+                     (the cache refuses fills meanwhile) or far behind; see `Stats::feed_outages`",
+                    self.catch_up_timeout
+                ),
+            }),
+        }
+    }
+}
+
+/// A random marker, unique enough among the `catch_up` calls in flight.
+fn random_mark() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one((std::process::id(), std::time::Instant::now())) >> 11
+}
+
+/// The feed task's side: where events go.
+pub(crate) struct Task {
+    shared: Arc<Shared>,
+    sink: Weak<dyn Sink>,
+}
+
+impl Task {
+    /// The instance, unless it was dropped (then the task ends).
+    fn sink(&self) -> Option<Arc<dyn Sink>> {
+        self.sink.upgrade()
+    }
+
+    /// Applies one event; `false` once the instance is gone.
+    fn handle(&self, tables: &Tables, event: Event) -> bool {
+        let Some(sink) = self.sink() else {
+            return false;
+        };
+        match event {
+            Event::Mark(mark) => self.shared.mark_seen(mark),
+            Event::Undecodable => {
+                // Whatever it changed, dropping everything covers it.
+                sink.cache().clear();
+                crate::stats::Counters::add(&sink.cache().counters.feed_outages, 1);
+            }
+            event => {
+                let (changes, bumps) = tables.changes_of(&event);
+                crate::stats::Counters::add(&sink.cache().counters.feed_events, 1);
+                sink.apply_feed(changes, bumps);
+            }
+        }
+        true
+    }
+
+    /// The connection is gone: nothing may be served or filled until the feed listens again.
+    fn lost(&self) -> bool {
+        let Some(sink) = self.sink() else {
+            return false;
+        };
+        sink.cache()
+            .set_link(crate::cache::local::Link::Feed, false);
+        crate::stats::Counters::add(&sink.cache().counters.feed_outages, 1);
+        true
+    }
+
+    /// The feed listens again: the cache starts empty (whatever was committed meanwhile is
+    /// covered) and fills again.
+    fn resumed(&self) -> bool {
+        let Some(sink) = self.sink() else {
+            return false;
+        };
+        sink.cache().set_link(crate::cache::local::Link::Feed, true);
+        self.shared.resynced();
+        true
+    }
+}
+
+/// Takes a still-living context offline when its feed task stops for good (the runtime that
+/// ran it shut down): no outside commit can be heard any more.
+pub(crate) struct OfflineOnExit(Weak<dyn Sink>);
+
+impl Drop for OfflineOnExit {
+    fn drop(&mut self) {
+        if let Some(sink) = self.0.upgrade() {
+            sink.cache()
+                .set_link(crate::cache::local::Link::Feed, false);
+        }
+    }
+}
+
+/// Sleeps for the backoff (doubling it) unless the feed is stopped; `false` when stopped.
+async fn backoff(delay: &mut Duration, stop: &mut oneshot::Receiver<()>) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(*delay) => {
+            *delay = (*delay * 2).min(MAX_BACKOFF);
+            true
+        }
+        _ = stop => false,
+    }
+}
