@@ -34,7 +34,7 @@ struct Database {
     cleanup: Option<String>,
 }
 
-/// Step 11: notes get their ids from the database (`NewNote` has no id), and a scene's notes
+/// Step 12: notes get their ids from the database (`NewNote` has no id), and a scene's notes
 /// are read in pages that follow each other by cursor; a new note drops that scene's pages.
 async fn notes(ctx: &Context) -> Result<()> {
     use cached_runtime::Page;
@@ -411,6 +411,81 @@ async fn two_instances(store: &Store, url: &str) -> Result<()> {
     Ok(())
 }
 
+/// Step 11: another connection updates a scene with plain SQL (or a MongoDB command); the
+/// change feed drops the cached row, and the next read shows the new title.
+#[cfg(feature = "feed")]
+async fn outside_write(store: &Store) -> Result<()> {
+    use cached_runtime::{ChangeFeed, FeedSetup, RawStore};
+    let feed = match store.raw_unchecked() {
+        #[cfg(feature = "postgres")]
+        RawStore::Postgres(pool) => ChangeFeed::postgres(pool, FeedSetup::Install).await?,
+        #[cfg(feature = "mongo")]
+        RawStore::Mongo(db) => ChangeFeed::mongo(db, FeedSetup::Install).await?,
+        _ => {
+            println!(
+                "   (this store has no change feed: SQLite's writers are all in this process)"
+            );
+            return Ok(());
+        }
+    };
+    let ctx = Context::builder(store.clone()).change_feed(feed).build();
+    let before = Scene::repo(&ctx).get(2).await?.expect("scene 2");
+    println!(
+        "   a context with a change feed caches scene 2 ({:?})",
+        before.title
+    );
+    match store.raw_unchecked() {
+        #[cfg(feature = "postgres")]
+        RawStore::Postgres(pool) => {
+            use sqlx::{ConnectOptions as _, Executor as _};
+            // Another connection, as `psql` or another service would have.
+            let mut other = pool
+                .connect_options()
+                .connect()
+                .await
+                .map_err(Error::Database)?;
+            other
+                .execute("UPDATE scenes SET title = 'Edited in psql' WHERE id = 2")
+                .await
+                .map_err(Error::Database)?;
+        }
+        #[cfg(feature = "mongo")]
+        RawStore::Mongo(db) => {
+            use mongodb::bson::doc;
+            db.collection::<mongodb::bson::Document>("scenes")
+                .update_one(
+                    doc! { "_id": 2_i64 },
+                    doc! { "$set": { "title": "Edited in mongosh" } },
+                )
+                .await
+                .map_err(Error::Mongo)?;
+        }
+        _ => unreachable!("only stores with a feed get here"),
+    }
+    let committed = Instant::now();
+    while ctx.is_cached(SceneKey(2)) && committed.elapsed() < std::time::Duration::from_secs(5) {
+        tokio::task::yield_now().await;
+    }
+    let lag = committed.elapsed();
+    let after = Scene::repo(&ctx).get(2).await?.expect("scene 2");
+    println!(
+        "   another connection updates it, outside the cache; the feed dropped it {lag:?} after \
+         that commit returned"
+    );
+    println!("   the next read through the cache: {:?}", after.title);
+    Ok(())
+}
+
+#[cfg(not(feature = "feed"))]
+async fn outside_write(_store: &Store) -> Result<()> {
+    println!(
+        "   (SQLite needs none: every writer is in this process. On PostgreSQL or MongoDB, run with\n    \
+         `--features postgres,feed -- --database-url postgres://...` to watch another connection's\n    \
+         UPDATE reach the cache)"
+    );
+    Ok(())
+}
+
 /// `--serve 127.0.0.1:3000`: the studio as a web API instead of the tour (`web.rs`).
 #[cfg(feature = "web")]
 async fn serve(ctx: Context, addr: &str) -> Result<()> {
@@ -617,10 +692,13 @@ async fn main() -> Result<()> {
         ),
     }
 
-    step(11, "Notes: ids from the database, read a page at a time");
+    step(11, "Writes from outside the application (a change feed)");
+    outside_write(&database.store).await?;
+
+    step(12, "Notes: ids from the database, read a page at a time");
     notes(&ctx).await?;
 
-    step(12, "What the cache did");
+    step(13, "What the cache did");
     print!("{}", ctx.stats());
     drop(ctx);
     database.cleanup().await

@@ -9,8 +9,10 @@
 //! is left to the scheduler, and on a server with few commits per second (the MongoDB test
 //! server manages ~50) a run with the guard off could find nothing by luck and prove nothing.
 //!
-//! Used by `tests/torture.rs` (one instance, every backend) and `tests/broadcast.rs` (writers
-//! on one instance, readers on another that hears of the writes over Redis).
+//! Used by `tests/torture.rs` (one instance, every backend), `tests/broadcast.rs` (writers
+//! on one instance, readers on another that hears of the writes over Redis) and
+//! `tests/feed.rs` (writers on a context the readers' context knows nothing of, as another
+//! program would be: the readers hear of the writes through the database's change feed).
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
@@ -79,6 +81,10 @@ pub struct Instances {
     remote: bool,
     sent0: u64,
     received0: u64,
+    /// Writers outside the readers' context: the versions the readers' change feed has
+    /// applied, published by a task that notes the committed versions and then waits for
+    /// `catch_up` (or, without a feed, for nothing: the control that finds stale reads).
+    outside: Option<Arc<std::sync::Mutex<Vec<i64>>>>,
 }
 
 impl Instances {
@@ -90,6 +96,20 @@ impl Instances {
             remote: false,
             sent0: 0,
             received0: 0,
+            outside: None,
+        }
+    }
+
+    /// Writers on `writes`, which the readers' context `reads` hears of only through its
+    /// change feed (if it has one).
+    pub fn outside(writes: Context, reads: Context) -> Self {
+        Instances {
+            writes,
+            reads,
+            remote: false,
+            sent0: 0,
+            received0: 0,
+            outside: Some(Arc::default()),
         }
     }
 
@@ -105,11 +125,15 @@ impl Instances {
             remote: true,
             sent0,
             received0,
+            outside: None,
         }
     }
 
     /// The committed versions a read starting now must see.
     async fn floors(&self, shared: &Shared) -> Vec<i64> {
+        if let Some(applied) = &self.outside {
+            return applied.lock().unwrap().clone();
+        }
         let floors = shared.committed.iter().map(|c| c.load(SeqCst)).collect();
         if self.remote {
             // A version is published after its commit's broadcast was counted as sent.
@@ -220,12 +244,25 @@ async fn reader(inst: Instances, shared: Arc<Shared>, seed: u64) {
 }
 
 /// Drops random rows from the cache, as capacity eviction would, so that readers keep missing.
-async fn evictor(ctx: Context, shared: Arc<Shared>, seed: u64) {
+async fn evictor(ctx: Context, shared: Arc<Shared>, seed: u64, every: Duration) {
     let mut rng = Rng(seed);
     while !shared.stop.load(SeqCst) {
         ctx.invalidate::<Scene>(rng.id());
         shared.evictions.fetch_add(1, SeqCst);
-        tokio::time::sleep(Duration::from_micros(200)).await;
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// Publishes, again and again, the versions the readers' change feed has applied: the
+/// versions committed before a `catch_up` that returned. Without a feed, the versions
+/// committed now (a reader trusting them finds stale rows: the control).
+async fn barrier(ctx: Context, shared: Arc<Shared>, applied: Arc<std::sync::Mutex<Vec<i64>>>) {
+    while !shared.stop.load(SeqCst) {
+        let noted: Vec<i64> = shared.committed.iter().map(|c| c.load(SeqCst)).collect();
+        if ctx.catch_up().await.is_err() {
+            tokio::task::yield_now().await;
+        }
+        *applied.lock().unwrap() = noted;
     }
 }
 
@@ -233,6 +270,10 @@ async fn evictor(ctx: Context, shared: Arc<Shared>, seed: u64) {
 /// [`configure`]`(protect)`), and returns the number of stale reads with a summary.
 pub async fn run(label: &str, protect: bool, inst: Instances) -> (u64, String) {
     let shared = setup(&inst.writes).await;
+    if let Some(applied) = &inst.outside {
+        // Before any reader starts: the versions every read must see at least.
+        *applied.lock().unwrap() = shared.committed.iter().map(|c| c.load(SeqCst)).collect();
+    }
     let mut tasks = Vec::new();
     for i in 0..3 {
         let ctx = inst.writes.clone();
@@ -246,7 +287,21 @@ pub async fn run(label: &str, protect: bool, inst: Instances) -> (u64, String) {
         )));
     }
     let ctx = inst.reads.clone();
-    tasks.push(tokio::spawn(evictor(ctx.clone(), shared.clone(), 0xABCD)));
+    // Writers outside: rows stay cached longer between evictions, so that a control without
+    // the feed has stale rows to find even on a server with few commits a second.
+    let every = match inst.outside {
+        Some(_) => Duration::from_millis(2),
+        None => Duration::from_micros(200),
+    };
+    tasks.push(tokio::spawn(evictor(
+        ctx.clone(),
+        shared.clone(),
+        0xABCD,
+        every,
+    )));
+    if let Some(applied) = inst.outside.clone() {
+        tasks.push(tokio::spawn(barrier(ctx.clone(), shared.clone(), applied)));
+    }
     let started = Instant::now();
     tokio::time::sleep(RUN_FOR).await;
     while started.elapsed() < MAX_RUN

@@ -51,55 +51,75 @@ const TRIGGERS: [(&str, &str, &str); 4] = [
     ("cached_feed_trunc", "TRUNCATE", "FOR EACH STATEMENT"),
 ];
 
-/// The function every trigger runs, in `schema` and naming everything it calls by schema
-/// (it runs with the search path of whoever writes). Its arguments: the channel, then the
-/// columns to carry (the id first).
-fn function_sql(schema: &str) -> String {
-    let at = ident(schema);
+/// The name of a table's trigger function (in the table's schema): readable, and unique
+/// within PostgreSQL's 63-byte identifiers.
+fn function_name(table: &str) -> String {
+    if table.len() <= 40
+        && table
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return format!("cached_feed_{table}");
+    }
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    table.hash(&mut hasher);
+    let prefix: String = table
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(24)
+        .collect();
+    format!("cached_feed_{prefix}_{:08x}", hasher.finish() as u32)
+}
+
+/// The body of a table's trigger function. The columns are named in the function itself
+/// (static SQL, planned once per session), so only the id and the key-forming values travel:
+/// `{"v":1,"s":schema,"t":table,"c":[columns],"o":[[old values]...],"n":[[new values]...]}`,
+/// 32 rows of each to a notification (old and new rows of an update in the same order), or
+/// `"whole": true` when a chunk does not fit in 8000 bytes, and for `TRUNCATE`.
+fn function_body(columns: &[&str]) -> String {
+    let names: Vec<String> = columns.iter().map(|c| literal(c)).collect();
+    let values: Vec<String> = columns.iter().map(|c| ident(c)).collect();
+    let (names, values) = (names.join(", "), values.join(", "));
+    let chunks = |rows: &str| {
+        format!(
+            "(SELECT (k - 1) / {CHUNK_ROWS} AS g, json_agg(json_build_array({values}) ORDER BY k) \
+             AS rows FROM (SELECT {values}, row_number() OVER () AS k FROM {rows}) x GROUP BY 1)"
+        )
+    };
+    let notify = |fields: &str, from: String| {
+        format!(
+            "PERFORM pg_notify('{CHANNEL}', CASE WHEN octet_length(p) < 7900 THEN p ELSE whole END)
+    FROM (SELECT json_build_object('v', {VERSION}, 's', TG_TABLE_SCHEMA, 't', TG_TABLE_NAME,
+      'c', json_build_array({names}), {fields})::text AS p FROM {from}) chunks;"
+        )
+    };
+    let old = chunks("old_rows");
+    let new = chunks("new_rows");
     format!(
-        r#"CREATE OR REPLACE FUNCTION {at}.cached_feed_pick(j jsonb, cols text[]) RETURNS jsonb
-LANGUAGE sql IMMUTABLE STRICT SET search_path = pg_catalog AS $$
-  SELECT jsonb_agg(j -> c ORDER BY k) FROM unnest(cols) WITH ORDINALITY AS u(c, k)
-$$;
-CREATE OR REPLACE FUNCTION {at}.cached_feed_notify() RETURNS trigger LANGUAGE plpgsql
-SET search_path = pg_catalog AS $$
+        "
 DECLARE
-  cols text[] := TG_ARGV[1:];
-  pairs jsonb;
-  payload text;
+  whole text := json_build_object('v', {VERSION}, 's', TG_TABLE_SCHEMA, 't', TG_TABLE_NAME,
+    'whole', true)::text;
 BEGIN
   IF TG_OP = 'TRUNCATE' THEN
-    PERFORM pg_notify(TG_ARGV[0], json_build_object('v', {VERSION}, 's', TG_TABLE_SCHEMA,
-      't', TG_TABLE_NAME, 'whole', true)::text);
-    RETURN NULL;
+    PERFORM pg_notify('{CHANNEL}', whole);
   ELSIF TG_OP = 'INSERT' THEN
-    SELECT jsonb_agg(jsonb_build_array(NULL::jsonb, {at}.cached_feed_pick(to_jsonb(n), cols)))
-      INTO pairs FROM new_rows n;
+    {}
   ELSIF TG_OP = 'DELETE' THEN
-    SELECT jsonb_agg(jsonb_build_array({at}.cached_feed_pick(to_jsonb(o), cols), NULL::jsonb))
-      INTO pairs FROM old_rows o;
+    {}
   ELSE
-    SELECT jsonb_agg(jsonb_build_array({at}.cached_feed_pick(o.j, cols), {at}.cached_feed_pick(n.j, cols)))
-      INTO pairs
-      FROM (SELECT to_jsonb(r) AS j FROM old_rows r) o
-      FULL JOIN (SELECT to_jsonb(r) AS j FROM new_rows r) n ON (o.j -> cols[1]) = (n.j -> cols[1]);
+    {}
   END IF;
-  FOR payload IN
-    SELECT json_build_object('v', {VERSION}, 's', TG_TABLE_SCHEMA, 't', TG_TABLE_NAME,
-      'c', cols, 'r', jsonb_agg(e ORDER BY k))::text
-    FROM jsonb_array_elements(coalesce(pairs, '[]')) WITH ORDINALITY AS a(e, k)
-    GROUP BY (k - 1) / {CHUNK_ROWS}
-  LOOP
-    IF octet_length(payload) < 7900 THEN
-      PERFORM pg_notify(TG_ARGV[0], payload);
-    ELSE
-      PERFORM pg_notify(TG_ARGV[0], json_build_object('v', {VERSION}, 's', TG_TABLE_SCHEMA,
-        't', TG_TABLE_NAME, 'whole', true)::text);
-    END IF;
-  END LOOP;
   RETURN NULL;
 END
-$$;"#
+",
+        notify("'n', n.rows", format!("{new} n")),
+        notify("'o', o.rows", format!("{old} o")),
+        notify(
+            "'o', o.rows, 'n', n.rows",
+            format!("{old} o FULL JOIN {new} n USING (g)")
+        ),
     )
 }
 
@@ -113,29 +133,22 @@ fn ident(text: &str) -> String {
     format!("\"{}\"", text.replace('"', "\"\""))
 }
 
-/// The `EXECUTE FUNCTION ...` call of a table's triggers (as `pg_get_triggerdef` prints it,
-/// less the function's schema).
-fn call(columns: &[&str]) -> String {
-    let args: Vec<String> = std::iter::once(CHANNEL)
-        .chain(columns.iter().copied())
-        .map(literal)
-        .collect();
-    format!("cached_feed_notify({})", args.join(", "))
-}
-
-/// The statements that create (or replace) the function in `schema` and every table's
-/// triggers.
-fn setup_statements(schema: &str, tables: &Tables) -> Vec<String> {
-    let function = ident(schema);
-    let mut out = vec![function_sql(schema)];
+/// The statements that create (or replace) each table's function and triggers.
+fn setup_statements(tables: &Tables) -> Vec<String> {
+    let mut out = Vec::new();
     for ((schema, table), columns) in tables.columns() {
+        let function = format!("{}.{}", ident(&schema), ident(&function_name(&table)));
+        out.push(format!(
+            "CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql \
+             SET search_path = pg_catalog AS $cached_feed${}$cached_feed$",
+            function_body(&columns)
+        ));
         for (name, event, referencing) in TRIGGERS {
             out.push(format!(
                 "CREATE OR REPLACE TRIGGER {name} AFTER {event} ON {}.{} {referencing} \
-                 EXECUTE FUNCTION {function}.{}",
+                 EXECUTE FUNCTION {function}()",
                 ident(&schema),
                 ident(&table),
-                call(&columns)
             ));
         }
     }
@@ -206,8 +219,7 @@ impl ChangeFeed {
     /// operator to review and run (the function, then four triggers per cached table).
     pub async fn postgres_setup_sql(pool: &PgPool) -> Result<String> {
         let tables = tables(&Store::from(pool.clone())).await?;
-        let schema = current_schema(pool).await?;
-        Ok(setup_statements(&schema, &tables).join(";\n\n") + ";\n")
+        Ok(setup_statements(&tables).join(";\n\n") + ";\n")
     }
 }
 
@@ -219,8 +231,7 @@ async fn install(pool: &PgPool, tables: &Tables) -> Result<()> {
         .execute(&mut *tx)
         .await
         .map_err(Error::Database)?;
-    let schema = current_schema(pool).await?;
-    for statement in setup_statements(&schema, tables) {
+    for statement in setup_statements(tables) {
         sqlx::raw_sql(AssertSqlSafe(statement))
             .execute(&mut *tx)
             .await
@@ -229,42 +240,33 @@ async fn install(pool: &PgPool, tables: &Tables) -> Result<()> {
     tx.commit().await.map_err(Error::Database)
 }
 
-/// Where the function goes: the first schema of the search path (`public` by default).
-async fn current_schema(pool: &PgPool) -> Result<String> {
-    let schema: Option<String> = sqlx::query_scalar("SELECT current_schema()")
-        .fetch_one(pool)
-        .await
-        .map_err(Error::Database)?;
-    schema.ok_or_else(|| Error::Schema {
-        problems: vec!["the search path names no schema to create the feed's function in".into()],
-    })
-}
-
-/// Checks that every cached table has the four triggers, carrying the columns this build
-/// needs.
+/// Checks that every cached table has its function, with the body this build would install
+/// (so it carries the columns this build needs), and the four triggers calling it.
 async fn verify(pool: &PgPool, tables: &Tables) -> Result<()> {
-    let rows = sqlx::query(
-        "SELECT n.nspname, c.relname, t.tgname, pg_get_triggerdef(t.oid) \
+    let triggers = sqlx::query(
+        "SELECT n.nspname, c.relname, t.tgname, p.proname, p.prosrc \
          FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
-         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE t.tgname LIKE 'cached\\_feed\\_%'",
+         JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_proc p ON p.oid = t.tgfoid \
+         WHERE t.tgname LIKE 'cached\\_feed\\_%'",
     )
     .fetch_all(pool)
     .await
     .map_err(Error::Database)?;
     let mut problems = Vec::new();
     for ((schema, table), columns) in tables.columns() {
-        let expected = call(&columns);
+        let (function, body) = (function_name(&table), function_body(&columns));
         for (name, _, _) in TRIGGERS {
-            let found = rows.iter().any(|row| {
+            let found = triggers.iter().any(|row| {
                 row.get::<String, _>(0).eq_ignore_ascii_case(&schema)
                     && row.get::<String, _>(1).eq_ignore_ascii_case(&table)
                     && row.get::<String, _>(2) == name
-                    && row.get::<String, _>(3).ends_with(&expected)
+                    && row.get::<String, _>(3) == function
+                    && row.get::<String, _>(4) == body
             });
             if !found {
                 problems.push(format!(
-                    "{schema}.{table}: trigger `{name}` is missing or carries other columns \
-                     (expected `{expected}`)"
+                    "{schema}.{table}: trigger `{name}` is missing, or its function `{function}` \
+                     is not the one this build installs (it carries other columns)"
                 ));
             }
         }
@@ -416,38 +418,57 @@ pub(crate) fn decode(payload: &str) -> Event {
         .and_then(Json::as_array)
         .map(|c| c.iter().map(Json::as_str).collect())
         .unwrap_or(None);
-    let (Some(columns), Some(pairs)) = (columns, json.get("r").and_then(Json::as_array)) else {
+    let Some(columns) = columns.filter(|c| !c.is_empty()) else {
         return Event::Undecodable;
     };
-    let mut rows = Vec::with_capacity(pairs.len());
-    for pair in pairs {
-        let image = |at: usize| -> std::result::Result<Option<Image>, ()> {
-            match pair.get(at) {
-                None => Err(()),
-                Some(Json::Null) => Ok(None),
-                Some(Json::Array(values)) if values.len() == columns.len() => Ok(Some(
-                    columns
-                        .iter()
-                        .zip(values)
-                        .filter_map(|(c, v)| Some((c.to_string(), key_value(v)?)))
-                        .collect(),
-                )),
-                Some(_) => Err(()),
-            }
+    // Each side: absent or null (no such rows), or rows of one value per column.
+    let side = |name: &str| -> Option<Vec<&Vec<Json>>> {
+        match json.get(name) {
+            None | Some(Json::Null) => Some(Vec::new()),
+            Some(Json::Array(rows)) => rows
+                .iter()
+                .map(|row| row.as_array().filter(|r| r.len() == columns.len()))
+                .collect(),
+            Some(_) => None,
+        }
+    };
+    let (Some(old), Some(new)) = (side("o"), side("n")) else {
+        return Event::Undecodable;
+    };
+    let image = |values: &Vec<Json>| -> Image {
+        columns
+            .iter()
+            .zip(values)
+            .filter_map(|(c, v)| Some((c.to_string(), key_value(v)?)))
+            .collect()
+    };
+    // An update's old and new rows come in the same order; pair them by id (the first
+    // column), so that a row whose id changed is a delete and an insert.
+    let mut new: Vec<Option<&Vec<Json>>> = new.into_iter().map(Some).collect();
+    let mut rows = Vec::with_capacity(old.len().max(new.len()));
+    for (i, before) in old.iter().enumerate() {
+        let same = |after: &Option<&Vec<Json>>| after.is_some_and(|a| a.first() == before.first());
+        let paired = match new.get(i).is_some_and(same) {
+            true => Some(i),
+            false => new.iter().position(same),
         };
-        let (Ok(old), Ok(new)) = (image(0), image(1)) else {
-            return Event::Undecodable;
-        };
-        let op = match (&old, &new) {
-            (Some(_), Some(_)) => Op::Update,
-            (Some(_), None) => Op::Delete,
-            (None, Some(_)) => Op::Insert,
-            (None, None) => return Event::Undecodable,
-        };
+        let after = paired.and_then(|at| new[at].take());
         rows.push(RowChange {
-            op,
-            old,
-            new,
+            op: if after.is_some() {
+                Op::Update
+            } else {
+                Op::Delete
+            },
+            old: Some(image(before)),
+            new: after.map(image),
+            assigned: None,
+        });
+    }
+    for after in new.into_iter().flatten() {
+        rows.push(RowChange {
+            op: Op::Insert,
+            old: None,
+            new: Some(image(after)),
             assigned: None,
         });
     }
@@ -477,7 +498,7 @@ mod tests {
     #[test]
     fn decodes_rows_marks_and_refuses_the_rest() {
         let rows = decode(
-            r#"{"v":1,"s":"public","t":"scenes","c":["id","status"],"r":[[null,[1,"draft"]],[[2,"a"],[2,"b"]],[[3,"x"],null]]}"#,
+            r#"{"v":1,"s":"public","t":"scenes","c":["id","status"],"o":[[2,"a"],[3,"x"],[4,"y"]],"n":[[2,"b"],[5,"y"],[1,"draft"]]}"#,
         );
         let Event::Rows { rows, table, .. } = rows else {
             panic!("rows expected, got {rows:?}");
@@ -485,11 +506,11 @@ mod tests {
         assert_eq!(table, "scenes");
         assert_eq!(
             rows.iter().map(|r| r.op).collect::<Vec<_>>(),
-            [Op::Insert, Op::Update, Op::Delete]
+            [Op::Update, Op::Delete, Op::Delete, Op::Insert, Op::Insert]
         );
         assert_eq!(
             rows[0].new.as_ref().unwrap()[1],
-            ("status".to_string(), KeyValue::Text("draft".into()))
+            ("status".to_string(), KeyValue::Text("b".into()))
         );
         assert_eq!(decode(r#"{"v":1,"mark":7}"#), Event::Mark(7));
         assert!(matches!(
@@ -499,8 +520,9 @@ mod tests {
         for bad in [
             "not json",
             r#"{"v":2,"mark":7}"#,
-            r#"{"v":1,"s":"public","t":"scenes","c":["id"],"r":[[null,[1,2]]]}"#,
-            r#"{"v":1,"s":"public","t":"scenes","c":["id"],"r":[[null,null]]}"#,
+            r#"{"v":1,"s":"public","t":"scenes","c":["id"],"n":[[1,2]]}"#,
+            r#"{"v":1,"s":"public","t":"scenes","c":[],"n":[]}"#,
+            r#"{"v":1,"s":"public","t":"scenes","c":["id"],"o":7}"#,
         ] {
             assert_eq!(decode(bad), Event::Undecodable, "{bad}");
         }
