@@ -40,15 +40,15 @@
 //! the same Redis channel, and applies theirs.
 #![warn(missing_docs)]
 
-// The layers, lowest first: a module imports only from modules of its own layer or of earlier
-// ones, and never in a cycle (tests/layers.rs checks both; ARCHITECTURE.md draws the graph).
-// 1. values, text folding, errors
 #[cfg(all(feature = "feed", not(any(feature = "postgres", feature = "mongo"))))]
 compile_error!(
     "the `feed` feature needs the `postgres` or the `mongo` store: SQLite needs no change feed \
      (every writer of an embedded database is in this process)"
 );
 
+// The layers, lowest first: a module imports only from modules of its own layer or of earlier
+// ones, and never in a cycle (tests/layers.rs checks both; ARCHITECTURE.md draws the graph).
+// 1. values, text folding, errors
 mod collation;
 mod error;
 mod value;
