@@ -325,6 +325,34 @@ impl Drop for OfflineOnExit {
     }
 }
 
+/// Connects again, with backoff, until `connect` succeeds; then the cache resumes (see
+/// [`Task::resumed`]). `None` when the feed is stopped or its instance is gone.
+async fn reconnect<T, F, Fut>(
+    task: &Task,
+    stop: &mut oneshot::Receiver<()>,
+    mut connect: F,
+) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let mut delay = MIN_BACKOFF;
+    loop {
+        let attempt = tokio::select! {
+            attempt = connect() => attempt,
+            _ = &mut *stop => return None,
+        };
+        match attempt {
+            Some(connected) => return task.resumed().then_some(connected),
+            None => {
+                if !backoff(&mut delay, stop).await {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
 /// Sleeps for the backoff (doubling it) unless the feed is stopped; `false` when stopped.
 async fn backoff(delay: &mut Duration, stop: &mut oneshot::Receiver<()>) -> bool {
     tokio::select! {

@@ -15,8 +15,8 @@ use mongodb::options::{FullDocumentBeforeChangeType, FullDocumentType};
 use mongodb::Database;
 use tokio::sync::oneshot;
 
-use super::{backoff, Event, Image, OfflineOnExit, Op, RowChange, Tables, Task, HEARTBEAT};
-use super::{ChangeFeed, FeedSetup, Source, MIN_BACKOFF};
+use super::{reconnect, Event, Image, OfflineOnExit, Op, RowChange, Tables, Task, HEARTBEAT};
+use super::{ChangeFeed, FeedSetup, Source};
 use crate::error::{Error, Result};
 use crate::value::KeyValue;
 
@@ -125,29 +125,13 @@ pub(crate) async fn run(
     let Watching { db, stream, tables } = watching;
     let mut stream = Some(stream);
     let mut token: Option<ResumeToken> = None;
-    let mut delay = MIN_BACKOFF;
     loop {
         let mut current = match stream.take() {
             Some(stream) => stream,
-            None => {
-                let attempt = tokio::select! {
-                    attempt = reopen(&db, token.clone()) => attempt,
-                    _ = &mut stop => return,
-                };
-                match attempt {
-                    Some(stream) => {
-                        if !task.resumed() {
-                            return;
-                        }
-                        delay = MIN_BACKOFF;
-                        stream
-                    }
-                    None => match backoff(&mut delay, &mut stop).await {
-                        true => continue,
-                        false => return,
-                    },
-                }
-            }
+            None => match reconnect(&task, &mut stop, || reopen(&db, token.clone())).await {
+                Some(stream) => stream,
+                None => return,
+            },
         };
         loop {
             let next = tokio::select! {

@@ -19,8 +19,8 @@ use sqlx::postgres::{PgListener, PgPool};
 use sqlx::{AssertSqlSafe, Row as _};
 use tokio::sync::oneshot;
 
-use super::{backoff, Event, Image, OfflineOnExit, Op, RowChange, Tables, Task, HEARTBEAT};
-use super::{ChangeFeed, FeedSetup, Source, MIN_BACKOFF};
+use super::{reconnect, Event, Image, OfflineOnExit, Op, RowChange, Tables, Task, HEARTBEAT};
+use super::{ChangeFeed, FeedSetup, Source};
 use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::value::KeyValue;
@@ -339,27 +339,13 @@ pub(crate) async fn run(
         tables,
     } = listening;
     let mut listener = Some(listener);
-    let mut delay = MIN_BACKOFF;
     loop {
         let mut current = match listener.take() {
             Some(listener) => listener,
             None => {
-                let attempt = tokio::select! {
-                    attempt = listen(&pool) => attempt,
-                    _ = &mut stop => return,
-                };
-                match attempt {
-                    Ok(listener) => {
-                        if !task.resumed() {
-                            return;
-                        }
-                        delay = MIN_BACKOFF;
-                        listener
-                    }
-                    Err(_) => match backoff(&mut delay, &mut stop).await {
-                        true => continue,
-                        false => return,
-                    },
+                match reconnect(&task, &mut stop, || async { listen(&pool).await.ok() }).await {
+                    Some(listener) => listener,
+                    None => return,
                 }
             }
         };
