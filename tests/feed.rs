@@ -482,6 +482,43 @@ mod postgres_only {
         .await;
     }
 
+    /// A change that arrives later than `max_lag` after its statement ran takes the cache
+    /// offline (cleared, no fills) until the feed has caught up; then it caches again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_feed_that_falls_behind_its_bound_goes_offline_until_caught_up() {
+        let _serial = SERIAL.lock().await;
+        let Some(db) = common::database(Backend::Postgres, 8).await else {
+            return;
+        };
+        common::seed(&Context::new(db.store.clone())).await;
+        let feed = connect(&db)
+            .await
+            .unwrap()
+            .max_lag(Duration::from_millis(300));
+        let ctx = Context::builder(db.store.clone()).change_feed(feed).build();
+        warm(&ctx, &db, &[1, 2], &["draft"]).await;
+        // Committed 600 ms after its statement: its notification is 600 ms old on arrival.
+        db.execute(
+            "BEGIN; UPDATE scenes SET title = 'Late' WHERE id = 1; SELECT pg_sleep(0.6); COMMIT",
+        )
+        .await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while ctx.stats().feed_outages == 0 {
+            assert!(Instant::now() < deadline, "a late change was not noticed");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            !ctx.is_cached(SceneKey(2)),
+            "everything was dropped while behind"
+        );
+        ctx.catch_up().await.unwrap();
+        assert_fresh(&ctx, &db, &[1, 2], &["draft"], "after catching up").await;
+        let hits = ctx.stats().hits;
+        Scene::repo(&ctx).get(2).await.unwrap();
+        assert_eq!(ctx.stats().hits, hits + 1, "caching resumed once caught up");
+        assert_eq!(ctx.stats().feed_outages, 1);
+    }
+
     /// `psql`, another program entirely, writes; the cache follows.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_psql_session_is_heard() {

@@ -102,6 +102,7 @@ pub(crate) enum Link {
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     Broadcast = 1,
     /// The database's change feed.
+    #[cfg_attr(not(feature = "feed"), allow(dead_code))]
     Feed = 2,
 }
 

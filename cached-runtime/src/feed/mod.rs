@@ -21,7 +21,7 @@ mod postgres;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::{oneshot, watch};
 
@@ -38,6 +38,8 @@ const MIN_BACKOFF: Duration = Duration::from_millis(20);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// How long a feed waits for a message before it checks that its connection answers.
 const HEARTBEAT: Duration = Duration::from_secs(1);
+/// How old a change may be when the feed applies it before the feed counts as behind.
+const MAX_LAG: Duration = Duration::from_secs(30);
 /// How many markers a feed remembers for callers of `catch_up` that have not looked yet.
 const MARKS_KEPT: usize = 1024;
 
@@ -56,6 +58,7 @@ const MARKS_KEPT: usize = 1024;
 pub struct ChangeFeed {
     source: Source,
     catch_up_timeout: Duration,
+    max_lag: Duration,
     runtime: tokio::runtime::Handle,
 }
 
@@ -86,10 +89,22 @@ impl ChangeFeed {
         self
     }
 
+    /// How far behind the feed may fall (default 30 s): a change applied longer than this
+    /// after it was written (its statement on PostgreSQL, its commit on MongoDB, by the
+    /// database's clock) takes the cache offline (cleared, no fills) until the feed has caught
+    /// up: a change arrives within half the bound, or the feed has been quiet for a second.
+    /// A long transaction's changes count from their statement on PostgreSQL, so keep the
+    /// bound above the longest transaction that writes cached tables.
+    pub fn max_lag(mut self, max_lag: Duration) -> Self {
+        self.max_lag = max_lag;
+        self
+    }
+
     fn new(source: Source) -> ChangeFeed {
         ChangeFeed {
             source,
             catch_up_timeout: CATCH_UP_TIMEOUT,
+            max_lag: MAX_LAG,
             runtime: tokio::runtime::Handle::current(),
         }
     }
@@ -188,6 +203,8 @@ impl Running {
         let task = Task {
             shared: shared.clone(),
             sink: sink.clone(),
+            max_lag: feed.max_lag,
+            behind: std::sync::atomic::AtomicBool::new(false),
         };
         let marker = match feed.source {
             #[cfg(feature = "postgres")]
@@ -260,6 +277,9 @@ fn random_mark() -> u64 {
 pub(crate) struct Task {
     shared: Arc<Shared>,
     sink: Weak<dyn Sink>,
+    max_lag: Duration,
+    /// Whether the last change came later than `max_lag` (the cache is offline meanwhile).
+    behind: std::sync::atomic::AtomicBool,
 }
 
 impl Task {
@@ -268,11 +288,27 @@ impl Task {
         self.sink.upgrade()
     }
 
-    /// Applies one event; `false` once the instance is gone.
-    fn handle(&self, tables: &Tables, event: Event) -> bool {
+    /// Applies one event, written at `written` by the database's clock (if the feed says);
+    /// `false` once the instance is gone.
+    fn handle(&self, tables: &Tables, event: Event, written: Option<SystemTime>) -> bool {
         let Some(sink) = self.sink() else {
             return false;
         };
+        let age = written.and_then(|at| SystemTime::now().duration_since(at).ok());
+        if let Some(age) = age {
+            if age > self.max_lag && !self.behind.load(std::sync::atomic::Ordering::Relaxed) {
+                // Behind: whatever was read meanwhile may have missed changes still queued.
+                self.behind
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                sink.cache()
+                    .set_link(crate::cache::local::Link::Feed, false);
+                crate::stats::Counters::add(&sink.cache().counters.feed_outages, 1);
+            } else if age <= self.max_lag / 2
+                && self.behind.load(std::sync::atomic::Ordering::Relaxed)
+            {
+                self.caught_up(&*sink);
+            }
+        }
         match event {
             Event::Mark(mark) => self.shared.mark_seen(mark),
             Event::Undecodable => {
@@ -287,6 +323,23 @@ impl Task {
             }
         }
         true
+    }
+
+    /// The feed was quiet (nothing queued): if it was behind, it has caught up.
+    fn quiet(&self) {
+        if let (true, Some(sink)) = (
+            self.behind.load(std::sync::atomic::Ordering::Relaxed),
+            self.sink(),
+        ) {
+            self.caught_up(&*sink);
+        }
+    }
+
+    fn caught_up(&self, sink: &dyn Sink) {
+        self.behind
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        sink.cache().set_link(crate::cache::local::Link::Feed, true);
+        self.shared.resynced();
     }
 
     /// The connection is gone: nothing may be served or filled until the feed listens again.
@@ -306,6 +359,8 @@ impl Task {
         let Some(sink) = self.sink() else {
             return false;
         };
+        self.behind
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         sink.cache().set_link(crate::cache::local::Link::Feed, true);
         self.shared.resynced();
         true

@@ -7,7 +7,6 @@
 //! without one, every query of the entity) says which. [`FeedSetup::Install`] turns on
 //! `changeStreamPreAndPostImages` for every cached collection.
 
-use futures_util::TryStreamExt as _;
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::change_stream::event::{ChangeStreamEvent, OperationType, ResumeToken};
 use mongodb::change_stream::ChangeStream;
@@ -135,19 +134,25 @@ pub(crate) async fn run(
         };
         loop {
             let next = tokio::select! {
-                next = tokio::time::timeout(HEARTBEAT * 5, current.try_next()) => next,
+                next = tokio::time::timeout(HEARTBEAT * 5, current.next_if_any()) => next,
                 _ = &mut stop => return,
             };
             match next {
                 Ok(Ok(Some(event))) => {
                     let invalidated = event.operation_type == OperationType::Invalidate;
-                    if !task.handle(&tables, decode(&event)) {
+                    let written = event.wall_time.map(|at| at.to_system_time());
+                    if !task.handle(&tables, decode(&event), written) {
                         return;
                     }
                     token = current.resume_token();
                     if invalidated {
                         break;
                     }
+                }
+                // Nothing new after a `getMore`: the feed is caught up.
+                Ok(Ok(None)) if current.is_alive() => {
+                    token = current.resume_token().or(token);
+                    task.quiet();
                 }
                 // A closed stream, an error, or a server that stopped answering.
                 Ok(Ok(None)) | Ok(Err(_)) | Err(_) => break,

@@ -91,7 +91,7 @@ fn function_body(columns: &[&str]) -> String {
         format!(
             "PERFORM pg_notify('{CHANNEL}', CASE WHEN octet_length(p) < 7900 THEN p ELSE whole END)
     FROM (SELECT json_build_object('v', {VERSION}, 's', TG_TABLE_SCHEMA, 't', TG_TABLE_NAME,
-      'c', json_build_array({names}), {fields})::text AS p FROM {from}) chunks;"
+      'at', at, 'c', json_build_array({names}), {fields})::text AS p FROM {from}) chunks;"
         )
     };
     let old = chunks("old_rows");
@@ -99,8 +99,9 @@ fn function_body(columns: &[&str]) -> String {
     format!(
         "
 DECLARE
+  at float8 := extract(epoch from clock_timestamp());
   whole text := json_build_object('v', {VERSION}, 's', TG_TABLE_SCHEMA, 't', TG_TABLE_NAME,
-    'whole', true)::text;
+    'at', at, 'whole', true)::text;
 BEGIN
   IF TG_OP = 'TRUNCATE' THEN
     PERFORM pg_notify('{CHANNEL}', whole);
@@ -314,13 +315,18 @@ pub(crate) struct Marker {
 impl Marker {
     /// Commits a marker notification (one statement, so it commits at once).
     pub async fn emit(&self, mark: u64) -> Result<()> {
-        let payload = serde_json::json!({ "v": VERSION, "mark": mark }).to_string();
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(payload)
-            .execute(&self.pool)
-            .await
-            .map_err(Error::Database)?;
+        // With the time it was sent, like the triggers' payloads: a feed that was behind and
+        // sees its marker on time has caught up.
+        sqlx::query(
+            "SELECT pg_notify($1, json_build_object('v', $2::int, 'mark', $3::bigint, \
+             'at', extract(epoch from clock_timestamp()))::text)",
+        )
+        .bind(CHANNEL)
+        .bind(VERSION as i32)
+        .bind(mark as i64)
+        .execute(&self.pool)
+        .await
+        .map_err(Error::Database)?;
         Ok(())
     }
 }
@@ -356,7 +362,8 @@ pub(crate) async fn run(
             };
             match next {
                 Ok(Ok(Some(notification))) => {
-                    if !task.handle(&tables, decode(notification.payload())) {
+                    let (event, written) = decode(notification.payload());
+                    if !task.handle(&tables, event, written) {
                         return;
                     }
                 }
@@ -368,6 +375,7 @@ pub(crate) async fn run(
                     if !matches!(tokio::time::timeout(HEARTBEAT, ping).await, Ok(Ok(_))) {
                         break;
                     }
+                    task.quiet();
                 }
             }
         }
@@ -378,11 +386,21 @@ pub(crate) async fn run(
     }
 }
 
-/// Reads one notification's payload.
-pub(crate) fn decode(payload: &str) -> Event {
+/// Reads one notification's payload, and when its statement ran by the database's clock
+/// (`at`, seconds since the epoch).
+pub(crate) fn decode(payload: &str) -> (Event, Option<std::time::SystemTime>) {
     let Ok(json) = serde_json::from_str::<Json>(payload) else {
-        return Event::Undecodable;
+        return (Event::Undecodable, None);
     };
+    let at = json
+        .get("at")
+        .and_then(Json::as_f64)
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(|s| std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(s));
+    (decode_json(&json), at)
+}
+
+fn decode_json(json: &Json) -> Event {
     if json.get("v").and_then(Json::as_u64) != Some(VERSION) {
         return Event::Undecodable;
     }
@@ -483,7 +501,7 @@ mod tests {
 
     #[test]
     fn decodes_rows_marks_and_refuses_the_rest() {
-        let rows = decode(
+        let (rows, _) = decode(
             r#"{"v":1,"s":"public","t":"scenes","c":["id","status"],"o":[[2,"a"],[3,"x"],[4,"y"]],"n":[[2,"b"],[5,"y"],[1,"draft"]]}"#,
         );
         let Event::Rows { rows, table, .. } = rows else {
@@ -498,11 +516,16 @@ mod tests {
             rows[0].new.as_ref().unwrap()[1],
             ("status".to_string(), KeyValue::Text("b".into()))
         );
-        assert_eq!(decode(r#"{"v":1,"mark":7}"#), Event::Mark(7));
+        assert_eq!(decode(r#"{"v":1,"mark":7}"#).0, Event::Mark(7));
         assert!(matches!(
-            decode(r#"{"v":1,"s":"public","t":"scenes","whole":true}"#),
+            decode(r#"{"v":1,"s":"public","t":"scenes","whole":true,"at":1.5}"#).0,
             Event::Whole { .. }
         ));
+        let (_, at) = decode(r#"{"v":1,"s":"public","t":"scenes","whole":true,"at":1.5}"#);
+        assert_eq!(
+            at,
+            Some(std::time::UNIX_EPOCH + std::time::Duration::from_millis(1500))
+        );
         for bad in [
             "not json",
             r#"{"v":2,"mark":7}"#,
@@ -510,7 +533,7 @@ mod tests {
             r#"{"v":1,"s":"public","t":"scenes","c":[],"n":[]}"#,
             r#"{"v":1,"s":"public","t":"scenes","c":["id"],"o":7}"#,
         ] {
-            assert_eq!(decode(bad), Event::Undecodable, "{bad}");
+            assert_eq!(decode(bad).0, Event::Undecodable, "{bad}");
         }
     }
 }
