@@ -9,7 +9,8 @@
 //! - **write cost** (PostgreSQL): the same single-row `UPDATE` on a table with the feed's
 //!   triggers and on an identical table without, interleaved, 2,000 each.
 //!
-//! Needs `CACHED_POSTGRES_URL` and/or `CACHED_MONGODB_URL`; prints SKIPPED without them. Run with
+//! Needs `CACHED_POSTGRES_URL`, `CACHED_MYSQL_URL` (a server logging rows: see README) and/or
+//! `CACHED_MONGODB_URL`; prints SKIPPED without them. Run with
 //! `cargo bench --bench feed`.
 
 #[path = "../examples/studio/domain.rs"]
@@ -196,6 +197,70 @@ async fn postgres(url: &str) {
         .unwrap();
 }
 
+async fn mysql(url: &str) {
+    use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+    use sqlx::MySqlPool;
+    let name = format!("cached_bench_feed_{}", std::process::id());
+    let admin = MySqlPool::connect(url).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let options = MySqlConnectOptions::from_str(url).unwrap().database(&name);
+    let pool = MySqlPoolOptions::new()
+        .max_connections(8)
+        .connect_with(options)
+        .await
+        .unwrap();
+    sqlx::raw_sql(SCHEMA_MYSQL).execute(&pool).await.unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO stories VALUES (1, 'Bench', 'draft');
+         INSERT INTO parts VALUES (1, 1, 'Part', 1);
+         INSERT INTO chapters VALUES (1, 1, 1, 'Chapter', 1);
+         INSERT INTO scenes (id, chapter_id, story_id, status, title, word_count, version)
+           WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200)
+           SELECT i, 1, 1, 'draft', CONCAT('Scene ', i), 100, 1 FROM n;",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let feed = ChangeFeed::mysql(&pool, url).await.unwrap();
+    let ctx = Context::builder(pool.clone()).change_feed(feed).build();
+    let outside = pool.clone();
+    let lags = lag(&ctx, async |i| {
+        sqlx::query("UPDATE scenes SET title = ? WHERE id = 5")
+            .bind(format!("t{i}"))
+            .execute(&outside)
+            .await
+            .unwrap();
+    })
+    .await;
+    report_lag("MariaDB", lags);
+    let outside = pool.clone();
+    let (db_rate, feed_rate) = throughput(&ctx, move |id, i| {
+        let pool = outside.clone();
+        async move {
+            sqlx::query("UPDATE scenes SET word_count = ? WHERE id = ?")
+                .bind(i)
+                .bind(id)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    })
+    .await;
+    println!(
+        "MariaDB throughput: the database took {db_rate:.0} single-row updates/s (4 writers); \
+         the feed applied {feed_rate:.0}/s, first write to caught up"
+    );
+    drop(ctx);
+    pool.close().await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+}
+
 async fn mongo(url: &str) {
     let client = mongodb::Client::with_uri_str(url).await.unwrap();
     let db = client.database(&format!("cached_bench_feed_{}", std::process::id()));
@@ -256,6 +321,10 @@ fn main() {
         Err(_) => {
             eprintln!("\n*** SKIPPED: PostgreSQL feed benchmarks (set CACHED_POSTGRES_URL) ***\n")
         }
+    }
+    match std::env::var("CACHED_MYSQL_URL") {
+        Ok(url) => rt.block_on(mysql(&url)),
+        Err(_) => eprintln!("\n*** SKIPPED: MariaDB feed benchmarks (set CACHED_MYSQL_URL) ***\n"),
     }
     match std::env::var("CACHED_MONGODB_URL") {
         Ok(url) => rt.block_on(mongo(&url)),

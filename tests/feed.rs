@@ -28,6 +28,11 @@ macro_rules! feed_tests {
             use super::*;
             $( #[$attr] async fn $name() { let $backend = Backend::Postgres; $body } )*
         }
+        mod mysql {
+            #[allow(unused_imports)]
+            use super::*;
+            $( #[$attr] async fn $name() { let $backend = Backend::MySql; $body } )*
+        }
         mod mongo {
             #[allow(unused_imports)]
             use super::*;
@@ -52,7 +57,9 @@ async fn connect(db: &TestDb) -> cached_runtime::Result<ChangeFeed> {
     match db.store.raw_unchecked() {
         RawStore::Postgres(pool) => ChangeFeed::postgres(pool, FeedSetup::Install).await,
         RawStore::Mongo(mongo) => ChangeFeed::mongo(mongo, FeedSetup::Install).await,
-        _ => unreachable!("feeds run on PostgreSQL and MongoDB"),
+        // The binary log is read over a replication connection: the server's URL (root).
+        RawStore::MySql(pool) => ChangeFeed::mysql(pool, db.server().unwrap().0).await,
+        _ => unreachable!("feeds run on PostgreSQL, MySQL/MariaDB and MongoDB"),
     }
 }
 
@@ -60,7 +67,7 @@ async fn connect(db: &TestDb) -> cached_runtime::Result<ChangeFeed> {
 async fn outside(db: &TestDb, sql: &str, mongo: impl AsyncFnOnce(&mongodb::Database)) {
     match db.store.raw_unchecked() {
         RawStore::Mongo(m) => mongo(m).await,
-        _ => db.execute(sql).await,
+        _ => batch(db, sql).await,
     }
 }
 
@@ -68,10 +75,26 @@ fn scenes(db: &mongodb::Database) -> mongodb::Collection<Document> {
     db.collection("scenes")
 }
 
+/// Runs SQL statements on one connection (several statements in one string: a transaction).
+async fn batch(db: &TestDb, sql: &str) {
+    let sql = sqlx::AssertSqlSafe(sql.to_string());
+    match db.store.raw_unchecked() {
+        RawStore::Postgres(pool) => sqlx::raw_sql(sql).execute(pool).await.map(|_| ()),
+        RawStore::MySql(pool) => sqlx::raw_sql(sql).execute(pool).await.map(|_| ()),
+        _ => unreachable!("SQL needs a SQL store"),
+    }
+    .expect("outside SQL");
+}
+
 /// The ids of the scenes with `status`, read straight from the database.
 async fn cold_ids_by_status(db: &TestDb, status: &str) -> Vec<i64> {
     let mut ids: Vec<i64> = match db.store.raw_unchecked() {
         RawStore::Postgres(pool) => sqlx::query_scalar("SELECT id FROM scenes WHERE status = $1")
+            .bind(status)
+            .fetch_all(pool)
+            .await
+            .unwrap(),
+        RawStore::MySql(pool) => sqlx::query_scalar("SELECT id FROM scenes WHERE status = ?")
             .bind(status)
             .fetch_all(pool)
             .await
@@ -227,7 +250,7 @@ feed_tests! {
                     .session(&mut session).await.unwrap();
                 session.commit_transaction().await.unwrap();
             }
-            _ => db.execute(
+            _ => batch(&db,
                 "BEGIN; UPDATE scenes SET status = 'final'; \
                  UPDATE chapters SET title = 'Dawn' WHERE id = 1; COMMIT",
             ).await,
@@ -350,7 +373,13 @@ feed_tests! {
         let _serial = SERIAL.lock().await;
         let Some((ctx, db)) = feed_context(backend, |b| b).await else { return };
         warm(&ctx, &db, &[1, 2, 3], &["draft", "final"]).await;
-        outside(&db, "TRUNCATE notes, scenes", async |m| {
+        let truncate = match backend {
+            // MySQL cannot truncate a table another table's foreign key names, unless told.
+            Backend::MySql => "SET FOREIGN_KEY_CHECKS = 0; TRUNCATE TABLE notes; \
+                               TRUNCATE TABLE scenes; SET FOREIGN_KEY_CHECKS = 1",
+            _ => "TRUNCATE notes, scenes",
+        };
+        outside(&db, truncate, async |m| {
             scenes(m).drop().await.unwrap();
         }).await;
         ctx.catch_up().await.unwrap();
@@ -394,6 +423,21 @@ async fn cut_the_feed(db: &TestDb) {
             .await
             .unwrap();
             assert!(!killed.is_empty(), "found the feed's connection");
+        }
+        RawStore::MySql(pool) => {
+            // The server's thread that sends this test's binary log to the feed.
+            let ids: Vec<i64> = sqlx::query_scalar(
+                "SELECT id FROM information_schema.processlist WHERE command LIKE 'Binlog Dump%'",
+            )
+            .fetch_all(pool)
+            .await
+            .unwrap();
+            assert!(!ids.is_empty(), "found the feed's connection");
+            for id in ids {
+                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("KILL {id}")))
+                    .execute(pool)
+                    .await;
+            }
         }
         RawStore::Mongo(m) => {
             // The next getMore fails with an error the driver does not resume by itself.
@@ -567,6 +611,66 @@ mod postgres_only {
         let sql = ChangeFeed::postgres_setup_sql(pool).await.unwrap();
         db.execute(&sql).await;
         ChangeFeed::postgres(pool, FeedSetup::Verify).await.unwrap();
+    }
+}
+
+mod mysql_only {
+    use super::*;
+
+    /// The server moves to a new binary log file (`FLUSH BINARY LOGS`, as at a size limit or
+    /// a restart): the feed follows the rotate, and `catch_up` still waits for the right
+    /// place in the new file.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_feed_follows_the_log_into_its_next_file() {
+        let _serial = SERIAL.lock().await;
+        let Some((ctx, db)) = feed_context(Backend::MySql, |b| b).await else {
+            return;
+        };
+        warm(&ctx, &db, &[1, 2], &["draft", "final"]).await;
+        for round in 0..3 {
+            db.execute("FLUSH BINARY LOGS").await;
+            db.execute(&format!(
+                "UPDATE scenes SET status = 'final', title = 'r{round}' WHERE id = 1"
+            ))
+            .await;
+            ctx.catch_up().await.unwrap();
+            assert_fresh(
+                &ctx,
+                &db,
+                &[1, 2],
+                &["draft", "final"],
+                "after a new log file",
+            )
+            .await;
+            db.execute("UPDATE scenes SET status = 'draft' WHERE id = 1")
+                .await;
+            ctx.catch_up().await.unwrap();
+            assert_fresh(&ctx, &db, &[1, 2], &["draft", "final"], "and back").await;
+        }
+        assert_eq!(ctx.stats().feed_outages, 0);
+    }
+
+    /// A server that does not log rows with their names is refused, with what to set.
+    #[tokio::test]
+    async fn the_feed_checks_the_server_logs_what_it_needs() {
+        let _serial = SERIAL.lock().await;
+        let Some(db) = common::database(Backend::MySql, 2).await else {
+            return;
+        };
+        let RawStore::MySql(pool) = db.store.raw_unchecked() else {
+            unreachable!()
+        };
+        sqlx::raw_sql("SET GLOBAL binlog_row_metadata = 'MINIMAL'")
+            .execute(pool)
+            .await
+            .unwrap();
+        let refused = ChangeFeed::mysql(pool, db.server().unwrap().0).await;
+        sqlx::raw_sql("SET GLOBAL binlog_row_metadata = 'FULL'")
+            .execute(pool)
+            .await
+            .unwrap();
+        let message = refused.unwrap_err().to_string();
+        assert!(message.contains("binlog_row_metadata = FULL"), "{message}");
     }
 }
 

@@ -40,10 +40,13 @@
 //! the same Redis channel, and applies theirs.
 #![warn(missing_docs)]
 
-#[cfg(all(feature = "feed", not(any(feature = "postgres", feature = "mongo"))))]
+#[cfg(all(
+    feature = "feed",
+    not(any(feature = "postgres", feature = "mongo", feature = "mysql-feed"))
+))]
 compile_error!(
-    "the `feed` feature needs the `postgres` or the `mongo` store: SQLite needs no change feed \
-     (every writer of an embedded database is in this process)"
+    "the `feed` feature needs the `postgres` or the `mongo` store, or `mysql-feed`: SQLite needs \
+     no change feed (every writer of an embedded database is in this process)"
 );
 
 // The layers, lowest first: a module imports only from modules of its own layer or of earlier

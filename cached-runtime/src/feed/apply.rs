@@ -43,7 +43,6 @@ impl Tables {
 
     /// Every table with at least one entity, with the columns a feed must carry for exact
     /// invalidation: each entity's id and key-forming columns.
-    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub fn columns(&self) -> Vec<((String, String), Vec<&'static str>)> {
         let mut out: Vec<_> = self
             .by_table
@@ -62,6 +61,46 @@ impl Tables {
             .collect();
         out.sort();
         out
+    }
+
+    /// The registered entities by the table a SQL store's catalog finds for them; a table
+    /// the catalog does not have, or a column it lacks, is an error naming it (the feed would
+    /// carry nulls for it).
+    #[cfg(any(feature = "postgres", feature = "mysql-feed"))]
+    pub async fn of_sql(store: &crate::store::Store) -> crate::error::Result<Tables> {
+        let catalog = store.catalog().await?;
+        let mut tables = Tables::default();
+        let mut problems = Vec::new();
+        let resolved = crate::schema::resolved(&catalog);
+        for meta in crate::registry::entities() {
+            let Some((_, id)) = resolved.iter().find(|(m, _)| std::ptr::eq(*m, meta)) else {
+                problems.push(format!(
+                    "{}: table `{}` does not exist; the change feed cannot watch it",
+                    meta.type_name,
+                    catalog.looked_for(meta.table)
+                ));
+                continue;
+            };
+            tables.add(&id.schema, &id.name, meta);
+        }
+        for ((schema, table), columns) in tables.columns() {
+            let id = crate::store::catalog::TableId {
+                schema: schema.clone(),
+                name: table.clone(),
+            };
+            let present = catalog.columns_of(&id).unwrap_or_default();
+            for column in columns {
+                if !present.iter().any(|c| c.name.eq_ignore_ascii_case(column)) {
+                    problems.push(format!(
+                        "{schema}.{table}: column `{column}` does not exist"
+                    ));
+                }
+            }
+        }
+        match problems.is_empty() {
+            true => Ok(tables),
+            false => Err(crate::error::Error::Schema { problems }),
+        }
     }
 
     fn metas(&self, schema: &str, table: &str) -> &[&'static EntityMeta] {

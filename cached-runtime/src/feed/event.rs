@@ -18,6 +18,7 @@ pub(crate) enum Event {
     },
     /// Rows of one table changed that the feed cannot list (`TRUNCATE`, a dropped
     /// collection, a statement whose rows did not fit in one message).
+    #[cfg_attr(not(any(feature = "postgres", feature = "mongo")), allow(dead_code))]
     Whole {
         /// The table's schema.
         schema: String,
@@ -25,6 +26,7 @@ pub(crate) enum Event {
         table: String,
     },
     /// A marker written by `catch_up`.
+    #[cfg_attr(not(any(feature = "postgres", feature = "mongo")), allow(dead_code))]
     Mark(u64),
     /// A message the feed could not read: whatever it changed, the cache is cleared.
     Undecodable,

@@ -16,6 +16,8 @@ mod apply;
 mod event;
 #[cfg(feature = "mongo")]
 mod mongo;
+#[cfg(feature = "mysql-feed")]
+mod mysql;
 #[cfg(feature = "postgres")]
 mod postgres;
 
@@ -68,6 +70,8 @@ enum Source {
     Postgres(postgres::Listening),
     #[cfg(feature = "mongo")]
     Mongo(mongo::Watching),
+    #[cfg(feature = "mysql-feed")]
+    MySql(mysql::Tailing),
 }
 
 /// Whether [`ChangeFeed::postgres`] creates what the feed needs in the database.
@@ -117,6 +121,8 @@ impl std::fmt::Debug for ChangeFeed {
             Source::Postgres(_) => "PostgreSQL",
             #[cfg(feature = "mongo")]
             Source::Mongo(_) => "MongoDB",
+            #[cfg(feature = "mysql-feed")]
+            Source::MySql(_) => "MySQL/MariaDB",
         };
         f.debug_struct("ChangeFeed")
             .field("backend", &backend)
@@ -143,6 +149,9 @@ struct Shared {
     progress: watch::Sender<u64>,
     /// How many times the feed listened again after a loss (each time with the cache cleared).
     resyncs: std::sync::atomic::AtomicU64,
+    /// Where in the binary log the feed has applied everything before (MySQL/MariaDB).
+    #[cfg(feature = "mysql-feed")]
+    position: Mutex<Option<mysql::Position>>,
 }
 
 impl Shared {
@@ -173,6 +182,12 @@ impl Shared {
         self.progress.send_modify(|n| *n += 1);
     }
 
+    #[cfg(feature = "mysql-feed")]
+    fn passed(&self, target: &mysql::Position) -> bool {
+        let position = self.position.lock().unwrap_or_else(|e| e.into_inner());
+        position.as_ref().is_some_and(|p| p >= target)
+    }
+
     fn resync_count(&self) -> u64 {
         self.resyncs.load(std::sync::atomic::Ordering::SeqCst)
     }
@@ -193,6 +208,16 @@ enum Marker {
     Postgres(postgres::Marker),
     #[cfg(feature = "mongo")]
     Mongo(mongo::Marker),
+    #[cfg(feature = "mysql-feed")]
+    MySql(mysql::Marker),
+}
+
+/// What `catch_up` waits for: its marker, or (MySQL/MariaDB) a position in the log.
+enum Barrier {
+    #[cfg_attr(not(any(feature = "postgres", feature = "mongo")), allow(dead_code))]
+    Mark(u64),
+    #[cfg(feature = "mysql-feed")]
+    Position(mysql::Position),
 }
 
 impl Running {
@@ -221,6 +246,13 @@ impl Running {
                     .spawn(mongo::run(watching, task, stop, OfflineOnExit(sink)));
                 Marker::Mongo(marker)
             }
+            #[cfg(feature = "mysql-feed")]
+            Source::MySql(tailing) => {
+                let marker = tailing.marker();
+                feed.runtime
+                    .spawn(mysql::run(tailing, task, stop, OfflineOnExit(sink)));
+                Marker::MySql(marker)
+            }
         };
         Running {
             shared,
@@ -237,16 +269,30 @@ impl Running {
     pub async fn catch_up(&self) -> Result<()> {
         let mut progress = self.shared.progress.subscribe();
         let resyncs = self.shared.resync_count();
-        let mark = random_mark();
-        match &self.marker {
+        let barrier = match &self.marker {
             #[cfg(feature = "postgres")]
-            Marker::Postgres(marker) => marker.emit(mark).await?,
+            Marker::Postgres(marker) => {
+                let mark = random_mark();
+                marker.emit(mark).await?;
+                Barrier::Mark(mark)
+            }
             #[cfg(feature = "mongo")]
-            Marker::Mongo(marker) => marker.emit(mark).await?,
-        }
+            Marker::Mongo(marker) => {
+                let mark = random_mark();
+                marker.emit(mark).await?;
+                Barrier::Mark(mark)
+            }
+            #[cfg(feature = "mysql-feed")]
+            Marker::MySql(marker) => Barrier::Position(marker.position().await?),
+        };
+        let passed = || match &barrier {
+            Barrier::Mark(mark) => self.shared.take_mark(*mark),
+            #[cfg(feature = "mysql-feed")]
+            Barrier::Position(position) => self.shared.passed(position),
+        };
         let wait = async {
             loop {
-                if self.shared.take_mark(mark) || self.shared.resync_count() != resyncs {
+                if passed() || self.shared.resync_count() != resyncs {
                     return Ok(());
                 }
                 if progress.changed().await.is_err() {
@@ -268,6 +314,7 @@ impl Running {
 }
 
 /// A random marker, unique enough among the `catch_up` calls in flight.
+#[cfg_attr(not(any(feature = "postgres", feature = "mongo")), allow(dead_code))]
 fn random_mark() -> u64 {
     use std::hash::{BuildHasher, RandomState};
     RandomState::new().hash_one((std::process::id(), std::time::Instant::now())) >> 11
@@ -323,6 +370,21 @@ impl Task {
             }
         }
         true
+    }
+
+    /// The feed has applied the binary log up to `position`.
+    #[cfg(feature = "mysql-feed")]
+    fn at_position(&self, position: &mysql::Position) {
+        let mut at = self
+            .shared
+            .position
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if at.as_ref() != Some(position) {
+            *at = Some(position.clone());
+            drop(at);
+            self.shared.progress.send_modify(|n| *n += 1);
+        }
     }
 
     /// The feed was quiet (nothing queued): if it was behind, it has caught up.

@@ -156,44 +156,6 @@ fn setup_statements(tables: &Tables) -> Vec<String> {
     out
 }
 
-/// The registered entities by the table the catalog finds for them; a table the catalog does
-/// not have, or a column it lacks, is an error naming it (the triggers would carry nulls).
-async fn tables(store: &Store) -> Result<Tables> {
-    let catalog = store.catalog().await?;
-    let mut tables = Tables::default();
-    let mut problems = Vec::new();
-    let resolved = crate::schema::resolved(&catalog);
-    for meta in crate::registry::entities() {
-        let Some((_, id)) = resolved.iter().find(|(m, _)| std::ptr::eq(*m, meta)) else {
-            problems.push(format!(
-                "{}: table `{}` does not exist; the change feed cannot watch it",
-                meta.type_name,
-                catalog.looked_for(meta.table)
-            ));
-            continue;
-        };
-        tables.add(&id.schema, &id.name, meta);
-    }
-    for ((schema, table), columns) in tables.columns() {
-        let id = crate::store::catalog::TableId {
-            schema: schema.clone(),
-            name: table.clone(),
-        };
-        let present = catalog.columns_of(&id).unwrap_or_default();
-        for column in columns {
-            if !present.iter().any(|c| c.name.eq_ignore_ascii_case(column)) {
-                problems.push(format!(
-                    "{schema}.{table}: column `{column}` does not exist"
-                ));
-            }
-        }
-    }
-    match problems.is_empty() {
-        true => Ok(tables),
-        false => Err(Error::Schema { problems }),
-    }
-}
-
 impl ChangeFeed {
     /// A change feed on PostgreSQL: triggers on every cached table notify the changed rows at
     /// commit. With [`FeedSetup::Install`] the function and the triggers are created (or
@@ -203,7 +165,7 @@ impl ChangeFeed {
     /// column is missing, or the setup is missing or stale.
     pub async fn postgres(pool: &PgPool, setup: FeedSetup) -> Result<ChangeFeed> {
         let store = Store::from(pool.clone());
-        let tables = tables(&store).await?;
+        let tables = Tables::of_sql(&store).await?;
         match setup {
             FeedSetup::Install => install(pool, &tables).await?,
             FeedSetup::Verify => verify(pool, &tables).await?,
@@ -219,7 +181,7 @@ impl ChangeFeed {
     /// The SQL that [`FeedSetup::Install`] runs for the entities of this build, for an
     /// operator to review and run (the function, then four triggers per cached table).
     pub async fn postgres_setup_sql(pool: &PgPool) -> Result<String> {
-        let tables = tables(&Store::from(pool.clone())).await?;
+        let tables = Tables::of_sql(&Store::from(pool.clone())).await?;
         Ok(setup_statements(&tables).join(";\n\n") + ";\n")
     }
 }
