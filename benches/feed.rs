@@ -5,7 +5,8 @@
 //!   cached row is dropped by the feed, p50 / p99 / max over 300 updates;
 //! - **throughput**: 4 outside writers commit 2,000 single-row updates as fast as the database
 //!   takes them; the feed's rate is the writes over the time from the first write until
-//!   `catch_up` returns after the last one;
+//!   `catch_up` returns after the last one, with 1, 4 and 8 instances each reading its own
+//!   feed (the cost of one feed per instance: the writers' rate, and the slowest instance's);
 //! - **write cost** (PostgreSQL): the same single-row `UPDATE` on a table with the feed's
 //!   triggers and on an identical table without, interleaved, 2,000 each.
 //!
@@ -67,8 +68,9 @@ async fn lag(ctx: &Context, write: impl AsyncFn(i64)) -> Vec<Duration> {
     lags
 }
 
-/// 4 writers, 500 updates each on their own rows; returns (database writes/s, feed writes/s).
-async fn throughput<W, F>(ctx: &Context, write: W) -> (f64, f64)
+/// 4 writers, 500 updates each on their own rows, heard by every context in `ctxs`; returns
+/// (database writes/s, feed writes/s of the slowest context to catch up).
+async fn throughput<W, F>(ctxs: &[Context], write: W) -> (f64, f64)
 where
     W: Fn(i64, i64) -> F + Clone + Send + 'static,
     F: std::future::Future<Output = ()> + Send,
@@ -90,10 +92,40 @@ where
         task.await.unwrap();
     }
     let written = started.elapsed();
-    ctx.catch_up().await.unwrap();
+    for ctx in ctxs {
+        ctx.catch_up().await.unwrap();
+    }
     let applied = started.elapsed();
     let n = (WRITERS * EACH) as f64;
     (n / written.as_secs_f64(), n / applied.as_secs_f64())
+}
+
+/// Lag, then throughput with 1, 4 and 8 instances (contexts made by `make`, each with a feed
+/// of its own), for one backend; returns the instances, still listening.
+async fn measure<W, F>(
+    backend: &str,
+    make: impl AsyncFn() -> Context,
+    lag_write: impl AsyncFn(i64),
+    write: W,
+) -> Vec<Context>
+where
+    W: Fn(i64, i64) -> F + Clone + Send + 'static,
+    F: std::future::Future<Output = ()> + Send,
+{
+    let mut ctxs = vec![make().await];
+    report_lag(backend, lag(&ctxs[0], lag_write).await);
+    for instances in [1, 4, 8] {
+        while ctxs.len() < instances {
+            ctxs.push(make().await);
+        }
+        let (db_rate, feed_rate) = throughput(&ctxs, write.clone()).await;
+        println!(
+            "{backend} throughput, {instances} instance(s) with a feed each: the database took \
+             {db_rate:.0} single-row updates/s (4 writers); the slowest feed applied \
+             {feed_rate:.0}/s, first write to caught up"
+        );
+    }
+    ctxs
 }
 
 async fn postgres(url: &str) {
@@ -124,41 +156,42 @@ async fn postgres(url: &str) {
     .execute(&pool)
     .await
     .unwrap();
-    let feed = ChangeFeed::postgres(&pool, FeedSetup::Install)
+    ChangeFeed::postgres(&pool, FeedSetup::Install)
         .await
         .unwrap();
-    let ctx = Context::builder(pool.clone()).change_feed(feed).build();
-
     let outside = pool.clone();
-    let lags = lag(&ctx, async |i| {
-        sqlx::query("UPDATE scenes SET title = $1 WHERE id = 5")
-            .bind(format!("t{i}"))
-            .execute(&outside)
-            .await
-            .unwrap();
-    })
-    .await;
-    report_lag("PostgreSQL", lags);
-
-    let outside = pool.clone();
-    let (db_rate, feed_rate) = throughput(&ctx, move |id, i| {
-        let pool = outside.clone();
-        async move {
-            sqlx::query("UPDATE scenes SET word_count = $1 WHERE id = $2")
-                .bind(i)
-                .bind(id)
-                .execute(&pool)
+    let writer = pool.clone();
+    let instances = measure(
+        "PostgreSQL",
+        async || {
+            let feed = ChangeFeed::postgres(&pool, FeedSetup::Verify)
                 .await
                 .unwrap();
-        }
-    })
+            Context::builder(pool.clone()).change_feed(feed).build()
+        },
+        async |i| {
+            sqlx::query("UPDATE scenes SET title = $1 WHERE id = 5")
+                .bind(format!("t{i}"))
+                .execute(&outside)
+                .await
+                .unwrap();
+        },
+        move |id, i| {
+            let pool = writer.clone();
+            async move {
+                sqlx::query("UPDATE scenes SET word_count = $1 WHERE id = $2")
+                    .bind(i)
+                    .bind(id)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            }
+        },
+    )
     .await;
-    println!(
-        "PostgreSQL throughput: the database took {db_rate:.0} single-row updates/s (4 writers); \
-         the feed applied {feed_rate:.0}/s, first write to caught up"
-    );
 
-    // The triggers' cost to every writer: the same UPDATE with and without them.
+    // The triggers' cost to every writer: the same UPDATE with and without them (with the 8
+    // instances above listening).
     let (mut with, mut without) = (Vec::new(), Vec::new());
     for i in 0..2000_i64 {
         for triggered in [i % 2 == 0, i % 2 == 1] {
@@ -189,7 +222,7 @@ async fn postgres(url: &str) {
         b.as_secs_f64() * 1e6,
         a.as_secs_f64() / b.as_secs_f64()
     );
-    drop(ctx);
+    drop(instances);
     pool.close().await;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
         .execute(&admin)
@@ -224,36 +257,34 @@ async fn mysql(url: &str) {
     .execute(&pool)
     .await
     .unwrap();
-    let feed = ChangeFeed::mysql(&pool, url).await.unwrap();
-    let ctx = Context::builder(pool.clone()).change_feed(feed).build();
     let outside = pool.clone();
-    let lags = lag(&ctx, async |i| {
-        sqlx::query("UPDATE scenes SET title = ? WHERE id = 5")
-            .bind(format!("t{i}"))
-            .execute(&outside)
-            .await
-            .unwrap();
-    })
-    .await;
-    report_lag("MariaDB", lags);
-    let outside = pool.clone();
-    let (db_rate, feed_rate) = throughput(&ctx, move |id, i| {
-        let pool = outside.clone();
-        async move {
-            sqlx::query("UPDATE scenes SET word_count = ? WHERE id = ?")
-                .bind(i)
-                .bind(id)
-                .execute(&pool)
+    let writer = pool.clone();
+    let _instances = measure(
+        "MariaDB",
+        async || {
+            let feed = ChangeFeed::mysql(&pool, url).await.unwrap();
+            Context::builder(pool.clone()).change_feed(feed).build()
+        },
+        async |i| {
+            sqlx::query("UPDATE scenes SET title = ? WHERE id = 5")
+                .bind(format!("t{i}"))
+                .execute(&outside)
                 .await
                 .unwrap();
-        }
-    })
+        },
+        move |id, i| {
+            let pool = writer.clone();
+            async move {
+                sqlx::query("UPDATE scenes SET word_count = ? WHERE id = ?")
+                    .bind(i)
+                    .bind(id)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            }
+        },
+    )
     .await;
-    println!(
-        "MariaDB throughput: the database took {db_rate:.0} single-row updates/s (4 writers); \
-         the feed applied {feed_rate:.0}/s, first write to caught up"
-    );
-    drop(ctx);
     pool.close().await;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}")))
         .execute(&admin)
@@ -273,36 +304,35 @@ async fn mongo(url: &str) {
         })
         .collect();
     scenes.insert_many(docs).await.unwrap();
-    let feed = ChangeFeed::mongo(&db, FeedSetup::Install).await.unwrap();
-    let ctx = Context::builder(db.clone()).change_feed(feed).build();
+    ChangeFeed::mongo(&db, FeedSetup::Install).await.unwrap();
     let outside = scenes.clone();
-    let lags = lag(&ctx, async |i| {
-        outside
-            .update_one(
-                doc! { "_id": 5_i64 },
-                doc! { "$set": { "title": format!("t{i}") } },
-            )
-            .await
-            .unwrap();
-    })
-    .await;
-    report_lag("MongoDB (SecantusDB)", lags);
-    let outside = scenes.clone();
-    let (db_rate, feed_rate) = throughput(&ctx, move |id, i| {
-        let scenes = outside.clone();
-        async move {
-            scenes
-                .update_one(doc! { "_id": id }, doc! { "$set": { "word_count": i } })
+    let writer = scenes.clone();
+    let _instances = measure(
+        "MongoDB (SecantusDB)",
+        async || {
+            let feed = ChangeFeed::mongo(&db, FeedSetup::Verify).await.unwrap();
+            Context::builder(db.clone()).change_feed(feed).build()
+        },
+        async |i| {
+            outside
+                .update_one(
+                    doc! { "_id": 5_i64 },
+                    doc! { "$set": { "title": format!("t{i}") } },
+                )
                 .await
                 .unwrap();
-        }
-    })
+        },
+        move |id, i| {
+            let scenes = writer.clone();
+            async move {
+                scenes
+                    .update_one(doc! { "_id": id }, doc! { "$set": { "word_count": i } })
+                    .await
+                    .unwrap();
+            }
+        },
+    )
     .await;
-    println!(
-        "MongoDB (SecantusDB) throughput: the database took {db_rate:.0} single-document \
-         updates/s (4 writers); the feed applied {feed_rate:.0}/s, first write to caught up"
-    );
-    drop(ctx);
     db.drop().await.unwrap();
 }
 

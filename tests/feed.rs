@@ -472,6 +472,30 @@ mod postgres_only {
         assert!(violations > 0, "the guard made no difference: {summary}");
     }
 
+    /// The feed listens on a connection of its own: on a pool of one connection, reads,
+    /// commits and `catch_up` still get it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_feed_takes_no_connection_from_the_pool() {
+        let _serial = SERIAL.lock().await;
+        let Some(db) = common::database(Backend::Postgres, 1).await else {
+            return;
+        };
+        common::seed(&Context::new(db.store.clone())).await;
+        let feed = connect(&db).await.unwrap();
+        let ctx = Context::builder(db.store.clone()).change_feed(feed).build();
+        tokio::time::timeout(Duration::from_secs(5), Scene::repo(&ctx).get(1))
+            .await
+            .expect("a read waited for a pool connection the feed holds")
+            .unwrap();
+        db.execute("UPDATE scenes SET title = 'outside' WHERE id = 1")
+            .await;
+        tokio::time::timeout(Duration::from_secs(5), ctx.catch_up())
+            .await
+            .expect("catch_up waited for a pool connection the feed holds")
+            .unwrap();
+        assert_fresh(&ctx, &db, &[1], &["draft"], "a pool of one").await;
+    }
+
     /// A notification the feed cannot read clears the cache (whatever it said, dropping
     /// everything covers it), and counts as an outage.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -648,6 +672,51 @@ mod mysql_only {
             assert_fresh(&ctx, &db, &[1, 2], &["draft", "final"], "and back").await;
         }
         assert_eq!(ctx.stats().feed_outages, 0);
+    }
+
+    /// Statements the row log carries as text: a transaction with savepoints (as nested
+    /// transactions write them) changes rows only and keeps the cache online; a DDL whose
+    /// text starts with a multi-byte character clears the cache, and the feed goes on.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn statements_logged_as_text_never_stop_the_feed() {
+        let _serial = SERIAL.lock().await;
+        let Some((ctx, db)) = feed_context(Backend::MySql, |b| b).await else {
+            return;
+        };
+        warm(&ctx, &db, &[1, 2], &["draft", "final"]).await;
+        let RawStore::MySql(pool) = db.store.raw_unchecked() else {
+            unreachable!()
+        };
+        let mut conn = pool.acquire().await.unwrap();
+        for sql in [
+            "BEGIN",
+            "UPDATE scenes SET status = 'final' WHERE id = 1",
+            "SAVEPOINT sp1",
+            "UPDATE scenes SET title = 'rolled back' WHERE id = 2",
+            "ROLLBACK TO SAVEPOINT sp1",
+            "SAVEPOINT sp2",
+            "UPDATE scenes SET title = 'kept' WHERE id = 2",
+            "RELEASE SAVEPOINT sp2",
+            "COMMIT",
+        ] {
+            sqlx::raw_sql(sql).execute(&mut *conn).await.unwrap();
+        }
+        drop(conn);
+        ctx.catch_up().await.unwrap();
+        assert_fresh(&ctx, &db, &[1, 2], &["draft", "final"], "after savepoints").await;
+        assert_eq!(ctx.stats().feed_outages, 0, "savepoints change no row");
+
+        db.execute("/*\u{e9}t\u{e9}*/ CREATE TABLE feed_odd_text (id INT)")
+            .await;
+        db.execute("DROP TABLE feed_odd_text").await;
+        // A feed task that died on the text would leave this waiting for its timeout.
+        ctx.catch_up().await.unwrap();
+        assert!(ctx.stats().feed_outages >= 1, "a DDL clears the cache");
+        warm(&ctx, &db, &[1, 2], &["draft", "final"]).await;
+        db.execute("UPDATE scenes SET status = 'draft' WHERE id = 1")
+            .await;
+        ctx.catch_up().await.unwrap();
+        assert_fresh(&ctx, &db, &[1, 2], &["draft", "final"], "after the DDL").await;
     }
 
     /// A server that does not log rows with their names is refused, with what to set.

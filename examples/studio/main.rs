@@ -415,15 +415,28 @@ async fn two_instances(store: &Store, url: &str) -> Result<()> {
 /// change feed drops the cached row, and the next read shows the new title.
 #[cfg(feature = "feed")]
 async fn outside_write(store: &Store) -> Result<()> {
-    use cached_runtime::{ChangeFeed, FeedSetup, RawStore};
+    #[cfg(any(feature = "postgres", feature = "mongo"))]
+    use cached_runtime::FeedSetup;
+    use cached_runtime::{ChangeFeed, RawStore};
     let feed = match store.raw_unchecked() {
         #[cfg(feature = "postgres")]
         RawStore::Postgres(pool) => ChangeFeed::postgres(pool, FeedSetup::Install).await?,
         #[cfg(feature = "mongo")]
         RawStore::Mongo(db) => ChangeFeed::mongo(db, FeedSetup::Install).await?,
+        // The binary log is read over a replication connection; root's URL has the rights.
+        #[cfg(feature = "mysql-feed")]
+        RawStore::MySql(pool) => {
+            let url = arg("--database-url").expect("a MySQL store comes from --database-url");
+            ChangeFeed::mysql(pool, &url).await?
+        }
+        _ if store.backend() == "SQLite" => {
+            println!("   (SQLite needs no change feed: its writers are all in this process)");
+            return Ok(());
+        }
         _ => {
             println!(
-                "   (this store has no change feed: SQLite's writers are all in this process)"
+                "   (this build has no change feed for {}: add the `mysql-feed` feature)",
+                store.backend()
             );
             return Ok(());
         }
@@ -435,19 +448,19 @@ async fn outside_write(store: &Store) -> Result<()> {
         before.title
     );
     match store.raw_unchecked() {
+        // Another connection, as `psql` or another service would have.
         #[cfg(feature = "postgres")]
         RawStore::Postgres(pool) => {
-            use sqlx::{ConnectOptions as _, Executor as _};
-            // Another connection, as `psql` or another service would have.
-            let mut other = pool
-                .connect_options()
-                .connect()
-                .await
-                .map_err(Error::Database)?;
-            other
-                .execute("UPDATE scenes SET title = 'Edited in psql' WHERE id = 2")
-                .await
-                .map_err(Error::Database)?;
+            on_another_connection(
+                pool,
+                "UPDATE scenes SET title = 'Edited in psql' WHERE id = 2",
+            )
+            .await?
+        }
+        #[cfg(feature = "mysql-feed")]
+        RawStore::MySql(pool) => {
+            let sql = "UPDATE scenes SET title = 'Edited in the mysql client' WHERE id = 2";
+            on_another_connection(pool, sql).await?
         }
         #[cfg(feature = "mongo")]
         RawStore::Mongo(db) => {
@@ -473,15 +486,48 @@ async fn outside_write(store: &Store) -> Result<()> {
          that commit returned"
     );
     println!("   the next read through the cache: {:?}", after.title);
+    assert!(
+        after.title.starts_with("Edited in"),
+        "the change feed did not drop scene 2 within 5 s of the outside commit"
+    );
+    Ok(())
+}
+
+/// Runs `sql` on a new connection to the pool's server, outside the pool and the cache.
+#[cfg(any(feature = "postgres", feature = "mysql-feed"))]
+async fn on_another_connection<DB: sqlx::Database>(
+    pool: &sqlx::Pool<DB>,
+    sql: &'static str,
+) -> Result<()>
+where
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+{
+    use sqlx::ConnectOptions as _;
+    let mut other = pool
+        .connect_options()
+        .connect()
+        .await
+        .map_err(Error::Database)?;
+    sqlx::Executor::execute(&mut other, sql)
+        .await
+        .map_err(Error::Database)?;
     Ok(())
 }
 
 #[cfg(not(feature = "feed"))]
-async fn outside_write(_store: &Store) -> Result<()> {
+async fn outside_write(store: &Store) -> Result<()> {
+    let feature = match store.backend() {
+        "SQLite" => {
+            println!("   (SQLite needs no change feed: its writers are all in this process)");
+            return Ok(());
+        }
+        "PostgreSQL" => "postgres,feed",
+        "MongoDB" => "mongo,feed",
+        _ => "mysql-feed",
+    };
     println!(
-        "   (SQLite needs none: every writer is in this process. On PostgreSQL or MongoDB, run with\n    \
-         `--features postgres,feed -- --database-url postgres://...` to watch another connection's\n    \
-         UPDATE reach the cache)"
+        "   (this build has no change feed: run it with `--features {feature}` to watch another\n    \
+         connection's UPDATE reach the cache)"
     );
     Ok(())
 }

@@ -242,16 +242,10 @@ pub(crate) async fn run(
                 }
                 Ok(Some(EventData::QueryEvent(query))) => {
                     let text = query.query();
-                    let text = text.trim();
-                    // A transaction's bounds, and the comments MariaDB sends in place of
-                    // events a plain replica does not read (`# Dummy event replacing ...`).
-                    let harmless = ["BEGIN", "COMMIT", "ROLLBACK", "XA ", "#"]
-                        .iter()
-                        .any(|word| {
-                            text.len() >= word.len()
-                                && text[..word.len()].eq_ignore_ascii_case(word)
-                        });
-                    ((!harmless).then_some(Event::Undecodable), None)
+                    (
+                        (!harmless_statement(&text)).then_some(Event::Undecodable),
+                        None,
+                    )
                 }
                 Ok(Some(EventData::HeartbeatEvent)) => {
                     task.quiet();
@@ -278,6 +272,30 @@ pub(crate) async fn run(
             return;
         }
     }
+}
+
+/// Whether a statement the row log carries as text changes no row: a transaction's bounds,
+/// savepoints (rows rolled back to one were never logged, or are logged and only drop keys),
+/// and the comments MariaDB sends in place of events a plain replica does not read
+/// (`# Dummy event replacing ...`). Anything else (DDL, `TRUNCATE`, a statement logged as
+/// text) is undecodable and clears the cache.
+fn harmless_statement(text: &str) -> bool {
+    const HARMLESS: [&str; 7] = [
+        "BEGIN",
+        "COMMIT",
+        "ROLLBACK",
+        "XA ",
+        "SAVEPOINT ",
+        "RELEASE SAVEPOINT ",
+        "#",
+    ];
+    let text = text.trim_start();
+    // `get` rather than indexing: a statement may start with any character, and slicing
+    // inside one would panic and stop the feed.
+    HARMLESS.iter().any(|word| {
+        text.get(..word.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(word))
+    })
 }
 
 /// One rows event: its table and each row's before and after image.
@@ -329,5 +347,40 @@ fn key_value(value: &BinlogValue<'_>) -> Option<KeyValue> {
             .ok()
             .map(|text| KeyValue::Text(text.into())),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::harmless_statement;
+
+    #[test]
+    fn transaction_bounds_and_savepoints_change_no_row() {
+        for text in [
+            "BEGIN",
+            "  commit",
+            "ROLLBACK TO SAVEPOINT `sp`",
+            "SAVEPOINT sqlx_savepoint_1",
+            "RELEASE SAVEPOINT sqlx_savepoint_1",
+            "XA START 'x'",
+            "# Dummy event replacing event type 160",
+        ] {
+            assert!(harmless_statement(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn anything_else_is_not_harmless_whatever_its_first_characters() {
+        for text in [
+            "TRUNCATE scenes",
+            "ALTER TABLE scenes ADD COLUMN x INT",
+            "/*\u{e9}*/ CREATE TABLE t (id INT)",
+            "\u{e9}",
+            "\u{1F600}\u{1F600}\u{1F600}\u{1F600}\u{1F600}",
+            "SAVEPOINTS",
+            "",
+        ] {
+            assert!(!harmless_statement(text), "{text}");
+        }
     }
 }

@@ -15,7 +15,7 @@
 //! [`CHUNK_ROWS`], and a chunk that still does not fit says "the whole table" instead.
 
 use serde_json::Value as Json;
-use sqlx::postgres::{PgListener, PgPool};
+use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Row as _};
 use tokio::sync::oneshot;
 
@@ -170,9 +170,16 @@ impl ChangeFeed {
             FeedSetup::Install => install(pool, &tables).await?,
             FeedSetup::Verify => verify(pool, &tables).await?,
         }
-        let listener = listen(pool).await.map_err(Error::Database)?;
+        // The listening connection is the feed's own, outside the pool's limit: the
+        // application's pool keeps every connection it was sized for.
+        let listen_pool = PgPoolOptions::new()
+            .max_connections(1)
+            .min_connections(0)
+            .connect_lazy_with((*pool.connect_options()).clone());
+        let listener = listen(&listen_pool).await.map_err(Error::Database)?;
         Ok(ChangeFeed::new(Source::Postgres(Listening {
             pool: pool.clone(),
+            listen_pool,
             listener,
             tables,
         })))
@@ -256,7 +263,10 @@ async fn listen(pool: &PgPool) -> sqlx::Result<PgListener> {
 
 /// A listening connection, before the context starts the feed's task.
 pub(crate) struct Listening {
+    /// The application's pool (markers are notified through it).
     pool: PgPool,
+    /// A pool of one connection, the feed's own: the listener, and its replacements.
+    listen_pool: PgPool,
     listener: PgListener,
     tables: Tables,
 }
@@ -302,16 +312,21 @@ pub(crate) async fn run(
     _offline_on_exit: OfflineOnExit,
 ) {
     let Listening {
-        pool,
+        listen_pool,
         listener,
         tables,
+        ..
     } = listening;
     let mut listener = Some(listener);
     loop {
         let mut current = match listener.take() {
             Some(listener) => listener,
             None => {
-                match reconnect(&task, &mut stop, || async { listen(&pool).await.ok() }).await {
+                match reconnect(&task, &mut stop, || async {
+                    listen(&listen_pool).await.ok()
+                })
+                .await
+                {
                     Some(listener) => listener,
                     None => return,
                 }
