@@ -9,31 +9,18 @@
 #[macro_use]
 mod common;
 
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cached_runtime::{Context, ContextBuilder, Error, LoadView, QueryKey, RedisBroadcast, Source};
 use common::domain::*;
+use common::redis_users::{channel, redis_url, LockableUser};
 use common::torture::{self, Instances};
 use common::Backend;
 
 /// Tests that take Redis users away lock this exclusively; the others share it.
 static REDIS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
-
-fn redis_url() -> Option<String> {
-    common::service_url("Redis", "CACHED_REDIS_URL", "redis://127.0.0.1:6379")
-}
-
-/// A channel no other test (or earlier run) uses.
-fn channel() -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "cached-test:{}:{}",
-        std::process::id(),
-        N.fetch_add(1, SeqCst)
-    )
-}
 
 /// Two instances over one seeded SQLite database (any store would do: the broadcast does not
 /// look at it), both on `channel`; `configure_b` may slow the second one down.
@@ -261,97 +248,6 @@ async fn caches_again(b: &Context) {
     }
 }
 
-/// A Redis user of its own for one instance, that a test can lock out (`ACL SETUSER ... off`
-/// and `CLIENT KILL USER ...`): a real outage of that instance's connections, on demand.
-struct LockableUser {
-    admin: redis::aio::MultiplexedConnection,
-    name: String,
-    /// The Redis URL that logs in as this user.
-    url: String,
-}
-
-impl LockableUser {
-    async fn new(url: &str, role: &str) -> Self {
-        let client = redis::Client::open(url).unwrap();
-        let mut admin = client.get_multiplexed_async_connection().await.unwrap();
-        // Users left by test processes that died before deleting theirs (where /proc tells).
-        let users: Vec<String> = redis::cmd("ACL")
-            .arg("USERS")
-            .query_async(&mut admin)
-            .await
-            .unwrap();
-        for user in users {
-            let Some(pid) = user
-                .strip_prefix("cached_test_")
-                .and_then(|u| u.rsplit('_').next())
-            else {
-                continue;
-            };
-            let proc = std::path::Path::new("/proc");
-            if proc.join("self").exists() && !proc.join(pid).exists() {
-                let _: i64 = redis::cmd("ACL")
-                    .arg("DELUSER")
-                    .arg(&user)
-                    .query_async(&mut admin)
-                    .await
-                    .unwrap();
-            }
-        }
-        let name = format!("cached_test_{role}_{}", std::process::id());
-        let user_url = url.replacen("redis://", &format!("redis://{name}:{PASSWORD}@"), 1);
-        let mut user = LockableUser {
-            admin,
-            name,
-            url: user_url,
-        };
-        user.set(true).await;
-        user
-    }
-
-    async fn set(&mut self, on: bool) {
-        let _: () = redis::cmd("ACL")
-            .arg("SETUSER")
-            .arg(&self.name)
-            .arg("reset")
-            .arg(if on { "on" } else { "off" })
-            .arg(format!(">{PASSWORD}"))
-            .arg("~*")
-            .arg("&*")
-            .arg("+@all")
-            .query_async(&mut self.admin)
-            .await
-            .unwrap();
-    }
-
-    /// Locks the user out and closes its connections.
-    async fn lock_out(&mut self) {
-        self.set(false).await;
-        let killed: i64 = redis::cmd("CLIENT")
-            .arg("KILL")
-            .arg("USER")
-            .arg(&self.name)
-            .query_async(&mut self.admin)
-            .await
-            .unwrap();
-        assert!(
-            killed >= 1,
-            "the instance's connections run as {}",
-            self.name
-        );
-    }
-
-    async fn delete(mut self) {
-        let _: i64 = redis::cmd("ACL")
-            .arg("DELUSER")
-            .arg(&self.name)
-            .query_async(&mut self.admin)
-            .await
-            .unwrap();
-    }
-}
-
-const PASSWORD: &str = "cached-test-password";
-
 /// B's Redis user is locked out: it cannot hear a commit made meanwhile, so it must not serve
 /// anything it cached, nor cache anything, until it has subscribed again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -408,10 +304,12 @@ async fn a_publish_redis_refuses_is_retried_until_it_lands() {
     let _turn = REDIS.write().await;
     let mut user = LockableUser::new(&url, "a").await;
     let channel = channel();
+    // A silence bound long enough that A, cut off, still commits (its fence is half of it).
     let bus_a = RedisBroadcast::connect(&user.url, channel.clone())
         .await
         .unwrap()
-        .commit_wait(Duration::from_millis(100));
+        .commit_wait(Duration::from_millis(100))
+        .silence(Duration::from_secs(10));
     let (a, _db) = common::seeded_with(Backend::Sqlite, |b| b.broadcast(bus_a))
         .await
         .unwrap();

@@ -152,6 +152,18 @@ pub enum Error {
         message: String,
     },
 
+    /// The commit was refused before the database commit: Redis has not taken this
+    /// instance's invalidation messages for longer than half its
+    /// [`RedisBroadcast::silence`](crate::RedisBroadcast::silence) bound, so the other
+    /// instances could not be told of the write in time. Nothing was written; the transaction
+    /// can be retried once Redis is back (HTTP 503).
+    #[cfg(feature = "redis")]
+    #[error("commit refused: Redis has not taken this instance's invalidations for {silent_for:?}, so the other instances could not hear of this write; nothing was written, retry once Redis is reachable")]
+    BroadcastUnreachable {
+        /// How long since Redis last took one of this instance's messages.
+        silent_for: std::time::Duration,
+    },
+
     /// Redis, for the invalidation broadcast, could not be reached or refused a command.
     #[cfg(feature = "redis")]
     #[error("Redis error (invalidation broadcast): {0}; is Redis running at the URL given to `RedisBroadcast::connect`?")]

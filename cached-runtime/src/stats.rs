@@ -18,6 +18,11 @@ pub(crate) struct Counters {
     pub broadcasts_sent: AtomicU64,
     pub broadcasts_received: AtomicU64,
     pub broadcast_outages: AtomicU64,
+    pub broadcast_gaps: AtomicU64,
+    pub broadcast_silences: AtomicU64,
+    pub broadcast_degraded: AtomicU64,
+    pub broadcast_foreign: AtomicU64,
+    pub broadcast_refused_commits: AtomicU64,
     pub hook_panics: AtomicU64,
     pub feed_events: AtomicU64,
     pub feed_outages: AtomicU64,
@@ -46,6 +51,11 @@ impl Counters {
             broadcasts_sent: self.broadcasts_sent.load(Relaxed),
             broadcasts_received: self.broadcasts_received.load(Relaxed),
             broadcast_outages: self.broadcast_outages.load(Relaxed),
+            broadcast_gaps: self.broadcast_gaps.load(Relaxed),
+            broadcast_silences: self.broadcast_silences.load(Relaxed),
+            broadcast_degraded: self.broadcast_degraded.load(Relaxed),
+            broadcast_foreign: self.broadcast_foreign.load(Relaxed),
+            broadcast_refused_commits: self.broadcast_refused_commits.load(Relaxed),
             hook_panics: self.hook_panics.load(Relaxed),
             feed_events: self.feed_events.load(Relaxed),
             feed_outages: self.feed_outages.load(Relaxed),
@@ -85,6 +95,24 @@ pub struct Stats {
     /// Times the broadcast subscription was lost: each time the cache was cleared and served
     /// nothing until it was back.
     pub broadcast_outages: u64,
+    /// Messages known to be missed: a gap in a sender's numbers, or a message that could not
+    /// be read. Each time the cache was cleared (whatever was missed, that covers it).
+    pub broadcast_gaps: u64,
+    /// Other instances that fell silent (no message, not even a heartbeat, for their
+    /// [`RedisBroadcast::silence`](crate::RedisBroadcast::silence) bound): crashed, killed,
+    /// or cut off from Redis. Each time the cache was cleared.
+    pub broadcast_silences: u64,
+    /// Messages this instance sent in a smaller form than the invalidation it applied: the
+    /// queue overflowed (one clear stood for everything queued), or a message was too large
+    /// or refused by Redis (whole-entity bumps, or a clear).
+    pub broadcast_degraded: u64,
+    /// Messages from an instance whose invalidation graph differs from this one's (another
+    /// version, during a rolling deploy), applied conservatively: every query and view of
+    /// each entity they name.
+    pub broadcast_foreign: u64,
+    /// Commits refused before the database commit because Redis had not taken this
+    /// instance's messages for too long ([`Error::BroadcastUnreachable`](crate::Error)).
+    pub broadcast_refused_commits: u64,
     /// Invalidation hooks ([`Context::on_invalidate`](crate::Context::on_invalidate)) that
     /// panicked. Each panic was caught: the invalidation was applied and broadcast all the
     /// same, and the other hooks ran.
@@ -137,6 +165,17 @@ impl fmt::Display for Stats {
                 ("broadcasts received", self.broadcasts_received),
                 ("broadcast outages", self.broadcast_outages),
             ]);
+            for (name, n) in [
+                ("broadcast gaps", self.broadcast_gaps),
+                ("silent instances", self.broadcast_silences),
+                ("broadcasts degraded", self.broadcast_degraded),
+                ("from another graph", self.broadcast_foreign),
+                ("commits refused (no Redis)", self.broadcast_refused_commits),
+            ] {
+                if n > 0 {
+                    rows.push((name, n));
+                }
+            }
         }
         for (name, n) in rows {
             writeln!(f, "  {name:<28} {n:>8}")?;

@@ -7,6 +7,7 @@
 //! | `NotFound` | 404 Not Found |
 //! | `Constraint { kind: Unique }`, `Conflict`, `VersionConflict` | 409 Conflict |
 //! | `Constraint { .. }` (any other kind), `OutOfRange` | 422 Unprocessable Content |
+//! | `BroadcastUnreachable` (a write while Redis is unreachable) | 503 Service Unavailable |
 //! | anything else (database down, decode, schema, ...) | 500 Internal Server Error |
 
 use crate::error::{ConstraintKind, Error};
@@ -23,6 +24,8 @@ impl Error {
             | Error::Conflict { .. }
             | Error::VersionConflict { .. } => 409,
             Error::Constraint { .. } | Error::OutOfRange { .. } => 422,
+            #[cfg(feature = "redis")]
+            Error::BroadcastUnreachable { .. } => 503,
             _ => 500,
         }
     }
@@ -39,6 +42,11 @@ impl Error {
             Error::Constraint { entity, kind, .. } => format!("{kind} on {entity}"),
             Error::Conflict { .. } => {
                 "the request conflicted with a concurrent change; send it again".to_string()
+            }
+            #[cfg(feature = "redis")]
+            Error::BroadcastUnreachable { .. } => {
+                "writes are unavailable for a moment; nothing was written, send it again shortly"
+                    .to_string()
             }
             _ => "internal error".to_string(),
         }
@@ -106,5 +114,16 @@ mod tests {
         assert!(!check.public_message().contains("scenes_title_check"));
         assert_eq!(Error::TransactionAborted.http_status(), 500);
         assert_eq!(Error::TransactionAborted.public_message(), "internal error");
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn a_write_refused_for_want_of_redis_is_a_503_to_retry() {
+        let refused = Error::BroadcastUnreachable {
+            silent_for: std::time::Duration::from_secs(2),
+        };
+        assert_eq!(refused.http_status(), 503);
+        assert!(refused.public_message().contains("send it again"));
+        assert!(refused.to_string().contains("nothing was written"));
     }
 }

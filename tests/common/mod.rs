@@ -13,6 +13,7 @@ pub mod domain;
 pub mod model;
 #[path = "../../examples/studio/mongo.rs"]
 pub mod mongo;
+pub mod redis_users;
 pub mod torture;
 
 use std::str::FromStr;

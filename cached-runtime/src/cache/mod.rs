@@ -137,11 +137,16 @@ impl Bump {
         }
     }
 
+    /// The entity or view bumped.
+    pub fn namespace(&self) -> &'static crate::entity::Namespace {
+        match self {
+            Bump::Entity(meta) | Bump::Queries(meta) => meta,
+        }
+    }
+
     /// The type name of the entity or view bumped.
     pub fn type_name(&self) -> &'static str {
-        match self {
-            Bump::Entity(meta) | Bump::Queries(meta) => meta.type_name,
-        }
+        self.namespace().type_name
     }
 }
 

@@ -17,11 +17,25 @@ use crate::key::{CacheKey, Predicate};
 use crate::registry;
 use crate::value::KeyValue;
 
-/// One broadcast invalidation.
-#[derive(Serialize, Deserialize, Debug, PartialEq)]
+/// One broadcast invalidation, or a heartbeat (a message that names nothing).
+#[derive(Serialize, Deserialize, Debug, PartialEq, Clone, Default)]
 pub(crate) struct Message {
     /// The sending instance, so that it can ignore its own messages.
     pub from: u64,
+    /// The sender's number for this message: 1, 2, 3... for each sending instance, heartbeats
+    /// included, so that a receiver sees a gap. 0: a sender that does not number them.
+    #[serde(default)]
+    pub seq: u64,
+    /// The fingerprint of the sender's invalidation graph (0: unknown).
+    #[serde(default)]
+    pub graph: u64,
+    /// The sender's silence bound, in milliseconds: a receiver that hears nothing from it for
+    /// this long counts it as lost (0: unknown, the receiver's own bound applies).
+    #[serde(default)]
+    pub silence_ms: u64,
+    /// The sender is shutting down: nothing more will come from it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bye: bool,
     /// Drop every entry.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub clear: bool,
@@ -32,7 +46,7 @@ pub(crate) struct Message {
 }
 
 /// An entity or view, by name.
-#[derive(Serialize, Deserialize, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
 pub(crate) struct WireEntity {
     /// The Rust type name (`Scene`).
     pub ty: String,
@@ -41,14 +55,14 @@ pub(crate) struct WireEntity {
 }
 
 /// One key.
-#[derive(Serialize, Deserialize, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
 pub(crate) struct WireKey {
     pub entity: WireEntity,
     pub kind: WireKind,
 }
 
 /// What a key addresses.
-#[derive(Serialize, Deserialize, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
 pub(crate) enum WireKind {
     Row(WireValue),
     /// The predicate's `(column, value)` pairs: none for `All`, one for a field, several for
@@ -60,7 +74,7 @@ pub(crate) enum WireKind {
 }
 
 /// A key-forming value.
-#[derive(Serialize, Deserialize, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
 pub(crate) enum WireValue {
     Null,
     Bool(bool),
@@ -70,7 +84,7 @@ pub(crate) enum WireValue {
 }
 
 /// A generation bump.
-#[derive(Serialize, Deserialize, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
 pub(crate) struct WireBump {
     pub entity: WireEntity,
     /// Only the queries (and counts), not the rows.
@@ -90,6 +104,10 @@ impl Message {
         Message {
             from,
             clear,
+            seq: 0,
+            graph: 0,
+            silence_ms: 0,
+            bye: false,
             // A page is dropped through its tag, which every instance resolves itself.
             keys: keys
                 .iter()
@@ -109,6 +127,42 @@ impl Message {
                     }
                 })
                 .collect(),
+        }
+    }
+
+    /// Names nothing: a heartbeat (or a goodbye).
+    pub fn is_heartbeat(&self) -> bool {
+        !self.clear && self.keys.is_empty() && self.bumps.is_empty()
+    }
+
+    /// The same invalidation in a smaller form: every entity a key names goes as a whole
+    /// (rows and queries), so no key needs to travel.
+    pub fn coarsened(&self) -> Message {
+        let mut bumps = self.bumps.clone();
+        for key in &self.keys {
+            let bump = WireBump {
+                entity: key.entity.clone(),
+                queries_only: false,
+            };
+            match bumps.iter_mut().find(|b| b.entity == bump.entity) {
+                Some(existing) => existing.queries_only = false,
+                None => bumps.push(bump),
+            }
+        }
+        Message {
+            keys: Vec::new(),
+            bumps,
+            ..self.clone()
+        }
+    }
+
+    /// The widest invalidation: drop everything.
+    pub fn cleared(&self) -> Message {
+        Message {
+            clear: true,
+            keys: Vec::new(),
+            bumps: Vec::new(),
+            ..self.clone()
         }
     }
 
@@ -145,6 +199,31 @@ impl Message {
             keys,
             bumps,
         }
+    }
+
+    /// [`Message::resolve`] for a sender whose graph differs from this binary's (another
+    /// version): its keys were computed from indexes, views and entities this binary may
+    /// have more of, so besides what it names, every query and count of each entity it names
+    /// is dropped, with the views that read them and every entity over the same table.
+    pub fn resolve_conservatively(&self) -> Remote {
+        let mut remote = self.resolve();
+        let named: Vec<&'static Namespace> = remote
+            .keys
+            .iter()
+            .map(CacheKey::namespace)
+            .chain(remote.bumps.iter().map(Bump::namespace))
+            .collect();
+        for namespace in named {
+            let Some(meta) = registry::entity_of(namespace) else {
+                continue;
+            };
+            Bump::push(&mut remote.bumps, Bump::Queries(&meta.namespace));
+            crate::graph::views::coarse_bumps(meta, &mut remote.bumps);
+            for other in registry::same_table(meta) {
+                Bump::push(&mut remote.bumps, Bump::Entity(&other.namespace));
+            }
+        }
+        remote
     }
 }
 
@@ -246,4 +325,57 @@ fn lookup(entity: &WireEntity) -> impl Iterator<Item = &'static Namespace> + '_ 
         .iter()
         .copied()
         .filter(|meta| meta.type_name == entity.ty && meta.name == entity.name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scene_row(id: i64) -> WireKey {
+        WireKey {
+            entity: WireEntity {
+                ty: "Scene".into(),
+                name: "scene".into(),
+            },
+            kind: WireKind::Row(WireValue::Int(id)),
+        }
+    }
+
+    #[test]
+    fn a_message_from_a_sender_that_does_not_number_them_still_decodes() {
+        let old = br#"{"from":7,"keys":[{"entity":{"ty":"Scene","name":"scene"},"kind":{"Row":{"Int":1}}}]}"#;
+        let message = Message::decode(old).unwrap();
+        assert_eq!((message.seq, message.graph, message.silence_ms), (0, 0, 0));
+        assert!(!message.bye && !message.is_heartbeat());
+        assert_eq!(message.keys, [scene_row(1)]);
+    }
+
+    #[test]
+    fn a_coarsened_message_names_each_entity_once_and_no_key() {
+        let message = Message {
+            from: 1,
+            seq: 4,
+            keys: vec![scene_row(1), scene_row(2)],
+            bumps: vec![WireBump {
+                entity: scene_row(1).entity,
+                queries_only: true,
+            }],
+            ..Message::default()
+        };
+        let coarse = message.coarsened();
+        assert!(coarse.keys.is_empty());
+        assert_eq!(coarse.seq, 4, "the same number");
+        assert_eq!(
+            coarse.bumps,
+            [WireBump {
+                entity: scene_row(1).entity,
+                queries_only: false,
+            }],
+            "rows and queries of Scene, once"
+        );
+        assert!(coarse.encode().len() < message.encode().len());
+        let cleared = message.cleared();
+        assert!(cleared.clear && cleared.keys.is_empty() && cleared.bumps.is_empty());
+        assert!(Message::default().is_heartbeat());
+    }
 }

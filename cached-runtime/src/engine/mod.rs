@@ -166,6 +166,18 @@ impl Engine {
         }
     }
 
+    /// Before a database commit that changes cached data: with a broadcast, fails with
+    /// [`crate::Error::BroadcastUnreachable`] unless Redis takes this instance's messages (the
+    /// other instances must hear of the commit, or give up on this one, within the silence
+    /// bound).
+    pub async fn before_commit(&self) -> crate::error::Result<()> {
+        #[cfg(feature = "redis")]
+        if let Some(bus) = &self.bus {
+            return bus.reachable(&self.cache).await;
+        }
+        Ok(())
+    }
+
     /// Drops every entry, here and (with a broadcast) on every other instance.
     pub fn clear(&self) {
         self.cache.clear();

@@ -36,6 +36,16 @@ fn names(metas: &[fn() -> &'static EntityMeta]) -> impl Iterator<Item = &'static
 }
 
 impl Graph {
+    /// A fingerprint of this program's invalidation graph (entities, their tables, key-forming
+    /// fields, lookups, orders and relations; views and what they read): the same in every
+    /// process of one build, different when any of that differs. Every broadcast message
+    /// carries it; an instance that receives one from a different graph (another version,
+    /// during a rolling deploy) applies it conservatively. Log it at startup to see which
+    /// builds share a channel.
+    pub fn fingerprint(&self) -> u64 {
+        super::fingerprint()
+    }
+
     /// Graphviz DOT: entities as boxes, views as double octagons, `relates_to` edges solid
     /// (labelled with the foreign key), view reads dashed (`reads_all` bold).
     pub fn to_dot(&self) -> String {

@@ -164,6 +164,11 @@ impl Transaction {
             return Err(rollback_after(conn, Error::TransactionAborted).await);
         }
         let (changes, bumps) = pending.into_changes();
+        if !(changes.is_empty() && bumps.is_empty()) {
+            if let Err(err) = engine.before_commit().await {
+                return Err(rollback_after(conn, err).await);
+            }
+        }
         let guard = guarded.then(|| UnknownOutcome {
             engine: &engine,
             changes: &changes,

@@ -1,0 +1,238 @@
+//! The listener: one task per context that applies the other instances' invalidations, and
+//! notices what it cannot have heard.
+//!
+//! Per sender it keeps the last number and when it last heard from it. A gap, a message it
+//! cannot read, or a sender silent past its bound clears the cache (whatever was missed,
+//! dropping everything covers it; the clear also refuses every load that read before it). A
+//! lost connection takes the cache offline until it has subscribed again; a connection that
+//! stops answering without closing counts as lost (the listener pings Redis).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use redis::aio::PubSub;
+use tokio::sync::oneshot;
+
+use super::{Receiver, Shared, MAX_BACKOFF, MIN_BACKOFF};
+use crate::cache::local::Link;
+use crate::cache::wire::Message;
+use crate::stats::Counters;
+
+/// The longest the listener waits between two checks of its connection and of the senders.
+const TICK: Duration = Duration::from_secs(1);
+
+pub(super) async fn subscribe(client: &redis::Client, channel: &str) -> redis::RedisResult<PubSub> {
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(channel).await?;
+    Ok(pubsub)
+}
+
+/// Applies the other instances' invalidations until the context is dropped; resubscribes after
+/// a lost connection, with the cache offline meanwhile.
+pub(super) async fn listen(
+    client: redis::Client,
+    channel: String,
+    mut subscribed: Option<PubSub>,
+    shared: Arc<Shared>,
+    receiver: Weak<dyn Receiver>,
+    mut stop: oneshot::Receiver<()>,
+    // An argument, not a local: dropped with the task even if it never ran.
+    _offline_on_exit: OfflineOnExit,
+) {
+    let mut senders = Senders {
+        me: shared.id,
+        silence: shared.silence,
+        known: HashMap::new(),
+    };
+    let tick = TICK.min(shared.heartbeat());
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        let pubsub = match subscribed.take() {
+            Some(pubsub) => pubsub,
+            None => {
+                let attempt = tokio::select! {
+                    attempt = subscribe(&client, &channel) => attempt,
+                    _ = &mut stop => return,
+                };
+                match attempt {
+                    Ok(pubsub) => {
+                        let Some(receiver) = receiver.upgrade() else {
+                            return;
+                        };
+                        receiver.cache().set_link(Link::Broadcast, true);
+                        backoff = MIN_BACKOFF;
+                        pubsub
+                    }
+                    Err(_) => {
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff) => {}
+                            _ = &mut stop => return,
+                        }
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        continue;
+                    }
+                }
+            }
+        };
+        senders.resubscribed();
+        // An instance this one has not heard of yet, cut off from Redis before this
+        // subscription, may still commit for half its silence bound: clear once it passed.
+        let mut young_until = Some(Instant::now() + shared.silence);
+        let (mut sink, mut messages) = pubsub.split();
+        let mut ticks = tokio::time::interval(tick);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await; // the first tick is immediate
+        let mut last_ping = Instant::now();
+        loop {
+            tokio::select! {
+                message = messages.next() => {
+                    let Some(message) = message else { break };
+                    let Some(receiver) = receiver.upgrade() else { return };
+                    senders.receive(&*receiver, message.get_payload_bytes());
+                }
+                _ = ticks.tick() => {
+                    let Some(receiver) = receiver.upgrade() else { return };
+                    senders.check_silence(&*receiver);
+                    if young_until.is_some_and(|at| Instant::now() >= at) {
+                        young_until = None;
+                        receiver.cache().clear();
+                    }
+                    drop(receiver);
+                    if last_ping.elapsed() >= TICK {
+                        // A connection can die without closing (a dropped route, a paused
+                        // server): one that does not answer a PING in time counts as lost.
+                        last_ping = Instant::now();
+                        let pong = tokio::time::timeout(TICK, sink.ping::<redis::Value>()).await;
+                        if !matches!(pong, Ok(Ok(_))) {
+                            break;
+                        }
+                    }
+                }
+                _ = &mut stop => return,
+            }
+        }
+        // The connection is gone, and with it whatever was published meanwhile.
+        let Some(receiver) = receiver.upgrade() else {
+            return;
+        };
+        receiver.cache().set_link(Link::Broadcast, false);
+        Counters::add(&receiver.cache().counters.broadcast_outages, 1);
+    }
+}
+
+/// Takes a still-living context offline when its subscriber stops for good: the runtime that
+/// ran it shut down, and no invalidation from another instance can be heard any more.
+pub(super) struct OfflineOnExit(pub Weak<dyn Receiver>);
+
+impl Drop for OfflineOnExit {
+    fn drop(&mut self) {
+        if let Some(receiver) = self.0.upgrade() {
+            receiver.cache().set_link(Link::Broadcast, false);
+        }
+    }
+}
+
+/// What the listener knows of one other instance.
+struct Heard {
+    /// Its last number (0: accept any next one, as after this listener resubscribed).
+    seq: u64,
+    at: Instant,
+    silence: Duration,
+}
+
+/// The other instances heard on the channel.
+struct Senders {
+    me: u64,
+    /// This instance's bound, for senders that do not say theirs.
+    silence: Duration,
+    known: HashMap<u64, Heard>,
+}
+
+impl Senders {
+    /// After (re)subscribing: numbers continue from wherever the senders are now, and their
+    /// silence counts from now (an outage of this listener already cleared the cache).
+    fn resubscribed(&mut self) {
+        let now = Instant::now();
+        for heard in self.known.values_mut() {
+            heard.seq = 0;
+            heard.at = now;
+        }
+    }
+
+    /// Applies one received message.
+    fn receive(&mut self, receiver: &dyn Receiver, payload: &[u8]) {
+        let cache = receiver.cache();
+        let Ok(message) = Message::decode(payload) else {
+            // Not ours to read (another program on the channel, a newer format): whatever it
+            // invalidated, dropping everything covers it.
+            cache.clear();
+            Counters::add(&cache.counters.broadcast_gaps, 1);
+            return;
+        };
+        if message.from == self.me {
+            return;
+        }
+        self.track(receiver, &message);
+        if message.is_heartbeat() {
+            return;
+        }
+        let remote = match message.graph == crate::graph::fingerprint() {
+            true => message.resolve(),
+            false => {
+                Counters::add(&cache.counters.broadcast_foreign, 1);
+                message.resolve_conservatively()
+            }
+        };
+        if remote.clear {
+            cache.clear();
+        }
+        receiver.apply_remote(remote.keys, remote.bumps);
+        // Counted once applied: "received" means "in effect here".
+        Counters::add(&cache.counters.broadcasts_received, 1);
+    }
+
+    /// Follows the sender's numbers: a gap clears the cache. A duplicate or a late message
+    /// is applied all the same (dropping keys twice is harmless).
+    fn track(&mut self, receiver: &dyn Receiver, message: &Message) {
+        if message.bye {
+            self.known.remove(&message.from);
+            return;
+        }
+        if message.seq == 0 {
+            return; // a sender that does not number its messages
+        }
+        let silence = match message.silence_ms {
+            0 => self.silence,
+            ms => Duration::from_millis(ms),
+        };
+        let heard = self.known.entry(message.from).or_insert(Heard {
+            seq: 0,
+            at: Instant::now(),
+            silence,
+        });
+        if heard.seq != 0 && message.seq > heard.seq + 1 {
+            let cache = receiver.cache();
+            cache.clear();
+            Counters::add(&cache.counters.broadcast_gaps, 1);
+        }
+        heard.seq = heard.seq.max(message.seq);
+        heard.at = Instant::now();
+        heard.silence = silence;
+    }
+
+    /// Forgets the senders silent past their bound, and clears the cache if there were any:
+    /// one of them may have committed a write whose message never came.
+    fn check_silence(&mut self, receiver: &dyn Receiver) {
+        let before = self.known.len();
+        self.known
+            .retain(|_, heard| heard.at.elapsed() <= heard.silence);
+        let silent = (before - self.known.len()) as u64;
+        if silent > 0 {
+            let cache = receiver.cache();
+            cache.clear();
+            Counters::add(&cache.counters.broadcast_silences, silent);
+        }
+    }
+}

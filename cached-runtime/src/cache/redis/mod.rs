@@ -1,0 +1,382 @@
+//! Invalidation broadcast over Redis pub/sub, for many instances in front of one database.
+//!
+//! Every invalidation a context applies (a commit, a manual call, a clear) is published on one
+//! channel; every other context subscribed to it drops the same keys, through the same apply
+//! path as its own commits, so the stale-fill guard covers remote invalidations too: a load that
+//! read the database before a remote commit cannot store its value after that commit's message.
+//!
+//! Nothing is lost without a trace (`publish` and `listen` say how):
+//!
+//! - each instance numbers its messages and sends a heartbeat when it has nothing to say; a
+//!   receiver that sees a gap in a sender's numbers, or reads a message it cannot decode,
+//!   clears its cache; one that hears nothing from a sender for that sender's silence bound
+//!   (crashed, killed, cut off from Redis) clears its cache too;
+//! - a sender that Redis has not taken a message from for half its silence bound refuses to
+//!   commit (before the database commit), so every commit is either heard by the other
+//!   instances or followed, within the bound, by their clearing;
+//! - a receiver that loses its own subscription clears its cache and refuses every fill until
+//!   it has subscribed again; one that just subscribed clears once more after the silence
+//!   bound (an instance it has not heard of yet may have committed in that time);
+//! - the queue is bounded (on overflow, everything queued goes as one clear), a message too
+//!   large goes as whole-entity bumps (or a clear), and one Redis refuses goes as a clear;
+//! - a message from a build whose invalidation graph differs (a rolling deploy) is applied
+//!   conservatively.
+
+mod listen;
+mod publish;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use redis::aio::{MultiplexedConnection, PubSub};
+use tokio::sync::{mpsc, oneshot};
+
+use super::local::Link;
+use super::wire::Message;
+use super::{Bump, LocalCache};
+use crate::error::{Error, Result};
+use crate::key::CacheKey;
+use crate::stats::Counters;
+
+const MIN_BACKOFF: Duration = Duration::from_millis(20);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// A connection to the Redis channel that a context's invalidations are broadcast on. Build it
+/// with [`RedisBroadcast::connect`] and hand it to [`crate::ContextBuilder::broadcast`]:
+///
+/// ```no_run
+/// # async fn demo(pool: sqlx::SqlitePool) -> cached_runtime::Result<()> {
+/// use cached_runtime::{Context, RedisBroadcast};
+/// let bus = RedisBroadcast::connect("redis://127.0.0.1:6379", "studio:invalidations").await?;
+/// let ctx = Context::builder(pool).broadcast(bus).build();
+/// # Ok(()) }
+/// ```
+///
+/// Every instance in front of the same database must use the same channel (and should use the
+/// same [`silence`](RedisBroadcast::silence) bound). Entities and views are matched across
+/// instances by Rust type name and key prefix; a message from a build whose invalidation graph
+/// differs (another version, during a rolling deploy) is applied conservatively: every query
+/// and view of each entity it names is dropped.
+pub struct RedisBroadcast {
+    client: redis::Client,
+    channel: String,
+    pubsub: PubSub,
+    publisher: MultiplexedConnection,
+    runtime: tokio::runtime::Handle,
+    commit_wait: Duration,
+    silence: Duration,
+    max_queued: usize,
+    max_message_bytes: usize,
+}
+
+impl RedisBroadcast {
+    /// Connects to Redis at `url` and subscribes to `channel`. Fails with [`Error::Redis`] when
+    /// Redis cannot be reached: a context that was asked to broadcast never starts without it.
+    /// The publisher and the subscriber run on the Tokio runtime that calls this: should that
+    /// runtime shut down while the context lives on, the context caches nothing any more
+    /// (it could no longer hear the other instances).
+    pub async fn connect(url: &str, channel: impl Into<String>) -> Result<Self> {
+        let channel = channel.into();
+        let client = redis::Client::open(url).map_err(Error::Redis)?;
+        let publisher = client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(Error::Redis)?;
+        let pubsub = listen::subscribe(&client, &channel)
+            .await
+            .map_err(Error::Redis)?;
+        Ok(RedisBroadcast {
+            client,
+            channel,
+            pubsub,
+            publisher,
+            runtime: tokio::runtime::Handle::current(),
+            commit_wait: Duration::from_secs(1),
+            silence: Duration::from_secs(3),
+            max_queued: 10_000,
+            max_message_bytes: 512 * 1024,
+        })
+    }
+
+    /// How long `commit()` waits for Redis to take the transaction's invalidation before it
+    /// returns anyway (default 1 s). The message is not lost when the wait runs out: it is
+    /// published as soon as Redis takes it, and should it never be (this process dies
+    /// first), the other instances clear their caches within the
+    /// [`silence`](RedisBroadcast::silence) bound. While it waits, the commit is already
+    /// durable and applied here; the wait makes the other instances drop the keys within tens
+    /// of microseconds of `commit()` returning, at the price of one Redis round trip per
+    /// commit. `Duration::ZERO` returns at once (the other instances then drop the keys about
+    /// one round trip after `commit()` returns).
+    pub fn commit_wait(mut self, wait: Duration) -> Self {
+        self.commit_wait = wait;
+        self
+    }
+
+    /// The silence bound (default 3 s): the longest a commit's invalidation can go unheard.
+    /// This instance sends a heartbeat every third of it when it has nothing else to say; an
+    /// instance that hears nothing from it for this long clears its cache (it may have
+    /// missed a commit's message: the process died, or lost Redis); and this instance refuses
+    /// to commit (with [`Error::BroadcastUnreachable`], before the database commit) once Redis
+    /// has taken nothing from it for half of it. A shorter bound clears sooner after a crash
+    /// and refuses writes sooner in a Redis outage; a longer one tolerates longer pauses.
+    pub fn silence(mut self, bound: Duration) -> Self {
+        self.silence = bound.max(Duration::from_millis(30));
+        self
+    }
+
+    /// The most invalidations queued for Redis (default 10,000). When Redis does not take
+    /// them fast enough to stay under it, everything queued is sent as one clear instead
+    /// (counted in [`Stats::broadcast_degraded`](crate::Stats::broadcast_degraded)).
+    pub fn max_queued(mut self, messages: usize) -> Self {
+        self.max_queued = messages.max(1);
+        self
+    }
+
+    /// The largest message sent (default 512 KiB, under any Redis server's limit). A larger
+    /// invalidation (a huge `insert_many`) goes as whole-entity bumps, or as a clear.
+    pub fn max_message_bytes(mut self, bytes: usize) -> Self {
+        self.max_message_bytes = bytes;
+        self
+    }
+}
+
+impl std::fmt::Debug for RedisBroadcast {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBroadcast")
+            .field("channel", &self.channel)
+            .field("silence", &self.silence)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the broadcast needs from the instance it serves: its cache (to count, to take it
+/// offline and clear it), and a way to apply another instance's invalidation there the same
+/// way as its own commits. Held weakly: the broadcast stops once the instance is dropped.
+pub(crate) trait Receiver: Send + Sync + 'static {
+    /// The instance's in-process cache.
+    fn cache(&self) -> &LocalCache;
+    /// Applies another instance's invalidation here (and nowhere else).
+    fn apply_remote(&self, keys: Vec<CacheKey>, bumps: Vec<Bump>);
+}
+
+/// One item for the publisher; `ack` hears when Redis has taken it.
+enum Outgoing {
+    /// An invalidation applied here.
+    Message {
+        message: Message,
+        ack: oneshot::Sender<()>,
+    },
+    /// A commit asks whether Redis takes this instance's messages: publish (a heartbeat,
+    /// if nothing else) now.
+    Probe { ack: oneshot::Sender<()> },
+}
+
+impl Outgoing {
+    fn into_ack(self) -> oneshot::Sender<()> {
+        match self {
+            Outgoing::Message { ack, .. } | Outgoing::Probe { ack } => ack,
+        }
+    }
+}
+
+/// What a context's bus, its publisher and its listener share.
+struct Shared {
+    /// This instance, so that it can ignore its own messages.
+    id: u64,
+    silence: Duration,
+    max_queued: usize,
+    max_message_bytes: usize,
+    /// Items sent to the publisher and not yet taken by it.
+    queued: AtomicUsize,
+    /// A send found the queue full: the publisher sends one clear for everything queued.
+    overflowed: AtomicBool,
+    /// The acknowledgements of the sends that found the queue full.
+    overflow_acks: Mutex<Vec<oneshot::Sender<()>>>,
+    epoch: Instant,
+    /// When Redis last took a message from this instance (µs since `epoch`), or [`NEVER`].
+    last_taken: AtomicU64,
+}
+
+/// `Shared::last_taken` before Redis took anything.
+const NEVER: u64 = u64::MAX;
+
+impl Shared {
+    /// Redis just took a message.
+    fn taken(&self) {
+        self.last_taken
+            .store(self.epoch.elapsed().as_micros() as u64, Relaxed);
+    }
+
+    /// How long since Redis last took a message from this instance (`Duration::MAX` before
+    /// the first: a commit waits for the instance's first heartbeat, so that every other
+    /// instance subscribed then knows of it before it can commit).
+    fn since_taken(&self) -> Duration {
+        match self.last_taken.load(Relaxed) {
+            NEVER => Duration::MAX,
+            at => self
+                .epoch
+                .elapsed()
+                .saturating_sub(Duration::from_micros(at)),
+        }
+    }
+
+    /// How long the publisher stays quiet before it sends a heartbeat.
+    fn heartbeat(&self) -> Duration {
+        self.silence / 3
+    }
+
+    /// How long without Redis taking a message before commits are refused.
+    fn fence(&self) -> Duration {
+        self.silence / 2
+    }
+
+    fn overflow_acks(&self) -> std::sync::MutexGuard<'_, Vec<oneshot::Sender<()>>> {
+        self.overflow_acks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A context's end of the broadcast: where its invalidations go out.
+pub(crate) struct Bus {
+    shared: Arc<Shared>,
+    outgoing: mpsc::UnboundedSender<Outgoing>,
+    commit_wait: Duration,
+    /// Dropped with the context: stops the subscriber.
+    _stop: oneshot::Sender<()>,
+}
+
+/// The parts [`Bus::start`] needs once the context exists.
+pub(crate) struct Pending {
+    broadcast: RedisBroadcast,
+    outgoing: mpsc::UnboundedReceiver<Outgoing>,
+    stop: oneshot::Receiver<()>,
+}
+
+impl Bus {
+    /// The bus a context keeps, and what to start once the context is built.
+    pub fn new(broadcast: RedisBroadcast) -> (Bus, Pending) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let shared = Arc::new(Shared {
+            id: instance_id(),
+            silence: broadcast.silence,
+            max_queued: broadcast.max_queued,
+            max_message_bytes: broadcast.max_message_bytes,
+            queued: AtomicUsize::new(0),
+            overflowed: AtomicBool::new(false),
+            overflow_acks: Mutex::new(Vec::new()),
+            epoch: Instant::now(),
+            last_taken: AtomicU64::new(NEVER),
+        });
+        let bus = Bus {
+            shared,
+            outgoing: tx,
+            commit_wait: broadcast.commit_wait,
+            _stop: stop_tx,
+        };
+        let pending = Pending {
+            broadcast,
+            outgoing: rx,
+            stop: stop_rx,
+        };
+        (bus, pending)
+    }
+
+    /// Starts the publisher and the subscriber once the instance they serve exists.
+    pub fn start(&self, pending: Pending, receiver: Weak<dyn Receiver>) {
+        let Pending {
+            broadcast,
+            outgoing,
+            stop,
+        } = pending;
+        let runtime = broadcast.runtime.clone();
+        runtime.spawn(publish::publish(
+            broadcast.client.clone(),
+            broadcast.channel.clone(),
+            broadcast.publisher,
+            outgoing,
+            self.shared.clone(),
+            receiver.clone(),
+        ));
+        runtime.spawn(listen::listen(
+            broadcast.client,
+            broadcast.channel,
+            Some(broadcast.pubsub),
+            self.shared.clone(),
+            receiver.clone(),
+            stop,
+            listen::OfflineOnExit(receiver),
+        ));
+    }
+
+    /// Queues an invalidation applied here (a clear, or keys and bumps) for the other
+    /// instances; the receiver hears when Redis has taken it. Nothing to say (no keys, no
+    /// bumps, no clear) sends nothing. If the publisher is gone (the runtime that ran it shut
+    /// down), the other instances cannot hear of this one's writes, nor it of theirs: `cache`
+    /// stops caching.
+    pub fn send(
+        &self,
+        cache: &LocalCache,
+        clear: bool,
+        keys: &[CacheKey],
+        bumps: &[Bump],
+    ) -> Option<oneshot::Receiver<()>> {
+        if !clear && keys.is_empty() && bumps.is_empty() {
+            return None;
+        }
+        let (ack, acked) = oneshot::channel();
+        if self.shared.queued.load(Relaxed) >= self.shared.max_queued {
+            // Redis has not kept up: this and everything queued will go as one clear.
+            self.shared.overflow_acks().push(ack);
+            self.shared
+                .overflowed
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            return Some(acked);
+        }
+        let message = Message::new(self.shared.id, clear, keys, bumps);
+        self.queue(cache, Outgoing::Message { message, ack })
+            .map(|()| acked)
+    }
+
+    fn queue(&self, cache: &LocalCache, item: Outgoing) -> Option<()> {
+        self.shared.queued.fetch_add(1, Relaxed);
+        if self.outgoing.send(item).is_err() {
+            self.shared.queued.fetch_sub(1, Relaxed);
+            cache.set_link(Link::Broadcast, false);
+            return None;
+        }
+        Some(())
+    }
+
+    /// Waits (at most the configured time) until Redis has taken a commit's invalidation.
+    pub async fn wait(&self, acked: oneshot::Receiver<()>) {
+        let _ = tokio::time::timeout(self.commit_wait, acked).await;
+    }
+
+    /// Before a database commit: fails unless Redis has taken a message from this instance
+    /// within half the silence bound (asking for a heartbeat now, and waiting up to that
+    /// long, when it has not), so that no other instance can have given up on hearing from
+    /// this one when the commit lands.
+    pub async fn reachable(&self, cache: &LocalCache) -> Result<()> {
+        let fence = self.shared.fence();
+        if self.shared.since_taken() <= fence {
+            return Ok(());
+        }
+        let (ack, acked) = oneshot::channel();
+        if self.queue(cache, Outgoing::Probe { ack }).is_some() {
+            let _ = tokio::time::timeout(fence, acked).await;
+        }
+        let silent_for = self.shared.since_taken();
+        if silent_for <= fence {
+            return Ok(());
+        }
+        Counters::add(&cache.counters.broadcast_refused_commits, 1);
+        Err(Error::BroadcastUnreachable { silent_for })
+    }
+}
+
+/// A random id for this instance.
+fn instance_id() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one((std::process::id(), std::time::SystemTime::now()))
+}

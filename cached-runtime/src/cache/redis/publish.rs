@@ -1,0 +1,171 @@
+//! The publisher: one task per context that sends its invalidations to Redis, in order.
+//!
+//! Messages queued meanwhile go together in one pipeline. Each is numbered (heartbeats too:
+//! a receiver that sees a gap knows it missed one), stamped with the graph fingerprint and the
+//! silence bound, and kept under the size limit. A batch Redis does not take is retried with
+//! backoff until it does (the bus refuses commits meanwhile, once half the silence bound has
+//! passed); a batch Redis answers with a refusal goes again as one clear.
+
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+use redis::aio::MultiplexedConnection;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Outgoing, Receiver, Shared, MAX_BACKOFF, MIN_BACKOFF};
+use crate::cache::wire::Message;
+use crate::stats::Counters;
+
+/// The most queued messages sent in one pipeline.
+const BATCH: usize = 64;
+
+/// Publishes until the context is dropped (then says goodbye).
+pub(super) async fn publish(
+    client: redis::Client,
+    channel: String,
+    connection: MultiplexedConnection,
+    mut outgoing: mpsc::UnboundedReceiver<Outgoing>,
+    shared: Arc<Shared>,
+    receiver: Weak<dyn Receiver>,
+) {
+    let mut connection = Some(connection);
+    let mut numbering = Numbering {
+        next: 1,
+        graph: crate::graph::fingerprint(),
+        silence_ms: shared.silence.as_millis() as u64,
+    };
+    let mut batch = Vec::with_capacity(BATCH);
+    // The first heartbeat goes at once: the other instances learn of this one (and will
+    // notice its silence) before it can commit anything.
+    let mut quiet = std::time::Duration::ZERO;
+    loop {
+        // Nothing to say for a third of the silence bound: a heartbeat.
+        let open = tokio::select! {
+            n = outgoing.recv_many(&mut batch, BATCH) => n > 0,
+            _ = tokio::time::sleep(quiet) => true,
+        };
+        quiet = shared.heartbeat();
+        shared.queued.fetch_sub(batch.len(), Relaxed);
+        let mut acks = Vec::with_capacity(batch.len());
+        let mut messages = Vec::with_capacity(batch.len());
+        for item in batch.drain(..) {
+            match item {
+                Outgoing::Message { message, ack } => {
+                    messages.push(message);
+                    acks.push(ack);
+                }
+                Outgoing::Probe { ack } => acks.push(ack),
+            }
+        }
+        let mut degraded = 0;
+        if shared.overflowed.swap(false, SeqCst) {
+            // Everything queued, and what could not be queued, as one clear.
+            while let Ok(item) = outgoing.try_recv() {
+                shared.queued.fetch_sub(1, Relaxed);
+                acks.push(item.into_ack());
+            }
+            acks.append(&mut shared.overflow_acks());
+            messages = vec![Message::new(shared.id, true, &[], &[])];
+            degraded += 1;
+        }
+        if !open || messages.is_empty() {
+            let mut beat = Message::new(shared.id, false, &[], &[]);
+            beat.bye = !open;
+            messages.push(beat);
+        }
+        let sent = messages.iter().filter(|m| !m.is_heartbeat()).count() as u64;
+        let first = numbering.next;
+        let mut payloads = Vec::with_capacity(messages.len());
+        for message in messages {
+            let (payload, smaller) = numbering.stamp(message, shared.max_message_bytes);
+            degraded += u64::from(smaller);
+            payloads.push(payload);
+        }
+        // When the context is gone, its goodbye gets one silence bound to land.
+        let give_up = (!open).then(|| Instant::now() + shared.silence);
+        let mut refused = false;
+        let mut backoff = MIN_BACKOFF;
+        loop {
+            if connection.is_none() {
+                connection = client.get_multiplexed_async_connection().await.ok();
+            }
+            if let Some(conn) = connection.as_mut() {
+                let mut pipe = redis::pipe();
+                for payload in &payloads {
+                    pipe.cmd("PUBLISH").arg(&channel).arg(payload).ignore();
+                }
+                match pipe.query_async::<()>(conn).await {
+                    Ok(()) => break,
+                    // Redis answered, and refused (a permission, a limit): the same batch would
+                    // be refused forever. Once, it goes again as one clear, numbered as its
+                    // first message was; a clear refused too is waited out like an outage.
+                    Err(err) if is_refusal(&err) && !refused => {
+                        refused = true;
+                        numbering.next = first;
+                        let clear = Message::new(shared.id, true, &[], &[]);
+                        payloads = vec![numbering.stamp(clear, usize::MAX).0];
+                        degraded += 1;
+                        continue;
+                    }
+                    Err(err) if is_refusal(&err) => {}
+                    Err(_) => connection = None,
+                }
+            }
+            if give_up.is_some_and(|at| Instant::now() >= at) {
+                return;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+        shared.taken();
+        if let Some(receiver) = receiver.upgrade() {
+            let counters = &receiver.cache().counters;
+            Counters::add(&counters.broadcasts_sent, sent);
+            Counters::add(&counters.broadcast_degraded, degraded);
+        }
+        for ack in acks {
+            let _: Result<(), ()> = oneshot::Sender::send(ack, ());
+        }
+        if !open {
+            return;
+        }
+    }
+}
+
+/// Numbers and stamps outgoing messages.
+struct Numbering {
+    next: u64,
+    graph: u64,
+    silence_ms: u64,
+}
+
+impl Numbering {
+    /// The next number, the fingerprint and the bound on `message`, encoded within
+    /// `max_bytes` (as whole-entity bumps, or a clear, if it is too large); whether it had to
+    /// be made smaller.
+    fn stamp(&mut self, mut message: Message, max_bytes: usize) -> (Vec<u8>, bool) {
+        message.seq = self.next;
+        message.graph = self.graph;
+        message.silence_ms = self.silence_ms;
+        self.next += 1;
+        let payload = message.encode();
+        if payload.len() <= max_bytes {
+            return (payload, false);
+        }
+        let coarse = message.coarsened().encode();
+        if coarse.len() <= max_bytes {
+            return (coarse, true);
+        }
+        (message.cleared().encode(), true)
+    }
+}
+
+/// Whether Redis answered the command with an error of its own (as opposed to a connection
+/// that failed or closed).
+fn is_refusal(err: &redis::RedisError) -> bool {
+    matches!(
+        err.kind(),
+        redis::ErrorKind::Server(_) | redis::ErrorKind::Extension
+    )
+}

@@ -1,0 +1,83 @@
+//! A fingerprint of this binary's invalidation graph, carried by every broadcast message.
+//!
+//! Two builds compute the same query keys for a write only if they agree on the entities,
+//! their tables, key-forming fields, composite lookups, orders and relations, and on the views
+//! and what they read. During a rolling deploy they may not: a receiver whose fingerprint
+//! differs from the sender's applies the message conservatively (see `cache::wire`). The
+//! fingerprint is a 64-bit FNV-1a hash of a canonical, sorted description of the graph: the
+//! same in every process of one build, whatever the registration order or the addresses.
+
+use std::sync::OnceLock;
+
+use crate::registry;
+
+/// This binary's graph fingerprint (never 0: 0 on the wire means "unknown").
+pub(crate) fn fingerprint() -> u64 {
+    static FINGERPRINT: OnceLock<u64> = OnceLock::new();
+    *FINGERPRINT.get_or_init(|| fnv1a(describe().as_bytes()).max(1))
+}
+
+/// One line per entity and view, sorted.
+fn describe() -> String {
+    let mut lines: Vec<String> = registry::entities()
+        .map(|e| {
+            let indexes: Vec<&str> = e.indexes.iter().map(|i| i.column).collect();
+            let composites: Vec<&[&str]> = e.composites.iter().map(|c| c.columns).collect();
+            let orders: Vec<_> = e
+                .orders
+                .iter()
+                .map(|o| (o.by, o.column, o.descending))
+                .collect();
+            let relations: Vec<_> = e.relations.iter().map(|r| (r.target, r.column)).collect();
+            format!(
+                "entity {} {} table={} id={} indexes={indexes:?} composites={composites:?} \
+                 orders={orders:?} relations={relations:?}",
+                e.type_name, e.name, e.table, e.id_column
+            )
+        })
+        .collect();
+    lines.extend(registry::views().map(|v| {
+        let names = |metas: &[fn() -> &'static crate::entity::EntityMeta]| {
+            let mut names: Vec<&str> = metas.iter().map(|m| m().type_name).collect();
+            names.sort_unstable();
+            names
+        };
+        format!(
+            "view {} {} key={} reads={:?} reads_all={:?}",
+            v.type_name,
+            v.name,
+            (v.key)().type_name,
+            names(v.reads),
+            names(v.reads_all)
+        )
+    }));
+    lines.sort_unstable();
+    lines.join("\n")
+}
+
+/// FNV-1a, 64 bits: stable across processes and builds (unlike `std`'s `RandomState`).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    bytes
+        .iter()
+        .fold(OFFSET, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(PRIME))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a_matches_the_published_test_vectors() {
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn the_fingerprint_is_stable_within_a_build() {
+        assert_eq!(fingerprint(), fingerprint());
+        assert_ne!(fingerprint(), 0);
+    }
+}

@@ -1,0 +1,431 @@
+//! Many instances, when messages go missing: a writer process killed with its message unsent,
+//! a writer cut off from Redis, gaps, duplicates and reordering on the channel, a queue that
+//! overflows, a message too large, a sender from another build. In each, the other instance
+//! drops the keys within the silence bound, or the writer refuses to commit.
+//!
+//! Needs Redis (`CACHED_REDIS_URL`). Messages "from another instance" are published on the
+//! channel by the test in the wire format (JSON), as a second build would send them.
+
+#[macro_use]
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cached_runtime::{Context, Error, LoadView, QueryKey, RedisBroadcast};
+use common::domain::*;
+use common::redis_users::{channel, redis_url, LockableUser};
+use common::Backend;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+
+/// Tests that take Redis users away run one at a time.
+static REDIS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Polls `done` until it holds, for at most `within`; returns how long it took.
+async fn within(what: &str, within: Duration, mut done: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < within, "not within {within:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    started.elapsed()
+}
+
+/// The other instance's broadcast: its own silence bound long, so that the clear it makes once
+/// after subscribing (see README) falls after the test; the senders' bounds are theirs.
+async fn listener(url: &str, channel: &str) -> RedisBroadcast {
+    RedisBroadcast::connect(url, channel)
+        .await
+        .unwrap()
+        .silence(Duration::from_secs(60))
+}
+
+/// A seeded instance listening on a channel of its own (the test publishes there).
+async fn listening(url: &str) -> (Context, common::TestDb, String) {
+    let channel = channel();
+    let bus = listener(url, &channel).await;
+    let (b, db) = common::seeded_with(Backend::Sqlite, |b| b.broadcast(bus))
+        .await
+        .unwrap();
+    (b, db, channel)
+}
+
+/// Publishes `json` on `channel`, as another instance would.
+async fn publish(url: &str, channel: &str, json: serde_json::Value) {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg(channel)
+        .arg(json.to_string())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}
+
+/// The file behind a SQLite store, for a second process to open.
+async fn sqlite_file(ctx: &Context) -> String {
+    let cached_runtime::RawStore::Sqlite(pool) = ctx.store().raw_unchecked() else {
+        unreachable!()
+    };
+    sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn title(ctx: &Context, id: i64) -> String {
+    Scene::repo(ctx)
+        .get(id)
+        .await
+        .unwrap()
+        .unwrap()
+        .title
+        .clone()
+}
+
+/// Not a test of its own: the writer process of
+/// `a_writer_killed_with_its_message_unsent_is_noticed_within_the_silence_bound`, run by
+/// that test as a child (`CACHED_CHILD_WRITER` set). It opens the same SQLite file, joins the
+/// channel, says `ready`, commits when told, says `committed`, and waits to be killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_writer() {
+    let Ok(setup) = std::env::var("CACHED_CHILD_WRITER") else {
+        return;
+    };
+    let [file, redis, channel]: [&str; 3] =
+        setup.split('\n').collect::<Vec<_>>().try_into().unwrap();
+    let pool = SqlitePoolOptions::new()
+        .max_connections(2)
+        .connect_with(
+            SqliteConnectOptions::new()
+                .filename(file)
+                .busy_timeout(Duration::from_secs(30)),
+        )
+        .await
+        .unwrap();
+    let bus = RedisBroadcast::connect(redis, channel).await.unwrap();
+    let ctx = Context::builder(pool).broadcast(bus).build();
+    // A commit waits for the first heartbeat: the other instances know of this one.
+    Scene::repo(&ctx)
+        .update(2, SceneUpdate::default().title("Child was here"))
+        .await
+        .unwrap();
+    println!("ready");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).unwrap();
+    let outcome = Scene::repo(&ctx)
+        .update(1, SceneUpdate::default().title("From the dead"))
+        .await;
+    match outcome {
+        Ok(_) => println!("committed"),
+        Err(err) => println!("refused: {err}"),
+    }
+    std::io::stdout().flush().unwrap();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+}
+
+/// A writer process commits while Redis refuses it (its user locked out), so its message
+/// stays in its queue, and is then killed with `kill -9`: the message is gone for good. The
+/// other instance notices the writer's silence and drops everything within the bound (3 s,
+/// plus its one-second check), and reads the committed row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_killed_with_its_message_unsent_is_noticed_within_the_silence_bound() {
+    let Some(url) = redis_url() else { return };
+    let _turn = REDIS.lock().await;
+    let mut user = LockableUser::new(&url, "child").await;
+    let channel = channel();
+    let (seeded, _db) = common::seeded_with(Backend::Sqlite, |b| b).await.unwrap();
+    let file = sqlite_file(&seeded).await;
+    let bus = listener(&url, &channel).await;
+    let b = Context::builder(seeded.store().clone())
+        .broadcast(bus)
+        .build();
+    Scene::repo(&b).get(2).await.unwrap();
+
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_writer", "--nocapture", "--test-threads=1"])
+        .env(
+            "CACHED_CHILD_WRITER",
+            format!("{file}\n{}\n{channel}", user.url),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = |wanted: &str| loop {
+        // (libtest prints the test's name on the same line, before its first output)
+        let line = lines.next().expect("the writer says what it did").unwrap();
+        if let Some(at) = line.find(wanted).or_else(|| line.find("refused")) {
+            return line[at..].to_string();
+        }
+    };
+    assert_eq!(next("ready"), "ready");
+    within(
+        "B hears the writer's commit",
+        Duration::from_secs(5),
+        || !b.is_cached(SceneKey(2)),
+    )
+    .await;
+    assert_ne!(title(&b, 1).await, "From the dead");
+    assert!(b.is_cached(SceneKey(1)));
+
+    user.lock_out().await;
+    writeln!(child.stdin.as_mut().unwrap(), "commit").unwrap();
+    let said = next("committed");
+    let committed = Instant::now();
+    child.kill().unwrap(); // SIGKILL: its queue dies with it
+    child.wait().unwrap();
+    assert_eq!(
+        said, "committed",
+        "the commit landed within the writer's fence"
+    );
+
+    within(
+        "B gives up on the silent writer",
+        Duration::from_secs(5),
+        || !b.is_cached(SceneKey(1)),
+    )
+    .await;
+    let took = committed.elapsed();
+    assert!(b.stats().broadcast_silences >= 1, "{:?}", b.stats());
+    assert_eq!(title(&b, 1).await, "From the dead");
+    eprintln!("B dropped the killed writer's keys {took:?} after its commit returned");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    user.delete().await;
+}
+
+/// A writer cut off from Redis for longer than half its silence bound refuses to commit:
+/// nothing is written, the error says why (HTTP 503), and once Redis takes it back it
+/// commits again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_cut_off_from_redis_refuses_to_commit_and_writes_nothing() {
+    let Some(url) = redis_url() else { return };
+    let _turn = REDIS.lock().await;
+    let mut user = LockableUser::new(&url, "fenced").await;
+    let bus = RedisBroadcast::connect(&user.url, channel())
+        .await
+        .unwrap()
+        .silence(Duration::from_millis(600));
+    let (a, _db) = common::seeded_with(Backend::Sqlite, |b| b.broadcast(bus))
+        .await
+        .unwrap();
+    Scene::repo(&a)
+        .update(1, SceneUpdate::default().title("Before"))
+        .await
+        .unwrap();
+    user.lock_out().await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let refused = Scene::repo(&a)
+        .update(1, SceneUpdate::default().title("Unheard"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, Error::BroadcastUnreachable { .. }),
+        "{refused:?}"
+    );
+    assert_eq!(refused.http_status(), 503);
+    assert_eq!(a.stats().broadcast_refused_commits, 1);
+    a.clear();
+    assert_eq!(title(&a, 1).await, "Before", "nothing was written");
+
+    user.set(true).await;
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match Scene::repo(&a)
+            .update(1, SceneUpdate::default().title("Heard"))
+            .await
+        {
+            Ok(_) => break,
+            Err(Error::BroadcastUnreachable { .. }) if tries < 50 => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(err) => panic!("{err}"),
+        }
+    }
+    assert_eq!(title(&a, 1).await, "Heard");
+    user.delete().await;
+}
+
+/// What a receiver does with another instance's numbers: a gap clears (and counts), a
+/// duplicate or a late message is applied without a gap, an unreadable message clears, and a
+/// goodbye means its silence is not a loss.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gaps_and_unreadable_messages_clear_duplicates_and_late_ones_do_not() {
+    let Some(url) = redis_url() else { return };
+    let (b, _db, channel) = listening(&url).await;
+    let warm = async || {
+        for id in [1, 2, 3] {
+            Scene::repo(&b).get(id).await.unwrap();
+        }
+        assert!(b.is_cached(SceneKey(3)));
+    };
+    let scene_key = |id: i64| serde_json::json!({"entity": {"ty": "Scene", "name": "scene"}, "kind": {"Row": {"Int": id}}});
+    // This build's graph, as its messages carry it.
+    let fingerprint = cached_runtime::graph().fingerprint();
+    let send = async |seq: u64, keys: Vec<serde_json::Value>| {
+        let json = serde_json::json!({"from": 77, "seq": seq, "graph": fingerprint,
+            "silence_ms": 60_000, "keys": keys});
+        publish(&url, &channel, json).await;
+    };
+    warm().await;
+    send(1, vec![scene_key(1)]).await;
+    within("message 1 applied", Duration::from_secs(5), || {
+        !b.is_cached(SceneKey(1))
+    })
+    .await;
+    assert!(b.is_cached(SceneKey(3)), "in order: just the key");
+
+    // 2 and 3 are missed; 4 arrives.
+    warm().await;
+    send(4, vec![scene_key(1)]).await;
+    within("the gap is noticed", Duration::from_secs(5), || {
+        b.stats().broadcast_gaps == 1
+    })
+    .await;
+    assert!(!b.is_cached(SceneKey(3)), "a gap clears");
+
+    // 3 arrives late, 4 again: applied, no gap.
+    warm().await;
+    send(3, vec![scene_key(2)]).await;
+    send(4, vec![scene_key(1)]).await;
+    within("late and duplicate applied", Duration::from_secs(5), || {
+        !b.is_cached(SceneKey(1)) && !b.is_cached(SceneKey(2))
+    })
+    .await;
+    assert!(
+        b.is_cached(SceneKey(3)),
+        "no clear for a late or repeated one"
+    );
+    assert_eq!(b.stats().broadcast_gaps, 1);
+
+    // Something that is not a message.
+    warm().await;
+    publish(&url, &channel, serde_json::json!("not an invalidation")).await;
+    within(
+        "an unreadable message clears",
+        Duration::from_secs(5),
+        || !b.is_cached(SceneKey(3)),
+    )
+    .await;
+    assert_eq!(b.stats().broadcast_gaps, 2);
+
+    // A sender that says goodbye is not missed; one that falls silent is.
+    warm().await;
+    let bye = serde_json::json!({"from": 77, "seq": 5, "graph": fingerprint, "bye": true});
+    publish(&url, &channel, bye).await;
+    let silent = serde_json::json!({"from": 78, "seq": 1, "graph": fingerprint,
+        "silence_ms": 300});
+    publish(&url, &channel, silent).await;
+    within(
+        "the silent sender is noticed",
+        Duration::from_secs(3),
+        || b.stats().broadcast_silences == 1,
+    )
+    .await;
+    assert!(!b.is_cached(SceneKey(3)), "a silent sender clears");
+    assert_eq!(
+        b.stats().broadcast_silences,
+        1,
+        "not the one that said goodbye"
+    );
+}
+
+/// A message from a build whose graph differs (a rolling deploy) drops, besides what it
+/// names, every query and count of the entities it names, and the views that read them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_from_another_build_is_applied_conservatively() {
+    let Some(url) = redis_url() else { return };
+    let (b, _db, channel) = listening(&url).await;
+    Scene::repo(&b).get(1).await.unwrap();
+    Scene::repo(&b).get(2).await.unwrap();
+    Scene::repo(&b).find_by_chapter_id(2).await.unwrap();
+    Scene::repo(&b).count_by_chapter_id(2).await.unwrap();
+    StoryOutline::get(&b, 1).await.unwrap();
+    assert!(b.is_cached(StoryOutlineKey::new(1)));
+    // Another build says: scene 1 changed (its key set does not name chapter 2's queries).
+    let json = serde_json::json!({"from": 91, "seq": 1, "graph": 12345, "silence_ms": 60_000,
+        "keys": [{"entity": {"ty": "Scene", "name": "scene"}, "kind": {"Row": {"Int": 1}}}]});
+    publish(&url, &channel, json).await;
+    within(
+        "the foreign message applied",
+        Duration::from_secs(5),
+        || b.stats().broadcast_foreign == 1,
+    )
+    .await;
+    assert!(!b.is_cached(SceneKey(1)));
+    assert!(!b.is_cached(SceneQuery::ByChapterId(2).list_key()));
+    assert!(!b.is_cached(SceneQuery::ByChapterId(2).count_key()));
+    assert!(!b.is_cached(StoryOutlineKey::new(1)), "views reading them");
+    assert!(b.is_cached(SceneKey(2)), "rows it does not name stay");
+}
+
+/// When Redis does not take messages and more queue up than `max_queued`, everything queued
+/// goes as one clear; an invalidation larger than `max_message_bytes` goes as whole-entity
+/// bumps. Both are counted as degraded, and both reach the other instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overflowing_queue_and_an_oversized_message_degrade_and_still_arrive() {
+    let Some(url) = redis_url() else { return };
+    let _turn = REDIS.lock().await;
+    let mut user = LockableUser::new(&url, "queue").await;
+    let channel = channel();
+    let bus_a = RedisBroadcast::connect(&user.url, channel.clone())
+        .await
+        .unwrap()
+        .silence(Duration::from_secs(20))
+        .commit_wait(Duration::from_millis(50))
+        .max_queued(3)
+        .max_message_bytes(250);
+    let (a, _db) = common::seeded_with(Backend::Sqlite, |b| b.broadcast(bus_a))
+        .await
+        .unwrap();
+    let bus_b = listener(&url, &channel).await;
+    let b = Context::builder(a.store().clone()).broadcast(bus_b).build();
+    // Oversized: three rows in one message exceed 250 bytes; they go as a Scene bump.
+    Scene::repo(&b).get(1).await.unwrap();
+    Chapter::repo(&b).get(1).await.unwrap();
+    let degraded = a.stats().broadcast_degraded; // the seed's insert_many, say
+    let mut tx = a.begin().await.unwrap();
+    for id in 1..=3 {
+        Scene::repo(&mut tx)
+            .update(id, SceneUpdate::default().word_count(7))
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    within("the coarse message arrives", Duration::from_secs(5), || {
+        !b.is_cached(SceneKey(1))
+    })
+    .await;
+    assert!(b.is_cached(ChapterKey(1)), "whole Scene, not a clear");
+    assert_eq!(a.stats().broadcast_degraded, degraded + 1);
+
+    // Overflow: Redis refuses A; five commits queue up behind a limit of three.
+    Chapter::repo(&b).get(1).await.unwrap();
+    Scene::repo(&b).get(1).await.unwrap();
+    user.lock_out().await;
+    for i in 0..5 {
+        Scene::repo(&a)
+            .update(1, SceneUpdate::default().word_count(100 + i))
+            .await
+            .unwrap();
+    }
+    assert!(b.is_cached(SceneKey(1)), "nothing reached B yet");
+    user.set(true).await;
+    within("the clear arrives", Duration::from_secs(10), || {
+        !b.is_cached(ChapterKey(1))
+    })
+    .await;
+    assert!(
+        a.stats().broadcast_degraded >= degraded + 2,
+        "{:?}",
+        a.stats()
+    );
+    assert_eq!(
+        Scene::repo(&b).get(1).await.unwrap().unwrap().word_count,
+        104
+    );
+    user.delete().await;
+}
