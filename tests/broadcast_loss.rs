@@ -249,6 +249,53 @@ async fn a_writer_cut_off_from_redis_refuses_to_commit_and_writes_nothing() {
     user.delete().await;
 }
 
+/// Redis refuses this instance's messages for good (its user may no longer `PUBLISH`:
+/// NOPERM): the publisher does not block on them forever unnoticed: its commits are refused,
+/// nothing is written, and the other instance gives up on it within the silence bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_redis_refuses_for_good_refuses_to_commit() {
+    let Some(url) = redis_url() else { return };
+    let _turn = REDIS.lock().await;
+    let mut user = LockableUser::new(&url, "noperm").await;
+    let channel = channel();
+    let bus_a = RedisBroadcast::connect(&user.url, channel.clone())
+        .await
+        .unwrap()
+        .silence(Duration::from_millis(900));
+    let (a, _db) = common::seeded_with(Backend::Sqlite, |b| b.broadcast(bus_a))
+        .await
+        .unwrap();
+    let bus_b = listener(&url, &channel).await;
+    let b = Context::builder(a.store().clone()).broadcast(bus_b).build();
+    Scene::repo(&a)
+        .update(1, SceneUpdate::default().title("Heard"))
+        .await
+        .unwrap();
+    within("B applies A's commit", Duration::from_secs(5), || {
+        b.stats().broadcasts_received == 1
+    })
+    .await;
+    Scene::repo(&b).get(1).await.unwrap();
+    assert!(b.is_cached(SceneKey(1)));
+
+    user.deny("publish").await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let refused = Scene::repo(&a)
+        .update(1, SceneUpdate::default().title("Refused"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, Error::BroadcastUnreachable { .. }),
+        "{refused:?}"
+    );
+    within("B gives up on A", Duration::from_secs(3), || {
+        b.stats().broadcast_silences == 1
+    })
+    .await;
+    assert_eq!(title(&b, 1).await, "Heard", "nothing was written");
+    user.delete().await;
+}
+
 /// What a receiver does with another instance's numbers: a gap clears (and counts), a
 /// duplicate or a late message is applied without a gap, an unreadable message clears, and a
 /// goodbye means its silence is not a loss.
@@ -352,9 +399,10 @@ async fn a_message_from_another_build_is_applied_conservatively() {
     within(
         "the foreign message applied",
         Duration::from_secs(5),
-        || b.stats().broadcast_foreign == 1,
+        || b.stats().broadcasts_received == 1,
     )
     .await;
+    assert_eq!(b.stats().broadcast_foreign, 1);
     assert!(!b.is_cached(SceneKey(1)));
     assert!(!b.is_cached(SceneQuery::ByChapterId(2).list_key()));
     assert!(!b.is_cached(SceneQuery::ByChapterId(2).count_key()));

@@ -79,6 +79,18 @@ impl LockableUser {
             .unwrap();
     }
 
+    /// Takes one command away from the user (`ACL SETUSER name -<command>`): Redis answers it
+    /// with NOPERM from then on, on the connections it has.
+    pub async fn deny(&mut self, command: &str) {
+        let _: () = redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg(&self.name)
+            .arg(format!("-{command}"))
+            .query_async(&mut self.admin)
+            .await
+            .unwrap();
+    }
+
     /// Locks the user out and closes its connections.
     pub async fn lock_out(&mut self) {
         self.set(false).await;

@@ -218,7 +218,11 @@ impl Message {
                 continue;
             };
             Bump::push(&mut remote.bumps, Bump::Queries(&meta.namespace));
-            crate::graph::views::coarse_bumps(meta, &mut remote.bumps);
+            // The views that declared `reads_all` of it (a bump of the queries reaches
+            // those that read them through the dependency index).
+            for view in registry::coarse_readers(meta) {
+                Bump::push(&mut remote.bumps, Bump::Entity(&view.namespace));
+            }
             for other in registry::same_table(meta) {
                 Bump::push(&mut remote.bumps, Bump::Entity(&other.namespace));
             }

@@ -43,7 +43,7 @@ impl Graph {
     /// during a rolling deploy) applies it conservatively. Log it at startup to see which
     /// builds share a channel.
     pub fn fingerprint(&self) -> u64 {
-        super::fingerprint()
+        registry::fingerprint()
     }
 
     /// Graphviz DOT: entities as boxes, views as double octagons, `relates_to` edges solid

@@ -7,11 +7,8 @@
 //! the old and the new row and drops exactly the query entries whose membership changed. The
 //! cost is proportional to the number of key-forming fields, never to the cache size.
 
-mod fingerprint;
 mod inspect;
 pub(crate) mod views;
-
-pub(crate) use fingerprint::fingerprint;
 
 pub use inspect::{graph, Explained, Explanation, Graph};
 

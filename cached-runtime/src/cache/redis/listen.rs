@@ -178,7 +178,7 @@ impl Senders {
         if message.is_heartbeat() {
             return;
         }
-        let remote = match message.graph == crate::graph::fingerprint() {
+        let remote = match message.graph == crate::registry::fingerprint() {
             true => message.resolve(),
             false => {
                 Counters::add(&cache.counters.broadcast_foreign, 1);

@@ -32,7 +32,7 @@ pub(super) async fn publish(
     let mut connection = Some(connection);
     let mut numbering = Numbering {
         next: 1,
-        graph: crate::graph::fingerprint(),
+        graph: crate::registry::fingerprint(),
         silence_ms: shared.silence.as_millis() as u64,
     };
     let mut batch = Vec::with_capacity(BATCH);

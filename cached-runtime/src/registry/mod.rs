@@ -2,10 +2,14 @@
 //! position, which indexes per-cache tables), the index from an entity to the views that
 //! declare they read it, and the compile-time path check of the view derive.
 
+mod fingerprint;
+
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use crate::entity::{EntityMeta, Namespace, ViewMeta};
+
+pub(crate) use fingerprint::fingerprint;
 
 /// An entity, registered by its derive.
 #[doc(hidden)]

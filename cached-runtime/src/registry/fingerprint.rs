@@ -3,13 +3,11 @@
 //! Two builds compute the same query keys for a write only if they agree on the entities,
 //! their tables, key-forming fields, composite lookups, orders and relations, and on the views
 //! and what they read. During a rolling deploy they may not: a receiver whose fingerprint
-//! differs from the sender's applies the message conservatively (see `cache::wire`). The
+//! differs from the sender's applies the message conservatively (see `cache::wire`); it lives with the registry, which every layer above may read. The
 //! fingerprint is a 64-bit FNV-1a hash of a canonical, sorted description of the graph: the
 //! same in every process of one build, whatever the registration order or the addresses.
 
 use std::sync::OnceLock;
-
-use crate::registry;
 
 /// This binary's graph fingerprint (never 0: 0 on the wire means "unknown").
 pub(crate) fn fingerprint() -> u64 {
@@ -19,7 +17,7 @@ pub(crate) fn fingerprint() -> u64 {
 
 /// One line per entity and view, sorted.
 fn describe() -> String {
-    let mut lines: Vec<String> = registry::entities()
+    let mut lines: Vec<String> = super::entities()
         .map(|e| {
             let indexes: Vec<&str> = e.indexes.iter().map(|i| i.column).collect();
             let composites: Vec<&[&str]> = e.composites.iter().map(|c| c.columns).collect();
@@ -36,7 +34,7 @@ fn describe() -> String {
             )
         })
         .collect();
-    lines.extend(registry::views().map(|v| {
+    lines.extend(super::views().map(|v| {
         let names = |metas: &[fn() -> &'static crate::entity::EntityMeta]| {
             let mut names: Vec<&str> = metas.iter().map(|m| m().type_name).collect();
             names.sort_unstable();
