@@ -9,28 +9,16 @@
 #[macro_use]
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cached_runtime::{Context, Error, LoadView, QueryKey, RedisBroadcast};
 use common::domain::*;
 use common::redis_users::{channel, redis_url, LockableUser};
 use common::Backend;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use common::{scene_title as title, within};
 
 /// Tests that take Redis users away run one at a time.
 static REDIS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// Polls `done` until it holds, for at most `within`; returns how long it took.
-async fn within(what: &str, within: Duration, mut done: impl FnMut() -> bool) -> Duration {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < within, "not within {within:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    started.elapsed()
-}
 
 /// The other instance's broadcast: its own silence bound long, so that the clear it makes once
 /// after subscribing (see README) falls after the test; the senders' bounds are theirs.
@@ -63,66 +51,12 @@ async fn publish(url: &str, channel: &str, json: serde_json::Value) {
         .unwrap();
 }
 
-/// The file behind a SQLite store, for a second process to open.
-async fn sqlite_file(ctx: &Context) -> String {
-    let cached_runtime::RawStore::Sqlite(pool) = ctx.store().raw_unchecked() else {
-        unreachable!()
-    };
-    sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
-        .fetch_one(pool)
-        .await
-        .unwrap()
-}
-
-async fn title(ctx: &Context, id: i64) -> String {
-    Scene::repo(ctx)
-        .get(id)
-        .await
-        .unwrap()
-        .unwrap()
-        .title
-        .clone()
-}
-
 /// Not a test of its own: the writer process of
 /// `a_writer_killed_with_its_message_unsent_is_noticed_within_the_silence_bound`, run by
-/// that test as a child (`CACHED_CHILD_WRITER` set). It opens the same SQLite file, joins the
-/// channel, says `ready`, commits when told, says `committed`, and waits to be killed.
+/// that test as a child (see `common::child`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn child_writer() {
-    let Ok(setup) = std::env::var("CACHED_CHILD_WRITER") else {
-        return;
-    };
-    let [file, redis, channel]: [&str; 3] =
-        setup.split('\n').collect::<Vec<_>>().try_into().unwrap();
-    let pool = SqlitePoolOptions::new()
-        .max_connections(2)
-        .connect_with(
-            SqliteConnectOptions::new()
-                .filename(file)
-                .busy_timeout(Duration::from_secs(30)),
-        )
-        .await
-        .unwrap();
-    let bus = RedisBroadcast::connect(redis, channel).await.unwrap();
-    let ctx = Context::builder(pool).broadcast(bus).build();
-    // A commit waits for the first heartbeat: the other instances know of this one.
-    Scene::repo(&ctx)
-        .update(2, SceneUpdate::default().title("Child was here"))
-        .await
-        .unwrap();
-    println!("ready");
-    let mut line = String::new();
-    std::io::stdin().read_line(&mut line).unwrap();
-    let outcome = Scene::repo(&ctx)
-        .update(1, SceneUpdate::default().title("From the dead"))
-        .await;
-    match outcome {
-        Ok(_) => println!("committed"),
-        Err(err) => println!("refused: {err}"),
-    }
-    std::io::stdout().flush().unwrap();
-    tokio::time::sleep(Duration::from_secs(60)).await;
+    common::child::writer().await;
 }
 
 /// A writer process commits while Redis refuses it (its user locked out), so its message
@@ -136,32 +70,14 @@ async fn a_writer_killed_with_its_message_unsent_is_noticed_within_the_silence_b
     let mut user = LockableUser::new(&url, "child").await;
     let channel = channel();
     let (seeded, _db) = common::seeded_with(Backend::Sqlite, |b| b).await.unwrap();
-    let file = sqlite_file(&seeded).await;
+    let file = common::child::sqlite_file(&seeded).await;
     let bus = listener(&url, &channel).await;
     let b = Context::builder(seeded.store().clone())
         .broadcast(bus)
         .build();
     Scene::repo(&b).get(2).await.unwrap();
 
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_writer", "--nocapture", "--test-threads=1"])
-        .env(
-            "CACHED_CHILD_WRITER",
-            format!("{file}\n{}\n{channel}", user.url),
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut next = |wanted: &str| loop {
-        // (libtest prints the test's name on the same line, before its first output)
-        let line = lines.next().expect("the writer says what it did").unwrap();
-        if let Some(at) = line.find(wanted).or_else(|| line.find("refused")) {
-            return line[at..].to_string();
-        }
-    };
-    assert_eq!(next("ready"), "ready");
+    let mut child = common::child::Writer::spawn(&file, &user.url, &channel, false);
     within(
         "B hears the writer's commit",
         Duration::from_secs(5),
@@ -172,11 +88,9 @@ async fn a_writer_killed_with_its_message_unsent_is_noticed_within_the_silence_b
     assert!(b.is_cached(SceneKey(1)));
 
     user.lock_out().await;
-    writeln!(child.stdin.as_mut().unwrap(), "commit").unwrap();
-    let said = next("committed");
+    let said = child.commit();
     let committed = Instant::now();
-    child.kill().unwrap(); // SIGKILL: its queue dies with it
-    child.wait().unwrap();
+    child.kill(); // SIGKILL: its queue dies with it
     assert_eq!(
         said, "committed",
         "the commit landed within the writer's fence"

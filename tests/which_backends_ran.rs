@@ -29,7 +29,7 @@ const SERVICES: [(&str, &str, &str, &str); 4] = [
         "Redis",
         "CACHED_REDIS_URL",
         "redis://127.0.0.1:6379",
-        "the broadcast tests (tests/broadcast.rs, tests/broadcast_loss.rs)",
+        "the broadcast tests (tests/broadcast.rs, tests/broadcast_loss.rs, tests/outbox.rs)",
     ),
 ];
 

@@ -164,6 +164,15 @@ pub enum Error {
         silent_for: std::time::Duration,
     },
 
+    /// The broadcast's [`Outbox`](crate::Outbox) table could not be made: the database user
+    /// may not run DDL. Create the table in a migration (the message gives its columns).
+    #[cfg(feature = "redis")]
+    #[error("outbox: {message}")]
+    Outbox {
+        /// What happened, and what to do.
+        message: String,
+    },
+
     /// Redis, for the invalidation broadcast, could not be reached or refused a command.
     #[cfg(feature = "redis")]
     #[error("Redis error (invalidation broadcast): {0}; is Redis running at the URL given to `RedisBroadcast::connect`?")]

@@ -86,7 +86,7 @@ mod repo;
 
 pub use cache::clock::ManualClock;
 #[cfg(feature = "redis")]
-pub use cache::redis::RedisBroadcast;
+pub use cache::redis::{Outbox, RedisBroadcast};
 pub use context::{Context, ContextBuilder, DEFAULT_MAX_ENTRIES};
 pub use entity::{
     CachedEntity, CompositeMeta, EntityMeta, GeneratedId, IndexKind, IndexMeta, Namespace, NewRow,

@@ -23,6 +23,7 @@ pub(crate) struct Counters {
     pub broadcast_degraded: AtomicU64,
     pub broadcast_foreign: AtomicU64,
     pub broadcast_refused_commits: AtomicU64,
+    pub outbox_relayed: AtomicU64,
     pub hook_panics: AtomicU64,
     pub feed_events: AtomicU64,
     pub feed_outages: AtomicU64,
@@ -56,6 +57,7 @@ impl Counters {
             broadcast_degraded: self.broadcast_degraded.load(Relaxed),
             broadcast_foreign: self.broadcast_foreign.load(Relaxed),
             broadcast_refused_commits: self.broadcast_refused_commits.load(Relaxed),
+            outbox_relayed: self.outbox_relayed.load(Relaxed),
             hook_panics: self.hook_panics.load(Relaxed),
             feed_events: self.feed_events.load(Relaxed),
             feed_outages: self.feed_outages.load(Relaxed),
@@ -100,7 +102,8 @@ pub struct Stats {
     pub broadcast_gaps: u64,
     /// Other instances that fell silent (no message, not even a heartbeat, for their
     /// [`RedisBroadcast::silence`](crate::RedisBroadcast::silence) bound): crashed, killed,
-    /// or cut off from Redis. Each time the cache was cleared.
+    /// or cut off from Redis. Each time the cache was cleared, unless both instances have an
+    /// [`Outbox`](crate::Outbox) (whatever the silent one committed is relayed from it).
     pub broadcast_silences: u64,
     /// Messages this instance sent in a smaller form than the invalidation it applied: the
     /// queue overflowed (one clear stood for everything queued), or a message was too large
@@ -113,6 +116,10 @@ pub struct Stats {
     /// Commits refused before the database commit because Redis had not taken this
     /// instance's messages for too long ([`Error::BroadcastUnreachable`](crate::Error)).
     pub broadcast_refused_commits: u64,
+    /// Messages this instance relayed from the [`Outbox`](crate::Outbox): commits whose
+    /// writer had not published them within [`Outbox::relay_after`](crate::Outbox::relay_after)
+    /// (it died, or lost Redis).
+    pub outbox_relayed: u64,
     /// Invalidation hooks ([`Context::on_invalidate`](crate::Context::on_invalidate)) that
     /// panicked. Each panic was caught: the invalidation was applied and broadcast all the
     /// same, and the other hooks ran.
@@ -171,6 +178,7 @@ impl fmt::Display for Stats {
                 ("broadcasts degraded", self.broadcast_degraded),
                 ("from another graph", self.broadcast_foreign),
                 ("commits refused (no Redis)", self.broadcast_refused_commits),
+                ("relayed from the outbox", self.outbox_relayed),
             ] {
                 if n > 0 {
                     rows.push((name, n));

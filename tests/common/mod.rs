@@ -8,6 +8,7 @@
 //! missing or unreachable server into a failure (CI sets it).
 #![allow(dead_code)]
 
+pub mod child;
 #[path = "../../examples/studio/domain.rs"]
 pub mod domain;
 pub mod model;
@@ -678,4 +679,25 @@ pub async fn loads_paused(ctx: &Context, n: u64) {
         );
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
+}
+
+/// Polls `done` until it holds, for at most `limit`; returns how long it took.
+pub async fn within(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duration {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "not within {limit:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    started.elapsed()
+}
+
+/// The title of scene `id` as `ctx` serves it (loading it if need be).
+pub async fn scene_title(ctx: &Context, id: i64) -> String {
+    Scene::repo(ctx)
+        .get(id)
+        .await
+        .unwrap()
+        .expect("the scene exists")
+        .title
+        .clone()
 }

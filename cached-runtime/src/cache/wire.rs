@@ -36,6 +36,10 @@ pub(crate) struct Message {
     /// The sender is shutting down: nothing more will come from it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub bye: bool,
+    /// The sender writes each commit's message to an outbox in the database first: should it
+    /// fall silent, whatever it did not publish is relayed from there by the instances alive.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub outbox: bool,
     /// Drop every entry.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub clear: bool,
@@ -108,6 +112,7 @@ impl Message {
             graph: 0,
             silence_ms: 0,
             bye: false,
+            outbox: false,
             // A page is dropped through its tag, which every instance resolves itself.
             keys: keys
                 .iter()
@@ -172,6 +177,30 @@ impl Message {
 
     pub fn decode(bytes: &[u8]) -> serde_json::Result<Self> {
         serde_json::from_slice(bytes)
+    }
+
+    /// The message encoded within `max_bytes`: as it is, else as whole-entity bumps, else as
+    /// a clear; and whether it had to be made smaller.
+    pub fn encode_within(&self, max_bytes: usize) -> (Vec<u8>, bool) {
+        let payload = self.encode();
+        if payload.len() <= max_bytes {
+            return (payload, false);
+        }
+        let coarse = self.coarsened().encode();
+        if coarse.len() <= max_bytes {
+            return (coarse, true);
+        }
+        (self.cleared().encode(), true)
+    }
+
+    /// What this message asks of this binary's cache: [`Message::resolve`] when the sender's
+    /// graph is this binary's, else [`Message::resolve_conservatively`]; and whether it was
+    /// another graph's.
+    pub fn resolve_here(&self) -> (Remote, bool) {
+        match self.graph == registry::fingerprint() {
+            true => (self.resolve(), false),
+            false => (self.resolve_conservatively(), true),
+        }
     }
 
     /// The keys and bumps this message names, for the entities this binary knows. Names it

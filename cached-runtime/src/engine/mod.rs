@@ -28,6 +28,12 @@ type Sent = Option<tokio::sync::oneshot::Receiver<()>>;
 #[cfg(not(feature = "redis"))]
 type Sent = ();
 
+/// The outbox row a commit's message was written to, if the broadcast has an outbox.
+#[cfg(feature = "redis")]
+pub(crate) type OutboxRow = Option<String>;
+#[cfg(not(feature = "redis"))]
+pub(crate) type OutboxRow = ();
+
 /// The switches a context is built with. Each is on in production; tests turn one off to
 /// prove what it prevents.
 #[derive(Debug, Clone)]
@@ -122,7 +128,7 @@ impl Engine {
         if let (Some(bus), Some(pending)) = (&engine.bus, pending) {
             let receiver: std::sync::Weak<dyn crate::cache::redis::Receiver> =
                 Arc::downgrade(&engine) as _;
-            bus.start(pending, receiver);
+            bus.start(pending, receiver, &engine.store);
         }
         engine
     }
@@ -166,16 +172,34 @@ impl Engine {
         }
     }
 
-    /// Before a database commit that changes cached data: with a broadcast, fails with
-    /// [`crate::Error::BroadcastUnreachable`] unless Redis takes this instance's messages (the
-    /// other instances must hear of the commit, or give up on this one, within the silence
-    /// bound).
-    pub async fn before_commit(&self) -> crate::error::Result<()> {
+    /// Before a transaction begins: with a broadcast's outbox, makes its table if it does
+    /// not exist.
+    pub async fn before_begin(&self) -> Result<()> {
         #[cfg(feature = "redis")]
         if let Some(bus) = &self.bus {
-            return bus.reachable(&self.cache).await;
+            return bus.prepare().await;
         }
         Ok(())
+    }
+
+    /// Before a database commit that changes cached data, in its transaction: with a
+    /// broadcast, fails with [`crate::Error::BroadcastUnreachable`] unless Redis takes this
+    /// instance's messages (the other instances must hear of the commit, or give up on this
+    /// one, within the silence bound); with its outbox, writes the commit's message there and
+    /// returns the row.
+    pub async fn before_commit(
+        &self,
+        _ops: &mut (dyn crate::store::Ops + '_),
+        _changes: &[(CacheKey, Change)],
+        _bumps: &[Bump],
+    ) -> Result<OutboxRow> {
+        #[cfg(feature = "redis")]
+        if let Some(bus) = &self.bus {
+            bus.reachable(&self.cache).await?;
+            let keys: Vec<CacheKey> = _changes.iter().map(|(key, _)| key.clone()).collect();
+            return bus.record(_ops, &keys, _bumps).await;
+        }
+        Ok(OutboxRow::default())
     }
 
     /// Drops every entry, here and (with a broadcast) on every other instance.
@@ -205,11 +229,12 @@ impl Engine {
         changes: Vec<(CacheKey, Change)>,
         bumps: Vec<Bump>,
         source: Source,
+        _outbox_row: OutboxRow,
     ) -> CommitReport {
         let (report, _sent) = self.apply_and_send(changes, bumps, source);
         #[cfg(feature = "redis")]
         if let (Some(acked), Some(bus)) = (_sent, &self.bus) {
-            bus.wait(acked).await;
+            bus.wait(acked, _outbox_row).await;
         }
         report
     }

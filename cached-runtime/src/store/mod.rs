@@ -24,8 +24,8 @@ compile_error!("cached-runtime needs a store: enable `sqlite`, `postgres`, `mysq
 use std::collections::HashMap;
 use std::sync::Arc;
 
-pub(crate) use backend::TxOps;
-use backend::{Backend, Ops, Row};
+use backend::{Backend, Row};
+pub(crate) use backend::{Ops, TxOps};
 pub(crate) use catalog::{Action, Catalog};
 
 use crate::entity::{CachedEntity, OrderMeta};
@@ -85,6 +85,13 @@ impl Store {
     /// `ctx.invalidate...` after such a write. Grep for `raw_unchecked` to audit every use.
     pub fn raw_unchecked(&self) -> RawStore<'_> {
         self.0.raw()
+    }
+
+    /// The untyped operations outside any transaction, for tables no entity describes (the
+    /// broadcast's outbox).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn ops(&self) -> Box<dyn Ops + '_> {
+        self.0.ops()
     }
 
     /// Operations outside any transaction (cache fills).

@@ -26,7 +26,7 @@ use guard::{rollback_after, UnknownOutcome};
 use pending::Pending;
 
 use crate::cache::{Change, EntryData};
-use crate::engine::{read, Engine, Point};
+use crate::engine::{read, Engine, OutboxRow, Point};
 use crate::entity::{CachedEntity, EntityMeta, Patch};
 use crate::error::{Error, Result};
 use crate::graph;
@@ -99,6 +99,7 @@ fn conflict<E: CachedEntity>(engine: &Engine, current: &E, expected: i64) -> Err
 impl Transaction {
     pub(crate) async fn begin(engine: Arc<Engine>) -> Result<Self> {
         let schema = engine.schema().await?;
+        engine.before_begin().await?;
         // `BEGIN` runs to its end (on a task of its own once its caller is dropped): a caller
         // dropped while it is in flight would otherwise hand the connection back to the pool
         // inside a transaction, whose old snapshot later loads on that connection would read
@@ -164,9 +165,15 @@ impl Transaction {
             return Err(rollback_after(conn, Error::TransactionAborted).await);
         }
         let (changes, bumps) = pending.into_changes();
+        let mut conn = conn;
+        let mut outbox_row = OutboxRow::default();
         if !(changes.is_empty() && bumps.is_empty()) {
-            if let Err(err) = engine.before_commit().await {
-                return Err(rollback_after(conn, err).await);
+            let before = engine
+                .before_commit(&mut *conn.ops(), &changes, &bumps)
+                .await;
+            match before {
+                Ok(row) => outbox_row = row,
+                Err(err) => return Err(rollback_after(conn, err).await),
             }
         }
         let guard = guarded.then(|| UnknownOutcome {
@@ -178,7 +185,9 @@ impl Transaction {
         // The database answered: defuse the guard (it only borrows).
         std::mem::forget(guard);
         match committed {
-            Ok(()) => Ok(engine.apply_commit(changes, bumps, Source::Commit).await),
+            Ok(()) => Ok(engine
+                .apply_commit(changes, bumps, Source::Commit, outbox_row)
+                .await),
             // The database aborted the transaction: nothing was written, nothing to drop.
             Err(err) if err.is_retryable() => Err(err),
             Err(err) => {
@@ -187,7 +196,7 @@ impl Transaction {
                     .map(|(key, _)| (key, Change::Remove))
                     .collect();
                 engine
-                    .apply_commit(drops, bumps, Source::FailedCommit)
+                    .apply_commit(drops, bumps, Source::FailedCommit, OutboxRow::default())
                     .await;
                 Err(err)
             }

@@ -44,6 +44,7 @@ pub(super) async fn listen(
     let mut senders = Senders {
         me: shared.id,
         silence: shared.silence,
+        relays: shared.outbox,
         known: HashMap::new(),
     };
     let tick = TICK.min(shared.heartbeat());
@@ -140,6 +141,8 @@ struct Heard {
     seq: u64,
     at: Instant,
     silence: Duration,
+    /// It writes its commits' messages to the outbox first.
+    outbox: bool,
 }
 
 /// The other instances heard on the channel.
@@ -147,6 +150,9 @@ struct Senders {
     me: u64,
     /// This instance's bound, for senders that do not say theirs.
     silence: Duration,
+    /// This instance relays from the outbox: what a silent sender with an outbox committed
+    /// reaches it from there.
+    relays: bool,
     known: HashMap<u64, Heard>,
 }
 
@@ -178,13 +184,10 @@ impl Senders {
         if message.is_heartbeat() {
             return;
         }
-        let remote = match message.graph == crate::registry::fingerprint() {
-            true => message.resolve(),
-            false => {
-                Counters::add(&cache.counters.broadcast_foreign, 1);
-                message.resolve_conservatively()
-            }
-        };
+        let (remote, foreign) = message.resolve_here();
+        if foreign {
+            Counters::add(&cache.counters.broadcast_foreign, 1);
+        }
         if remote.clear {
             cache.clear();
         }
@@ -211,6 +214,7 @@ impl Senders {
             seq: 0,
             at: Instant::now(),
             silence,
+            outbox: message.outbox,
         });
         if heard.seq != 0 && message.seq > heard.seq + 1 {
             let cache = receiver.cache();
@@ -220,18 +224,28 @@ impl Senders {
         heard.seq = heard.seq.max(message.seq);
         heard.at = Instant::now();
         heard.silence = silence;
+        heard.outbox = message.outbox;
     }
 
-    /// Forgets the senders silent past their bound, and clears the cache if there were any:
-    /// one of them may have committed a write whose message never came.
+    /// Forgets the senders silent past their bound, and clears the cache if there were any
+    /// (one of them may have committed a write whose message never came), unless every one
+    /// of them wrote to the outbox this instance relays from.
     fn check_silence(&mut self, receiver: &dyn Receiver) {
-        let before = self.known.len();
-        self.known
-            .retain(|_, heard| heard.at.elapsed() <= heard.silence);
-        let silent = (before - self.known.len()) as u64;
+        let (mut silent, mut uncovered) = (0, false);
+        let relays = self.relays;
+        self.known.retain(|_, heard| {
+            let quiet = heard.at.elapsed() > heard.silence;
+            if quiet {
+                silent += 1;
+                uncovered |= !(heard.outbox && relays);
+            }
+            !quiet
+        });
         if silent > 0 {
             let cache = receiver.cache();
-            cache.clear();
+            if uncovered {
+                cache.clear();
+            }
             Counters::add(&cache.counters.broadcast_silences, silent);
         }
     }

@@ -20,10 +20,16 @@
 //! - the queue is bounded (on overflow, everything queued goes as one clear), a message too
 //!   large goes as whole-entity bumps (or a clear), and one Redis refuses goes as a clear;
 //! - a message from a build whose invalidation graph differs (a rolling deploy) is applied
-//!   conservatively.
+//!   conservatively;
+//! - with an [`Outbox`], each commit's message is also written in its own transaction, and
+//!   relayed by the instances alive should its writer not publish it (`outbox`): a writer's
+//!   crash then costs no instance its cache.
 
 mod listen;
+mod outbox;
 mod publish;
+
+pub use outbox::Outbox;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, Weak};
@@ -38,6 +44,7 @@ use super::{Bump, LocalCache};
 use crate::error::{Error, Result};
 use crate::key::CacheKey;
 use crate::stats::Counters;
+use crate::store::{Ops, Store};
 
 const MIN_BACKOFF: Duration = Duration::from_millis(20);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
@@ -68,6 +75,7 @@ pub struct RedisBroadcast {
     silence: Duration,
     max_queued: usize,
     max_message_bytes: usize,
+    outbox: Option<Outbox>,
 }
 
 impl RedisBroadcast {
@@ -96,6 +104,7 @@ impl RedisBroadcast {
             silence: Duration::from_secs(3),
             max_queued: 10_000,
             max_message_bytes: 512 * 1024,
+            outbox: None,
         })
     }
 
@@ -137,6 +146,17 @@ impl RedisBroadcast {
     /// invalidation (a huge `insert_many`) goes as whole-entity bumps, or as a clear.
     pub fn max_message_bytes(mut self, bytes: usize) -> Self {
         self.max_message_bytes = bytes;
+        self
+    }
+
+    /// Writes each commit's invalidation to an [`Outbox`] table in the commit's own
+    /// transaction, and relays from it what a writer did not publish: a process killed (or
+    /// cut off from Redis) after its database commit has its keys dropped everywhere within
+    /// [`Outbox::relay_after`] and two polls, precisely. Between instances that both have one,
+    /// a sender's silence clears nothing (what it committed is in the outbox); other
+    /// instances still clear on it. Give every instance the same setting.
+    pub fn outbox(mut self, outbox: Outbox) -> Self {
+        self.outbox = Some(outbox);
         self
     }
 }
@@ -196,6 +216,8 @@ struct Shared {
     epoch: Instant,
     /// When Redis last took a message from this instance (µs since `epoch`), or [`NEVER`].
     last_taken: AtomicU64,
+    /// This instance writes its commits' messages to an outbox, and relays from it.
+    outbox: bool,
 }
 
 /// `Shared::last_taken` before Redis took anything.
@@ -241,6 +263,8 @@ pub(crate) struct Bus {
     shared: Arc<Shared>,
     outgoing: mpsc::UnboundedSender<Outgoing>,
     commit_wait: Duration,
+    /// The outbox's writing end, if the broadcast has one.
+    outbox: Option<Arc<outbox::Writer>>,
     /// Dropped with the context: stops the subscriber.
     _stop: oneshot::Sender<()>,
 }
@@ -250,12 +274,20 @@ pub(crate) struct Pending {
     broadcast: RedisBroadcast,
     outgoing: mpsc::UnboundedReceiver<Outgoing>,
     stop: oneshot::Receiver<()>,
+    relay: Option<outbox::Relay>,
 }
 
 impl Bus {
     /// The bus a context keeps, and what to start once the context is built.
-    pub fn new(broadcast: RedisBroadcast) -> (Bus, Pending) {
+    pub fn new(mut broadcast: RedisBroadcast) -> (Bus, Pending) {
         let (tx, rx) = mpsc::unbounded_channel();
+        let (writer, relay) = match broadcast.outbox.take() {
+            Some(settings) => {
+                let (writer, relay) = outbox::Writer::new(settings);
+                (Some(writer), Some(relay))
+            }
+            None => (None, None),
+        };
         let (stop_tx, stop_rx) = oneshot::channel();
         let shared = Arc::new(Shared {
             id: instance_id(),
@@ -267,29 +299,44 @@ impl Bus {
             overflow_acks: Mutex::new(Vec::new()),
             epoch: Instant::now(),
             last_taken: AtomicU64::new(NEVER),
+            outbox: writer.is_some(),
         });
         let bus = Bus {
             shared,
             outgoing: tx,
             commit_wait: broadcast.commit_wait,
+            outbox: writer,
             _stop: stop_tx,
         };
         let pending = Pending {
             broadcast,
             outgoing: rx,
             stop: stop_rx,
+            relay,
         };
         (bus, pending)
     }
 
-    /// Starts the publisher and the subscriber once the instance they serve exists.
-    pub fn start(&self, pending: Pending, receiver: Weak<dyn Receiver>) {
+    /// Starts the publisher and the subscriber (and the outbox's relay) once the instance
+    /// they serve exists.
+    pub fn start(&self, pending: Pending, receiver: Weak<dyn Receiver>, store: &Store) {
         let Pending {
             broadcast,
             outgoing,
             stop,
+            relay,
         } = pending;
         let runtime = broadcast.runtime.clone();
+        if let (Some(writer), Some(relay)) = (&self.outbox, relay) {
+            writer.attach(store.clone());
+            runtime.spawn(outbox::relay(
+                writer.clone(),
+                relay,
+                self.shared.clone(),
+                self.outgoing.clone(),
+                receiver.clone(),
+            ));
+        }
         runtime.spawn(publish::publish(
             broadcast.client.clone(),
             broadcast.channel.clone(),
@@ -348,9 +395,51 @@ impl Bus {
         Some(())
     }
 
-    /// Waits (at most the configured time) until Redis has taken a commit's invalidation.
-    pub async fn wait(&self, acked: oneshot::Receiver<()>) {
-        let _ = tokio::time::timeout(self.commit_wait, acked).await;
+    /// Waits (at most the configured time) until Redis has taken a commit's invalidation;
+    /// then (whenever that is) its outbox row, if it has one, can go.
+    pub async fn wait(&self, mut acked: oneshot::Receiver<()>, outbox_row: Option<String>) {
+        let taken = tokio::time::timeout(self.commit_wait, &mut acked).await;
+        let (Some(writer), Some(row)) = (&self.outbox, outbox_row) else {
+            return;
+        };
+        match taken {
+            Ok(Ok(())) => writer.taken(row),
+            // Not yet: the row goes once Redis takes the message (or a relay deletes it).
+            Err(_) => {
+                let writer = writer.clone();
+                tokio::spawn(async move {
+                    if acked.await.is_ok() {
+                        writer.taken(row);
+                    }
+                });
+            }
+            Ok(Err(_)) => {}
+        }
+    }
+
+    /// Before a transaction begins: with an outbox, makes its table if it does not exist.
+    pub async fn prepare(&self) -> Result<()> {
+        match &self.outbox {
+            Some(writer) => writer.prepare().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Before a database commit, in its transaction: with an outbox, writes the commit's
+    /// message there; returns the row's id.
+    pub async fn record(
+        &self,
+        ops: &mut (dyn Ops + '_),
+        keys: &[CacheKey],
+        bumps: &[Bump],
+    ) -> Result<Option<String>> {
+        match &self.outbox {
+            Some(writer) => writer
+                .record(&self.shared, ops, keys, bumps)
+                .await
+                .map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Before a database commit: fails unless Redis has taken a message from this instance

@@ -34,6 +34,7 @@ pub(super) async fn publish(
         next: 1,
         graph: crate::registry::fingerprint(),
         silence_ms: shared.silence.as_millis() as u64,
+        outbox: shared.outbox,
     };
     let mut batch = Vec::with_capacity(BATCH);
     // The first heartbeat goes at once: the other instances learn of this one (and will
@@ -138,6 +139,7 @@ struct Numbering {
     next: u64,
     graph: u64,
     silence_ms: u64,
+    outbox: bool,
 }
 
 impl Numbering {
@@ -148,16 +150,9 @@ impl Numbering {
         message.seq = self.next;
         message.graph = self.graph;
         message.silence_ms = self.silence_ms;
+        message.outbox = self.outbox;
         self.next += 1;
-        let payload = message.encode();
-        if payload.len() <= max_bytes {
-            return (payload, false);
-        }
-        let coarse = message.coarsened().encode();
-        if coarse.len() <= max_bytes {
-            return (coarse, true);
-        }
-        (message.cleared().encode(), true)
+        message.encode_within(max_bytes)
     }
 }
 
