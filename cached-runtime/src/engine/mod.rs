@@ -29,10 +29,7 @@ type Sent = Option<tokio::sync::oneshot::Receiver<()>>;
 type Sent = ();
 
 /// The outbox row a commit's message was written to, if the broadcast has an outbox.
-#[cfg(feature = "redis")]
 pub(crate) type OutboxRow = Option<String>;
-#[cfg(not(feature = "redis"))]
-pub(crate) type OutboxRow = ();
 
 /// The switches a context is built with. Each is on in production; tests turn one off to
 /// prove what it prevents.
