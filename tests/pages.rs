@@ -9,7 +9,7 @@
 mod common;
 
 use cached_runtime::prelude::*;
-use cached_runtime::{Page, Paged};
+use cached_runtime::{Cursor, Page, Paged};
 use common::Backend;
 
 #[derive(CachedEntity, Clone, Debug, PartialEq)]
@@ -21,7 +21,7 @@ pub struct Album {
 }
 
 /// Tracks of albums, paged per album by position, and every track newest first.
-#[derive(CachedEntity, Clone, Debug, PartialEq)]
+#[derive(CachedEntity, Clone, Debug, PartialEq, serde::Serialize)]
 #[cache(table = "tracks", relates_to = "Album", order_by = "added desc")]
 pub struct Track {
     #[cache(id)]
@@ -123,7 +123,72 @@ async fn assert_fresh(ctx: &Context, db: &common::TestDb, step: &str) {
     assert_eq!(answers(ctx).await, answers(&cold).await, "after {step}");
 }
 
+/// Every page of album `album` on `ctx`, two at a time, each cursor sent through its string
+/// form (as an HTTP client would hand it back) and read on a context of its own (another
+/// instance, or the same one after a restart).
+async fn album_pages_by_string(db: &common::TestDb, album: i64) -> Vec<Vec<i64>> {
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let ctx = Context::new(db.store.clone());
+        let cursor = after.map(|text| text.parse::<Cursor>().unwrap());
+        let paged = Track::repo(&ctx)
+            .page_by_album_id(album, Page::new(cursor, 2))
+            .await
+            .unwrap();
+        out.push(ids(&paged));
+        match paged.next {
+            Some(cursor) => after = Some(cursor.to_string()),
+            None => return out,
+        }
+    }
+}
+
 backend_tests! {
+    #[tokio::test]
+    async fn cursors_travel_as_strings_and_are_refused_for_another_list(backend) {
+        let Some((ctx, db)) = setup(backend).await else { return };
+        assert_eq!(album_pages_by_string(&db, 1).await, album_pages(&ctx, 1).await);
+        assert_eq!(album_pages_by_string(&db, 2).await, album_pages(&ctx, 2).await);
+
+        // As JSON (the `serde` feature): rows and the next cursor as its string.
+        let first = Track::repo(&ctx).page_by_album_id(1, Page::first(2)).await.unwrap();
+        let json = serde_json::to_value(&first).unwrap();
+        assert_eq!(json["rows"][0]["id"], 5);
+        assert_eq!(json["rows"].as_array().unwrap().len(), 2);
+        let next: Cursor = serde_json::from_value(json["next"].clone()).unwrap();
+        assert_eq!(Some(&next), first.next.as_ref());
+        let last = Track::repo(&ctx).page_by_album_id(2, Page::first(5)).await.unwrap();
+        assert_eq!(serde_json::to_value(&last).unwrap()["next"], serde_json::Value::Null);
+
+        // Album 1's cursor, asked of album 2's pages or of every track: refused, not a wrong
+        // page; in a transaction too.
+        let refused = Track::repo(&ctx)
+            .page_by_album_id(2, Page::after(next.clone(), 2))
+            .await
+            .unwrap_err();
+        assert!(matches!(refused, Error::InvalidCursor { .. }), "{refused:?}");
+        assert_eq!(refused.http_status(), 400);
+        let refused = Track::repo(&ctx).page(Page::after(next.clone(), 2)).await.unwrap_err();
+        assert!(matches!(refused, Error::InvalidCursor { .. }), "{refused:?}");
+        let mut tx = ctx.begin().await.unwrap();
+        let refused = Track::repo(&mut tx)
+            .page_by_album_id(2, Page::after(next.clone(), 2))
+            .await
+            .unwrap_err();
+        assert!(matches!(refused, Error::InvalidCursor { .. }), "{refused:?}");
+        let ok = Track::repo(&mut tx)
+            .page_by_album_id(1, Page::after(next, 2))
+            .await
+            .unwrap();
+        assert_eq!(ids(&ok), [3, 2]);
+        tx.rollback().await.unwrap();
+
+        // Not a cursor at all.
+        let err = "definitely/not+a cursor".parse::<Cursor>().unwrap_err();
+        assert_eq!(err.http_status(), 400, "{err}");
+    }
+
     #[tokio::test]
     async fn pages_follow_each_other_in_the_declared_order(backend) {
         let Some((ctx, db)) = setup(backend).await else { return };

@@ -144,6 +144,15 @@ pub enum Error {
     #[error("MongoDB error: {0}")]
     Mongo(#[source] mongodb::error::Error),
 
+    /// A page cursor from a client that is not one: malformed, cut short, of another format
+    /// version, or made for another list (another entity, order or filter). Nothing was read
+    /// (HTTP 400).
+    #[error("invalid page cursor: {reason}")]
+    InvalidCursor {
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// The change feed could not do what was asked (`catch_up` timed out: the feed is
     /// disconnected or far behind).
     #[error("change feed: {message}")]

@@ -7,6 +7,7 @@
 //! | `NotFound` | 404 Not Found |
 //! | `Constraint { kind: Unique }`, `Conflict`, `VersionConflict` | 409 Conflict |
 //! | `Constraint { .. }` (any other kind), `OutOfRange` | 422 Unprocessable Content |
+//! | `InvalidCursor` (a page cursor that is not one, or is another list's) | 400 Bad Request |
 //! | `BroadcastUnreachable` (a write while Redis is unreachable) | 503 Service Unavailable |
 //! | anything else (database down, decode, schema, ...) | 500 Internal Server Error |
 
@@ -24,6 +25,7 @@ impl Error {
             | Error::Conflict { .. }
             | Error::VersionConflict { .. } => 409,
             Error::Constraint { .. } | Error::OutOfRange { .. } => 422,
+            Error::InvalidCursor { .. } => 400,
             #[cfg(feature = "redis")]
             Error::BroadcastUnreachable { .. } => 503,
             _ => 500,
@@ -36,9 +38,10 @@ impl Error {
     /// server.
     pub fn public_message(&self) -> String {
         match self {
-            Error::NotFound { .. } | Error::VersionConflict { .. } | Error::OutOfRange { .. } => {
-                self.to_string()
-            }
+            Error::NotFound { .. }
+            | Error::VersionConflict { .. }
+            | Error::OutOfRange { .. }
+            | Error::InvalidCursor { .. } => self.to_string(),
             Error::Constraint { entity, kind, .. } => format!("{kind} on {entity}"),
             Error::Conflict { .. } => {
                 "the request conflicted with a concurrent change; send it again".to_string()

@@ -5,14 +5,14 @@ use std::sync::Arc;
 use super::{Engine, Point};
 use crate::cache::deps::ReadSet;
 use crate::cache::{AnyRow, EntryData, Loaded, LocalCache};
-use crate::entity::{CachedEntity, EntityMeta};
-use crate::error::Result;
+use crate::entity::{CachedEntity, EntityMeta, OrderMeta};
+use crate::error::{Error, Result};
 use crate::graph;
 use crate::key::{CacheKey, Predicate};
 use crate::page::{Cursor, Page, Paged};
 use crate::stats::Counters;
 use crate::store::id_of;
-use crate::value::{KeyPart, KeyValue};
+use crate::value::{KeyPart, KeyValue, ValueKind};
 
 /// Turns a cached row back into its entity. Keys compare by entity identity, so a row key of
 /// `E` only ever holds an `E`.
@@ -282,12 +282,14 @@ pub(crate) async fn page<E: CachedEntity>(
 ) -> Result<Paged<E>> {
     let (meta, cache) = (E::meta(), &engine.cache);
     let order = &meta.orders[order_at];
+    let scope = cursor_scope(meta, order, &predicate);
+    check_cursor(&page, scope, meta, order)?;
     let key = CacheKey::page(meta, predicate.clone(), order, &page);
     let limit = page.limit as usize;
     if let Some(EntryData::Rows(rows)) = cache.get(&key) {
         hit(cache);
         let rows = rows.iter().map(|row| downcast::<E>(row.clone())).collect();
-        return Ok(paged(order_at, rows, limit));
+        return Ok(paged(scope, order_at, rows, limit));
     }
     miss(cache);
     let mut reads = ReadSet::default();
@@ -330,12 +332,74 @@ pub(crate) async fn page<E: CachedEntity>(
         .iter()
         .map(|(_, row)| downcast::<E>(row.clone()))
         .collect();
-    Ok(paged(order_at, rows, limit))
+    Ok(paged(scope, order_at, rows, limit))
+}
+
+/// What a cursor of this list carries to be told from another list's: a hash of the entity,
+/// the order and the filter (stable across processes, so a cursor outlives a restart).
+pub(crate) fn cursor_scope(
+    meta: &'static EntityMeta,
+    order: &OrderMeta,
+    predicate: &Predicate,
+) -> u32 {
+    let list = format!(
+        "{}|{}|{}|{}",
+        meta.type_name,
+        order.column,
+        order.descending,
+        CacheKey::pages(meta, predicate.clone())
+    );
+    let hash = crate::registry::fnv1a(list.as_bytes());
+    (hash ^ (hash >> 32)) as u32
+}
+
+/// Refuses a page that starts after another list's cursor, or after a position that no row
+/// of this list can have (a forged cursor): [`Error::InvalidCursor`], HTTP 400.
+pub(crate) fn check_cursor(
+    page: &Page,
+    scope: u32,
+    meta: &EntityMeta,
+    order: &OrderMeta,
+) -> Result<()> {
+    let Some(cursor) = &page.after else {
+        return Ok(());
+    };
+    if cursor.scope != scope {
+        return Err(Error::InvalidCursor {
+            reason: format!(
+                "it was made for another list than this page of `{}` by `{}` (another entity, \
+                 order or filter); start again from the first page",
+                meta.type_name, order.column
+            ),
+        });
+    }
+    let kind = |column: &str| meta.column_position(column).map(|at| meta.kinds[at]);
+    let fits = |value: &KeyValue, kind: Option<ValueKind>| {
+        matches!(
+            (value, kind),
+            (KeyValue::Int(_), Some(ValueKind::Int))
+                | (KeyValue::Text(_), Some(ValueKind::Text))
+                | (KeyValue::Bool(_), Some(ValueKind::Bool))
+                | (KeyValue::ObjectId(_), Some(ValueKind::ObjectId))
+        )
+    };
+    let order_fits =
+        matches!(cursor.order, KeyValue::Null) || fits(&cursor.order, kind(order.column));
+    if !order_fits || !fits(&cursor.id, kind(meta.id_column)) {
+        return Err(Error::InvalidCursor {
+            reason: format!(
+                "its position cannot be one of `{}`'s rows; start again from the first page",
+                meta.type_name
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// The first `limit` of `rows` (read one more than asked), and the cursor after them if
 /// there was more.
 pub(crate) fn paged<E: CachedEntity>(
+    scope: u32,
     order_at: usize,
     mut rows: Vec<Arc<E>>,
     limit: usize,
@@ -345,6 +409,7 @@ pub(crate) fn paged<E: CachedEntity>(
     let next = rows.last().filter(|_| more).map(|last| Cursor {
         order: graph::order_value(E::meta(), order_at, &last.index_values()),
         id: last.id().key_value(),
+        scope,
     });
     Paged { rows, next }
 }

@@ -54,7 +54,7 @@ fn describe() -> String {
 }
 
 /// FNV-1a, 64 bits: stable across processes and builds (unlike `std`'s `RandomState`).
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
     bytes

@@ -297,7 +297,10 @@ impl Transaction {
         order_at: usize,
         page: Page,
     ) -> Result<Paged<E>> {
-        let order = &E::meta().orders[order_at];
+        let meta = E::meta();
+        let order = &meta.orders[order_at];
+        let scope = read::cursor_scope(meta, order, predicate);
+        read::check_cursor(&page, scope, meta, order)?;
         let after = page.after.map(|c| (c.order, c.id));
         let limit = page.limit;
         let result = self
@@ -305,7 +308,7 @@ impl Transaction {
             .fetch_page::<E>(predicate, order, after.as_ref(), limit.saturating_add(1))
             .await;
         let rows = self.check(result)?.into_iter().map(Arc::new).collect();
-        Ok(crate::engine::read::paged(order_at, rows, limit as usize))
+        Ok(read::paged(scope, order_at, rows, limit as usize))
     }
 
     pub(crate) async fn count_where<E: CachedEntity>(
