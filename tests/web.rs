@@ -43,6 +43,78 @@ async fn call(
 
 backend_tests! {
     #[tokio::test]
+    async fn request_bodies_are_the_generated_types_and_pages_travel_as_cursors(backend) {
+        let (ctx, db) = seeded!(backend);
+        // PATCH with the generated `SceneUpdate`: present fields change, absent ones stay,
+        // `null` clears a nullable column.
+        call(&ctx, Method::PATCH, "/scenes/1", Some(json!({ "location_id": 1 }))).await;
+        let (status, scene, _) =
+            call(&ctx, Method::PATCH, "/scenes/1", Some(json!({ "title": "Renamed" }))).await;
+        assert_eq!(status, StatusCode::OK, "{scene}");
+        assert_eq!((scene["title"].as_str(), scene["location_id"].as_i64()), (Some("Renamed"), Some(1)));
+        let (status, scene, _) =
+            call(&ctx, Method::PATCH, "/scenes/1", Some(json!({ "location_id": null }))).await;
+        assert_eq!(status, StatusCode::OK, "{scene}");
+        assert_eq!(scene["location_id"], Value::Null);
+        assert_eq!(scene["title"], "Renamed");
+        let stored = db.scene(1).await.unwrap();
+        assert_eq!((stored.title.as_str(), stored.location_id), ("Renamed", None));
+        db.assert_scene_fresh(&ctx, 1, "after the patches").await;
+        // Refused before anything runs: an unknown field, the version, a null title.
+        for body in [json!({ "titel": "x" }), json!({ "version": 9 }), json!({ "title": null })] {
+            let (status, _, _) = call(&ctx, Method::PATCH, "/scenes/1", Some(body.clone())).await;
+            assert!(status.is_client_error(), "{body}: {status}");
+        }
+        assert_eq!(db.scene(1).await.unwrap().version, stored.version);
+        let (status, body, _) =
+            call(&ctx, Method::PATCH, "/scenes/99", Some(json!({ "title": "x" }))).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+
+        // POST the generated `NewNote`; the database makes the ids (an integer id: not on
+        // MongoDB, whose generated ids are ObjectIds).
+        if !backend.is_mongo() {
+            let mut made = Vec::new();
+            for n in 0..5 {
+                let note = json!({ "scene_id": 2, "body": format!("note {n}") });
+                let (status, stored, _) = call(&ctx, Method::POST, "/notes", Some(note)).await;
+                assert_eq!(status, StatusCode::CREATED, "{stored}");
+                made.push(stored["id"].as_i64().unwrap());
+            }
+            let (status, _, _) =
+                call(&ctx, Method::POST, "/notes", Some(json!({ "scene_id": 2, "body": "x", "id": 1 }))).await;
+            assert!(status.is_client_error(), "the id is the database's to make");
+
+            // Pages of notes through `?after=`: every note once, in order.
+            let mut seen = Vec::new();
+            let mut uri = "/scenes/2/notes?limit=2".to_string();
+            loop {
+                let (status, page, _) = call(&ctx, Method::GET, &uri, None).await;
+                assert_eq!(status, StatusCode::OK, "{page}");
+                seen.extend(page["rows"].as_array().unwrap().iter().map(|n| n["id"].as_i64().unwrap()));
+                match page["next"].as_str() {
+                    Some(next) => uri = format!("/scenes/2/notes?limit=2&after={next}"),
+                    None => break,
+                }
+            }
+            assert_eq!(seen, made);
+            // A cursor that is not one, or another scene's: 400 with a message, never a page.
+            let (status, body, _) = call(&ctx, Method::GET, "/scenes/2/notes?after=garbage", None).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+            assert!(body["error"].as_str().unwrap().contains("cursor"), "{body}");
+            let (_, first, _) = call(&ctx, Method::GET, "/scenes/2/notes?limit=1", None).await;
+            let next = first["next"].as_str().unwrap();
+            let (status, body, _) =
+                call(&ctx, Method::GET, &format!("/scenes/3/notes?after={next}"), None).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        }
+
+        // `require`, outside the router too.
+        let err = domain::Scene::repo(&ctx).require(99).await.unwrap_err();
+        assert_eq!(err.http_status(), 404);
+        assert_eq!(domain::Scene::repo(&ctx).require(2).await.unwrap().id, 2);
+    }
+
+    #[tokio::test]
     async fn repository_errors_become_http_statuses(backend) {
         let (ctx, db) = seeded!(backend);
         let (status, scene, _) = call(&ctx, Method::GET, "/scenes/1", None).await;

@@ -46,6 +46,16 @@ pub fn krate(krate: Option<&syn::Path>) -> syn::Path {
         .unwrap_or_else(|| syn::parse_quote!(::cached_runtime))
 }
 
+/// The path of an item under the runtime's `__private` module, as a string literal (what
+/// serde's `crate = "..."` and `deserialize_with = "..."` take).
+pub fn private_path_lit(krate: &syn::Path, item: &str) -> syn::LitStr {
+    let krate = quote!(#krate).to_string().replace(' ', "");
+    syn::LitStr::new(
+        &format!("{krate}::__private::{item}"),
+        proc_macro2::Span::call_site(),
+    )
+}
+
 /// A TTL in seconds as an `Option<Duration>` expression.
 pub fn ttl(krate: &syn::Path, ttl: Option<&Spanned<u64>>) -> TokenStream {
     match ttl {

@@ -13,7 +13,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// An update, delete or atomic operation named a row that does not exist.
+    /// An update, delete or atomic operation named a row that does not exist, or `require`
+    /// asked for one (HTTP 404).
     #[error("{entity} with id {id} does not exist")]
     NotFound {
         /// The entity's type name.

@@ -133,12 +133,25 @@ pub mod __private {
     pub use crate::repo::{
         add, count, delete, delete_many, find, get, get_by, get_for_update, get_many,
         get_many_for_update, insert, insert_many, insert_new, insert_new_many, list_op, page,
-        subtract, update, update_if_version, update_many,
+        require, subtract, update, update_if_version, update_many,
     };
     pub use crate::value::read_column;
     pub use inventory;
+    #[cfg(feature = "serde")]
+    pub use serde;
     pub use std::sync::Arc;
     pub use std::time::Duration;
+
+    /// A patch field present in a request body: its value, `null` included (`Some(None)` for
+    /// a nullable column); an absent field keeps the patch's default, `None`.
+    #[cfg(feature = "serde")]
+    pub fn present<'de, D, T>(deserializer: D) -> ::core::result::Result<Option<T>, D::Error>
+    where
+        D: serde::Deserializer<'de>,
+        T: serde::Deserialize<'de>,
+    {
+        T::deserialize(deserializer).map(Some)
+    }
 
     /// Reads a foreign-key field as the related entity's id.
     #[diagnostic::on_unimplemented(
@@ -183,6 +196,58 @@ pub mod __private {
 
     /// Asserts at compile time that `C` is `Connected<true>` for view `V`, entity `E`, key `K`.
     pub const fn assert_reaches<V, E, K, C: ReachesKey<V, E, K>>() {}
+}
+
+/// The generated patch struct (`SceneUpdate`), with `Deserialize` when the `serde` feature is
+/// on: absent fields unchanged, `null` a NULL, unknown fields refused.
+#[cfg(feature = "serde")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __patch_struct {
+    ($serde:literal, $present:literal, $(#[$m:meta])* $vis:vis struct $name:ident {
+        $( $(#[$fm:meta])* pub $field:ident : $ty:ty ),* $(,)?
+    }) => {
+        $(#[$m])*
+        #[derive($crate::__private::serde::Deserialize)]
+        #[serde(crate = $serde, default, deny_unknown_fields)]
+        $vis struct $name {
+            $( $(#[$fm])* #[serde(deserialize_with = $present)] pub $field: $ty ),*
+        }
+    };
+}
+
+/// The generated patch struct, as declared (no `serde` feature).
+#[cfg(not(feature = "serde"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __patch_struct {
+    ($serde:literal, $present:literal, $item:item) => {
+        $item
+    };
+}
+
+/// The generated insert shape (`NewScene`), with `Deserialize` when the `serde` feature is on
+/// (unknown fields refused).
+#[cfg(feature = "serde")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __new_row_struct {
+    ($serde:literal, $(#[$m:meta])* $vis:vis struct $name:ident { $($body:tt)* }) => {
+        $(#[$m])*
+        #[derive($crate::__private::serde::Deserialize)]
+        #[serde(crate = $serde, deny_unknown_fields)]
+        $vis struct $name { $($body)* }
+    };
+}
+
+/// The generated insert shape, as declared (no `serde` feature).
+#[cfg(not(feature = "serde"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __new_row_struct {
+    ($serde:literal, $item:item) => {
+        $item
+    };
 }
 
 /// The invalidation fold of `text` (test-only: `tests/collation_proof.rs` checks it against

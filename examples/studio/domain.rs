@@ -97,7 +97,7 @@ pub struct Setting {
 
 /// A reviewer's note on a scene. Its id is the database's (`generated`: insert a `NewNote`),
 /// and a scene's notes are read a page at a time, oldest first (`page_by_scene_id`).
-#[derive(CachedEntity, Clone, Debug, PartialEq)]
+#[derive(CachedEntity, Clone, Debug, PartialEq, serde::Serialize)]
 #[cache(table = "notes", relates_to = "Scene")]
 pub struct Note {
     #[cache(id, generated)]

@@ -51,11 +51,16 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
         }
     });
 
+    // With the runtime's `serde` feature, a request body (unknown fields refused).
+    let serde = crate::names::private_path_lit(&krate, "serde");
     quote! {
-        #[doc = #doc]
-        #[derive(Clone)]
-        #vis struct #new {
-            #(#decls,)*
+        #krate::__new_row_struct! {
+            #serde,
+            #[doc = #doc]
+            #[derive(Clone)]
+            #vis struct #new {
+                #(#decls,)*
+            }
         }
 
         #[automatically_derived]

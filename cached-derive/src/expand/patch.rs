@@ -26,7 +26,9 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
         .collect();
     let doc = format!(
         "Changes to one [`{ident}`] row: each field `Some(new value)` or `None` (unchanged). \
-         Build it with the setters: `{update}::default().title(\"...\")`."
+         Build it with the setters: `{update}::default().title(\"...\")`. With the runtime's \
+         `serde` feature it is also a JSON request body: an absent field is unchanged, `null` \
+         sets a nullable column to NULL, an unknown field is refused."
     );
 
     let decls = fields.iter().map(|f| {
@@ -55,11 +57,18 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
             }
         }
     });
+    // Through the runtime's macro: with its `serde` feature, a request body (absent field =
+    // unchanged, `null` = set to NULL, unknown fields refused).
+    let serde = crate::names::private_path_lit(&krate, "serde");
+    let present = crate::names::private_path_lit(&krate, "present");
     quote! {
-        #[doc = #doc]
-        #[derive(Clone, Default)]
-        #vis struct #update {
-            #(#decls,)*
+        #krate::__patch_struct! {
+            #serde, #present,
+            #[doc = #doc]
+            #[derive(Clone, Default)]
+            #vis struct #update {
+                #(#decls,)*
+            }
         }
 
         #[automatically_derived]

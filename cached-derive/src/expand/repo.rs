@@ -321,6 +321,12 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
                 #p::get::<#ident>(#handle, id.into()).await
             }
 
+            /// The row with this id, or `Error::NotFound` (HTTP 404 through the error's
+            /// mapping): `get` for a handler whose answer to a missing row is "not found".
+            pub async fn require(&mut self, id: impl ::core::convert::Into<#id_ty>) -> #krate::Result<#row> {
+                #p::require::<#ident>(#handle, id.into()).await
+            }
+
             /// The rows with these ids, in the order asked (`None` where absent); the rows not
             /// cached are loaded with one query.
             pub async fn get_many(&mut self, ids: &[#id_ty]) -> #opt_rows {

@@ -13,7 +13,7 @@ use crate::handle::HandleRef;
 use crate::key::Predicate;
 use crate::page::{Page, Paged};
 use crate::tx::{RunToEnd, Transaction, ATTEMPTS};
-use crate::value::Value;
+use crate::value::{KeyPart, Value};
 
 /// Runs a write on the handle's transaction, or in a transaction of its own on a context
 /// (retried as a whole when the database aborts it with a retryable conflict: nothing of an
@@ -75,6 +75,15 @@ pub async fn get<E: CachedEntity>(handle: HandleRef<'_>, id: E::Id) -> Result<Op
         HandleRef::Context(ctx) => read::get_revalidating::<E>(ctx.engine(), id).await,
         HandleRef::Transaction(tx) => Ok(tx.read_one::<E>(&id).await?.map(Arc::new)),
     }
+}
+
+/// `require`: the row with this id, or [`Error::NotFound`] (HTTP 404).
+pub async fn require<E: CachedEntity>(handle: HandleRef<'_>, id: E::Id) -> Result<Arc<E>> {
+    let asked = id.key_value();
+    get::<E>(handle, id).await?.ok_or_else(|| Error::NotFound {
+        entity: E::meta().type_name,
+        id: asked.to_string(),
+    })
 }
 
 /// `get_many`: rows by id, in the order asked.
