@@ -141,6 +141,20 @@ backend_tests! {
         Task::repo(&mut tx).delete(2).await.unwrap();
         tx.commit().await.unwrap();
         assert_fresh(&ctx, &db, "an insert and a delete").await;
+
+        // A bulk update by a composite: every open task of project 1 is closed; the
+        // combinations it left and entered are dropped, the others stay.
+        answers(&ctx).await;
+        let closed = Task::repo(&ctx)
+            .update_many_by_project_id_and_status(1, "open", TaskUpdate::default().status("done"))
+            .await
+            .unwrap();
+        // Task 3 is project 1's only open task by now (task 1 was closed above).
+        assert_eq!(closed.iter().map(|t| t.id).collect::<Vec<_>>(), [3]);
+        assert!(closed.iter().all(|t| t.status == "done"));
+        assert!(!ctx.is_cached(list(1, "open")) && !ctx.is_cached(list(1, "done")));
+        assert!(ctx.is_cached(list(2, "open")), "a combination no updated row was in");
+        assert_fresh(&ctx, &db, "an update_many by a composite").await;
     }
 
     #[tokio::test]

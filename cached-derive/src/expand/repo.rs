@@ -106,6 +106,12 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
              combination: a write drops only the combinations its row left or entered)."
         );
         let count_doc = format!("The number of rows whose `{listed}` equal the values.");
+        let update_by = format_ident!("update_many_by_{}", name);
+        let update_doc = format!(
+            "Applies `patch` to every row whose `{listed}` equal the values and returns the \
+             updated rows, ordered by id; each row invalidates exactly the queries its old and \
+             new values belong to."
+        );
         quote! {
             #[doc = #find_doc]
             pub async fn #find(&mut self, #(#args),*) -> #rows {
@@ -117,6 +123,12 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
             pub async fn #count_by(&mut self, #(#args),*) -> #count {
                 let predicate = #query::#variant(#(#values),*).predicate();
                 #p::count::<#ident>(#handle, predicate).await
+            }
+
+            #[doc = #update_doc]
+            pub async fn #update_by(&mut self, #(#args,)* patch: #update) -> #rows {
+                let predicate = #query::#variant(#(#values),*).predicate();
+                #p::update_many::<#ident>(#handle, predicate, &patch).await
             }
         }
     });

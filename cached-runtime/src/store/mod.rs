@@ -45,6 +45,7 @@ use crate::value::{KeyPart, KeyValue, Value};
 /// multi-document transactions):
 ///
 /// ```no_run
+/// # #[cfg(feature = "mongo")]
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// let client = mongodb::Client::with_uri_str("mongodb://db0,db1,db2/?replicaSet=rs0").await?;
 /// let ctx = cached_runtime::Context::new(client.database("studio"));
