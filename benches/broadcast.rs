@@ -2,8 +2,9 @@
 //!
 //! - `broadcast_commit`: a cached `update` committed on a context that broadcasts (the commit
 //!   waits until Redis has taken the message) vs the same update on a context that does not,
-//!   interleaved on one file-backed SQLite database; `broadcast_commit_postgres`: the same on
-//!   PostgreSQL (with `CACHED_POSTGRES_URL`);
+//!   interleaved on one file-backed SQLite database, and on a context whose broadcast has an
+//!   outbox (one more `INSERT` in the transaction, a batched `DELETE` after);
+//!   `broadcast_commit_postgres`: the same on PostgreSQL (with `CACHED_POSTGRES_URL`);
 //! - `broadcast_reach`: after `commit()` returns on instance A, how long until instance B (same
 //!   channel, same process) has dropped the row, next to one Redis `PING` round trip.
 //!
@@ -19,7 +20,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use cached_runtime::prelude::*;
-use cached_runtime::RedisBroadcast;
+use cached_runtime::{Outbox, RedisBroadcast};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use domain::*;
 
@@ -41,16 +42,21 @@ fn broadcast(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let pool = rt.block_on(support::database(&dir, 100));
     let channel = format!("cached-bench:{}", std::process::id());
-    let (a, b) = rt.block_on(async {
+    let (a, b, outboxed) = rt.block_on(async {
         let bus_a = RedisBroadcast::connect(&url, channel.clone())
             .await
             .unwrap();
         let bus_b = RedisBroadcast::connect(&url, channel.clone())
             .await
             .unwrap();
+        let bus_c = RedisBroadcast::connect(&url, format!("{channel}:outbox"))
+            .await
+            .unwrap()
+            .outbox(Outbox::new());
         (
             Context::builder(pool.clone()).broadcast(bus_a).build(),
             Context::builder(pool.clone()).broadcast(bus_b).build(),
+            Context::builder(pool.clone()).broadcast(bus_c).build(),
         )
     });
     let plain = Context::new(pool.clone());
@@ -62,14 +68,14 @@ fn broadcast(c: &mut Criterion) {
     support::rotating(
         &mut group,
         &rt,
-        &["update_local", "update_broadcast"],
-        |variant| update([&plain, &a][variant], text()),
+        &["update_local", "update_broadcast", "update_outbox"],
+        |variant| update([&plain, &a, &outboxed][variant], text()),
     );
     group.finish();
 
     if let Ok(pg) = std::env::var("CACHED_POSTGRES_URL") {
         let schema = format!("cached_bench_bc_{}", std::process::id());
-        let (pg_plain, pg_broadcast) = rt.block_on(async {
+        let (pg_plain, pg_broadcast, pg_outbox) = rt.block_on(async {
             let pool = support::pg_schema(&pg, &schema).await;
             sqlx::raw_sql(SCHEMA_POSTGRES).execute(&pool).await.unwrap();
             sqlx::raw_sql(support::PARENTS)
@@ -86,9 +92,14 @@ fn broadcast(c: &mut Criterion) {
             let bus = RedisBroadcast::connect(&url, format!("{channel}:pg"))
                 .await
                 .unwrap();
+            let outboxed = RedisBroadcast::connect(&url, format!("{channel}:pg-outbox"))
+                .await
+                .unwrap()
+                .outbox(Outbox::new());
             (
                 Context::new(pool.clone()),
-                Context::builder(pool).broadcast(bus).build(),
+                Context::builder(pool.clone()).broadcast(bus).build(),
+                Context::builder(pool).broadcast(outboxed).build(),
             )
         });
         let mut group = c.benchmark_group("broadcast_commit_postgres");
@@ -96,11 +107,11 @@ fn broadcast(c: &mut Criterion) {
         support::rotating(
             &mut group,
             &rt,
-            &["update_local", "update_broadcast"],
-            |variant| update([&pg_plain, &pg_broadcast][variant], text()),
+            &["update_local", "update_broadcast", "update_outbox"],
+            |variant| update([&pg_plain, &pg_broadcast, &pg_outbox][variant], text()),
         );
         group.finish();
-        drop((pg_plain, pg_broadcast));
+        drop((pg_plain, pg_broadcast, pg_outbox));
         rt.block_on(support::drop_pg_schema(&pg, &schema));
     }
 

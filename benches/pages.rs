@@ -3,7 +3,9 @@
 //!   LIMIT 21` through sqlx;
 //! - `page_move`: a write that moves one track between albums 1 and 2 (dropping both albums'
 //!   pages) on a context that also caches one page of each of 10 or 100,000 other albums: the
-//!   cost must not grow with them.
+//!   cost must not grow with them;
+//! - `cursor_string`: a page's cursor to its string form and back (what an HTTP API does per
+//!   request), next to the page hit.
 //!
 //! Run with `CACHED_POSTGRES_URL=... cargo bench --bench pages`; read the ratios.
 
@@ -16,7 +18,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use cached_runtime::prelude::*;
-use cached_runtime::Page;
+use cached_runtime::{Cursor, Page};
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
 
 #[derive(CachedEntity, Clone, Debug)]
@@ -79,6 +81,15 @@ fn pages(c: &mut Criterion) {
                 .unwrap();
             black_box(rows)
         })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("cursor_string");
+    let cursor = rt.block_on(first()).unwrap().next.expect("album 1 has a second page");
+    let text = cursor.to_string();
+    group.bench_function("encode", |b| b.iter(|| black_box(black_box(&cursor).to_string())));
+    group.bench_function("decode", |b| {
+        b.iter(|| black_box(black_box(text.as_str()).parse::<Cursor>().unwrap()))
     });
     group.finish();
 
