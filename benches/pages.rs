@@ -85,9 +85,15 @@ fn pages(c: &mut Criterion) {
     group.finish();
 
     let mut group = c.benchmark_group("cursor_string");
-    let cursor = rt.block_on(first()).unwrap().next.expect("album 1 has a second page");
+    let cursor = rt
+        .block_on(first())
+        .unwrap()
+        .next
+        .expect("album 1 has a second page");
     let text = cursor.to_string();
-    group.bench_function("encode", |b| b.iter(|| black_box(black_box(&cursor).to_string())));
+    group.bench_function("encode", |b| {
+        b.iter(|| black_box(black_box(&cursor).to_string()))
+    });
     group.bench_function("decode", |b| {
         b.iter(|| black_box(black_box(text.as_str()).parse::<Cursor>().unwrap()))
     });

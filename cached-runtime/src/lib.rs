@@ -109,7 +109,7 @@ pub use tx::Transaction;
 pub use value::{
     DecodeError, FromValue, KeyPart, KeyValue, ListItem, ToValue, Value, ValueError, ValueKind,
 };
-pub use view::{CachedView, LoadView, Reads, ViewCtx, ViewKey};
+pub use view::{CachedView, LoadView, Reads, ViewCtx, ViewKey, ViewRead};
 #[cfg(feature = "axum")]
 pub use web::ErrorDetail;
 

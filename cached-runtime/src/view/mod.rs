@@ -10,7 +10,9 @@
 
 use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 use crate::cache::deps::ReadSet;
 use crate::cache::{AnyRow, EntryData, Loaded};
@@ -140,58 +142,84 @@ impl<V: CachedView> ViewCtx<'_, V> {
     }
 
     /// One row by id.
-    pub async fn get<E: CachedEntity>(&mut self, id: impl Into<E::Id>) -> Result<Option<Arc<E>>>
+    pub fn get<E: CachedEntity>(&mut self, id: impl Into<E::Id>) -> ViewRead<'_, Option<Arc<E>>>
     where
         V: Reads<E>,
     {
         let id = id.into();
-        self.entity(E::meta());
-        self.read(CacheKey::row(E::meta(), id.key_value()));
-        read::get::<E>(self.engine, id).await
+        ViewRead::new(async move {
+            self.entity(E::meta());
+            self.read(CacheKey::row(E::meta(), id.key_value()));
+            read::get::<E>(self.engine, id).await
+        })
     }
 
     /// Rows by id, in the order asked.
-    pub async fn get_many<E: CachedEntity>(&mut self, ids: &[E::Id]) -> Result<Vec<Option<Arc<E>>>>
+    pub fn get_many<'s, E: CachedEntity>(
+        &'s mut self,
+        ids: &'s [E::Id],
+    ) -> ViewRead<'s, Vec<Option<Arc<E>>>>
     where
         V: Reads<E>,
     {
-        self.entity(E::meta());
-        for id in ids {
-            self.read(CacheKey::row(E::meta(), id.key_value()));
-        }
-        read::get_many::<E>(self.engine, ids).await
+        ViewRead::new(async move {
+            self.entity(E::meta());
+            for id in ids {
+                self.read(CacheKey::row(E::meta(), id.key_value()));
+            }
+            read::get_many::<E>(self.engine, ids).await
+        })
     }
 
     /// The rows of a query (`SceneQuery::ByChapterId(3)`), ordered by id.
-    pub async fn find<Q: EntityQuery>(&mut self, query: Q) -> Result<Vec<Arc<Q::Entity>>>
+    pub fn find<Q: EntityQuery>(&mut self, query: Q) -> ViewRead<'_, Vec<Arc<Q::Entity>>>
     where
         V: Reads<Q::Entity>,
     {
-        self.find_where::<Q::Entity>(query.predicate()).await
+        ViewRead::new(self.find_where::<Q::Entity>(query.predicate()))
     }
 
     /// The number of rows of a query.
-    pub async fn count<Q: EntityQuery>(&mut self, query: Q) -> Result<i64>
+    pub fn count<Q: EntityQuery>(&mut self, query: Q) -> ViewRead<'_, i64>
     where
         V: Reads<Q::Entity>,
     {
         let meta = <Q::Entity as CachedEntity>::meta();
-        self.entity(meta);
         let predicate = query.predicate();
-        self.read(CacheKey::count(meta, predicate.clone()));
-        read::count::<Q::Entity>(self.engine, predicate).await
+        ViewRead::new(async move {
+            self.entity(meta);
+            self.read(CacheKey::count(meta, predicate.clone()));
+            read::count::<Q::Entity>(self.engine, predicate).await
+        })
     }
 
     /// One keyset page of a query's rows in the order declared for it (`order_by` on the
     /// query's field, or on the struct for `Query::All`). The instance depends on the page's
     /// predicate (rows entering, leaving or moving within it) and on each row returned.
     /// [`Error::Unsupported`](crate::Error::Unsupported) if no order is declared for the query.
-    pub async fn page<Q: EntityQuery>(&mut self, query: Q, page: Page) -> Result<Paged<Q::Entity>>
+    pub fn page<Q: EntityQuery>(&mut self, query: Q, page: Page) -> ViewRead<'_, Paged<Q::Entity>>
     where
         V: Reads<Q::Entity>,
     {
-        let meta = <Q::Entity as CachedEntity>::meta();
         let predicate = query.predicate();
+        ViewRead::new(self.page_where::<Q::Entity>(predicate, page))
+    }
+
+    /// Every row of `E`, ordered by id.
+    pub fn list<E: CachedEntity>(&mut self) -> ViewRead<'_, Vec<Arc<E>>>
+    where
+        V: Reads<E>,
+    {
+        ViewRead::new(self.find_where::<E>(Predicate::All))
+    }
+
+    /// A page of a predicate's rows (see [`ViewCtx::page`]).
+    async fn page_where<E: CachedEntity>(
+        &mut self,
+        predicate: Predicate,
+        page: Page,
+    ) -> Result<Paged<E>> {
+        let meta = E::meta();
         let by = match &predicate {
             Predicate::All => None,
             Predicate::Eq(column, _) => Some(*column),
@@ -207,17 +235,9 @@ impl<V: CachedView> ViewCtx<'_, V> {
         };
         self.entity(meta);
         self.read(CacheKey::pages(meta, predicate.clone()));
-        let paged = read::page::<Q::Entity>(self.engine, predicate, order_at, page).await?;
+        let paged = read::page::<E>(self.engine, predicate, order_at, page).await?;
         self.rows(&paged.rows);
         Ok(paged)
-    }
-
-    /// Every row of `E`, ordered by id.
-    pub async fn list<E: CachedEntity>(&mut self) -> Result<Vec<Arc<E>>>
-    where
-        V: Reads<E>,
-    {
-        self.find_where::<E>(Predicate::All).await
     }
 
     /// A query's rows; the instance depends on the query (rows entering or leaving it) and on
@@ -228,6 +248,28 @@ impl<V: CachedView> ViewCtx<'_, V> {
         let rows = read::find::<E>(self.engine, predicate).await?;
         self.rows(&rows);
         Ok(rows)
+    }
+}
+
+/// One read of a view loader ([`ViewCtx::get`], `find`, `count`, `page`, ...): await it.
+///
+/// A named future rather than an `async fn`'s, so that a read of an entity the view did not
+/// declare is one compile error at the call (`V: Reads<E>` is checked there once), not one
+/// more for the future and one for its `.await`.
+#[must_use = "a view read does nothing until it is awaited"]
+pub struct ViewRead<'a, T>(Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>);
+
+impl<'a, T> ViewRead<'a, T> {
+    fn new(read: impl Future<Output = Result<T>> + Send + 'a) -> Self {
+        ViewRead(Box::pin(read))
+    }
+}
+
+impl<T> Future for ViewRead<'_, T> {
+    type Output = Result<T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        self.0.as_mut().poll(cx)
     }
 }
 
