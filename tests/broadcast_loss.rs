@@ -265,13 +265,13 @@ async fn gaps_and_unreadable_messages_clear_duplicates_and_late_ones_do_not() {
     // Something that is not a message.
     warm().await;
     publish(&url, &channel, serde_json::json!("not an invalidation")).await;
+    // (The listener clears, then counts: wait for both.)
     within(
         "an unreadable message clears",
         Duration::from_secs(5),
-        || !b.is_cached(SceneKey(3)),
+        || !b.is_cached(SceneKey(3)) && b.stats().broadcast_gaps == 2,
     )
     .await;
-    assert_eq!(b.stats().broadcast_gaps, 2);
 
     // A sender that says goodbye is not missed; one that falls silent is.
     warm().await;
@@ -362,7 +362,13 @@ async fn an_overflowing_queue_and_an_oversized_message_degrade_and_still_arrive(
     })
     .await;
     assert!(b.is_cached(ChapterKey(1)), "whole Scene, not a clear");
-    assert_eq!(a.stats().broadcast_degraded, degraded + 1);
+    // (A counts a message once Redis has answered: B may have applied it a moment before.)
+    within(
+        "A counts the coarse message",
+        Duration::from_secs(5),
+        || a.stats().broadcast_degraded == degraded + 1,
+    )
+    .await;
 
     // Overflow: Redis refuses A; five commits queue up behind a limit of three.
     Chapter::repo(&b).get(1).await.unwrap();
@@ -380,11 +386,10 @@ async fn an_overflowing_queue_and_an_oversized_message_degrade_and_still_arrive(
         !b.is_cached(ChapterKey(1))
     })
     .await;
-    assert!(
-        a.stats().broadcast_degraded >= degraded + 2,
-        "{:?}",
-        a.stats()
-    );
+    within("A counts the clear", Duration::from_secs(5), || {
+        a.stats().broadcast_degraded >= degraded + 2
+    })
+    .await;
     assert_eq!(
         Scene::repo(&b).get(1).await.unwrap().unwrap().word_count,
         104
