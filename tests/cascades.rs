@@ -207,6 +207,54 @@ backend_tests! {
         assert!(!report.key_strings().contains(&"post:20".to_string()), "{report}");
     }
 
+    #[tokio::test]
+    async fn a_cascade_drops_exactly_what_its_rows_were_in(backend) {
+        if backend.is_mongo() {
+            return; // no foreign keys
+        }
+        let Some((ctx, db)) = setup(backend, |b| b).await else {
+            return;
+        };
+        // Author 2's queries: no deleted or nulled row was in them, so they stay cached (and
+        // fresh); author 1's, and those its rows enter (drafts of nobody), are dropped.
+        let kept = [
+            PostQuery::ByAuthorId(2).list_key(),
+            PostQuery::ByAuthorId(2).count_key(),
+            CommentQuery::ByPostId(20).list_key(),
+            DraftQuery::ByAuthorId(Some(2)).list_key(),
+            DraftQuery::ByAuthorId(Some(2)).count_key(),
+        ];
+        let dropped = [
+            PostQuery::ByAuthorId(1).list_key(),
+            CommentQuery::ByPostId(10).list_key(),
+            DraftQuery::ByAuthorId(Some(1)).count_key(),
+            DraftQuery::ByAuthorId(None).list_key(),
+            CommentQuery::All.count_key(),
+        ];
+        // Warm each of them, delete author 1 (two posts and their comments cascade, its draft
+        // is set to NULL), and look.
+        Post::repo(&ctx).find_by_author_id(1).await.unwrap();
+        Post::repo(&ctx).find_by_author_id(2).await.unwrap();
+        Post::repo(&ctx).count_by_author_id(2).await.unwrap();
+        Comment::repo(&ctx).find_by_post_id(10).await.unwrap();
+        Comment::repo(&ctx).find_by_post_id(20).await.unwrap();
+        Comment::repo(&ctx).count().await.unwrap();
+        Draft::repo(&ctx).find_by_author_id(Some(2)).await.unwrap();
+        Draft::repo(&ctx).count_by_author_id(Some(1)).await.unwrap();
+        Draft::repo(&ctx).count_by_author_id(Some(2)).await.unwrap();
+        Draft::repo(&ctx).find_by_author_id(None).await.unwrap();
+        Author::repo(&ctx).delete(1).await.unwrap();
+        for key in &kept {
+            assert!(ctx.is_cached(key.clone()), "{key} was dropped");
+        }
+        for key in &dropped {
+            assert!(!ctx.is_cached(key.clone()), "{key} stayed");
+        }
+        let cold = Context::new(db.store.clone());
+        let stale = stale(&ctx, &cold).await;
+        assert!(stale.is_empty(), "stale:\n{}", stale.join("\n"));
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_child_inserted_while_its_parent_is_deleted_is_dropped_with_it(backend) {
         if backend.is_mongo() {

@@ -260,8 +260,12 @@ impl Context {
     /// Write the body as `async move |tx| { ... }`: the closure then owns what it captures, and
     /// the future this returns is `Send`, as a web handler (axum) or `tokio::spawn` requires.
     /// With a plain `async |tx|`, rustc cannot prove that future `Send` for every lifetime of
-    /// the borrows the closure holds ("implementation of `Send` is not general enough"). The
-    /// body may run more than once, so clone inside it what a write consumes.
+    /// the borrows the closure holds ("implementation of `Send` is not general enough"): a
+    /// known compiler limitation with async closures in `Send` futures
+    /// (<https://github.com/rust-lang/rust/issues/110338>,
+    /// <https://github.com/rust-lang/rust/issues/139475>); lifting it here would take a
+    /// signature that makes every body box its future. The body may run more than once, so
+    /// clone inside it what a write consumes.
     ///
     /// ```no_run
     /// # use cached_runtime::{Context, Result};

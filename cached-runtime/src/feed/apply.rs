@@ -50,7 +50,7 @@ impl Tables {
             .map(|(table, metas)| {
                 let mut columns: Vec<&'static str> = Vec::new();
                 for meta in metas {
-                    for column in std::iter::once(meta.id_column).chain(key_columns(meta)) {
+                    for column in std::iter::once(meta.id_column).chain(graph::key_columns(meta)) {
                         if !columns.contains(&column) {
                             columns.push(column);
                         }
@@ -143,20 +143,6 @@ impl Tables {
     }
 }
 
-/// Every column whose value places a row in a query: the single indexes, the composites'
-/// columns and the orders' columns, in the order of `CachedEntity::index_values`.
-fn key_columns(meta: &'static EntityMeta) -> impl Iterator<Item = &'static str> {
-    meta.indexes
-        .iter()
-        .map(|index| index.column)
-        .chain(
-            meta.composites
-                .iter()
-                .flat_map(|c| c.columns.iter().copied()),
-        )
-        .chain(meta.orders.iter().map(|order| order.column))
-}
-
 impl Tables {
     /// What one row's change does to `meta`'s entries.
     fn row_changes(
@@ -234,7 +220,7 @@ fn row_changes(
 /// The key-forming values of a row image, in the order of `CachedEntity::index_values`, if
 /// the image carries every one of them.
 fn index_values(meta: &'static EntityMeta, image: &Image) -> Option<Vec<KeyValue>> {
-    key_columns(meta)
+    graph::key_columns(meta)
         .map(|column| value(meta, image, column))
         .collect()
 }

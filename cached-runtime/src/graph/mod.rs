@@ -15,7 +15,7 @@ pub use inspect::{graph, Explained, Explanation, Graph};
 use crate::cache::{Bump, Change};
 use crate::entity::{CompositeMeta, EntityMeta, OrderMeta};
 use crate::key::{CacheKey, Predicate};
-use crate::value::KeyValue;
+use crate::value::{KeyValue, Value};
 
 /// The two cache keys of one tag: the query's ids and its count.
 fn tag_keys(meta: &'static EntityMeta, predicate: Predicate, out: &mut Vec<CacheKey>) {
@@ -156,6 +156,47 @@ pub(crate) fn order_predicate(
         Some((column, value)) => Predicate::Eq(column, value),
         None => Predicate::All,
     }
+}
+
+/// Every column whose value places a row in a query: the single indexes, the composites'
+/// columns and the orders' columns, in the order of
+/// [`index_values`](crate::CachedEntity::index_values).
+pub(crate) fn key_columns(meta: &'static EntityMeta) -> impl Iterator<Item = &'static str> {
+    meta.indexes
+        .iter()
+        .map(|index| index.column)
+        .chain(
+            meta.composites
+                .iter()
+                .flat_map(|c| c.columns.iter().copied()),
+        )
+        .chain(meta.orders.iter().map(|order| order.column))
+}
+
+/// The key-forming values of a row as a store returns it (one value per column of `meta`),
+/// in the order of [`index_values`](crate::CachedEntity::index_values); with `null_column`,
+/// as they are once the database has set that column to NULL (a foreign key's `SET NULL`).
+/// `None` if a key-forming column holds a value no key can (the row cannot be placed).
+pub(crate) fn row_index_values(
+    meta: &'static EntityMeta,
+    row: &[Value],
+    null_column: Option<&str>,
+) -> Option<Vec<KeyValue>> {
+    key_columns(meta)
+        .map(|column| {
+            if null_column == Some(column) {
+                return Some(KeyValue::Null);
+            }
+            match row.get(meta.column_position(column)?)? {
+                Value::Null(_) => Some(KeyValue::Null),
+                Value::Bool(b) => Some(KeyValue::Bool(*b)),
+                Value::Int(i) => Some(KeyValue::Int(*i)),
+                Value::Text(t) => Some(KeyValue::Text(t.as_str().into())),
+                Value::ObjectId(bytes) => Some(KeyValue::ObjectId(*bytes)),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 /// The value of the `i`th order's column in a row's index values.

@@ -28,7 +28,7 @@ use backend::{Backend, Row};
 pub(crate) use backend::{Ops, TxOps};
 pub(crate) use catalog::{Action, Catalog};
 
-use crate::entity::{CachedEntity, OrderMeta};
+use crate::entity::{CachedEntity, EntityMeta, OrderMeta};
 use crate::error::{Error, Result};
 use crate::key::Predicate;
 use crate::value::{KeyPart, KeyValue, Value};
@@ -175,6 +175,16 @@ impl<'a> Exec<'a> {
         values: Vec<Value>,
     ) -> Result<u64> {
         self.0.execute(entity, sql, values).await
+    }
+
+    /// The rows of `meta` with these ids, undecoded (one value per column), in no particular
+    /// order: for rows no typed call names (a cascade's children).
+    pub async fn fetch_rows(
+        &mut self,
+        meta: &'static EntityMeta,
+        ids: &[KeyValue],
+    ) -> Result<Vec<Row>> {
+        self.0.fetch_by_ids(meta, ids, false).await
     }
 
     /// The row with this id.

@@ -545,7 +545,17 @@ impl Transaction {
                 if fresh.is_empty() {
                     continue;
                 }
-                self.pending.cascaded(child, fresh.clone());
+                match action {
+                    // What each row leaves (and, set to NULL, enters), as a repository write
+                    // of it would: read whole, already locked.
+                    Action::Cascade | Action::SetNull => {
+                        let rows = self.exec().fetch_rows(child, &fresh).await?;
+                        let null = (action == Action::SetNull).then_some(column.as_str());
+                        self.pending
+                            .cascaded_rows(child, fresh.clone(), &rows, null);
+                    }
+                    _ => self.pending.cascaded(child, fresh.clone()),
+                }
                 if action == Action::Cascade {
                     work.push((child, fresh));
                 }

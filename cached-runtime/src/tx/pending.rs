@@ -8,7 +8,7 @@ use crate::cache::{AnyRow, Bump, Change, EntryData, LocalCache, Token};
 use crate::entity::{CachedEntity, EntityMeta};
 use crate::graph::{self, views};
 use crate::key::CacheKey;
-use crate::value::{KeyPart as _, KeyValue};
+use crate::value::{KeyPart as _, KeyValue, Value};
 
 /// The cache changes recorded so far, last change per key wins, in first-touch order, and
 /// whole-entity bumps. Which view instances they reach is decided at apply time, from what
@@ -94,6 +94,40 @@ impl Pending {
                 self.wrote(meta, None);
             }
         }
+    }
+
+    /// Rows a foreign key's action removes (`ON DELETE CASCADE`) or changes (`SET NULL`,
+    /// `null_column`), read before the statement: each drops what a repository write of it
+    /// would (its entry, and the queries, counts and pages its old and new values are in),
+    /// never every query of the entity. Rows that could not be read (or placed) fall back to
+    /// [`Pending::cascaded`].
+    pub fn cascaded_rows(
+        &mut self,
+        meta: &'static EntityMeta,
+        ids: Vec<KeyValue>,
+        rows: &[Vec<Value>],
+        null_column: Option<&str>,
+    ) {
+        if rows.len() != ids.len() {
+            return self.cascaded(meta, ids);
+        }
+        let mut queries = Vec::new();
+        for row in rows {
+            let old = graph::row_index_values(meta, row, None);
+            let new = match null_column {
+                Some(column) => graph::row_index_values(meta, row, Some(column)).map(Some),
+                None => Some(None),
+            };
+            match (old, new) {
+                (Some(old), Some(new)) => {
+                    queries.extend(graph::query_keys(meta, Some(&old), new.as_deref()));
+                }
+                _ => return self.cascaded(meta, ids),
+            }
+        }
+        self.drop_keys(queries);
+        self.wrote(meta, Some(&ids));
+        self.drop_keys(ids.into_iter().map(|id| CacheKey::row(meta, id)).collect());
     }
 
     /// Rows changed behind the statement (a foreign key's action, a raw write): their entries
