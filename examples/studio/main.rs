@@ -63,7 +63,10 @@ async fn notes(ctx: &Context) -> Result<()> {
         "   page_by_scene_id(1, Page::first(2)) -> {:?}",
         bodies(&first)
     );
-    let cursor = first.next.clone().expect("a third note");
+    // The cursor as an HTTP client gets it and sends it back (`?after=...`).
+    let token = first.next.as_ref().expect("a third note").to_string();
+    let cursor: cached_runtime::Cursor = token.parse()?;
+    println!("   next page's cursor, as a client sees it: ?after={token}");
     let second = Note::repo(ctx)
         .page_by_scene_id(1, Page::after(cursor.clone(), 2))
         .await?;
@@ -72,6 +75,18 @@ async fn notes(ctx: &Context) -> Result<()> {
         bodies(&second),
         second.next.as_ref().map(|_| "more")
     );
+    if let Err(err) = Note::repo(ctx)
+        .page_by_scene_id(2, Page::after(cursor.clone(), 2))
+        .await
+    {
+        println!(
+            "   scene 1's cursor sent for scene 2 -> {} {err}",
+            err.http_status()
+        );
+    }
+    if let Err(err) = Note::repo(ctx).require(9_999).await {
+        println!("   require(9999) -> {} {err}", err.http_status());
+    }
     let loads = ctx.stats().loads;
     Note::repo(ctx).page_by_scene_id(1, Page::first(2)).await?;
     println!(
