@@ -234,3 +234,42 @@ async fn a_writer_killed_between_commit_and_publish_has_its_keys_relayed_precise
     assert_eq!(outbox_rows(&db).await, 0);
     user.delete().await;
 }
+
+/// An instance whose relay cannot read the outbox (the table gone, a permission taken away,
+/// the database out of reach) would not hear of a dead writer's commits: it caches nothing
+/// (counted as an outage) until it can read it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_that_cannot_read_the_outbox_caches_nothing_until_it_can() {
+    let Some(url) = redis_url() else { return };
+    let channel = channel();
+    let bus_b = bus(&url, &channel).await;
+    let (b, db) = common::seeded_with(Backend::Sqlite, |c| c.broadcast(bus_b))
+        .await
+        .unwrap();
+    Scene::repo(&b).get(1).await.unwrap();
+    assert!(b.is_cached(SceneKey(1)));
+
+    db.execute("DROP TABLE cached_outbox").await;
+    within("B notices", Duration::from_secs(5), || {
+        b.stats().broadcast_outages == 1
+    })
+    .await;
+    assert!(!b.is_cached(SceneKey(1)), "dropped");
+    Scene::repo(&b).get(1).await.unwrap();
+    assert!(!b.is_cached(SceneKey(1)), "and nothing filled meanwhile");
+
+    db.execute(
+        "CREATE TABLE cached_outbox (id TEXT PRIMARY KEY, created_ms INTEGER NOT NULL, \
+         payload TEXT NOT NULL)",
+    )
+    .await;
+    let started = Instant::now();
+    loop {
+        Scene::repo(&b).get(1).await.unwrap();
+        if b.is_cached(SceneKey(1)) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "B caches again");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

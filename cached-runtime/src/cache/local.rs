@@ -104,6 +104,9 @@ pub(crate) enum Link {
     /// The database's change feed.
     #[cfg_attr(not(feature = "feed"), allow(dead_code))]
     Feed = 2,
+    /// The broadcast's outbox, read by this instance's relay.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    Outbox = 4,
 }
 
 /// The in-process layer.

@@ -8,7 +8,9 @@
 //! own message, and deletes. Ages are measured on the relaying instance's own clock, from when
 //! it first saw the row (a row is visible only once committed), so clocks that disagree
 //! between machines cannot delay a relay. Relaying a row twice is harmless (dropping keys
-//! twice is); relaying one early only costs a drop.
+//! twice is); relaying one early only costs a drop. An instance whose relay cannot read the
+//! outbox caches nothing until it can: it would not hear of a dead writer's commits (counted
+//! in `broadcast_outages`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -18,6 +20,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Outgoing, Receiver, Shared};
+use crate::cache::local::Link;
 use crate::cache::wire::Message;
 use crate::cache::Bump;
 use crate::entity::{EntityMeta, EntityState, Namespace, OrderMeta};
@@ -208,6 +211,7 @@ pub(super) async fn relay(
     let mut ticks = tokio::time::interval(writer.settings.poll);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut done = Vec::new();
+    let mut unreadable = false;
     loop {
         tokio::select! {
             n = relay.done.recv_many(&mut done, 1024) => {
@@ -220,14 +224,26 @@ pub(super) async fn relay(
                 let _ = store.ops().delete(&META, &ids).await;
             }
             _ = ticks.tick() => {
-                if receiver.strong_count() == 0 {
-                    return;
-                }
                 let Some(store) = writer.store.get() else { continue };
-                if writer.prepare().await.is_err() {
-                    continue;
+                let read = match writer.prepare().await {
+                    Ok(()) => pass(&writer, store, &shared, &outgoing, &receiver, &mut seen).await,
+                    Err(err) => Err(err),
+                };
+                let Some(here) = receiver.upgrade() else { return };
+                // An outbox it cannot read is a commit it may not hear of (the silence of a
+                // sender with an outbox clears nothing here): cache nothing until it can.
+                match (read.is_ok(), unreadable) {
+                    (false, false) => {
+                        unreadable = true;
+                        here.cache().set_link(Link::Outbox, false);
+                        Counters::add(&here.cache().counters.broadcast_outages, 1);
+                    }
+                    (true, true) => {
+                        unreadable = false;
+                        here.cache().set_link(Link::Outbox, true);
+                    }
+                    _ => {}
                 }
-                let _ = pass(&writer, store, &shared, &outgoing, &receiver, &mut seen).await;
             }
         }
     }
