@@ -94,8 +94,8 @@ pub struct Stats {
     pub broadcasts_sent: u64,
     /// Invalidations received from other instances and applied here.
     pub broadcasts_received: u64,
-    /// Times the broadcast subscription was lost: each time the cache was cleared and served
-    /// nothing until it was back.
+    /// Times the broadcast subscription was lost, or the [`Outbox`](crate::Outbox) could not
+    /// be read: each time the cache was cleared and served nothing until it was back.
     pub broadcast_outages: u64,
     /// Messages known to be missed: a gap in a sender's numbers, or a message that could not
     /// be read. Each time the cache was cleared (whatever was missed, that covers it).
