@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use cached_runtime::{Context, Outbox, RawStore, RedisBroadcast, Stats};
 use common::domain::*;
 use common::redis_users::{channel, redis_url, LockableUser};
+use common::torture::{self, Instances};
 use common::{scene_title as title, within};
 use common::{Backend, TestDb};
 
@@ -272,4 +273,26 @@ async fn an_instance_that_cannot_read_the_outbox_caches_nothing_until_it_can() {
         assert!(started.elapsed() < Duration::from_secs(5), "B caches again");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The torture test across two instances on PostgreSQL, both with an outbox: writers commit on
+/// A (each commit also writes and then deletes its outbox row), readers read through B, which
+/// hears of the writes over Redis and relays what is left in the outbox. Once B has received
+/// what A sent, no read returns an older version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn across_instances_with_an_outbox_no_read_returns_older_data() {
+    let Some(url) = redis_url() else { return };
+    let channel = channel();
+    // A commit returns once Redis took its message: the torture test counts a version as
+    // heard once A counted it sent.
+    let bus_a = bus(&url, &channel)
+        .await
+        .commit_wait(Duration::from_secs(60));
+    let (a, db) = seeded!(Backend::Postgres, |b| b.broadcast(bus_a));
+    let bus_b = bus(&url, &channel).await;
+    let b = torture::configure(true)(Context::builder(db.store.clone()).broadcast(bus_b)).build();
+    let label = "PostgreSQL, writes on A, reads on B, both with an outbox";
+    let (violations, summary) = torture::run(label, true, Instances::two(a, b)).await;
+    assert_eq!(violations, 0, "{summary}");
+    eprintln!("{summary}");
 }
