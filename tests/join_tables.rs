@@ -194,5 +194,17 @@ backend_tests! {
         let err = Casting::repo(&ctx).insert(&casting(5, 1, 3)).await.unwrap_err();
         assert!(matches!(err, Error::Constraint { .. }), "{err}");
         assert_fresh(&ctx, &db, "a refused duplicate pair").await;
+
+        // `detach(movie, actor)`, generated for the unique pair of foreign keys: Hanna leaves
+        // Alien; Alien's cast and Hanna's films are dropped, Heat's cast stays; a second
+        // detach finds nothing.
+        answers(&ctx).await;
+        assert!(Casting::repo(&ctx).detach(1, 3).await.unwrap());
+        assert!(!ctx.is_cached(CastingQuery::ByMovieId(1).list_key()));
+        assert!(!ctx.is_cached(CastingQuery::ByActorId(3).list_key()));
+        assert!(ctx.is_cached(CastingQuery::ByMovieId(2).list_key()), "Heat's cast is unchanged");
+        assert!(ctx.is_cached(page(2)), "Heat's page is unchanged");
+        assert!(!Casting::repo(&ctx).detach(1, 3).await.unwrap(), "nothing left to detach");
+        assert_fresh(&ctx, &db, "detach(1, 3)").await;
     }
 }

@@ -131,7 +131,7 @@ pub mod __private {
     pub use crate::handle::HandleRef;
     pub use crate::registry::{reaches, EntityRegistration, ViewRegistration};
     pub use crate::repo::{
-        add, count, delete, delete_many, find, get, get_by, get_for_update, get_many,
+        add, count, delete, delete_many, delete_where, find, get, get_by, get_for_update, get_many,
         get_many_for_update, insert, insert_many, insert_new, insert_new_many, list_op, page,
         require, subtract, update, update_if_version, update_many,
     };

@@ -196,6 +196,21 @@ mod tests {
         }));
     }
 
+    /// A join entity: two `relates_to` edges and `unique(movie_id, actor_id)` give
+    /// `detach(movie_id, actor_id)` besides the pair's lookups.
+    #[test]
+    fn join_entity() {
+        insta::assert_snapshot!(expand(syn::parse_quote! {
+            #[cache(table = "castings", relates_to = "Movie", relates_to = "Actor", unique(movie_id, actor_id))]
+            pub struct Casting {
+                #[cache(id)]
+                pub id: i64,
+                pub movie_id: i64,
+                pub actor_id: i64,
+            }
+        }));
+    }
+
     /// Keyset pages: `page_by_album_id` (by position) and `page` (every row, newest first),
     /// the orders in the meta and the order columns among the key-forming values.
     #[test]

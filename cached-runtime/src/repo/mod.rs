@@ -271,6 +271,14 @@ pub async fn list_op<E: CachedEntity>(
     in_tx!(handle, tx => tx.list_op::<E>(&id, column, item.clone(), append).await)
 }
 
+/// `detach`: the rows matching a unique pair of foreign keys; returns how many there were.
+pub async fn delete_where<E: CachedEntity>(
+    handle: HandleRef<'_>,
+    predicate: Predicate,
+) -> Result<u64> {
+    in_tx!(handle, tx => tx.delete_where::<E>(&predicate).await)
+}
+
 /// `delete`: one row, which must exist; returns it.
 pub async fn delete<E: CachedEntity>(handle: HandleRef<'_>, id: E::Id) -> Result<E> {
     in_tx!(handle, tx => tx.delete_one::<E>(&id).await)

@@ -564,6 +564,21 @@ impl Transaction {
         Ok(())
     }
 
+    /// Deletes the rows matching `predicate` (read locked first, so that each drops what its
+    /// values were in); returns how many there were.
+    pub(crate) async fn delete_where<E: CachedEntity>(
+        &mut self,
+        predicate: &Predicate,
+    ) -> Result<u64> {
+        let result = self.exec().fetch_where_locked::<E>(predicate).await;
+        let rows = self.check(result)?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<E::Id> = rows.iter().map(|row| row.id().clone()).collect();
+        Ok(self.delete_rows::<E>(&ids).await?.len() as u64)
+    }
+
     /// Deletes one row that must exist.
     pub(crate) async fn delete_one<E: CachedEntity>(&mut self, id: &E::Id) -> Result<E> {
         let mut deleted = self.delete_rows::<E>(std::slice::from_ref(id)).await?;
