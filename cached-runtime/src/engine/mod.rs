@@ -193,8 +193,7 @@ impl Engine {
         #[cfg(feature = "redis")]
         if let Some(bus) = &self.bus {
             bus.reachable(&self.cache).await?;
-            let keys: Vec<CacheKey> = _changes.iter().map(|(key, _)| key.clone()).collect();
-            return bus.record(_ops, &keys, _bumps).await;
+            return bus.record(_ops, _changes, _bumps).await;
         }
         Ok(OutboxRow::default())
     }

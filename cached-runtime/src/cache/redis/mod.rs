@@ -40,7 +40,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::local::Link;
 use super::wire::Message;
-use super::{Bump, LocalCache};
+use super::{Bump, Change, LocalCache};
 use crate::error::{Error, Result};
 use crate::key::CacheKey;
 use crate::stats::Counters;
@@ -253,6 +253,42 @@ impl Shared {
         self.silence / 2
     }
 
+    /// Queues a message for the publisher, within the bound: when Redis has not kept up
+    /// (`max_queued` waiting), this and everything queued will go as one clear. `None` when
+    /// the publisher is gone (see [`Bus::send`]).
+    fn enqueue(
+        &self,
+        outgoing: &mpsc::UnboundedSender<Outgoing>,
+        cache: &LocalCache,
+        message: Message,
+    ) -> Option<oneshot::Receiver<()>> {
+        let (ack, acked) = oneshot::channel();
+        if self.queued.load(Relaxed) >= self.max_queued {
+            self.overflow_acks().push(ack);
+            self.overflowed
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            return Some(acked);
+        }
+        self.queue(outgoing, cache, Outgoing::Message { message, ack })
+            .map(|()| acked)
+    }
+
+    /// Hands an item to the publisher; if it is gone, the cache stops caching.
+    fn queue(
+        &self,
+        outgoing: &mpsc::UnboundedSender<Outgoing>,
+        cache: &LocalCache,
+        item: Outgoing,
+    ) -> Option<()> {
+        self.queued.fetch_add(1, Relaxed);
+        if outgoing.send(item).is_err() {
+            self.queued.fetch_sub(1, Relaxed);
+            cache.set_link(Link::Broadcast, false);
+            return None;
+        }
+        Some(())
+    }
+
     fn overflow_acks(&self) -> std::sync::MutexGuard<'_, Vec<oneshot::Sender<()>>> {
         self.overflow_acks.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -371,28 +407,8 @@ impl Bus {
         if !clear && keys.is_empty() && bumps.is_empty() {
             return None;
         }
-        let (ack, acked) = oneshot::channel();
-        if self.shared.queued.load(Relaxed) >= self.shared.max_queued {
-            // Redis has not kept up: this and everything queued will go as one clear.
-            self.shared.overflow_acks().push(ack);
-            self.shared
-                .overflowed
-                .store(true, std::sync::atomic::Ordering::SeqCst);
-            return Some(acked);
-        }
         let message = Message::new(self.shared.id, clear, keys, bumps);
-        self.queue(cache, Outgoing::Message { message, ack })
-            .map(|()| acked)
-    }
-
-    fn queue(&self, cache: &LocalCache, item: Outgoing) -> Option<()> {
-        self.shared.queued.fetch_add(1, Relaxed);
-        if self.outgoing.send(item).is_err() {
-            self.shared.queued.fetch_sub(1, Relaxed);
-            cache.set_link(Link::Broadcast, false);
-            return None;
-        }
-        Some(())
+        self.shared.enqueue(&self.outgoing, cache, message)
     }
 
     /// Waits (at most the configured time) until Redis has taken a commit's invalidation;
@@ -430,16 +446,17 @@ impl Bus {
     pub async fn record(
         &self,
         ops: &mut (dyn Ops + '_),
-        keys: &[CacheKey],
+        changes: &[(CacheKey, Change)],
         bumps: &[Bump],
     ) -> Result<Option<String>> {
-        match &self.outbox {
-            Some(writer) => writer
-                .record(&self.shared, ops, keys, bumps)
-                .await
-                .map(Some),
-            None => Ok(None),
-        }
+        let Some(writer) = &self.outbox else {
+            return Ok(None);
+        };
+        let keys: Vec<CacheKey> = changes.iter().map(|(key, _)| key.clone()).collect();
+        writer
+            .record(&self.shared, ops, &keys, bumps)
+            .await
+            .map(Some)
     }
 
     /// Before a database commit: fails unless Redis has taken a message from this instance
@@ -452,7 +469,11 @@ impl Bus {
             return Ok(());
         }
         let (ack, acked) = oneshot::channel();
-        if self.queue(cache, Outgoing::Probe { ack }).is_some() {
+        if self
+            .shared
+            .queue(&self.outgoing, cache, Outgoing::Probe { ack })
+            .is_some()
+        {
             let _ = tokio::time::timeout(fence, acked).await;
         }
         let silent_for = self.shared.since_taken();

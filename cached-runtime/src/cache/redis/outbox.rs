@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::{Outgoing, Receiver, Shared};
 use crate::cache::local::Link;
@@ -302,17 +302,9 @@ async fn pass(
         // Here, as another instance's invalidation; there, as this one's message.
         let forward = Message::new(shared.id, remote.clear, &remote.keys, &remote.bumps);
         here.apply_remote(remote.keys, remote.bumps);
-        let (ack, acked) = oneshot::channel();
-        shared.queued.fetch_add(1, Relaxed);
-        if outgoing
-            .send(Outgoing::Message {
-                message: forward,
-                ack,
-            })
-            .is_err()
-        {
+        let Some(acked) = shared.enqueue(outgoing, cache, forward) else {
             return Ok(());
-        }
+        };
         acks.push(acked);
         Counters::add(&cache.counters.outbox_relayed, 1);
     }
