@@ -282,14 +282,15 @@ pub(crate) async fn page<E: CachedEntity>(
 ) -> Result<Paged<E>> {
     let (meta, cache) = (E::meta(), &engine.cache);
     let order = &meta.orders[order_at];
-    let scope = cursor_scope(meta, order, &predicate);
-    check_cursor(&page, scope, meta, order)?;
+    check_cursor(&page, meta, order, &predicate)?;
     let key = CacheKey::page(meta, predicate.clone(), order, &page);
     let limit = page.limit as usize;
     if let Some(EntryData::Rows(rows)) = cache.get(&key) {
         hit(cache);
         let rows = rows.iter().map(|row| downcast::<E>(row.clone())).collect();
-        return Ok(paged(scope, order_at, rows, limit));
+        return Ok(paged(order_at, rows, limit, || {
+            cursor_scope(meta, order, &predicate)
+        }));
     }
     miss(cache);
     let mut reads = ReadSet::default();
@@ -299,6 +300,7 @@ pub(crate) async fn page<E: CachedEntity>(
     reads.key(cache.dependency(CacheKey::pages(meta, predicate.clone())));
     let store = &engine.store;
     let after = page.after.map(|c| (c.order, c.id));
+    let listed = predicate.clone();
     let loaded = load(engine, &key, || async move {
         let rows = store
             .exec()
@@ -332,7 +334,9 @@ pub(crate) async fn page<E: CachedEntity>(
         .iter()
         .map(|(_, row)| downcast::<E>(row.clone()))
         .collect();
-    Ok(paged(scope, order_at, rows, limit))
+    Ok(paged(order_at, rows, limit, || {
+        cursor_scope(meta, order, &listed)
+    }))
 }
 
 /// What a cursor of this list carries to be told from another list's: a hash of the entity,
@@ -342,29 +346,32 @@ pub(crate) fn cursor_scope(
     order: &OrderMeta,
     predicate: &Predicate,
 ) -> u32 {
-    let list = format!(
+    use std::fmt::Write as _;
+    // Hashed as it is formatted: no string is built on the page path.
+    let mut hash = crate::registry::Fnv1a::default();
+    let _ = write!(
+        hash,
         "{}|{}|{}|{}",
         meta.type_name,
         order.column,
         order.descending,
         CacheKey::pages(meta, predicate.clone())
     );
-    let hash = crate::registry::fnv1a(list.as_bytes());
-    (hash ^ (hash >> 32)) as u32
+    (hash.0 ^ (hash.0 >> 32)) as u32
 }
 
 /// Refuses a page that starts after another list's cursor, or after a position that no row
 /// of this list can have (a forged cursor): [`Error::InvalidCursor`], HTTP 400.
 pub(crate) fn check_cursor(
     page: &Page,
-    scope: u32,
-    meta: &EntityMeta,
+    meta: &'static EntityMeta,
     order: &OrderMeta,
+    predicate: &Predicate,
 ) -> Result<()> {
     let Some(cursor) = &page.after else {
         return Ok(());
     };
-    if cursor.scope != scope {
+    if cursor.scope != cursor_scope(meta, order, predicate) {
         return Err(Error::InvalidCursor {
             reason: format!(
                 "it was made for another list than this page of `{}` by `{}` (another entity, \
@@ -397,19 +404,19 @@ pub(crate) fn check_cursor(
 }
 
 /// The first `limit` of `rows` (read one more than asked), and the cursor after them if
-/// there was more.
+/// there was more (its `scope` computed only then).
 pub(crate) fn paged<E: CachedEntity>(
-    scope: u32,
     order_at: usize,
     mut rows: Vec<Arc<E>>,
     limit: usize,
+    scope: impl FnOnce() -> u32,
 ) -> Paged<E> {
     let more = rows.len() > limit;
     rows.truncate(limit);
     let next = rows.last().filter(|_| more).map(|last| Cursor {
         order: graph::order_value(E::meta(), order_at, &last.index_values()),
         id: last.id().key_value(),
-        scope,
+        scope: scope(),
     });
     Paged { rows, next }
 }

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use crate::entity::{EntityMeta, Namespace, ViewMeta};
 
-pub(crate) use fingerprint::{fingerprint, fnv1a};
+pub(crate) use fingerprint::{fingerprint, Fnv1a};
 
 /// An entity, registered by its derive.
 #[doc(hidden)]

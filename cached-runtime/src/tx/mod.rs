@@ -299,8 +299,7 @@ impl Transaction {
     ) -> Result<Paged<E>> {
         let meta = E::meta();
         let order = &meta.orders[order_at];
-        let scope = read::cursor_scope(meta, order, predicate);
-        read::check_cursor(&page, scope, meta, order)?;
+        read::check_cursor(&page, meta, order, predicate)?;
         let after = page.after.map(|c| (c.order, c.id));
         let limit = page.limit;
         let result = self
@@ -308,7 +307,9 @@ impl Transaction {
             .fetch_page::<E>(predicate, order, after.as_ref(), limit.saturating_add(1))
             .await;
         let rows = self.check(result)?.into_iter().map(Arc::new).collect();
-        Ok(read::paged(scope, order_at, rows, limit as usize))
+        Ok(read::paged(order_at, rows, limit as usize, || {
+            read::cursor_scope(meta, order, predicate)
+        }))
     }
 
     pub(crate) async fn count_where<E: CachedEntity>(
