@@ -69,6 +69,11 @@ async fn a_commit_on_one_instance_drops_the_same_keys_on_the_other() {
         Scene::repo(ctx).find_by_chapter_id(1).await.unwrap();
         Scene::repo(ctx).find_by_chapter_id(2).await.unwrap();
         Scene::repo(ctx).count_by_chapter_id(1).await.unwrap();
+        Scene::repo(ctx)
+            .count_grouped_by_chapter_id()
+            .await
+            .unwrap();
+        Scene::repo(ctx).count_grouped_by_status().await.unwrap();
         StoryOutline::get(ctx, 1).await.unwrap().unwrap();
     }
     assert!(b.is_cached(SceneQuery::ByChapterId(1).count_key()));
@@ -93,6 +98,10 @@ async fn a_commit_on_one_instance_drops_the_same_keys_on_the_other() {
     assert!(!b.is_cached(SceneQuery::ByChapterId(2).list_key()));
     assert!(!b.is_cached(SceneQuery::ByChapterId(1).count_key()));
     assert!(!b.is_cached(StoryOutlineKey::new(1)));
+    // The grouped counts of the field that changed, derived by B from the counts it heard of;
+    // those of the field that did not stay.
+    assert!(!b.is_cached(SceneQuery::count_grouped_by_chapter_id().key()));
+    assert!(b.is_cached(SceneQuery::count_grouped_by_status().key()));
     // Exactly the keys A dropped: scene 3 and its row stay cached on B.
     assert!(b.is_cached(SceneKey(3)), "a precise broadcast, not a clear");
     assert_eq!(remote.load(SeqCst), report.keys().len(), "{report}");

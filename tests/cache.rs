@@ -219,7 +219,11 @@ backend_tests! {
         let report = ctx.invalidate_query(&SceneQuery::ByStatus("draft".into()));
         assert_eq!(
             report.key_strings(),
-            ["scene?status=draft", "scene#count?status=draft"]
+            [
+                "scene?status=draft",
+                "scene#count?status=draft",
+                "scene#count_by(status)"
+            ]
         );
         assert!(!ctx.is_cached(SceneQuery::ByStatus("draft".into()).list_key()));
 
@@ -311,8 +315,8 @@ backend_tests! {
         assert_eq!(stats.fills, 4, "row 1, then the query and its rows 1 and 2");
         assert_eq!(
             stats.invalidations["Scene"] - seeded,
-            5,
-            "status draft/final, their counts, scene:1"
+            6,
+            "status draft/final, their counts, the status groups, scene:1"
         );
         let table = stats.to_string();
         assert!(

@@ -131,6 +131,16 @@ async fn answers(ctx: &Context) -> Vec<String> {
             page.as_deref()
         ));
     }
+    for movie in [1, 2] {
+        let actors = Casting::repo(ctx).actors_by_movie_id(movie).await.unwrap();
+        let names: Vec<&str> = actors.iter().map(|a| a.name.as_str()).collect();
+        out.push(format!("actors of {movie}: {names:?}"));
+    }
+    for actor in [1, 2, 3] {
+        let movies = Casting::repo(ctx).movies_by_actor_id(actor).await.unwrap();
+        let titles: Vec<&str> = movies.iter().map(|m| m.title.as_str()).collect();
+        out.push(format!("movies of {actor}: {titles:?}"));
+    }
     for actor in [1, 2, 3] {
         let films = Casting::repo(ctx).find_by_actor_id(actor).await.unwrap();
         out.push(format!(
@@ -206,5 +216,57 @@ backend_tests! {
         assert!(ctx.is_cached(page(2)), "Heat's page is unchanged");
         assert!(!Casting::repo(&ctx).detach(1, 3).await.unwrap(), "nothing left to detach");
         assert_fresh(&ctx, &db, "detach(1, 3)").await;
+    }
+
+    // `attach(row)` inserts unless the pair is joined, and returns the row that joins it;
+    // `actors_by_movie_id` / `movies_by_actor_id` read the other side through the join, one
+    // lookup on a hit, fresh after attaching, detaching, moving a join row and renaming.
+    #[tokio::test]
+    async fn attach_and_the_other_side_read_through_the_join(backend) {
+        let Some((ctx, db)) = setup(backend).await else { return };
+        let names = |actors: Vec<std::sync::Arc<Actor>>| {
+            actors.iter().map(|a| a.name.clone()).collect::<Vec<_>>()
+        };
+        let cast = Casting::repo(&ctx).actors_by_movie_id(1).await.unwrap();
+        assert_eq!(names(cast), ["Ripley", "Dallas"]);
+        let before = ctx.stats();
+        let cast = Casting::repo(&ctx).actors_by_movie_id(1).await.unwrap();
+        let after = ctx.stats();
+        assert_eq!(names(cast), ["Ripley", "Dallas"]);
+        assert_eq!((after.hits - before.hits, after.misses - before.misses), (1, 0), "one lookup");
+        assert_fresh(&ctx, &db, "seeding").await;
+
+        // Attach Hanna to Alien; attaching the pair again returns the row there is.
+        let attached = Casting::repo(&ctx).attach(&casting(4, 1, 3)).await.unwrap();
+        assert_eq!((attached.id, attached.role.as_str()), (4, "role 4"));
+        assert_eq!(names(Casting::repo(&ctx).actors_by_movie_id(1).await.unwrap()), ["Ripley", "Dallas", "Hanna"]);
+        let again = Casting::repo(&ctx).attach(&casting(9, 1, 3)).await.unwrap();
+        assert_eq!((again.id, again.role.as_str()), (4, "role 4"), "the pair was joined already");
+        assert_eq!(Casting::repo(&ctx).count_by_movie_id(1).await.unwrap(), 3);
+        assert_fresh(&ctx, &db, "attach").await;
+
+        // Renaming an actor shows in every movie that joins her, and nowhere else.
+        Actor::repo(&ctx).update(3, ActorUpdate::default().name("Vincent Hanna")).await.unwrap();
+        assert_fresh(&ctx, &db, "renaming Hanna").await;
+
+        // A join row moved to another actor: the movie's actors change with no change to its
+        // list of join rows.
+        Casting::repo(&ctx).update(1, CastingUpdate::default().actor_id(2)).await.unwrap_err();
+        Casting::repo(&ctx).update(4, CastingUpdate::default().actor_id(2)).await.unwrap_err();
+        Casting::repo(&ctx).update(3, CastingUpdate::default().actor_id(1)).await.unwrap();
+        assert_eq!(names(Casting::repo(&ctx).actors_by_movie_id(2).await.unwrap()), ["Ripley"]);
+        assert_fresh(&ctx, &db, "moving a join row to another actor").await;
+
+        // Inside a transaction the read sees the transaction's own attach.
+        let mut tx = ctx.begin().await.unwrap();
+        Casting::repo(&mut tx).attach(&casting(5, 2, 2)).await.unwrap();
+        let inside = Casting::repo(&mut tx).actors_by_movie_id(2).await.unwrap();
+        assert_eq!(names(inside), ["Ripley", "Dallas"]);
+        tx.commit().await.unwrap();
+        assert_fresh(&ctx, &db, "an attach in a transaction").await;
+
+        assert!(Casting::repo(&ctx).detach(2, 1).await.unwrap());
+        assert_eq!(names(Casting::repo(&ctx).actors_by_movie_id(2).await.unwrap()), ["Dallas"]);
+        assert_fresh(&ctx, &db, "detach").await;
     }
 }

@@ -94,6 +94,7 @@ async fn object_ids_are_ids_and_keys_on_mongodb() {
         format!("tag#count?owner={}", alice.to_hex()),
         format!("tag?owner={}", bob.to_hex()),
         format!("tag#count?owner={}", bob.to_hex()),
+        "tag#count_by(owner)".to_owned(),
         format!("tag:{}", a.id.to_hex()),
     ];
     expected.sort();

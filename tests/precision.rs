@@ -64,7 +64,8 @@ type Write = for<'a> fn(&'a Context) -> Pin<Box<dyn Future<Output = ()> + 'a>>;
 struct Case {
     name: &'static str,
     write: Write,
-    /// Query keys the write must drop (each with its count twin).
+    /// Query keys the write must drop (each with its count twin, and a single field's query
+    /// with that field's grouped counts).
     dropped_queries: &'static [&'static str],
     /// Row keys the commit rewrites (new value or negative entry).
     rewritten_rows: &'static [&'static str],
@@ -77,7 +78,15 @@ fn with_counts(queries: &[&str]) -> BTreeSet<String> {
         .iter()
         .flat_map(|q| {
             let (name, pred) = q.split_once('?').unwrap();
+            let group = match pred.split_once('=') {
+                Some((field, _)) if !pred.contains('&') => {
+                    Some(format!("{name}#count_by({field})"))
+                }
+                _ => None,
+            };
             [q.to_string(), format!("{name}#count?{pred}")]
+                .into_iter()
+                .chain(group)
         })
         .collect()
 }

@@ -30,6 +30,10 @@ async fn typed_keys_print_readably() {
         "scene#count?chapter_id=7"
     );
     assert_eq!(
+        SceneQuery::count_grouped_by_status().to_string(),
+        "scene#count_by(status)"
+    );
+    assert_eq!(
         SceneQuery::ByLocationId(None).to_string(),
         "scene?location_id=null"
     );

@@ -64,6 +64,7 @@ backend_tests! {
                 "scene#count?status=draft",
                 "scene?status=final",
                 "scene#count?status=final",
+                "scene#count_by(status)",
                 "scene:1",
                 "part_summary:1",
                 "story_outline:1"
@@ -76,8 +77,9 @@ backend_tests! {
         assert!(!ctx.is_cached(SceneQuery::ByStatus("draft".into()).list_key()));
         assert_eq!(
             report.to_string(),
-            "invalidated 7 key(s): scene?status=draft, scene#count?status=draft, scene?status=final, \
-             scene#count?status=final, scene:1, part_summary:1, story_outline:1"
+            "invalidated 8 key(s): scene?status=draft, scene#count?status=draft, scene?status=final, \
+             scene#count?status=final, scene#count_by(status), scene:1, part_summary:1, \
+             story_outline:1"
         );
     }
 

@@ -278,6 +278,7 @@ async fn the_graph_lists_entities_edges_and_views_and_explains_writes() {
     for expected in [
         ("scene?chapter_id=1", "chapter_id changes 1 -> 2"),
         ("scene#count?chapter_id=2", "chapter_id changes 1 -> 2"),
+        ("scene#count_by(chapter_id)", "chapter_id changes 1 -> 2"),
         ("scene:1", "the row is rewritten in place"),
         (
             "story_outline:*",
@@ -297,7 +298,7 @@ async fn the_graph_lists_entities_edges_and_views_and_explains_writes() {
             "missing {expected:?} in\n{explanation}"
         );
     }
-    assert_eq!(lines.len(), 8, "{explanation}");
+    assert_eq!(lines.len(), 9, "{explanation}");
 }
 
 /// A view keyed by a child that shows its parents: a scene's header with its chapter's and its

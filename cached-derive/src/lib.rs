@@ -40,10 +40,10 @@ use syn::{parse_macro_input, DeriveInput};
 /// | `ttl = 60` | seconds an entry lives (default: until invalidated); a positive integer |
 /// | `negative_ttl = 5` | seconds "this id does not exist" is remembered (`0`: never cached) |
 /// | `stale_while_revalidate = 30` | seconds past the TTL an entry may be served while one refresh runs (needs `ttl`) |
-/// | `relates_to = "Chapter"` | an edge to another entity: the field `chapter_id` is its foreign key (repeatable) |
+/// | `relates_to = "Chapter"` | an edge to another entity: the field `chapter_id` is its foreign key (repeatable); key-forming like `index` |
 /// | `index(a, b)` | a composite lookup: `find_by_a_and_b`, `count_by_a_and_b`, `update_many_by_a_and_b` |
-/// | `unique(a, b)` | a unique composite: also `get_by_a_and_b` |
-/// | `order_by = "column"` / `"column desc"` | keyset pages of every row: `page(Page)` |
+/// | `unique(a, b)` | a unique composite: also `get_by_a_and_b`; on two `relates_to` keys (a join entity), also `attach(&row)`, `detach(a, b)` and each side's rows of the other (`actors_by_movie_id(m)`) |
+/// | `order_by = "column"` / `"column desc"` | keyset pages of every row: `page(Page)`; and `max_<column>()` / `min_<column>()` |
 /// | `name = "scene"` | the key prefix (default: the type name in snake_case) |
 /// | `crate = "path"` | where `cached_runtime` is, if renamed |
 ///
@@ -53,16 +53,17 @@ use syn::{parse_macro_input, DeriveInput};
 /// |---|---|
 /// | `id` | the primary key (`_id` on MongoDB); exactly one |
 /// | `id, generated` | the database makes it (an integer, or an `ObjectId` made here): insert a `NewScene` |
-/// | `index` | a lookup: `find_by_<field>`, `count_by_<field>`, `update_many_by_<field>` |
+/// | `index` | a lookup: `find_by_<field>`, `count_by_<field>`, `update_many_by_<field>`; grouped counts: `count_grouped_by_<field>()` |
 /// | `unique` | a unique lookup: `get_by_<field>` |
-/// | `order_by = "column"` / `"column desc"` | on a key-forming field: `page_by_<field>(value, Page)` |
+/// | `order_by = "column"` / `"column desc"` | on a key-forming field: `page_by_<field>(value, Page)`; and `max_<column>_by_<field>(value)` / `min_...` |
 /// | `references = "Setting"` | a nullable or extra foreign key to another entity |
 /// | `version` | an integer the database moves on at every write: `update_if_version` |
 /// | `skip` | not persisted (gets `Default` when loaded) |
 ///
 /// Every misuse is one compile error that says what to write instead (the runtime's
 /// `tests/ui`). What each generated method does, its cache keys and what invalidates them are
-/// on the generated items themselves (`cargo doc` of your crate) and in the runtime's README.
+/// on the generated items themselves (`cargo doc` of your crate) and in the guide (`docs/` in
+/// the repository, linked from the README).
 #[proc_macro_derive(CachedEntity, attributes(cache))]
 pub fn derive_cached_entity(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);

@@ -363,9 +363,14 @@ impl Context {
         self.remove_keys(vec![key.into()], Source::Manual)
     }
 
-    /// Drops a cached query and its count (`SceneQuery::ByStatus("draft".into())`).
+    /// Drops a cached query and its count (`SceneQuery::ByStatus("draft".into())`), and the
+    /// grouped counts of its field (`count_grouped_by_status()`).
     pub fn invalidate_query(&self, query: &impl QueryKey) -> CommitReport {
-        self.remove_keys(vec![query.list_key(), query.count_key()], Source::Manual)
+        let count = query.count_key();
+        let groups = count.groups_of_count();
+        let mut keys = vec![query.list_key(), count];
+        keys.extend(groups);
+        self.remove_keys(keys, Source::Manual)
     }
 
     /// Makes every cached entry of `E` (rows, queries, counts) unreadable at once. Costs the

@@ -10,6 +10,8 @@
 //! | the ids of `find_by_story_id_and_status(3, "draft")` | `scene?story_id=3&status=draft` |
 //! | the ids of `list()` | `scene?all` |
 //! | `count_by_status("draft")` / `count()` | `scene#count?status=draft` / `scene#count?all` |
+//! | `count_grouped_by_status()` | `scene#count_by(status)` |
+//! | `max_position_by_project_id(3)` | `ticket?project_id=3#max(position)` |
 //!
 //! The derive generates typed keys (`SceneKey`, `SceneQuery`) that convert into `CacheKey`.
 
@@ -40,6 +42,16 @@ enum KeyKind {
     /// The tag every page of a predicate depends on: changed when a row enters or leaves the
     /// predicate or moves within its order. Never holds an entry.
     Pages(Predicate),
+    /// The number of rows in each group of a key-forming column: dropped by every write that
+    /// moves a row into or out of a group.
+    Groups(&'static str),
+    /// The largest (`true`) or smallest value of an order's column among a predicate's rows;
+    /// registered under the predicate's pages tag, as a page is.
+    Extreme(Predicate, &'static OrderMeta, bool),
+    /// The rows a join entity's rows matching a predicate point to through a foreign-key
+    /// column (the actors of a movie's castings): registered under the query, the join rows
+    /// and the rows pointed to.
+    Joined(Predicate, &'static str),
 }
 
 /// Which page: the order, where it starts, how many rows.
@@ -131,10 +143,70 @@ impl CacheKey {
         }
     }
 
-    /// Whether this key holds one keyset page (dropped through its tag, never sent alone).
+    /// The key of the grouped counts of a key-forming column (`scene#count_by(status)`).
+    pub fn groups(meta: &'static EntityMeta, column: &'static str) -> Self {
+        CacheKey {
+            meta: &meta.namespace,
+            kind: KeyKind::Groups(column),
+        }
+    }
+
+    /// The key of the largest (`max`) or smallest value of `order`'s column among
+    /// `predicate`'s rows (`ticket?project_id=3#max(position)`).
+    pub(crate) fn extreme(
+        meta: &'static EntityMeta,
+        predicate: Predicate,
+        order: &'static OrderMeta,
+        max: bool,
+    ) -> Self {
+        CacheKey {
+            meta: &meta.namespace,
+            kind: KeyKind::Extreme(predicate, order, max),
+        }
+    }
+
+    /// The key of the rows that the rows of the join entity `meta` matching `predicate`
+    /// point to through `column` (`casting?movie_id=1#joined(actor_id)`).
+    pub(crate) fn joined(
+        meta: &'static EntityMeta,
+        predicate: Predicate,
+        column: &'static str,
+    ) -> Self {
+        CacheKey {
+            meta: &meta.namespace,
+            kind: KeyKind::Joined(predicate, column),
+        }
+    }
+
+    /// Whether this key is dropped only through what it depends on, never sent alone: a
+    /// keyset page, an extreme of an order's column (both hang on the pages tag), or the rows
+    /// of a join.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn is_page(&self) -> bool {
-        matches!(self.kind, KeyKind::Page(..))
+        matches!(
+            self.kind,
+            KeyKind::Page(..) | KeyKind::Extreme(..) | KeyKind::Joined(..)
+        )
+    }
+
+    /// The grouped counts a change of this count reaches: a row entering or leaving
+    /// `scene#count?status=draft` changes `scene#count_by(status)`.
+    pub(crate) fn groups_of_count(&self) -> Option<CacheKey> {
+        match &self.kind {
+            KeyKind::Count(Predicate::Eq(column, _)) => Some(CacheKey {
+                meta: self.meta,
+                kind: KeyKind::Groups(column),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The column whose grouped counts this key holds, if it is such a key.
+    pub(crate) fn grouped_column(&self) -> Option<&'static str> {
+        match self.kind {
+            KeyKind::Groups(column) => Some(column),
+            _ => None,
+        }
     }
 
     /// Whether this key is the tag of a predicate's pages.
@@ -156,13 +228,17 @@ impl CacheKey {
         }
     }
 
-    /// The predicate, if this is a query or count key.
+    /// The predicate, if this is a query, count, page or extreme key (not a row, and not
+    /// the grouped counts, which read every row).
     pub fn predicate(&self) -> Option<&Predicate> {
         match &self.kind {
-            KeyKind::Row(_) => None,
-            KeyKind::List(p) | KeyKind::Count(p) | KeyKind::Page(p, _) | KeyKind::Pages(p) => {
-                Some(p)
-            }
+            KeyKind::Row(_) | KeyKind::Groups(_) => None,
+            KeyKind::List(p)
+            | KeyKind::Count(p)
+            | KeyKind::Page(p, _)
+            | KeyKind::Pages(p)
+            | KeyKind::Extreme(p, ..)
+            | KeyKind::Joined(p, _) => Some(p),
         }
     }
 
@@ -212,8 +288,11 @@ impl CacheKey {
             KeyKind::List(p) => KeyKind::List(predicate(p)?),
             KeyKind::Count(p) => KeyKind::Count(predicate(p)?),
             KeyKind::Pages(p) => KeyKind::Pages(predicate(p)?),
-            // A page is registered under its (canonical) tag, never as a spelling.
-            KeyKind::Page(..) => return None,
+            // A page or an extreme is registered under its (canonical) tag, never as a
+            // spelling; the grouped counts hold no text.
+            KeyKind::Page(..) | KeyKind::Extreme(..) | KeyKind::Joined(..) | KeyKind::Groups(_) => {
+                return None
+            }
         };
         Some(CacheKey {
             meta: self.meta,
@@ -289,13 +368,17 @@ impl CacheKey {
         let wide = |v: &KeyValue| matches!(v, KeyValue::Text(t) if !is_plain(t));
         match &self.kind {
             KeyKind::Row(id) => wide(id),
-            KeyKind::List(p) | KeyKind::Count(p) | KeyKind::Page(p, _) | KeyKind::Pages(p) => {
-                match p {
-                    Predicate::All => false,
-                    Predicate::Eq(_, v) => wide(v),
-                    Predicate::And(_, values) => values.iter().any(wide),
-                }
-            }
+            KeyKind::Groups(_) => false,
+            KeyKind::List(p)
+            | KeyKind::Count(p)
+            | KeyKind::Page(p, _)
+            | KeyKind::Pages(p)
+            | KeyKind::Extreme(p, ..)
+            | KeyKind::Joined(p, _) => match p {
+                Predicate::All => false,
+                Predicate::Eq(_, v) => wide(v),
+                Predicate::And(_, values) => values.iter().any(wide),
+            },
         }
     }
 
@@ -363,6 +446,18 @@ impl fmt::Display for CacheKey {
             KeyKind::Pages(p) => {
                 write!(f, "{name}#pages?")?;
                 predicate(f, p)
+            }
+            KeyKind::Groups(column) => write!(f, "{name}#count_by({column})"),
+            KeyKind::Joined(p, column) => {
+                write!(f, "{name}?")?;
+                predicate(f, p)?;
+                write!(f, "#joined({column})")
+            }
+            KeyKind::Extreme(p, order, max) => {
+                write!(f, "{name}?")?;
+                predicate(f, p)?;
+                let which = if *max { "max" } else { "min" };
+                write!(f, "#{which}({})", order.column)
             }
             KeyKind::Page(p, spec) => {
                 write!(f, "{name}?")?;

@@ -57,6 +57,7 @@ mod error;
 mod value;
 mod web;
 // 2. the entity model
+mod aggregate;
 mod entity;
 mod key;
 mod page;
@@ -84,6 +85,7 @@ mod view;
 mod handle;
 mod repo;
 
+pub use aggregate::{AggregateValue, Extreme, GroupedCount};
 pub use cache::clock::ManualClock;
 #[cfg(feature = "redis")]
 pub use cache::redis::{Outbox, RedisBroadcast};
@@ -131,9 +133,10 @@ pub mod __private {
     pub use crate::handle::HandleRef;
     pub use crate::registry::{reaches, EntityRegistration, ViewRegistration};
     pub use crate::repo::{
-        add, count, delete, delete_many, delete_where, find, get, get_by, get_for_update, get_many,
-        get_many_for_update, insert, insert_many, insert_new, insert_new_many, list_op, page,
-        require, subtract, update, update_if_version, update_many,
+        add, attach, count, count_grouped, delete, delete_many, delete_where, extreme, find, get,
+        get_by, get_for_update, get_many, get_many_for_update, insert, insert_many, insert_new,
+        insert_new_many, joined, list_op, page, require, subtract, update, update_if_version,
+        update_many,
     };
     pub use crate::value::read_column;
     pub use inventory;
@@ -262,3 +265,24 @@ pub fn __fold(text: &str) -> String {
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
+
+/// The guide's Rust examples (`docs/*.md`), compiled as doctests likewise, one page each.
+#[cfg(doctest)]
+pub mod guide {
+    #[doc = include_str!("../../docs/entities.md")]
+    pub struct Entities;
+    #[doc = include_str!("../../docs/queries.md")]
+    pub struct Queries;
+    #[doc = include_str!("../../docs/views.md")]
+    pub struct Views;
+    #[doc = include_str!("../../docs/transactions.md")]
+    pub struct Transactions;
+    #[doc = include_str!("../../docs/errors.md")]
+    pub struct Errors;
+    #[doc = include_str!("../../docs/guarantees.md")]
+    pub struct Guarantees;
+    #[doc = include_str!("../../docs/instances.md")]
+    pub struct Instances;
+    #[doc = include_str!("../../docs/operations.md")]
+    pub struct Operations;
+}

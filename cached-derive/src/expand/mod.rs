@@ -1,10 +1,13 @@
 //! Code generation, one file per generated concern: the `CachedEntity` impl and its static
 //! description ([`entity`]), typed keys ([`keys`]), the patch struct ([`patch`]), the insert
-//! shape of a generated id ([`new_row`]), the repository ([`repo`]) and the `relates_to` edges
+//! shape of a generated id ([`new_row`]), the repository ([`repo`]), its aggregates
+//! ([`aggregate`]), a join entity's helpers ([`join`]) and the `relates_to` edges
 //! ([`relations`]).
 
+mod aggregate;
 mod entity;
 mod fallback;
+mod join;
 mod keys;
 mod new_row;
 mod patch;
@@ -62,6 +65,8 @@ fn expand(model: &Model<'_>) -> TokenStream {
     let patch = patch::expand(model);
     let new_row = new_row::expand(model);
     let repo = repo::expand(model);
+    let aggregates = aggregate::expand(model);
+    let joins = join::expand(model);
     let entity = entity::expand(model);
     let relations = relations::expand(model);
     quote! {
@@ -69,6 +74,8 @@ fn expand(model: &Model<'_>) -> TokenStream {
         #patch
         #new_row
         #repo
+        #aggregates
+        #joins
         #[doc(hidden)]
         const _: () = {
             #entity

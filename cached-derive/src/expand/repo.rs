@@ -144,42 +144,6 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
                 .map(|c| c.fields.clone()),
         )
         .collect();
-    // A join entity: one unique pair of foreign keys gets `detach(a, b)`.
-    let join_pairs: Vec<&Vec<usize>> = model
-        .composites
-        .iter()
-        .filter(|c| {
-            c.unique
-                && c.fields.len() == 2
-                && c.fields.iter().all(|f| {
-                    model
-                        .indexes
-                        .iter()
-                        .any(|(i, kind)| i == f && *kind == crate::validate::IndexKind::ForeignKey)
-                })
-        })
-        .map(|c| &c.fields)
-        .collect();
-    let detach = match join_pairs.as_slice() {
-        [fields] => {
-            let variant = super::keys::composite_variant(model, fields);
-            let (args, values) = params(fields);
-            let listed = lookup_name(entity, fields).replace("_and_", "`, `");
-            let doc = format!(
-                "Deletes the row joining these `{listed}` (the unique pair), if there is one; \
-                 returns whether there was. Drops exactly what a `delete` of it would: its row, \
-                 and the lists, counts and pages of each side it was in."
-            );
-            quote! {
-                #[doc = #doc]
-                pub async fn detach(&mut self, #(#args),*) -> #krate::Result<bool> {
-                    let predicate = #query::#variant(#(#values),*).predicate();
-                    #p::delete_where::<#ident>(#handle, predicate).await.map(|n| n > 0)
-                }
-            }
-        }
-        _ => TokenStream::new(),
-    };
     let getters = unique_lists.iter().map(|fields| {
         let name = lookup_name(entity, fields);
         let listed = name.replace("_and_", "`, `");
@@ -396,7 +360,6 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
             #(#composite_finders)*
 
             #(#getters)*
-            #detach
 
             #(#pages)*
 

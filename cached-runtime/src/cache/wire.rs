@@ -113,10 +113,11 @@ impl Message {
             silence_ms: 0,
             bye: false,
             outbox: false,
-            // A page is dropped through its tag, which every instance resolves itself.
+            // A page is dropped through its tag, and grouped counts with the counts of their
+            // groups, which every instance resolves itself.
             keys: keys
                 .iter()
-                .filter(|key| !key.is_page())
+                .filter(|key| !key.is_page() && key.grouped_column().is_none())
                 .map(WireKey::from_key)
                 .collect(),
             bumps: bumps
@@ -208,11 +209,23 @@ impl Message {
     /// have cached them.
     pub fn resolve(&self) -> Remote {
         let mut keys = Vec::new();
+        // The grouped counts each changed count reaches (the sender does not send them):
+        // one per field, however many of its groups changed.
+        let mut groups: Vec<CacheKey> = Vec::new();
         for key in &self.keys {
             for meta in lookup(&key.entity) {
-                keys.extend(key.to_key(meta));
+                let Some(key) = key.to_key(meta) else {
+                    continue;
+                };
+                if let Some(group) = key.groups_of_count() {
+                    if !groups.contains(&group) {
+                        groups.push(group);
+                    }
+                }
+                keys.push(key);
             }
         }
+        keys.extend(groups);
         let mut bumps = Vec::new();
         for bump in &self.bumps {
             for meta in lookup(&bump.entity) {

@@ -6,6 +6,8 @@
 //! [`Context`](crate::Context) each hold an `Arc<Engine>`. The broadcast reaches it through the
 //! small [`Receiver`](crate::cache::redis::Receiver) trait, never the other way up.
 
+pub(crate) mod aggregate;
+pub(crate) mod join;
 pub(crate) mod read;
 mod seams;
 

@@ -168,8 +168,9 @@ fn query_reason(
             tuple(&mut values.iter().map(ToString::to_string))
         );
     }
-    let indexed = match key.predicate() {
-        Some(Predicate::Eq(column, _)) => meta.index_position(column).map(|i| (*column, i)),
+    let indexed = match (key.predicate(), key.grouped_column()) {
+        (Some(Predicate::Eq(column, _)), _) => meta.index_position(column).map(|i| (*column, i)),
+        (_, Some(column)) => meta.index_position(column).map(|i| (column, i)),
         _ => None,
     };
     let Some((column, i)) = indexed else {

@@ -3,7 +3,8 @@
 //!
 //! An entity's query keys are its tags: `scene?all` for every row, and `scene?<field>=<value>`
 //! for each key-forming field (`#[cache(index)]` fields and `relates_to` foreign keys), each
-//! with its count twin. A row belongs to exactly those tags, so a write computes the tags of
+//! with its count twin; a row entering or leaving a field's tag also drops that field's
+//! grouped counts (`scene#count_by(status)`). A row belongs to exactly those tags, so a write computes the tags of
 //! the old and the new row and drops exactly the query entries whose membership changed. The
 //! cost is proportional to the number of key-forming fields, never to the cache size.
 
@@ -43,6 +44,7 @@ pub fn query_keys(
             tag_keys(meta, Predicate::All, &mut keys);
             for (index, value) in meta.indexes.iter().zip(values) {
                 tag_keys(meta, Predicate::Eq(index.column, value.clone()), &mut keys);
+                keys.push(CacheKey::groups(meta, index.column));
             }
             for (composite, tuple) in composites(meta, &values[singles.min(values.len())..]) {
                 tag_keys(
@@ -60,6 +62,7 @@ pub fn query_keys(
                 if o != n {
                     tag_keys(meta, Predicate::Eq(index.column, o.clone()), &mut keys);
                     tag_keys(meta, Predicate::Eq(index.column, n.clone()), &mut keys);
+                    keys.push(CacheKey::groups(meta, index.column));
                 }
             }
             let olds = composites(meta, &old[singles.min(old.len())..]);
@@ -285,8 +288,10 @@ mod tests {
                 "scene#count?all",
                 "scene?chapter_id=7",
                 "scene#count?chapter_id=7",
+                "scene#count_by(chapter_id)",
                 "scene?status=draft",
                 "scene#count?status=draft",
+                "scene#count_by(status)",
                 "scene?chapter_id=7&status=draft",
                 "scene#count?chapter_id=7&status=draft"
             ]
@@ -303,6 +308,7 @@ mod tests {
                 "scene#count?status=draft",
                 "scene?status=final",
                 "scene#count?status=final",
+                "scene#count_by(status)",
                 "scene?chapter_id=7&status=draft",
                 "scene#count?chapter_id=7&status=draft",
                 "scene?chapter_id=7&status=final",

@@ -6,7 +6,8 @@
 
 use std::sync::Arc;
 
-use crate::engine::read;
+use crate::aggregate::{AggregateValue, Extreme, GroupedCount};
+use crate::engine::{aggregate, join, read};
 use crate::entity::{CachedEntity, NewRow};
 use crate::error::{Error, Result};
 use crate::handle::HandleRef;
@@ -135,6 +136,35 @@ pub async fn count<E: CachedEntity>(handle: HandleRef<'_>, predicate: Predicate)
     match handle {
         HandleRef::Context(ctx) => read::count_revalidating::<E>(ctx.engine(), predicate).await,
         HandleRef::Transaction(tx) => tx.count_where::<E>(&predicate).await,
+    }
+}
+
+/// `count_grouped_by_<field>`: each group's value and its number of rows.
+pub async fn count_grouped<E: CachedEntity, T: AggregateValue>(
+    handle: HandleRef<'_>,
+    query: GroupedCount<E, T>,
+) -> Result<Vec<(T, i64)>> {
+    match handle {
+        HandleRef::Context(ctx) => {
+            Ok((*aggregate::count_grouped(ctx.engine(), query).await?).clone())
+        }
+        HandleRef::Transaction(tx) => tx.count_grouped::<E, T>(query.column).await,
+    }
+}
+
+/// `max_<column>_by_<field>` / `min_...`: the largest or smallest value of an order column
+/// among a query's rows.
+pub async fn extreme<E: CachedEntity, T: AggregateValue>(
+    handle: HandleRef<'_>,
+    query: Extreme<E, T>,
+) -> Result<Option<T>> {
+    match handle {
+        HandleRef::Context(ctx) => aggregate::extreme(ctx.engine(), query).await,
+        HandleRef::Transaction(tx) => {
+            let column = E::meta().orders[query.order_at].column;
+            tx.extreme::<E, T>(&query.predicate, column, query.max)
+                .await
+        }
     }
 }
 
@@ -269,6 +299,46 @@ pub async fn list_op<E: CachedEntity>(
     append: bool,
 ) -> Result<Arc<E>> {
     in_tx!(handle, tx => tx.list_op::<E>(&id, column, item.clone(), append).await)
+}
+
+/// `attach`: inserts the join row `values` unless a row already joins its pair (`predicate`,
+/// the unique pair of foreign keys); returns the row that joins them, new or old.
+pub async fn attach<E: CachedEntity>(
+    handle: HandleRef<'_>,
+    predicate: Predicate,
+    values: Vec<Value>,
+) -> Result<Arc<E>> {
+    in_tx!(handle, tx => async {
+        if let Some(found) = tx.read_where::<E>(&predicate).await?.into_iter().next() {
+            return Ok(found);
+        }
+        the_one::<E>(tx.insert_rows::<E>(vec![values.clone()]).await?)
+    }.await)
+}
+
+/// `<targets>_by_<column>` on a join entity: the `B` rows its rows matching `predicate` point
+/// to through `column` (`target` reads one row's key), in the order of the join rows' ids.
+pub async fn joined<J: CachedEntity, B: CachedEntity>(
+    handle: HandleRef<'_>,
+    predicate: Predicate,
+    column: &'static str,
+    target: fn(&J) -> Option<B::Id>,
+) -> Result<Vec<Arc<B>>> {
+    match handle {
+        HandleRef::Context(ctx) => {
+            join::joined::<J, B>(ctx.engine(), predicate, column, target).await
+        }
+        HandleRef::Transaction(tx) => {
+            let joins = tx.read_where::<J>(&predicate).await?;
+            let ids = join::targets::<J, B>(&joins, target);
+            Ok(tx
+                .read_many::<B>(&ids)
+                .await?
+                .into_iter()
+                .flatten()
+                .collect())
+        }
+    }
 }
 
 /// `detach`: the rows matching a unique pair of foreign keys; returns how many there were.

@@ -118,6 +118,25 @@ pub(crate) trait Ops: Send {
         predicate: &'a Predicate,
     ) -> BoxFuture<'a, Result<i64>>;
 
+    /// Each distinct value of `column` with the number of rows holding it (`GROUP BY`), in
+    /// the database's order of the values.
+    fn count_grouped<'a>(
+        &'a mut self,
+        meta: Meta,
+        column: &'static str,
+    ) -> BoxFuture<'a, Result<Vec<(Value, i64)>>>;
+
+    /// The largest (`max`) or smallest value of `column` among the rows matching
+    /// `predicate`, by the database's comparison; `None` when no such row has one (no row,
+    /// or only nulls).
+    fn extreme<'a>(
+        &'a mut self,
+        meta: Meta,
+        predicate: &'a Predicate,
+        column: &'static str,
+        max: bool,
+    ) -> BoxFuture<'a, Result<Option<Value>>>;
+
     /// The ids of the rows of `meta` whose `column` is one of `values`, locked: the rows a
     /// cascade from the parents with these ids reaches.
     fn fetch_ids_where_in<'a>(

@@ -31,7 +31,7 @@ pub(crate) use catalog::{Action, Catalog};
 use crate::entity::{CachedEntity, EntityMeta, OrderMeta};
 use crate::error::{Error, Result};
 use crate::key::Predicate;
-use crate::value::{KeyPart, KeyValue, Value};
+use crate::value::{DecodeError, FromValue, KeyPart, KeyValue, Value};
 
 /// A database the cache sits in front of. Build one from a driver pool:
 /// `Store::from(sqlite_pool)`, `Store::from(pg_pool)`, `Store::from(mysql_pool)`, or from a
@@ -151,6 +151,14 @@ fn decode<E: CachedEntity>(row: Row) -> Result<E> {
     E::from_values(row).map_err(|e| Error::Decode {
         entity: E::meta().type_name,
         source: Box::new(e),
+    })
+}
+
+/// Decodes one column value of `E` into a field's type.
+fn decode_value<E: CachedEntity, T: FromValue>(column: &'static str, value: Value) -> Result<T> {
+    T::from_value(value).map_err(|error| Error::Decode {
+        entity: E::meta().type_name,
+        source: Box::new(DecodeError { column, error }),
     })
 }
 
@@ -288,6 +296,30 @@ impl<'a> Exec<'a> {
     /// The number of rows matching `predicate`.
     pub async fn count_where<E: CachedEntity>(&mut self, predicate: &Predicate) -> Result<i64> {
         self.0.count_where(E::meta(), predicate).await
+    }
+
+    /// Each distinct value of `E`'s `column` with the number of rows holding it.
+    pub async fn count_grouped<E: CachedEntity, T: FromValue>(
+        &mut self,
+        column: &'static str,
+    ) -> Result<Vec<(T, i64)>> {
+        let groups = self.0.count_grouped(E::meta(), column).await?;
+        groups
+            .into_iter()
+            .map(|(value, n)| Ok((decode_value::<E, T>(column, value)?, n)))
+            .collect()
+    }
+
+    /// The largest (`max`) or smallest value of `E`'s `column` among the rows matching
+    /// `predicate`; `None` when none has one.
+    pub async fn extreme<E: CachedEntity, T: FromValue>(
+        &mut self,
+        predicate: &Predicate,
+        column: &'static str,
+        max: bool,
+    ) -> Result<Option<T>> {
+        let value = self.0.extreme(E::meta(), predicate, column, max).await?;
+        value.map(|v| decode_value::<E, T>(column, v)).transpose()
     }
 
     /// The rows with these ids, locked against other writers until the transaction ends.

@@ -503,6 +503,76 @@ impl Ops for MongoOps<'_> {
         })
     }
 
+    /// A `$group` stage (a missing field groups with null, as SQL's `NULL` does).
+    fn count_grouped<'a>(
+        &'a mut self,
+        meta: Meta,
+        column: &'static str,
+    ) -> BoxFuture<'a, Result<Vec<(Value, i64)>>> {
+        Box::pin(async move {
+            let err = |e| from_mongo(meta.type_name, e);
+            let pipeline = vec![
+                doc! { "$group": { "_id": format!("${}", field(meta, column)), "n": { "$sum": 1 } } },
+                doc! { "$sort": { "_id": 1 } },
+            ];
+            let docs: Vec<Document> = match self {
+                MongoOps::Pool(db) => {
+                    let cursor = collection(db, meta)
+                        .aggregate(pipeline)
+                        .await
+                        .map_err(&err)?;
+                    cursor.try_collect().await.map_err(&err)?
+                }
+                MongoOps::Session(tx) => {
+                    let mut cursor = collection(&tx.db, meta)
+                        .aggregate(pipeline)
+                        .session(tx.session())
+                        .await
+                        .map_err(&err)?;
+                    cursor
+                        .stream(tx.session())
+                        .try_collect()
+                        .await
+                        .map_err(&err)?
+                }
+            };
+            let kind = meta
+                .column_position(column)
+                .map_or(ValueKind::Text, |at| meta.kinds[at]);
+            docs.into_iter()
+                .map(|mut group| {
+                    let n = match group.get("n") {
+                        Some(Bson::Int32(n)) => i64::from(*n),
+                        Some(Bson::Int64(n)) => *n,
+                        _ => 0,
+                    };
+                    Ok((value(group.remove("_id"), kind, meta, column)?, n))
+                })
+                .collect()
+        })
+    }
+
+    /// The first matching document with a value in `column`, sorted by it.
+    fn extreme<'a>(
+        &'a mut self,
+        meta: Meta,
+        predicate: &'a Predicate,
+        column: &'static str,
+        max: bool,
+    ) -> BoxFuture<'a, Result<Option<Value>>> {
+        Box::pin(async move {
+            let name = field(meta, column);
+            let query = doc! { "$and": [filter(meta, predicate), { name: { "$ne": Bson::Null } }] };
+            let sort = doc! { name: if max { -1 } else { 1 } };
+            let rows = self.find_sorted(meta, query, sort, Some(1)).await?;
+            let at = meta.column_position(column);
+            Ok(rows
+                .into_iter()
+                .next()
+                .and_then(|mut row| at.map(|at| row.swap_remove(at))))
+        })
+    }
+
     /// MongoDB has no foreign keys, so nothing cascades.
     fn fetch_ids_where_in<'a>(
         &'a mut self,

@@ -36,7 +36,7 @@ use crate::page::{Page, Paged};
 use crate::report::CommitReport;
 use crate::schema::{Action, Reach, Schema};
 use crate::store::{id_of, Exec, TxOps};
-use crate::value::{KeyPart, KeyValue, Value};
+use crate::value::{FromValue, KeyPart, KeyValue, Value};
 
 /// How many times a transaction runs in all when the database aborts it with a retryable
 /// conflict (a deadlock, a serialization failure, MongoDB's `TransientTransactionError`), as
@@ -317,6 +317,27 @@ impl Transaction {
         predicate: &Predicate,
     ) -> Result<i64> {
         let result = self.exec().count_where::<E>(predicate).await;
+        self.check(result)
+    }
+
+    /// The grouped counts of a key-forming field, read through the transaction.
+    pub(crate) async fn count_grouped<E: CachedEntity, T: FromValue>(
+        &mut self,
+        column: &'static str,
+    ) -> Result<Vec<(T, i64)>> {
+        let result = self.exec().count_grouped::<E, T>(column).await;
+        self.check(result)
+    }
+
+    /// The largest or smallest value of `column` among `predicate`'s rows, read through the
+    /// transaction.
+    pub(crate) async fn extreme<E: CachedEntity, T: FromValue>(
+        &mut self,
+        predicate: &Predicate,
+        column: &'static str,
+        max: bool,
+    ) -> Result<Option<T>> {
+        let result = self.exec().extreme::<E, T>(predicate, column, max).await;
         self.check(result)
     }
 

@@ -14,10 +14,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 
+use crate::aggregate::{AggregateValue, Extreme, GroupedCount};
 use crate::cache::deps::ReadSet;
 use crate::cache::{AnyRow, EntryData, Loaded};
 use crate::context::Context;
-use crate::engine::{read, Engine};
+use crate::engine::{aggregate, read, Engine};
 use crate::entity::{CachedEntity, EntityMeta, ViewMeta};
 use crate::error::Result;
 use crate::key::{CacheKey, EntityQuery, Predicate};
@@ -203,6 +204,41 @@ impl<V: CachedView> ViewCtx<'_, V> {
     {
         let predicate = query.predicate();
         ViewRead::new(self.page_where::<Q::Entity>(predicate, page))
+    }
+
+    /// The number of rows in each group of a key-forming field
+    /// (`SceneQuery::count_grouped_by_status()`). The instance depends on the grouped counts:
+    /// a row entering or leaving any group drops it.
+    pub fn count_grouped<E: CachedEntity, T: AggregateValue>(
+        &mut self,
+        query: GroupedCount<E, T>,
+    ) -> ViewRead<'_, Vec<(T, i64)>>
+    where
+        V: Reads<E>,
+    {
+        ViewRead::new(async move {
+            self.entity(E::meta());
+            self.read(query.key());
+            let groups = aggregate::count_grouped(self.engine, query).await?;
+            Ok((*groups).clone())
+        })
+    }
+
+    /// The largest or smallest value of an order column among a query's rows
+    /// (`TicketQuery::max_position_by_project_id(3)`). The instance depends on the query's
+    /// pages tag: a row entering or leaving the query, or moving in its order, drops it.
+    pub fn extreme<E: CachedEntity, T: AggregateValue>(
+        &mut self,
+        query: Extreme<E, T>,
+    ) -> ViewRead<'_, Option<T>>
+    where
+        V: Reads<E>,
+    {
+        ViewRead::new(async move {
+            self.entity(E::meta());
+            self.read(query.tag());
+            aggregate::extreme(self.engine, query).await
+        })
     }
 
     /// Every row of `E`, ordered by id.

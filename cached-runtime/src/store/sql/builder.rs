@@ -385,6 +385,30 @@ impl<'s> SqlBuilder<'s> {
         }
     }
 
+    /// `SELECT <column>, COUNT(*) FROM <table> GROUP BY <column> ORDER BY <column>`.
+    pub fn count_grouped(&self, column: &str) -> SqlStr {
+        let mut out = String::from("SELECT ");
+        self.dialect.quote_ident(&mut out, column);
+        out.push_str(", COUNT(*) FROM ");
+        self.dialect.quote_ident(&mut out, self.meta.table);
+        for clause in [" GROUP BY ", " ORDER BY "] {
+            out.push_str(clause);
+            self.dialect.quote_ident(&mut out, column);
+        }
+        AssertSqlSafe(out).into_sql_str()
+    }
+
+    /// `SELECT MAX(<column>) FROM <table> WHERE <predicate>` (`MIN` unless `max`). Binds the
+    /// predicate's non-null values.
+    pub fn extreme(&self, predicate: &Predicate, column: &str, max: bool) -> SqlStr {
+        let mut out = String::from(if max { "SELECT MAX(" } else { "SELECT MIN(" });
+        self.dialect.quote_ident(&mut out, column);
+        out.push_str(") FROM ");
+        self.dialect.quote_ident(&mut out, self.meta.table);
+        self.where_equal(&mut out, &predicate.parts());
+        AssertSqlSafe(out).into_sql_str()
+    }
+
     /// `INSERT INTO <table> (<columns>) VALUES (...), ... RETURNING <columns>` for `rows` rows.
     pub fn insert(&self, rows: usize) -> SqlStr {
         self.insert_columns(rows, |_| true)

@@ -307,6 +307,26 @@ impl<DB: Driver> SqlOps<'_, DB> {
     }
 }
 
+/// The kind of `column` of `meta` (text for a column it does not have: the database then
+/// refuses the statement by name).
+fn column_kind(meta: Meta, column: &str) -> ValueKind {
+    meta.column_position(column)
+        .map_or(ValueKind::Text, |at| meta.kinds[at])
+}
+
+/// The kinds of a `(value, count)` row of a grouped count.
+fn with_count(kind: ValueKind) -> &'static [ValueKind] {
+    match kind {
+        ValueKind::Bool => &[ValueKind::Bool, ValueKind::Int],
+        ValueKind::Int => &[ValueKind::Int, ValueKind::Int],
+        ValueKind::Float => &[ValueKind::Float, ValueKind::Int],
+        ValueKind::Bytes => &[ValueKind::Bytes, ValueKind::Int],
+        ValueKind::List => &[ValueKind::List, ValueKind::Int],
+        ValueKind::ObjectId => &[ValueKind::ObjectId, ValueKind::Int],
+        ValueKind::Text => &[ValueKind::Text, ValueKind::Int],
+    }
+}
+
 /// The bind parameters of a predicate (none for `All` and for `IS NULL`).
 fn predicate_values(predicate: &Predicate) -> Vec<Value> {
     match predicate {
@@ -415,6 +435,46 @@ impl<DB: Driver> Ops for SqlOps<'_, DB> {
                 Some(Value::Int(n)) => Ok(*n),
                 _ => Ok(0),
             }
+        })
+    }
+
+    fn count_grouped<'a>(
+        &'a mut self,
+        meta: Meta,
+        column: &'static str,
+    ) -> BoxFuture<'a, Result<Vec<(Value, i64)>>> {
+        Box::pin(async move {
+            let kinds = with_count(column_kind(meta, column));
+            let sql = self.sql(meta).count_grouped(column);
+            let rows = self.rows_of(meta, kinds, sql, Vec::new()).await?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|mut row| match (row.pop(), row.pop()) {
+                    (Some(Value::Int(n)), Some(value)) => Some((value, n)),
+                    _ => None,
+                })
+                .collect())
+        })
+    }
+
+    fn extreme<'a>(
+        &'a mut self,
+        meta: Meta,
+        predicate: &'a Predicate,
+        column: &'static str,
+        max: bool,
+    ) -> BoxFuture<'a, Result<Option<Value>>> {
+        Box::pin(async move {
+            let at = meta.column_position(column).unwrap_or(0);
+            let sql = self.sql(meta).extreme(predicate, column, max);
+            let rows = self
+                .rows_of(meta, &meta.kinds[at..=at], sql, predicate_values(predicate))
+                .await?;
+            Ok(rows
+                .into_iter()
+                .next()
+                .and_then(|mut row| row.pop())
+                .filter(|value| !matches!(value, Value::Null(_))))
         })
     }
 
