@@ -108,6 +108,21 @@ backend_tests! {
             assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         }
 
+        // Grouped counts: cached, and fresh after a PATCH that moves a scene to another status.
+        let cold = || async {
+            let cold = Context::new(db.store.clone());
+            let groups = domain::Scene::repo(&cold).count_grouped_by_status().await.unwrap();
+            json!(groups.into_iter().collect::<std::collections::BTreeMap<_, _>>())
+        };
+        let (status, counts, _) = call(&ctx, Method::GET, "/scenes/counts", None).await;
+        assert_eq!((status, &counts), (StatusCode::OK, &cold().await));
+        let (status, _, _) =
+            call(&ctx, Method::PATCH, "/scenes/3", Some(json!({ "status": "cut" }))).await;
+        assert_eq!(status, StatusCode::OK);
+        let (_, after, _) = call(&ctx, Method::GET, "/scenes/counts", None).await;
+        assert_eq!(after, cold().await);
+        assert_eq!(after["cut"], 1, "{after}");
+
         // `require`, outside the router too.
         let err = domain::Scene::repo(&ctx).require(99).await.unwrap_err();
         assert_eq!(err.http_status(), 404);

@@ -97,6 +97,8 @@ async fn notes(ctx: &Context) -> Result<()> {
         scene_id: 1,
         body: "one more".into(),
     };
+    let last = Note::repo(ctx).max_id_by_scene_id(1).await?;
+    println!("   max_id_by_scene_id(1) -> {last:?} (cached; dropped with scene 1's pages)");
     let added = Note::repo(ctx).insert(&extra).await?;
     let second = Note::repo(ctx)
         .page_by_scene_id(1, Page::after(cursor, 2))
@@ -607,6 +609,11 @@ async fn main() -> Result<()> {
         "   count_by_chapter_id(1) -> {in_chapter}, cached as `{}`",
         SceneQuery::ByChapterId(1).count_key()
     );
+    let per_status = Scene::repo(&ctx).count_grouped_by_status().await?;
+    println!(
+        "   count_grouped_by_status() -> {per_status:?}, one entry: `{}`",
+        SceneQuery::count_grouped_by_status()
+    );
 
     step(2, "Edit a scene in a transaction");
     let mut tx = ctx.begin().await?;
@@ -631,6 +638,10 @@ async fn main() -> Result<()> {
     keys(&report);
     println!(
         "   (`title` is not indexed, so only the status queries moved; the row was rewritten)"
+    );
+    println!(
+        "   count_grouped_by_status() -> {:?}: a row changed groups, so it was dropped",
+        Scene::repo(&ctx).count_grouped_by_status().await?
     );
 
     step(3, "A rollback invalidates nothing");

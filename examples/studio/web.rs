@@ -19,11 +19,12 @@ use cached_runtime::{Cursor, Page, Paged};
 
 use crate::domain::*;
 
-/// The routes: `GET/PUT/PATCH/DELETE /scenes/{id}`, `POST /scenes`,
+/// The routes: `GET/PUT/PATCH/DELETE /scenes/{id}`, `POST /scenes`, `GET /scenes/counts`,
 /// `GET /scenes/{id}/notes?after=&limit=`, `POST /notes`, `GET /stories/{id}/outline`.
 pub fn router(ctx: Context) -> Router {
     Router::new()
         .route("/scenes", axum::routing::post(create_scene))
+        .route("/scenes/counts", get(scene_counts))
         .route(
             "/scenes/{id}",
             get(scene)
@@ -48,6 +49,15 @@ fn found<T>(entity: &'static str, id: i64, row: Option<T>) -> Result<T> {
 /// `require`: an unknown id is a 404.
 async fn scene(State(ctx): State<Context>, Path(id): Path<i64>) -> Result<Json<Arc<Scene>>> {
     Ok(Json(Scene::repo(&ctx).require(id).await?))
+}
+
+/// The number of scenes in each status (`{"draft": 2, "final": 1}`): one cached entry, dropped
+/// only when a scene changes status, is added or is deleted.
+async fn scene_counts(
+    State(ctx): State<Context>,
+) -> Result<Json<std::collections::BTreeMap<String, i64>>> {
+    let groups = Scene::repo(&ctx).count_grouped_by_status().await?;
+    Ok(Json(groups.into_iter().collect()))
 }
 
 /// A partial edit, the generated patch as the body: the fields present change (`null`
