@@ -376,8 +376,9 @@ feed_tests! {
         let truncate = match backend {
             // MySQL cannot truncate a table another table's foreign key names, unless told.
             Backend::MySql => "SET FOREIGN_KEY_CHECKS = 0; TRUNCATE TABLE notes; \
-                               TRUNCATE TABLE scenes; SET FOREIGN_KEY_CHECKS = 1",
-            _ => "TRUNCATE notes, scenes",
+                               TRUNCATE TABLE appearances; TRUNCATE TABLE scenes; \
+                               SET FOREIGN_KEY_CHECKS = 1",
+            _ => "TRUNCATE notes, appearances, scenes",
         };
         outside(&db, truncate, async |m| {
             scenes(m).drop().await.unwrap();

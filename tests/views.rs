@@ -237,6 +237,7 @@ async fn the_graph_lists_entities_edges_and_views_and_explains_writes() {
     assert_eq!(
         entities,
         [
+            "Appearance",
             "Chapter",
             "Character",
             "Note",

@@ -123,6 +123,38 @@ backend_tests! {
         assert_eq!(after, cold().await);
         assert_eq!(after["cut"], 1, "{after}");
 
+        // A scene's characters through the join entity (generated integer ids: not on MongoDB).
+        if !backend.is_mongo() {
+            let cold = || async {
+                let cold = Context::new(db.store.clone());
+                let characters = domain::Appearance::repo(&cold).characters_by_scene_id(2).await.unwrap();
+                json!(characters.iter().map(|c| c.name.clone()).collect::<Vec<_>>())
+            };
+            let (status, none, _) = call(&ctx, Method::GET, "/scenes/2/characters", None).await;
+            assert_eq!((status, &none), (StatusCode::OK, &json!([])));
+            let (status, first, _) = call(&ctx, Method::PUT, "/scenes/2/characters/2", None).await;
+            assert_eq!(status, StatusCode::OK, "{first}");
+            let (_, again, _) = call(&ctx, Method::PUT, "/scenes/2/characters/2", None).await;
+            assert_eq!(again["id"], first["id"], "attaching twice keeps the one appearance");
+            call(&ctx, Method::PUT, "/scenes/2/characters/1", None).await;
+            let (_, both, _) = call(&ctx, Method::GET, "/scenes/2/characters", None).await;
+            assert_eq!((&both, &both), (&json!(["Tom", "Mara"]), &cold().await));
+            domain::Character::repo(&ctx)
+                .update(2, domain::CharacterUpdate::default().name("Thomas"))
+                .await
+                .unwrap();
+            let (_, renamed, _) = call(&ctx, Method::GET, "/scenes/2/characters", None).await;
+            assert_eq!((&renamed, &renamed), (&json!(["Thomas", "Mara"]), &cold().await));
+            let (status, _, _) = call(&ctx, Method::DELETE, "/scenes/2/characters/2", None).await;
+            assert_eq!(status, StatusCode::NO_CONTENT);
+            let (status, _, _) = call(&ctx, Method::DELETE, "/scenes/2/characters/2", None).await;
+            assert_eq!(status, StatusCode::NOT_FOUND);
+            let (_, left, _) = call(&ctx, Method::GET, "/scenes/2/characters", None).await;
+            assert_eq!((&left, &left), (&json!(["Mara"]), &cold().await));
+            let (status, body, _) = call(&ctx, Method::PUT, "/scenes/2/characters/99", None).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        }
+
         // `require`, outside the router too.
         let err = domain::Scene::repo(&ctx).require(99).await.unwrap_err();
         assert_eq!(err.http_status(), 404);

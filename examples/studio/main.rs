@@ -15,6 +15,7 @@ mod domain;
 mod editing;
 #[cfg(feature = "mongo")]
 mod mongo;
+mod records;
 #[cfg(feature = "web")]
 mod web;
 
@@ -32,83 +33,6 @@ struct Database {
     store: Store,
     /// The statement that removes the tour's schema from a server.
     cleanup: Option<String>,
-}
-
-/// Step 12: notes get their ids from the database (`NewNote` has no id), and a scene's notes
-/// are read in pages that follow each other by cursor; a new note drops that scene's pages.
-async fn notes(ctx: &Context) -> Result<()> {
-    use cached_runtime::Page;
-    let new: Vec<NewNote> = ["too long", "lovely ending", "check the dates"]
-        .into_iter()
-        .map(|body| NewNote {
-            scene_id: 1,
-            body: body.into(),
-        })
-        .collect();
-    let stored = match Note::repo(ctx).insert_many(&new).await {
-        Ok(stored) => stored,
-        Err(err @ Error::Unsupported { .. }) => {
-            println!("   {err}");
-            return Ok(());
-        }
-        Err(err) => return Err(err),
-    };
-    let ids: Vec<i64> = stored.iter().map(|n| n.id).collect();
-    println!("   insert_many(NewNote x3) -> ids {ids:?}, given by the database");
-    let first = Note::repo(ctx).page_by_scene_id(1, Page::first(2)).await?;
-    let bodies = |page: &cached_runtime::Paged<Note>| {
-        page.rows.iter().map(|n| n.body.clone()).collect::<Vec<_>>()
-    };
-    println!(
-        "   page_by_scene_id(1, Page::first(2)) -> {:?}",
-        bodies(&first)
-    );
-    // The cursor as an HTTP client gets it and sends it back (`?after=...`).
-    let token = first.next.as_ref().expect("a third note").to_string();
-    let cursor: cached_runtime::Cursor = token.parse()?;
-    println!("   next page's cursor, as a client sees it: ?after={token}");
-    let second = Note::repo(ctx)
-        .page_by_scene_id(1, Page::after(cursor.clone(), 2))
-        .await?;
-    println!(
-        "   page_by_scene_id(1, Page::after(cursor, 2)) -> {:?}, next: {:?}",
-        bodies(&second),
-        second.next.as_ref().map(|_| "more")
-    );
-    if let Err(err) = Note::repo(ctx)
-        .page_by_scene_id(2, Page::after(cursor.clone(), 2))
-        .await
-    {
-        println!(
-            "   scene 1's cursor sent for scene 2 -> {} {err}",
-            err.http_status()
-        );
-    }
-    if let Err(err) = Note::repo(ctx).require(9_999).await {
-        println!("   require(9999) -> {} {err}", err.http_status());
-    }
-    let loads = ctx.stats().loads;
-    Note::repo(ctx).page_by_scene_id(1, Page::first(2)).await?;
-    println!(
-        "   the first page again: {} database loads (cached)",
-        ctx.stats().loads - loads
-    );
-    let extra = NewNote {
-        scene_id: 1,
-        body: "one more".into(),
-    };
-    let last = Note::repo(ctx).max_id_by_scene_id(1).await?;
-    println!("   max_id_by_scene_id(1) -> {last:?} (cached; dropped with scene 1's pages)");
-    let added = Note::repo(ctx).insert(&extra).await?;
-    let second = Note::repo(ctx)
-        .page_by_scene_id(1, Page::after(cursor, 2))
-        .await?;
-    println!(
-        "   insert note {} -> scene 1's pages dropped; the second page now {:?}",
-        added.id,
-        bodies(&second)
-    );
-    Ok(())
 }
 
 /// The value after `flag` on the command line.
@@ -767,8 +691,12 @@ async fn main() -> Result<()> {
     step(11, "Writes from outside the application (a change feed)");
     outside_write(&database.store).await?;
 
-    step(12, "Notes: ids from the database, read a page at a time");
-    notes(&ctx).await?;
+    step(
+        12,
+        "Notes and appearances: ids from the database, pages, a join entity",
+    );
+    records::notes(&ctx).await?;
+    records::appearances(&ctx).await?;
 
     step(13, "What the cache did");
     print!("{}", ctx.stats());

@@ -3,7 +3,7 @@
 
 /// The MongoDB counterpart of the SQL schemas: collections are created on first insert, so
 /// only the constraints need declaring (a unique character name, a scene title of 1 to 200
-/// characters) and the indexes the finders use. MongoDB has no foreign keys.
+/// characters, one appearance per scene and character) and the indexes the finders use. MongoDB has no foreign keys.
 pub async fn prepare_mongo(db: &mongodb::Database) -> mongodb::error::Result<()> {
     use mongodb::bson::doc;
     use mongodb::options::IndexOptions;
@@ -25,6 +25,14 @@ pub async fn prepare_mongo(db: &mongodb::Database) -> mongodb::error::Result<()>
         .create_index(
             IndexModel::builder()
                 .keys(doc! { "name": 1 })
+                .options(IndexOptions::builder().unique(true).build())
+                .build(),
+        )
+        .await?;
+    db.collection::<mongodb::bson::Document>("appearances")
+        .create_index(
+            IndexModel::builder()
+                .keys(doc! { "scene_id": 1, "character_id": 1 })
                 .options(IndexOptions::builder().unique(true).build())
                 .build(),
         )

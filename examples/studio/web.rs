@@ -20,7 +20,9 @@ use cached_runtime::{Cursor, Page, Paged};
 use crate::domain::*;
 
 /// The routes: `GET/PUT/PATCH/DELETE /scenes/{id}`, `POST /scenes`, `GET /scenes/counts`,
-/// `GET /scenes/{id}/notes?after=&limit=`, `POST /notes`, `GET /stories/{id}/outline`.
+/// `GET /scenes/{id}/notes?after=&limit=`, `POST /notes`, `GET /stories/{id}/outline`, and a
+/// scene's characters through the join entity: `GET /scenes/{id}/characters`,
+/// `PUT/DELETE /scenes/{id}/characters/{character}`.
 pub fn router(ctx: Context) -> Router {
     Router::new()
         .route("/scenes", axum::routing::post(create_scene))
@@ -33,6 +35,11 @@ pub fn router(ctx: Context) -> Router {
                 .delete(delete_scene),
         )
         .route("/scenes/{id}/notes", get(notes))
+        .route("/scenes/{id}/characters", get(scene_characters))
+        .route(
+            "/scenes/{id}/characters/{character}",
+            axum::routing::put(attach_character).delete(detach_character),
+        )
         .route("/notes", axum::routing::post(create_note))
         .route("/stories/{id}/outline", get(outline))
         .with_state(ctx)
@@ -87,6 +94,46 @@ async fn notes(
     let after = params.after.map(|a| a.parse::<Cursor>()).transpose()?;
     let page = Page::new(after, params.limit.unwrap_or(20).min(100));
     Ok(Json(Note::repo(&ctx).page_by_scene_id(id, page).await?))
+}
+
+/// The names of the characters appearing in a scene, through the join entity: one cached
+/// entry, dropped when one is attached or detached or one of them is renamed.
+async fn scene_characters(
+    State(ctx): State<Context>,
+    Path(id): Path<i64>,
+) -> Result<Json<Vec<String>>> {
+    let characters = Appearance::repo(&ctx).characters_by_scene_id(id).await?;
+    Ok(Json(characters.iter().map(|c| c.name.clone()).collect()))
+}
+
+/// Idempotent: the appearance there is, or a new one (an unknown scene or character is the
+/// database's foreign-key refusal, a 422).
+async fn attach_character(
+    State(ctx): State<Context>,
+    Path((scene_id, character_id)): Path<(i64, i64)>,
+) -> Result<Json<Arc<Appearance>>> {
+    let row = NewAppearance {
+        scene_id,
+        character_id,
+    };
+    Ok(Json(Appearance::repo(&ctx).attach(&row).await?))
+}
+
+/// 204, or 404 if the character did not appear in the scene.
+async fn detach_character(
+    State(ctx): State<Context>,
+    Path((scene_id, character_id)): Path<(i64, i64)>,
+) -> Result<StatusCode> {
+    match Appearance::repo(&ctx)
+        .detach(scene_id, character_id)
+        .await?
+    {
+        true => Ok(StatusCode::NO_CONTENT),
+        false => Err(Error::NotFound {
+            entity: "Appearance",
+            id: format!("{scene_id}/{character_id}"),
+        }),
+    }
 }
 
 /// A note, the generated insert shape as the body; the database makes its id.
