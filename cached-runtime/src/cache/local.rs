@@ -336,6 +336,7 @@ impl LocalCache {
             Counters::add(&self.counters.fills, 1);
         } else {
             Counters::add(&self.counters.stale_fills_rejected, 1);
+            tracing::debug!(target: "cached", %key, "stale fill refused: a commit overtook the load");
         }
         drop(stripe);
         admitted
@@ -439,6 +440,7 @@ impl LocalCache {
         let _serial = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
         if !current() {
             Counters::add(&self.counters.stale_fills_rejected, 1);
+            tracing::debug!(target: "cached", %key, "stale fill refused: something it read changed");
             return false;
         }
         let reg = self.regs.fetch_add(1, SeqCst) + 1;
@@ -614,10 +616,20 @@ impl LocalCache {
     pub fn set_link(&self, link: Link, up: bool) {
         if up {
             self.clear();
-            self.offline.fetch_and(!(link as u8), SeqCst);
+            let was = self.offline.fetch_and(!(link as u8), SeqCst);
+            if was & link as u8 != 0 {
+                tracing::info!(target: "cached", ?link, "link back: the cache fills again");
+            }
         } else {
-            self.offline.fetch_or(link as u8, SeqCst);
+            let was = self.offline.fetch_or(link as u8, SeqCst);
             self.clear();
+            if was & link as u8 == 0 {
+                tracing::warn!(
+                    target: "cached",
+                    ?link,
+                    "link lost: cleared, and reads go to the database until it is back"
+                );
+            }
         }
     }
 

@@ -245,7 +245,21 @@ impl Engine {
         bumps: Vec<Bump>,
         source: Source,
     ) -> (CommitReport, Sent) {
+        let started = tracing::enabled!(target: "cached", tracing::Level::DEBUG)
+            .then(std::time::Instant::now);
         let report = self.apply_here(changes, &bumps);
+        if let Some(started) = started {
+            if !report.keys.is_empty() || !report.entities.is_empty() {
+                tracing::debug!(
+                    target: "cached",
+                    ?source,
+                    keys = report.keys.len(),
+                    entities = report.entities.len(),
+                    apply_us = started.elapsed().as_micros() as u64,
+                    "invalidated"
+                );
+            }
+        }
         #[cfg(feature = "redis")]
         let sent = self
             .bus

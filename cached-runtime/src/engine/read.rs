@@ -45,14 +45,41 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<Loaded>>,
 {
+    use tracing::Instrument as _;
+    // A span per database load (a miss that leads its flight); nothing on the hit path, and
+    // nothing formatted unless a subscriber asks for it.
+    let span = tracing::debug_span!(
+        target: "cached",
+        "cached.load",
+        entity = key.namespace().type_name,
+        %key,
+        rows = tracing::field::Empty,
+    );
+    let recorder = span.clone();
     engine
         .cache
-        .load(key, || async {
-            let loaded = load().await;
-            engine.pause(Point::Fill).await;
-            loaded
+        .load(key, || {
+            async {
+                let loaded = load().await;
+                engine.pause(Point::Fill).await;
+                if let Ok(loaded) = &loaded {
+                    recorder.record("rows", rows_read(loaded));
+                }
+                loaded
+            }
+            .instrument(span)
         })
         .await
+}
+
+/// How many rows a load read: those it carries, or its one row (or view).
+fn rows_read(loaded: &Loaded) -> usize {
+    match &loaded.data {
+        EntryData::Row(_) => 1,
+        EntryData::Ids(ids) => ids.len(),
+        EntryData::Rows(rows) => rows.len(),
+        EntryData::Missing | EntryData::Count(_) => loaded.rows.len(),
+    }
 }
 
 /// Serves `stale` (a value past its TTL, within the stale-while-revalidate window) and starts

@@ -362,10 +362,17 @@ impl Task {
                 // Whatever it changed, dropping everything covers it.
                 sink.cache().clear();
                 crate::stats::Counters::add(&sink.cache().counters.feed_outages, 1);
+                tracing::warn!(target: "cached", "an undecodable change-feed event: cleared");
             }
             event => {
                 let (changes, bumps) = tables.changes_of(&event);
                 crate::stats::Counters::add(&sink.cache().counters.feed_events, 1);
+                tracing::debug!(
+                    target: "cached",
+                    keys = changes.len(),
+                    bumps = bumps.len(),
+                    "change feed event"
+                );
                 sink.apply_feed(changes, bumps);
             }
         }

@@ -175,6 +175,7 @@ impl Senders {
             // invalidated, dropping everything covers it.
             cache.clear();
             Counters::add(&cache.counters.broadcast_gaps, 1);
+            tracing::warn!(target: "cached", "an unreadable broadcast message: cleared");
             return;
         };
         if message.from == self.me {
@@ -191,6 +192,15 @@ impl Senders {
         if remote.clear {
             cache.clear();
         }
+        tracing::debug!(
+            target: "cached",
+            from = message.from,
+            seq = message.seq,
+            keys = remote.keys.len(),
+            clear = remote.clear,
+            foreign,
+            "broadcast received"
+        );
         receiver.apply_remote(remote.keys, remote.bumps);
         // Counted once applied: "received" means "in effect here".
         Counters::add(&cache.counters.broadcasts_received, 1);
@@ -220,6 +230,13 @@ impl Senders {
             let cache = receiver.cache();
             cache.clear();
             Counters::add(&cache.counters.broadcast_gaps, 1);
+            tracing::warn!(
+                target: "cached",
+                from = message.from,
+                expected = heard.seq + 1,
+                got = message.seq,
+                "a broadcast message was lost: cleared"
+            );
         }
         heard.seq = heard.seq.max(message.seq);
         heard.at = Instant::now();
@@ -247,6 +264,12 @@ impl Senders {
                 cache.clear();
             }
             Counters::add(&cache.counters.broadcast_silences, silent);
+            tracing::warn!(
+                target: "cached",
+                silent,
+                cleared = uncovered,
+                "instances silent past their bound"
+            );
         }
     }
 }

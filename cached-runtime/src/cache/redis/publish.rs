@@ -124,6 +124,7 @@ pub(super) async fn publish(
             let counters = &receiver.cache().counters;
             Counters::add(&counters.broadcasts_sent, sent);
             Counters::add(&counters.broadcast_degraded, degraded);
+            tracing::debug!(target: "cached", sent, degraded, "broadcast published");
         }
         for ack in acks {
             let _: Result<(), ()> = oneshot::Sender::send(ack, ());
