@@ -58,6 +58,7 @@ mod value;
 mod web;
 // 2. the entity model
 mod aggregate;
+mod audit;
 mod entity;
 mod key;
 mod page;
@@ -86,6 +87,7 @@ mod handle;
 mod repo;
 
 pub use aggregate::{AggregateValue, Extreme, GroupedCount};
+pub use audit::{AuditReport, Mismatch, DEFAULT_SETTLE};
 pub use cache::clock::ManualClock;
 #[cfg(feature = "redis")]
 pub use cache::redis::{Outbox, RedisBroadcast};
@@ -131,7 +133,7 @@ pub mod prelude {
 pub mod __private {
     pub use crate::entity::EntityState;
     pub use crate::handle::HandleRef;
-    pub use crate::registry::{reaches, EntityRegistration, ViewRegistration};
+    pub use crate::registry::{reaches, EntityRegistration, RowCodec, ViewRegistration};
     pub use crate::repo::{
         add, attach, count, count_grouped, delete, delete_many, delete_where, extreme, find, get,
         get_by, get_for_update, get_many, get_many_for_update, insert, insert_many, insert_new,

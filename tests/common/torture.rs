@@ -44,6 +44,19 @@ pub struct Shared {
     writes: AtomicU64,
     evictions: AtomicU64,
     violations: AtomicU64,
+    /// Entries the consistency auditor compared with the database, and found different.
+    audited: AtomicU64,
+    audit_mismatches: AtomicU64,
+    first_mismatch: std::sync::Mutex<Option<String>>,
+}
+
+/// What a torture run found: stale reads (by the readers' own check) and the auditor's
+/// figures, with a summary.
+pub struct Outcome {
+    pub violations: u64,
+    pub audited: u64,
+    pub audit_mismatches: u64,
+    pub summary: String,
 }
 
 struct Rng(u64);
@@ -165,6 +178,9 @@ async fn setup(ctx: &Context) -> Arc<Shared> {
         writes: AtomicU64::new(0),
         evictions: AtomicU64::new(0),
         violations: AtomicU64::new(0),
+        audited: AtomicU64::new(0),
+        audit_mismatches: AtomicU64::new(0),
+        first_mismatch: std::sync::Mutex::new(None),
     })
 }
 
@@ -253,6 +269,30 @@ async fn evictor(ctx: Context, shared: Arc<Shared>, seed: u64, every: Duration) 
     }
 }
 
+/// Audits samples of the readers' cache against the database, again and again
+/// ([`Context::audit`]): with the guard on it must find nothing, however busy the writers.
+async fn auditor(ctx: Context, shared: Arc<Shared>) {
+    while !shared.stop.load(SeqCst) {
+        let report = ctx
+            .audit(64)
+            .await
+            .expect("the database answers the auditor");
+        shared.audited.fetch_add(report.checked as u64, SeqCst);
+        shared
+            .audit_mismatches
+            .fetch_add(report.mismatches.len() as u64, SeqCst);
+        if let Some(first) = report.mismatches.first() {
+            let mut slot = shared.first_mismatch.lock().unwrap();
+            slot.get_or_insert_with(|| {
+                format!(
+                    "{}: cached {}, database {}",
+                    first.key, first.cached, first.database
+                )
+            });
+        }
+    }
+}
+
 /// Publishes, again and again, the versions the readers' change feed has applied: the
 /// versions committed before a `catch_up` that returned. Without a feed, the versions
 /// committed now (a reader trusting them finds stale rows: the control).
@@ -269,6 +309,14 @@ async fn barrier(ctx: Context, shared: Arc<Shared>, applied: Arc<std::sync::Mute
 /// Runs writers on `inst.writes` and readers and an evictor on `inst.reads` (built with
 /// [`configure`]`(protect)`), and returns the number of stale reads with a summary.
 pub async fn run(label: &str, protect: bool, inst: Instances) -> (u64, String) {
+    let outcome = run_audited(label, protect, inst, false).await;
+    (outcome.violations, outcome.summary)
+}
+
+/// [`run`], with the consistency auditor sampling the readers' cache throughout when `audit`
+/// (one instance only: across instances or behind a feed, an invalidation's lag is not
+/// staleness the auditor should count).
+pub async fn run_audited(label: &str, protect: bool, inst: Instances, audit: bool) -> Outcome {
     let shared = setup(&inst.writes).await;
     if let Some(applied) = &inst.outside {
         // Before any reader starts: the versions every read must see at least.
@@ -302,6 +350,9 @@ pub async fn run(label: &str, protect: bool, inst: Instances) -> (u64, String) {
     if let Some(applied) = inst.outside.clone() {
         tasks.push(tokio::spawn(barrier(ctx.clone(), shared.clone(), applied)));
     }
+    if audit {
+        tasks.push(tokio::spawn(auditor(ctx.clone(), shared.clone())));
+    }
     let started = Instant::now();
     tokio::time::sleep(RUN_FOR).await;
     while started.elapsed() < MAX_RUN
@@ -316,7 +367,8 @@ pub async fn run(label: &str, protect: bool, inst: Instances) -> (u64, String) {
     let stats = ctx.stats();
     let summary = format!(
         "{label}, stale-fill guard {}: {:.1} s, {} row reads, {} query reads, {} view reads, {} committed writes, {} evictions, \
-         {} loads, {} stale fills rejected, {} single-flight joins -> {} stale reads",
+         {} loads, {} stale fills rejected, {} single-flight joins -> {} stale reads; \
+         auditor: {} entries checked, {} mismatches{}",
         if protect { "on" } else { "OFF" },
         started.elapsed().as_secs_f64(),
         shared.reads.load(SeqCst),
@@ -328,6 +380,14 @@ pub async fn run(label: &str, protect: bool, inst: Instances) -> (u64, String) {
         stats.stale_fills_rejected,
         stats.single_flight_joins,
         shared.violations.load(SeqCst),
+        shared.audited.load(SeqCst),
+        shared.audit_mismatches.load(SeqCst),
+        shared
+            .first_mismatch
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map_or(String::new(), |m| format!(" (first: {m})")),
     );
     println!("{summary}");
     assert!(
@@ -338,5 +398,10 @@ pub async fn run(label: &str, protect: bool, inst: Instances) -> (u64, String) {
         shared.reads.load(SeqCst) >= MIN_READS,
         "too few reads to mean anything: {summary}"
     );
-    (shared.violations.load(SeqCst), summary)
+    Outcome {
+        violations: shared.violations.load(SeqCst),
+        audited: shared.audited.load(SeqCst),
+        audit_mismatches: shared.audit_mismatches.load(SeqCst),
+        summary,
+    }
 }

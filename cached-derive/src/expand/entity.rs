@@ -179,7 +179,10 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
         }
 
         #krate::__private::inventory::submit! {
-            #krate::__private::EntityRegistration(<#ident as #krate::CachedEntity>::meta)
+            #krate::__private::EntityRegistration(
+                <#ident as #krate::CachedEntity>::meta,
+                #krate::__private::RowCodec::of::<#ident>(),
+            )
         }
     }
 }

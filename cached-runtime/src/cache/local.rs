@@ -633,6 +633,31 @@ impl LocalCache {
         }
     }
 
+    /// Up to `n` keys of the entries held, picked evenly at random (reservoir sampling over
+    /// one pass, `seed` choosing which).
+    pub fn sample_keys(&self, n: usize, seed: u64) -> Vec<CacheKey> {
+        let mut seed = seed | 1;
+        let mut next = move || {
+            // xorshift64: enough to spread a sample, no dependency.
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut picked: Vec<CacheKey> = Vec::with_capacity(n);
+        for (i, (key, _)) in self.map.iter().enumerate() {
+            if picked.len() < n {
+                picked.push((*key).clone());
+            } else if let Some(slot) = usize::try_from(next() % (i as u64 + 1))
+                .ok()
+                .filter(|&slot| slot < n)
+            {
+                picked[slot] = (*key).clone();
+            }
+        }
+        picked
+    }
+
     /// The number of entries moka holds (including ones not yet evicted after a clear).
     pub fn entry_count(&self) -> u64 {
         self.map.run_pending_tasks();

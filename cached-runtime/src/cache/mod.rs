@@ -62,6 +62,26 @@ impl AnyRow {
     pub fn bytes(&self) -> usize {
         self.bytes
     }
+
+    /// The value, to inspect without knowing its type.
+    pub fn as_any(&self) -> &(dyn Any + Send + Sync) {
+        &*self.value
+    }
+}
+
+impl EntryData {
+    /// Whether `other` is this very entry's data (the same allocation, or the same count):
+    /// not replaced by a fill, nor dropped and filled again, since it was read.
+    pub fn same(&self, other: &EntryData) -> bool {
+        match (self, other) {
+            (EntryData::Row(a), EntryData::Row(b)) => Arc::ptr_eq(&a.value, &b.value),
+            (EntryData::Missing, EntryData::Missing) => true,
+            (EntryData::Ids(a), EntryData::Ids(b)) => Arc::ptr_eq(a, b),
+            (EntryData::Rows(a), EntryData::Rows(b)) => Arc::ptr_eq(a, b),
+            (EntryData::Count(a), EntryData::Count(b)) => a == b,
+            _ => false,
+        }
+    }
 }
 
 /// What an entry holds.

@@ -7,13 +7,61 @@ mod fingerprint;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use crate::entity::{EntityMeta, Namespace, ViewMeta};
+use std::any::Any;
+
+use crate::entity::{CachedEntity, EntityMeta, Namespace, ViewMeta};
+use crate::value::Value;
 
 pub(crate) use fingerprint::{fingerprint, Fnv1a};
 
-/// An entity, registered by its derive.
+/// An entity, registered by its derive: its description, and how to compare a cached row
+/// with a stored one ([`RowCodec`]).
 #[doc(hidden)]
-pub struct EntityRegistration(pub fn() -> &'static EntityMeta);
+pub struct EntityRegistration(pub fn() -> &'static EntityMeta, pub RowCodec);
+
+/// A cached row and a stored one, both as the values the entity writes (so that they compare
+/// whatever the driver's representation): what the auditor needs of an entity type it does
+/// not know statically.
+#[doc(hidden)]
+#[derive(Clone, Copy)]
+pub struct RowCodec {
+    cached: fn(&(dyn Any + Send + Sync)) -> Option<Vec<Value>>,
+    stored: fn(Vec<Value>) -> Option<Vec<Value>>,
+}
+
+impl RowCodec {
+    /// No codec: a description registered without an entity type (the auditor skips its
+    /// rows).
+    pub const NONE: RowCodec = RowCodec {
+        cached: |_| None,
+        stored: |_| None,
+    };
+
+    /// The codec of `E`.
+    pub const fn of<E: CachedEntity>() -> Self {
+        RowCodec {
+            cached: |row| row.downcast_ref::<E>().map(E::values),
+            stored: |row| E::from_values(row).ok().map(|row| row.values()),
+        }
+    }
+
+    /// A cached row's values, if it is a row of this entity.
+    pub(crate) fn cached(&self, row: &(dyn Any + Send + Sync)) -> Option<Vec<Value>> {
+        (self.cached)(row)
+    }
+
+    /// A stored row's values as the entity would write them, if it decodes.
+    pub(crate) fn stored(&self, row: Vec<Value>) -> Option<Vec<Value>> {
+        (self.stored)(row)
+    }
+}
+
+/// The row codec of a registered entity.
+pub(crate) fn codec_of(meta: &EntityMeta) -> Option<RowCodec> {
+    inventory::iter::<EntityRegistration>()
+        .find(|r| std::ptr::eq((r.0)(), meta))
+        .map(|r| r.1)
+}
 
 /// A view, registered by its derive.
 #[doc(hidden)]
@@ -94,7 +142,6 @@ fn addr<T>(item: &T) -> usize {
 }
 
 /// The registered entity whose namespace this is, if it is an entity's (not a view's).
-#[cfg(feature = "redis")]
 pub(crate) fn entity_of(namespace: &Namespace) -> Option<&'static EntityMeta> {
     entities().find(|meta| std::ptr::eq(&meta.namespace, namespace))
 }

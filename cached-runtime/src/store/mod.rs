@@ -24,8 +24,8 @@ compile_error!("cached-runtime needs a store: enable `sqlite`, `postgres`, `mysq
 use std::collections::HashMap;
 use std::sync::Arc;
 
+pub(crate) use backend::{id_position, key_of, Ops, TxOps};
 use backend::{Backend, Row};
-pub(crate) use backend::{Ops, TxOps};
 pub(crate) use catalog::{Action, Catalog};
 
 use crate::entity::{CachedEntity, EntityMeta, OrderMeta};
@@ -88,9 +88,8 @@ impl Store {
         self.0.raw()
     }
 
-    /// The untyped operations outside any transaction, for tables no entity describes (the
-    /// broadcast's outbox).
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    /// The untyped operations outside any transaction: for tables no entity describes (the
+    /// broadcast's outbox), and for the auditor's reads.
     pub(crate) fn ops(&self) -> Box<dyn Ops + '_> {
         self.0.ops()
     }

@@ -25,7 +25,10 @@ static ITEM: EntityMeta = EntityMeta {
     version: None,
 };
 
-inventory::submit!(crate::registry::EntityRegistration(|| &ITEM));
+inventory::submit!(crate::registry::EntityRegistration(
+    || &ITEM,
+    crate::registry::RowCodec::NONE
+));
 
 fn key(id: i64) -> CacheKey {
     CacheKey::row(&ITEM, KeyValue::Int(id))
