@@ -58,7 +58,6 @@ mod value;
 mod web;
 // 2. the entity model
 mod aggregate;
-mod audit;
 mod entity;
 mod key;
 mod page;
@@ -80,6 +79,7 @@ mod feed;
 // 7. transactions
 mod tx;
 // 8. the context, and what is built on it
+mod audit;
 mod context;
 mod view;
 // 9. the handles the generated repositories take, and their operations
