@@ -203,20 +203,17 @@ impl Context {
                     continue;
                 }
             }
-            report.checked += 1;
             match in_database {
+                None => report.skipped += 1,
                 Some(seen) if seen == in_cache => report.matched += 1,
                 Some(seen) => report.mismatches.push(Mismatch {
                     key: key.to_string(),
                     cached: in_cache.to_string(),
                     database: seen.to_string(),
                 }),
-                None => {
-                    report.checked -= 1;
-                    report.skipped += 1;
-                }
             }
         }
+        report.checked = report.matched + report.mismatches.len();
         Ok(report)
     }
 }

@@ -290,6 +290,14 @@ impl EntityMeta {
         self.columns.iter().position(|c| *c == column)
     }
 
+    /// The kind a store reads `column` as, as a one-element slice of [`EntityMeta::kinds`]
+    /// (what a statement reading that one column is told); `None` if there is no such
+    /// column.
+    pub(crate) fn column_kind(&self, column: &str) -> Option<&[ValueKind]> {
+        let at = self.column_position(column)?;
+        Some(&self.kinds[at..=at])
+    }
+
     /// Whether a write that assigns `column` can change which cache keys the row belongs to:
     /// the column is an `#[cache(index)]` field or a foreign key, part of a composite or
     /// unique lookup, or the selector or the sort column of an order (`order_by`). This is

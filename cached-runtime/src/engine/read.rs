@@ -407,7 +407,7 @@ pub(crate) fn check_cursor(
             ),
         });
     }
-    let kind = |column: &str| meta.column_position(column).map(|at| meta.kinds[at]);
+    let kind = |column: &str| meta.column_kind(column).map(|kind| kind[0]);
     let fits = |value: &KeyValue, kind: Option<ValueKind>| {
         matches!(
             (value, kind),

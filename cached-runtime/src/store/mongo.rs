@@ -537,8 +537,8 @@ impl Ops for MongoOps<'_> {
                 }
             };
             let kind = meta
-                .column_position(column)
-                .map_or(ValueKind::Text, |at| meta.kinds[at]);
+                .column_kind(column)
+                .map_or(ValueKind::Text, |kind| kind[0]);
             docs.into_iter()
                 .map(|mut group| {
                     let n = match group.get("n") {

@@ -307,13 +307,6 @@ impl<DB: Driver> SqlOps<'_, DB> {
     }
 }
 
-/// The kind of `column` of `meta` (text for a column it does not have: the database then
-/// refuses the statement by name).
-fn column_kind(meta: Meta, column: &str) -> ValueKind {
-    meta.column_position(column)
-        .map_or(ValueKind::Text, |at| meta.kinds[at])
-}
-
 /// The kinds of a `(value, count)` row of a grouped count.
 fn with_count(kind: ValueKind) -> &'static [ValueKind] {
     match kind {
@@ -444,7 +437,11 @@ impl<DB: Driver> Ops for SqlOps<'_, DB> {
         column: &'static str,
     ) -> BoxFuture<'a, Result<Vec<(Value, i64)>>> {
         Box::pin(async move {
-            let kinds = with_count(column_kind(meta, column));
+            // Text for a column it does not have: the database then refuses it by name.
+            let kind = meta
+                .column_kind(column)
+                .map_or(ValueKind::Text, |kind| kind[0]);
+            let kinds = with_count(kind);
             let sql = self.sql(meta).count_grouped(column);
             let rows = self.rows_of(meta, kinds, sql, Vec::new()).await?;
             Ok(rows
@@ -465,10 +462,10 @@ impl<DB: Driver> Ops for SqlOps<'_, DB> {
         max: bool,
     ) -> BoxFuture<'a, Result<Option<Value>>> {
         Box::pin(async move {
-            let at = meta.column_position(column).unwrap_or(0);
+            let kind = meta.column_kind(column).unwrap_or(&[ValueKind::Text]);
             let sql = self.sql(meta).extreme(predicate, column, max);
             let rows = self
-                .rows_of(meta, &meta.kinds[at..=at], sql, predicate_values(predicate))
+                .rows_of(meta, kind, sql, predicate_values(predicate))
                 .await?;
             Ok(rows
                 .into_iter()
