@@ -13,6 +13,7 @@
 //! the entries checked here, and their invalidation is checked by the test suite.
 
 use std::fmt;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::cache::{EntryData, LocalCache};
@@ -20,6 +21,7 @@ use crate::context::Context;
 use crate::error::Result;
 use crate::key::CacheKey;
 use crate::registry;
+use crate::stats::Counters;
 use crate::store::{id_position, key_of, Store};
 use crate::value::{KeyValue, Value};
 
@@ -215,5 +217,79 @@ impl Context {
         }
         report.checked = report.matched + report.mismatches.len();
         Ok(report)
+    }
+}
+
+/// A background auditor ([`Context::start_auditor`]): it audits a sample of the cache on a
+/// schedule until it is dropped (or the context is).
+#[must_use = "the auditor stops when this handle is dropped"]
+pub struct Auditor {
+    task: tokio::task::JoinHandle<()>,
+    last: Arc<Mutex<Option<AuditReport>>>,
+}
+
+impl Auditor {
+    /// The report of its last pass (`None` before the first one ended).
+    pub fn last_report(&self) -> Option<AuditReport> {
+        self.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl Drop for Auditor {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl fmt::Debug for Auditor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Auditor")
+            .field("last_report", &self.last_report())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    /// Starts auditing in the background: every `every`, [`Context::audit`] of `sample`
+    /// entries. Each pass adds to [`Stats::audit_checked`](crate::Stats::audit_checked) and
+    /// [`Stats::audit_mismatches`](crate::Stats::audit_mismatches) (the
+    /// `cached_consistency_ratio` metric), and logs each mismatch as a warning (target
+    /// `cached`). The load it puts on the database is bounded: at most `2 * sample` reads per
+    /// pass, so `sample / every` entries per second. Call it inside a Tokio runtime; the
+    /// auditor stops when the returned handle or the context is dropped.
+    pub fn start_auditor(&self, sample: usize, every: Duration) -> Auditor {
+        let engine = Arc::downgrade(self.engine());
+        let last = Arc::new(Mutex::new(None));
+        let record = last.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(engine) = engine.upgrade() else {
+                    return;
+                };
+                let ctx = Context::from_engine(engine);
+                let report = match ctx.audit(sample).await {
+                    Ok(report) => report,
+                    Err(err) => {
+                        tracing::warn!(target: "cached", %err, "audit pass failed: skipped");
+                        continue;
+                    }
+                };
+                let counters = &ctx.engine().cache.counters;
+                Counters::add(&counters.audit_checked, report.checked as u64);
+                Counters::add(&counters.audit_mismatches, report.mismatches.len() as u64);
+                for m in &report.mismatches {
+                    tracing::warn!(
+                        target: "cached",
+                        key = %m.key,
+                        cached = %m.cached,
+                        database = %m.database,
+                        "audit: the cache serves what the database contradicts"
+                    );
+                }
+                *record.lock().unwrap_or_else(|e| e.into_inner()) = Some(report);
+            }
+        });
+        Auditor { task, last }
     }
 }

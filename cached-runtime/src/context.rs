@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::cache::clock::ManualClock;
 use crate::cache::local::CacheSettings;
 use crate::cache::{Bump, Change, LocalCache};
+use crate::engine::warm::{Warmer, Warming, DEFAULT_WARM_AFTER};
 use crate::engine::{read, Engine, Parts, Pauses, Settings};
 use crate::entity::CachedEntity;
 use crate::error::Result;
@@ -20,7 +21,7 @@ use crate::schema::SchemaReport;
 use crate::stats::Stats;
 use crate::store::Store;
 use crate::tx::{self, Transaction};
-use crate::value::KeyPart;
+use crate::value::{FromValue, KeyPart};
 
 /// The default number of entries the in-process cache holds.
 pub const DEFAULT_MAX_ENTRIES: u64 = 100_000;
@@ -49,6 +50,8 @@ pub struct ContextBuilder {
     cache: CacheSettings,
     settings: Settings,
     pauses: Option<Pauses>,
+    warmers: Vec<(usize, Warmer)>,
+    warm_after: u8,
     #[cfg(feature = "redis")]
     broadcast: Option<crate::cache::redis::RedisBroadcast>,
     #[cfg(feature = "feed")]
@@ -189,6 +192,63 @@ impl ContextBuilder {
         self
     }
 
+    /// Warms the entries of `E` (rows, queries, counts) after an invalidation: an entry read
+    /// at least [`ContextBuilder::warm_after`] times since it was filled (2 by default) is
+    /// reloaded in the background as soon as a commit (here, on another instance, or heard
+    /// through the change feed) drops it, so that the next reader hits. The reload is the
+    /// ordinary guarded load: it reads after the commit, a reader arriving meanwhile waits for
+    /// it, and a commit that lands while it reads makes the cache refuse it, so it never
+    /// serves the old value. At most 4 reloads run at once; counted in
+    /// [`Stats::warmed`](crate::Stats::warmed). Hits of the entities not warmed are not
+    /// counted at all.
+    pub fn warm<E: CachedEntity>(self) -> Self
+    where
+        E::Id: FromValue,
+    {
+        let warmer: Warmer = Arc::new(|engine: Arc<Engine>, key: CacheKey| {
+            Box::pin(async move {
+                if let Some(id) = key.row_id() {
+                    return match E::Id::from_value(id.to_value()) {
+                        Ok(id) => read::get::<E>(&engine, id).await.is_ok(),
+                        Err(_) => false,
+                    };
+                }
+                let Some(predicate) = key.predicate().cloned() else {
+                    return false;
+                };
+                if key.is_count() {
+                    read::count::<E>(&engine, predicate).await.is_ok()
+                } else if key == CacheKey::list(E::meta(), predicate.clone()) {
+                    read::find::<E>(&engine, predicate).await.is_ok()
+                } else {
+                    false
+                }
+            })
+        });
+        self.warm_namespace(E::meta(), warmer)
+    }
+
+    /// Reloads with `warmer` the hot entries of `namespace` (an entity's, or a view's with
+    /// [`ContextBuilder::warm_view`](crate::ContextBuilder::warm_view)).
+    pub(crate) fn warm_namespace(
+        mut self,
+        namespace: &'static crate::Namespace,
+        warmer: Warmer,
+    ) -> Self {
+        let slot = crate::registry::slot(namespace);
+        self.warmers.retain(|(s, _)| *s != slot);
+        self.warmers.push((slot, warmer));
+        self.cache.warm.push(slot);
+        self
+    }
+
+    /// How many hits since its fill make an entry of a warmed entity or view worth reloading
+    /// after its invalidation (2 by default; at least 1).
+    pub fn warm_after(mut self, hits: u8) -> Self {
+        self.warm_after = hits.max(1);
+        self
+    }
+
     /// Builds the context.
     pub fn build(self) -> Context {
         let engine = Engine::new(Parts {
@@ -197,6 +257,7 @@ impl ContextBuilder {
             settings: self.settings,
             pauses: self.pauses,
             harmless_triggers: self.harmless_triggers,
+            warming: Warming::new(self.warmers, self.warm_after),
             #[cfg(feature = "redis")]
             broadcast: self.broadcast,
             #[cfg(feature = "feed")]
@@ -219,9 +280,12 @@ impl Context {
                 protect_fills: true,
                 fold_text: true,
                 clock: None,
+                warm: Vec::new(),
             },
             settings: Settings::default(),
             pauses: None,
+            warmers: Vec::new(),
+            warm_after: DEFAULT_WARM_AFTER,
             #[cfg(feature = "redis")]
             broadcast: None,
             #[cfg(feature = "feed")]
@@ -329,6 +393,24 @@ impl Context {
         self.engine.cache.counters.snapshot()
     }
 
+    /// Sets every counter of [`Context::stats`] back to zero (a fresh measurement: the admin
+    /// router's `POST /reset-metrics`). What was already handed to a metrics recorder stays
+    /// there: its counters never go backwards.
+    pub fn reset_stats(&self) {
+        self.engine.cache.counters.reset();
+    }
+
+    /// Hands the cache's counts to the installed [`metrics`](https://docs.rs/metrics)
+    /// recorder (the `metrics` feature): each counter grows by what happened since the last
+    /// call, and the gauges (`cached_entries`, `cached_consistency_ratio`) are set. Call it
+    /// before rendering, e.g. first thing in a `/metrics` handler; events (loads,
+    /// invalidations, refused fills, broadcast lag) reach the recorder as they happen. See
+    /// docs/operations.md for the metric names.
+    pub fn record_metrics(&self) {
+        let stats = self.stats();
+        self.engine.exported.record(&stats, self.entry_count());
+    }
+
     /// The number of entries the in-process cache holds.
     pub fn entry_count(&self) -> u64 {
         self.engine.cache.entry_count()
@@ -354,7 +436,16 @@ impl Context {
     /// It costs the same whatever the cache holds (the queries are dropped by one generation
     /// bump, not scanned). To drop just one entry, use [`Context::invalidate_key`].
     pub fn invalidate<E: CachedEntity>(&self, id: impl Into<E::Id>) -> CommitReport {
-        let (changes, bumps) = graph::row_changed_outside(E::meta(), id.into().key_value());
+        self.invalidate_row(E::meta(), id.into().key_value())
+    }
+
+    /// [`Context::invalidate`] by entity metadata (the admin router's by-name form).
+    pub(crate) fn invalidate_row(
+        &self,
+        meta: &'static crate::EntityMeta,
+        id: crate::KeyValue,
+    ) -> CommitReport {
+        let (changes, bumps) = graph::row_changed_outside(meta, id);
         self.engine.apply(changes, bumps, Source::Manual)
     }
 
@@ -366,9 +457,13 @@ impl Context {
     /// Drops a cached query and its count (`SceneQuery::ByStatus("draft".into())`), and the
     /// grouped counts of its field (`count_grouped_by_status()`).
     pub fn invalidate_query(&self, query: &impl QueryKey) -> CommitReport {
-        let count = query.count_key();
+        self.invalidate_query_keys(query.list_key(), query.count_key())
+    }
+
+    /// [`Context::invalidate_query`] by the query's keys.
+    pub(crate) fn invalidate_query_keys(&self, list: CacheKey, count: CacheKey) -> CommitReport {
         let groups = count.groups_of_count();
-        let mut keys = vec![query.list_key(), count];
+        let mut keys = vec![list, count];
         keys.extend(groups);
         self.remove_keys(keys, Source::Manual)
     }
@@ -376,8 +471,16 @@ impl Context {
     /// Makes every cached entry of `E` (rows, queries, counts) unreadable at once. Costs the
     /// same whatever the cache holds: no key is scanned.
     pub fn invalidate_entity<E: CachedEntity>(&self) -> CommitReport {
+        self.invalidate_namespace(E::meta())
+    }
+
+    /// [`Context::invalidate_entity`] of any namespace (an entity or a view).
+    pub(crate) fn invalidate_namespace(
+        &self,
+        namespace: &'static crate::Namespace,
+    ) -> CommitReport {
         self.engine
-            .apply(Vec::new(), vec![Bump::Entity(E::meta())], Source::Manual)
+            .apply(Vec::new(), vec![Bump::Entity(namespace)], Source::Manual)
     }
 
     /// Returns once the change feed has applied every commit the database had made when this
@@ -422,6 +525,10 @@ impl Context {
     }
 
     /// The engine behind this context, for the layers built on it (views, repositories).
+    pub(crate) fn from_engine(engine: Arc<Engine>) -> Context {
+        Context { engine }
+    }
+
     pub(crate) fn engine(&self) -> &Arc<Engine> {
         &self.engine
     }

@@ -63,3 +63,36 @@ impl Hooks {
         panics
     }
 }
+
+/// What the invalidations applied while serving one HTTP request dropped, collected for the
+/// response's `Cache-Invalidate` header (see `headers`).
+#[cfg(feature = "axum")]
+#[derive(Default)]
+pub(crate) struct Collected {
+    pub keys: Vec<CacheKey>,
+    pub entities: Vec<&'static str>,
+}
+
+#[cfg(feature = "axum")]
+tokio::task_local! {
+    /// Set by the header layer around a request's handler.
+    pub(crate) static REQUEST: Arc<std::sync::Mutex<Collected>>;
+}
+
+/// Adds an invalidation applied in this task to its request's collection, if the task is
+/// serving a request under the header layer (a no-op otherwise).
+#[inline]
+pub(crate) fn note_for_request(keys: &[CacheKey], entities: &[&'static str]) {
+    #[cfg(feature = "axum")]
+    let _ = REQUEST.try_with(|collected| {
+        let mut collected = collected.lock().unwrap_or_else(|e| e.into_inner());
+        collected.keys.extend_from_slice(keys);
+        for entity in entities {
+            if !collected.entities.contains(entity) {
+                collected.entities.push(entity);
+            }
+        }
+    });
+    #[cfg(not(feature = "axum"))]
+    let _ = (keys, entities);
+}

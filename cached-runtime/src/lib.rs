@@ -64,6 +64,7 @@ mod page;
 mod registry;
 // 3. what the cache reports and counts
 mod hooks;
+mod metrics;
 mod report;
 mod stats;
 // 4. stores and what they say about the schema
@@ -85,9 +86,14 @@ mod view;
 // 9. the handles the generated repositories take, and their operations
 mod handle;
 mod repo;
+// 10. what serves HTTP: the admin router, client-cache headers
+#[cfg(feature = "axum")]
+pub mod admin;
+#[cfg(feature = "axum")]
+pub mod headers;
 
 pub use aggregate::{AggregateValue, Extreme, GroupedCount};
-pub use audit::{AuditReport, Mismatch, DEFAULT_SETTLE};
+pub use audit::{AuditReport, Auditor, Mismatch, DEFAULT_SETTLE};
 pub use cache::clock::ManualClock;
 #[cfg(feature = "redis")]
 pub use cache::redis::{Outbox, RedisBroadcast};

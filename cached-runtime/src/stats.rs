@@ -27,6 +27,9 @@ pub(crate) struct Counters {
     pub hook_panics: AtomicU64,
     pub feed_events: AtomicU64,
     pub feed_outages: AtomicU64,
+    pub audit_checked: AtomicU64,
+    pub audit_mismatches: AtomicU64,
+    pub warmed: AtomicU64,
     invalidations: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -38,6 +41,40 @@ impl Counters {
     pub fn record_invalidations(&self, entity: &'static str, n: u64) {
         let mut map = self.invalidations.lock().unwrap_or_else(|e| e.into_inner());
         *map.entry(entity).or_default() += n;
+    }
+
+    /// Sets every count back to zero ([`Context::reset_stats`](crate::Context::reset_stats)).
+    pub fn reset(&self) {
+        for counter in [
+            &self.hits,
+            &self.misses,
+            &self.fills,
+            &self.stale_fills_rejected,
+            &self.too_large,
+            &self.flight_joins,
+            &self.loads,
+            &self.broadcasts_sent,
+            &self.broadcasts_received,
+            &self.broadcast_outages,
+            &self.broadcast_gaps,
+            &self.broadcast_silences,
+            &self.broadcast_degraded,
+            &self.broadcast_foreign,
+            &self.broadcast_refused_commits,
+            &self.outbox_relayed,
+            &self.hook_panics,
+            &self.feed_events,
+            &self.feed_outages,
+            &self.audit_checked,
+            &self.audit_mismatches,
+            &self.warmed,
+        ] {
+            counter.store(0, Relaxed);
+        }
+        self.invalidations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     pub fn snapshot(&self) -> Stats {
@@ -61,6 +98,9 @@ impl Counters {
             hook_panics: self.hook_panics.load(Relaxed),
             feed_events: self.feed_events.load(Relaxed),
             feed_outages: self.feed_outages.load(Relaxed),
+            audit_checked: self.audit_checked.load(Relaxed),
+            audit_mismatches: self.audit_mismatches.load(Relaxed),
+            warmed: self.warmed.load(Relaxed),
             invalidations: self
                 .invalidations
                 .lock()
@@ -130,6 +170,15 @@ pub struct Stats {
     /// Times the change feed lost its connection or met a message it could not read: each
     /// time the cache was cleared, and fills were refused until the feed listened again.
     pub feed_outages: u64,
+    /// Entries the background auditor ([`Context::start_auditor`](crate::Context::start_auditor))
+    /// compared with the database, over all its passes (a manual
+    /// [`Context::audit`](crate::Context::audit) is not counted).
+    pub audit_checked: u64,
+    /// Of those, the entries the database contradicted.
+    pub audit_mismatches: u64,
+    /// Entries reloaded in the background after an invalidation dropped them, because
+    /// readers hit them often ([`ContextBuilder::warm`](crate::ContextBuilder::warm)).
+    pub warmed: u64,
     /// Keys invalidated (dropped or rewritten), per entity name.
     pub invalidations: BTreeMap<&'static str, u64>,
 }
@@ -143,6 +192,17 @@ impl Stats {
         } else {
             self.hits as f64 / reads as f64
         }
+    }
+}
+
+impl Stats {
+    /// The background auditor's figure: the share of the entries it checked that matched the
+    /// database (1.0 before it checked any), as Polaris reports consistency.
+    pub fn consistency(&self) -> f64 {
+        if self.audit_checked == 0 {
+            return 1.0;
+        }
+        1.0 - self.audit_mismatches as f64 / self.audit_checked as f64
     }
 }
 
@@ -162,6 +222,13 @@ impl fmt::Display for Stats {
         if self.feed_events > 0 || self.feed_outages > 0 {
             rows.push(("feed events applied", self.feed_events));
             rows.push(("feed outages", self.feed_outages));
+        }
+        if self.audit_checked > 0 {
+            rows.push(("entries audited", self.audit_checked));
+            rows.push(("audit mismatches", self.audit_mismatches));
+        }
+        if self.warmed > 0 {
+            rows.push(("warmed after invalidation", self.warmed));
         }
         if self.hook_panics > 0 {
             rows.push(("hook panics (caught)", self.hook_panics));

@@ -15,6 +15,8 @@ mod domain;
 mod editing;
 #[cfg(feature = "mongo")]
 mod mongo;
+#[cfg(feature = "web")]
+mod ops;
 mod records;
 #[cfg(feature = "web")]
 mod web;
@@ -480,9 +482,17 @@ async fn serve(ctx: Context, addr: &str) -> Result<()> {
         .await
         .unwrap_or_else(|e| panic!("cannot listen on {addr}: {e}"));
     println!("Serving on http://{addr}: GET /scenes/1, GET /stories/1/outline, PUT /scenes/1 ...");
-    axum::serve(listener, web::router(ctx))
-        .await
-        .unwrap_or_else(|e| panic!("the server stopped: {e}"));
+    println!("  http://{addr}/        a browser-side cache kept fresh by Cache-Invalidate headers");
+    println!(
+        "  http://{addr}/admin   the cache's debug page (stats, graph, invalidations, lookup)"
+    );
+    println!("  http://{addr}/metrics Prometheus metrics");
+    // Audits 20 cached entries against the database every 2 s (the consistency metric).
+    let auditor = ctx.start_auditor(20, std::time::Duration::from_secs(2));
+    let app = web::router(ctx.clone()).merge(ops::router(&ctx, ops::prometheus()));
+    let served = axum::serve(listener, app).await;
+    drop(auditor);
+    served.unwrap_or_else(|e| panic!("the server stopped: {e}"));
     Ok(())
 }
 

@@ -42,6 +42,8 @@ pub fn router(ctx: Context) -> Router {
         )
         .route("/notes", axum::routing::post(create_note))
         .route("/stories/{id}/outline", get(outline))
+        // Each write's response names the cache keys it invalidated (`Cache-Invalidate`).
+        .layer(cached_runtime::headers::InvalidationHeadersLayer::new())
         .with_state(ctx)
 }
 

@@ -33,7 +33,10 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::SeqCst};
+use std::sync::atomic::{
+    AtomicU64, AtomicU8,
+    Ordering::{Relaxed, SeqCst},
+};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use moka::notification::RemovalCause;
@@ -66,6 +69,10 @@ pub(crate) struct Entry {
     reg: u64,
     /// What the entry costs in bytes ([`weight::of`]).
     weight: u32,
+    /// When it was filled, in whole seconds of [`Clock::now_ms`] (in what would otherwise be
+    /// padding: it costs no memory). Read by the admin router's lookup.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    filled_s: u32,
 }
 
 /// Whether `data` is cached under `key` at all: not a negative entry of an entity declared
@@ -83,6 +90,22 @@ fn ttl_of(key: &CacheKey, data: &EntryData) -> Option<std::time::Duration> {
         EntryData::Missing => namespace.negative_ttl.or(namespace.ttl),
         _ => namespace.ttl,
     }
+}
+
+/// One entry as [`LocalCache::describe`] shows it.
+#[cfg_attr(not(feature = "axum"), allow(dead_code))]
+pub(crate) struct Described {
+    /// Whether a read would be served from it now (not expired, not outdated by an
+    /// invalidation of its entity or a clear).
+    pub readable: bool,
+    /// How long ago it was filled (to the second).
+    pub age: std::time::Duration,
+    /// How long until its TTL ends; `None`: no TTL.
+    pub expires_in: Option<std::time::Duration>,
+    /// What it costs in bytes.
+    pub bytes: u32,
+    /// What it holds.
+    pub data: EntryData,
 }
 
 /// Per-stripe state: the last applied commit, and the loads in flight for keys of the stripe.
@@ -139,6 +162,11 @@ pub(crate) struct LocalCache {
     max_entry_bytes: u32,
     /// What TTL deadlines are read against.
     clock: Clock,
+    /// Per namespace slot: whether its entries are warmed (see [`LocalCache::heat`]).
+    warm: Box<[bool]>,
+    /// Hits since their last fill of the entries of warmed namespaces, by key hash (a
+    /// collision only makes a key look hotter); empty when nothing is warmed.
+    heat: Box<[AtomicU8]>,
     pub counters: Counters,
 }
 
@@ -157,7 +185,13 @@ pub(crate) struct CacheSettings {
     /// What TTL deadlines are read against; `None`: a ticking clock of the cache's own,
     /// started when the cache is built (not before, and not at all for a test's clock).
     pub clock: Option<Clock>,
+    /// The slots of the namespaces whose entries are warmed after an invalidation (their
+    /// hits are counted).
+    pub warm: Vec<usize>,
 }
+
+/// How many counters [`LocalCache::heat`] spreads the hits of warmed namespaces over.
+const HEAT_SLOTS: usize = 1 << 14;
 
 impl LocalCache {
     pub fn new(settings: CacheSettings) -> Self {
@@ -203,6 +237,17 @@ impl LocalCache {
             fold_text: settings.fold_text,
             max_entry_bytes: settings.max_entry_bytes,
             clock: settings.clock.unwrap_or_else(Clock::ticking),
+            warm: {
+                let mut warm = vec![false; registry::slot_count()];
+                for &slot in &settings.warm {
+                    warm[slot] = true;
+                }
+                warm.into()
+            },
+            heat: match settings.warm.is_empty() {
+                true => Box::default(),
+                false => (0..HEAT_SLOTS).map(|_| AtomicU8::new(0)).collect(),
+            },
             counters: Counters::default(),
         }
     }
@@ -336,6 +381,7 @@ impl LocalCache {
             Counters::add(&self.counters.fills, 1);
         } else {
             Counters::add(&self.counters.stale_fills_rejected, 1);
+            crate::metrics::stale_fill_refused(key.namespace().type_name);
             tracing::debug!(target: "cached", %key, "stale fill refused: a commit overtook the load");
         }
         drop(stripe);
@@ -364,7 +410,45 @@ impl LocalCache {
         heavy
     }
 
+    /// Counts a hit of `key` if its namespace is warmed (one branch otherwise).
+    #[inline]
+    pub fn heat(&self, key: &CacheKey) {
+        if !self.heat.is_empty() {
+            self.heat_slow(key);
+        }
+    }
+
+    fn heat_slow(&self, key: &CacheKey) {
+        if let Some(slot) = self.heat_slot(key) {
+            let counter = &self.heat[slot];
+            let hits = counter.load(Relaxed);
+            if hits < u8::MAX {
+                counter.store(hits + 1, Relaxed);
+            }
+        }
+    }
+
+    /// The heat counter of `key`, if its namespace is warmed.
+    fn heat_slot(&self, key: &CacheKey) -> Option<usize> {
+        if self.heat.is_empty() {
+            return None;
+        }
+        let slot = registry::slot(key.namespace());
+        (self.warm.get(slot).copied().unwrap_or(false))
+            .then(|| self.hasher.hash_one(key) as usize % HEAT_SLOTS)
+    }
+
+    /// The hits of `key` since its last fill, set back to zero (0 if not warmed).
+    pub fn take_heat(&self, key: &CacheKey) -> u8 {
+        self.heat_slot(key)
+            .map_or(0, |slot| self.heat[slot].swap(0, Relaxed))
+    }
+
     fn entry(&self, key: &CacheKey, data: EntryData, token: &Token) -> Entry {
+        // A new entry starts cold: warming counts the hits of this fill.
+        if let Some(slot) = self.heat_slot(key) {
+            self.heat[slot].store(0, Relaxed);
+        }
         Entry {
             weight: weight::of(key, &data),
             deadline: self.clock.deadline(ttl_of(key, &data)),
@@ -373,6 +457,7 @@ impl LocalCache {
             generation: token.generation,
             query_generation: token.query_generation,
             reg: 0,
+            filled_s: u32::try_from(self.clock.now_ms() / 1000).unwrap_or(u32::MAX),
         }
     }
 
@@ -440,6 +525,7 @@ impl LocalCache {
         let _serial = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
         if !current() {
             Counters::add(&self.counters.stale_fills_rejected, 1);
+            crate::metrics::stale_fill_refused(key.namespace().type_name);
             tracing::debug!(target: "cached", %key, "stale fill refused: something it read changed");
             return false;
         }
@@ -656,6 +742,23 @@ impl LocalCache {
             }
         }
         picked
+    }
+
+    /// What is cached under `key`, for a debugger: whether it would be served, its data,
+    /// its age and time to live, and its weight.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub fn describe(&self, key: &CacheKey) -> Option<Described> {
+        let entry = self.map.get(key)?;
+        let now = self.clock.now_ms();
+        let age_ms = now.saturating_sub(u64::from(entry.filled_s) * 1000);
+        Some(Described {
+            readable: self.get(key).is_some(),
+            age: std::time::Duration::from_millis(age_ms),
+            expires_in: (entry.deadline != u64::MAX)
+                .then(|| std::time::Duration::from_millis(entry.deadline.saturating_sub(now))),
+            bytes: entry.weight,
+            data: entry.data,
+        })
     }
 
     /// The number of entries moka holds (including ones not yet evicted after a clear).

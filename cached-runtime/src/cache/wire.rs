@@ -33,6 +33,10 @@ pub(crate) struct Message {
     /// this long counts it as lost (0: unknown, the receiver's own bound applies).
     #[serde(default)]
     pub silence_ms: u64,
+    /// When the sender applied the invalidation, in microseconds since the Unix epoch, for
+    /// the receiver's lag metric (0: unknown).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub at_us: u64,
     /// The sender is shutting down: nothing more will come from it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub bye: bool,
@@ -47,6 +51,17 @@ pub(crate) struct Message {
     pub keys: Vec<WireKey>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bumps: Vec<WireBump>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Microseconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
 }
 
 /// An entity or view, by name.
@@ -111,6 +126,7 @@ impl Message {
             seq: 0,
             graph: 0,
             silence_ms: 0,
+            at_us: now_us(),
             bye: false,
             outbox: false,
             // A page is dropped through its tag, and grouped counts with the counts of their

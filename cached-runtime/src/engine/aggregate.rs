@@ -34,7 +34,7 @@ where
 {
     let (key, cache) = (query.key(), &engine.cache);
     if let Some(data) = cache.get(&key) {
-        hit(cache);
+        hit(cache, &key);
         return Ok(held(data, &key));
     }
     miss(cache);
@@ -62,7 +62,7 @@ where
     let (meta, cache) = (E::meta(), &engine.cache);
     let key = query.key();
     if let Some(data) = cache.get(&key) {
-        hit(cache);
+        hit(cache, &key);
         return Ok((*held::<Option<T>>(data, &key)).clone());
     }
     miss(cache);

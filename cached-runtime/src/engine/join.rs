@@ -29,7 +29,7 @@ pub(crate) async fn joined<J: CachedEntity, B: CachedEntity>(
     let (join, meta, cache) = (J::meta(), B::meta(), &engine.cache);
     let key = CacheKey::joined(join, predicate.clone(), column);
     if let Some(EntryData::Rows(rows)) = cache.get(&key) {
-        hit(cache);
+        hit(cache, &key);
         return Ok(rows.iter().map(|row| downcast::<B>(row.clone())).collect());
     }
     miss(cache);

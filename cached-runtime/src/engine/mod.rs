@@ -10,8 +10,9 @@ pub(crate) mod aggregate;
 pub(crate) mod join;
 pub(crate) mod read;
 mod seams;
+pub(crate) mod warm;
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 pub(crate) use seams::{Pauses, Point};
 
@@ -64,6 +65,12 @@ pub(crate) struct Engine {
     /// Where a test pauses loads and commits; `None` in production.
     pub pauses: Option<Pauses>,
     hooks: Hooks,
+    /// What the metrics recorder was last handed ([`crate::Context::record_metrics`]).
+    pub exported: crate::metrics::Exported,
+    /// The reloads of hot entries after their invalidation.
+    warming: warm::Warming,
+    /// This engine, for the tasks it starts.
+    me: Weak<Engine>,
     /// Where invalidations go out to the other instances, if anywhere.
     #[cfg(feature = "redis")]
     bus: Option<crate::cache::redis::Bus>,
@@ -84,6 +91,8 @@ pub(crate) struct Parts {
     pub settings: Settings,
     pub pauses: Option<Pauses>,
     pub harmless_triggers: Vec<String>,
+    /// What to warm, and after how many hits.
+    pub warming: warm::Warming,
     #[cfg(feature = "redis")]
     pub broadcast: Option<crate::cache::redis::RedisBroadcast>,
     #[cfg(feature = "feed")]
@@ -105,7 +114,10 @@ impl Engine {
             true => tokio::sync::OnceCell::new(),
             false => tokio::sync::OnceCell::new_with(Some(Arc::new(Schema::default()))),
         };
-        let engine = Arc::new(Engine {
+        let engine = Arc::new_cyclic(|me| Engine {
+            me: me.clone(),
+            warming: parts.warming,
+            exported: Default::default(),
             store: parts.store,
             cache: parts.cache,
             settings: parts.settings,
@@ -245,21 +257,8 @@ impl Engine {
         bumps: Vec<Bump>,
         source: Source,
     ) -> (CommitReport, Sent) {
-        let started = tracing::enabled!(target: "cached", tracing::Level::DEBUG)
-            .then(std::time::Instant::now);
-        let report = self.apply_here(changes, &bumps);
-        if let Some(started) = started {
-            if !report.keys.is_empty() || !report.entities.is_empty() {
-                tracing::debug!(
-                    target: "cached",
-                    ?source,
-                    keys = report.keys.len(),
-                    entities = report.entities.len(),
-                    apply_us = started.elapsed().as_micros() as u64,
-                    "invalidated"
-                );
-            }
-        }
+        let report = self.apply_observed(changes, &bumps, source);
+        crate::hooks::note_for_request(&report.keys, &report.entities);
         #[cfg(feature = "redis")]
         let sent = self
             .bus
@@ -269,6 +268,35 @@ impl Engine {
         let sent = ();
         self.run_hooks(&report, source);
         (report, sent)
+    }
+
+    /// [`Engine::apply_here`], timed and reported (a debug event, metrics) when anyone listens.
+    fn apply_observed(
+        &self,
+        changes: Vec<(CacheKey, Change)>,
+        bumps: &[Bump],
+        source: Source,
+    ) -> CommitReport {
+        let started = (crate::metrics::times_applies()
+            || tracing::enabled!(target: "cached", tracing::Level::DEBUG))
+        .then(std::time::Instant::now);
+        let report = self.apply_here(changes, bumps);
+        if let Some(started) = started {
+            if !report.keys.is_empty() || !report.entities.is_empty() {
+                let took = started.elapsed();
+                crate::metrics::invalidated(source, &report.keys, &report.entities, took);
+                tracing::debug!(
+                    target: "cached",
+                    ?source,
+                    keys = report.keys.len(),
+                    entities = report.entities.len(),
+                    apply_us = took.as_micros() as u64,
+                    "invalidated"
+                );
+            }
+        }
+        self.warming.after_apply(&self.me, &report.keys);
+        report
     }
 
     /// Runs the hooks on an applied invalidation. A panicking hook is caught and counted
@@ -330,7 +358,7 @@ impl crate::cache::redis::Receiver for Engine {
 
     fn apply_remote(&self, keys: Vec<CacheKey>, bumps: Vec<Bump>) {
         let changes = keys.into_iter().map(|k| (k, Change::Remove)).collect();
-        let report = self.apply_here(changes, &bumps);
+        let report = self.apply_observed(changes, &bumps, Source::Remote);
         self.run_hooks(&report, Source::Remote);
     }
 }
@@ -342,7 +370,7 @@ impl crate::feed::Sink for Engine {
     }
 
     fn apply_feed(&self, changes: Vec<(CacheKey, Change)>, bumps: Vec<Bump>) {
-        let report = self.apply_here(changes, &bumps);
+        let report = self.apply_observed(changes, &bumps, Source::Feed);
         self.run_hooks(&report, Source::Feed);
     }
 }

@@ -30,8 +30,11 @@ fn row_of<E: CachedEntity>(data: EntryData) -> Option<Arc<E>> {
     }
 }
 
-pub(crate) fn hit(cache: &LocalCache) {
+/// Counts a hit of `key` (and its heat, if its namespace is warmed).
+#[inline]
+pub(crate) fn hit(cache: &LocalCache, key: &CacheKey) {
     Counters::add(&cache.counters.hits, 1);
+    cache.heat(key);
 }
 
 pub(crate) fn miss(cache: &LocalCache) {
@@ -60,7 +63,9 @@ where
         .cache
         .load(key, || {
             async {
+                let started = std::time::Instant::now();
                 let loaded = load().await;
+                crate::metrics::load(key.namespace().type_name, started.elapsed());
                 engine.pause(Point::Fill).await;
                 if let Ok(loaded) = &loaded {
                     recorder.record("rows", rows_read(loaded));
@@ -89,7 +94,7 @@ fn revalidate<T, F>(engine: &Arc<Engine>, key: &CacheKey, stale: T, refresh: F) 
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    hit(&engine.cache);
+    hit(&engine.cache, key);
     if !engine.cache.loading(key) {
         tokio::spawn(refresh);
     }
@@ -104,7 +109,7 @@ pub(crate) async fn get_revalidating<E: CachedEntity>(
 ) -> Result<Option<Arc<E>>> {
     let key = CacheKey::row(E::meta(), id.key_value());
     if let Some(data) = engine.cache.get(&key) {
-        hit(&engine.cache);
+        hit(&engine.cache, &key);
         return Ok(row_of::<E>(data));
     }
     if let Some(data) = engine.cache.stale(&key) {
@@ -127,7 +132,7 @@ pub(crate) async fn find_revalidating<E: CachedEntity>(
     match cache.get(&key) {
         Some(EntryData::Ids(ids)) => {
             if let Some(rows) = resolve::<E>(cache, meta, &ids) {
-                hit(cache);
+                hit(cache, &key);
                 return Ok(rows);
             }
         }
@@ -169,7 +174,7 @@ pub(crate) async fn count_revalidating<E: CachedEntity>(
 ) -> Result<i64> {
     let (key, cache) = (CacheKey::count(E::meta(), predicate.clone()), &engine.cache);
     if let Some(EntryData::Count(n)) = cache.get(&key) {
-        hit(cache);
+        hit(cache, &key);
         return Ok(n);
     }
     if let Some(EntryData::Count(n)) = cache.stale(&key) {
@@ -187,7 +192,7 @@ pub(crate) async fn get<E: CachedEntity>(engine: &Engine, id: E::Id) -> Result<O
     let cache = &engine.cache;
     let key = CacheKey::row(E::meta(), id.key_value());
     if let Some(data) = cache.get(&key) {
-        hit(cache);
+        hit(cache, &key);
         return Ok(row_of::<E>(data));
     }
     miss(cache);
@@ -213,9 +218,10 @@ pub(crate) async fn get_many<E: CachedEntity>(
     let mut missing: Vec<(usize, KeyValue)> = Vec::new();
     for (i, id) in ids.iter().enumerate() {
         let id = id.key_value();
-        match cache.get(&CacheKey::row(meta, id.clone())) {
+        let key = CacheKey::row(meta, id.clone());
+        match cache.get(&key) {
             Some(data) => {
-                hit(cache);
+                hit(cache, &key);
                 out[i] = row_of::<E>(data);
             }
             None => {
@@ -231,7 +237,9 @@ pub(crate) async fn get_many<E: CachedEntity>(
     let wanted: Vec<KeyValue> = missing.iter().map(|(_, id)| id.clone()).collect();
     Counters::add(&cache.counters.loads, 1);
     // Matched to the asked ids by the database's equality, not by bytes.
+    let started = std::time::Instant::now();
     let rows = engine.store.exec().fetch_asked::<E>(&wanted, false).await?;
+    crate::metrics::load(meta.type_name, started.elapsed());
     for ((i, id), row) in missing.into_iter().zip(rows) {
         let data = match &row {
             Some(row) => EntryData::Row(AnyRow::row(row.clone())),
@@ -267,7 +275,7 @@ pub(crate) async fn find<E: CachedEntity>(
     let key = CacheKey::list(meta, predicate.clone());
     if let Some(EntryData::Ids(ids)) = cache.get(&key) {
         if let Some(rows) = resolve::<E>(cache, meta, &ids) {
-            hit(cache);
+            hit(cache, &key);
             return Ok(rows);
         }
     }
@@ -313,7 +321,7 @@ pub(crate) async fn page<E: CachedEntity>(
     let key = CacheKey::page(meta, predicate.clone(), order, &page);
     let limit = page.limit as usize;
     if let Some(EntryData::Rows(rows)) = cache.get(&key) {
-        hit(cache);
+        hit(cache, &key);
         let rows = rows.iter().map(|row| downcast::<E>(row.clone())).collect();
         return Ok(paged(order_at, rows, limit, || {
             cursor_scope(meta, order, &predicate)
@@ -453,7 +461,7 @@ pub(crate) async fn count<E: CachedEntity>(engine: &Engine, predicate: Predicate
     let (meta, cache) = (E::meta(), &engine.cache);
     let key = CacheKey::count(meta, predicate.clone());
     if let Some(EntryData::Count(n)) = cache.get(&key) {
-        hit(cache);
+        hit(cache, &key);
         return Ok(n);
     }
     miss(cache);

@@ -112,44 +112,56 @@ impl Graph {
     /// an insert, `new` absent a delete. View instances depend on what their loads read, so
     /// they are named by view (`story_outline:*`), not by instance.
     pub fn explain<E: CachedEntity>(&self, old: Option<&E>, new: Option<&E>) -> Explanation {
-        let meta = E::meta();
         let old_values = old.map(E::index_values);
         let new_values = new.map(E::index_values);
-        let mut lines = Vec::new();
-        for key in query_keys(meta, old_values.as_deref(), new_values.as_deref()) {
-            lines.push(Explained {
-                reason: query_reason(meta, &key, old_values.as_deref(), new_values.as_deref()),
-                key: key.to_string(),
-            });
-        }
-        if let Some(row) = new.or(old) {
-            let reason = if new.is_some() {
-                "the row is rewritten in place"
-            } else {
-                "the row becomes a negative entry"
-            };
-            lines.push(Explained {
-                key: CacheKey::row(meta, row.id().key_value()).to_string(),
-                reason: reason.to_string(),
-            });
-        }
-        for view in registry::coarse_readers(meta) {
-            lines.push(Explained {
-                key: format!("every {}", view.type_name),
-                reason: format!("{} declares reads_all({})", view.type_name, meta.type_name),
-            });
-        }
-        for view in registry::declared_readers(meta) {
-            lines.push(Explained {
-                key: format!("{}:*", view.name),
-                reason: format!(
-                    "each cached {} instance whose load read one of the keys above",
-                    view.type_name
-                ),
-            });
-        }
-        Explanation { lines }
+        let id = new.or(old).map(|row| row.id().key_value());
+        explain_values(E::meta(), id, old_values.as_deref(), new_values.as_deref())
     }
+}
+
+/// [`Graph::explain`] of a write given by its key-forming values (in the order of
+/// [`CachedEntity::index_values`]) and the row's id: what the admin router's `/explain`
+/// answers for a write described by column values.
+pub(crate) fn explain_values(
+    meta: &'static EntityMeta,
+    id: Option<KeyValue>,
+    old_values: Option<&[KeyValue]>,
+    new_values: Option<&[KeyValue]>,
+) -> Explanation {
+    let mut lines = Vec::new();
+    for key in query_keys(meta, old_values, new_values) {
+        lines.push(Explained {
+            reason: query_reason(meta, &key, old_values, new_values),
+            key: key.to_string(),
+        });
+    }
+    if let Some(id) = id {
+        let reason = if new_values.is_some() {
+            "the row is rewritten in place"
+        } else {
+            "the row becomes a negative entry"
+        };
+        lines.push(Explained {
+            key: CacheKey::row(meta, id).to_string(),
+            reason: reason.to_string(),
+        });
+    }
+    for view in registry::coarse_readers(meta) {
+        lines.push(Explained {
+            key: format!("every {}", view.type_name),
+            reason: format!("{} declares reads_all({})", view.type_name, meta.type_name),
+        });
+    }
+    for view in registry::declared_readers(meta) {
+        lines.push(Explained {
+            key: format!("{}:*", view.name),
+            reason: format!(
+                "each cached {} instance whose load read one of the keys above",
+                view.type_name
+            ),
+        });
+    }
+    Explanation { lines }
 }
 
 /// Why a write reaches a query key: the row's membership in it changed.

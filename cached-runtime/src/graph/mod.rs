@@ -9,8 +9,11 @@
 //! cost is proportional to the number of key-forming fields, never to the cache size.
 
 mod inspect;
+mod svg;
 pub(crate) mod views;
 
+#[cfg(feature = "axum")]
+pub(crate) use inspect::explain_values;
 pub use inspect::{graph, Explained, Explanation, Graph};
 
 use crate::cache::{Bump, Change};

@@ -309,6 +309,31 @@ impl<T> Future for ViewRead<'_, T> {
     }
 }
 
+impl crate::context::ContextBuilder {
+    /// Warms the instances of the view `V` after an invalidation, as
+    /// [`ContextBuilder::warm`](crate::ContextBuilder::warm) does an entity's entries: an
+    /// instance read often since its load is loaded again (its loader run through the
+    /// ordinary guarded load) as soon as a write drops it.
+    pub fn warm_view<V: LoadView>(self) -> Self
+    where
+        <V::Key as CachedEntity>::Id: crate::value::FromValue,
+    {
+        use crate::value::FromValue as _;
+        let warmer: crate::engine::warm::Warmer = Arc::new(|engine: Arc<Engine>, key: CacheKey| {
+            Box::pin(async move {
+                let Some(id) = key.row_id() else {
+                    return false;
+                };
+                match <V::Key as CachedEntity>::Id::from_value(id.to_value()) {
+                    Ok(id) => cached::<V>(&engine, id).await.is_ok(),
+                    Err(_) => false,
+                }
+            })
+        });
+        self.warm_namespace(&V::view_meta().namespace, warmer)
+    }
+}
+
 /// The view `V` for `key`: from the cache, or loaded once (single flight) and cached until a
 /// write to something it reads invalidates it.
 async fn cached<V: LoadView>(
@@ -320,7 +345,7 @@ async fn cached<V: LoadView>(
     let cache = &engine.cache;
     let cache_key = CacheKey::row(&V::view_meta().namespace, key_id.key_value());
     if let Some(data) = cache.get(&cache_key) {
-        read::hit(cache);
+        read::hit(cache, &cache_key);
         return Ok(view_of::<V>(data));
     }
     read::miss(cache);

@@ -46,6 +46,7 @@ fn a_commit_writes_through_a_key_whose_stripe_it_also_invalidates() {
         protect_fills: true,
         fold_text: true,
         clock: Some(crate::ManualClock::new().clock()),
+        warm: Vec::new(),
     });
     let stripe_of = |k: &CacheKey| cache.hasher.hash_one(k) as usize % STRIPES;
     let written = key(0);

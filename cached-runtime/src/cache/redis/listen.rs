@@ -204,6 +204,10 @@ impl Senders {
         receiver.apply_remote(remote.keys, remote.bumps);
         // Counted once applied: "received" means "in effect here".
         Counters::add(&cache.counters.broadcasts_received, 1);
+        if message.at_us > 0 {
+            let lag = crate::cache::wire::now_us().saturating_sub(message.at_us);
+            crate::metrics::broadcast_lag(std::time::Duration::from_micros(lag));
+        }
     }
 
     /// Follows the sender's numbers: a gap clears the cache. A duplicate or a late message
