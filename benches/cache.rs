@@ -115,6 +115,59 @@ fn hit(c: &mut Criterion) {
     group.finish();
 }
 
+/// The hit path with operations switched on, side by side with the plain one and a bare moka
+/// get: a context warming `Character` (its hits are counted), and, once a Prometheus recorder
+/// is installed (it stays for the rest of the process: this group runs last), the plain
+/// context again.
+fn hit_observed(c: &mut Criterion) {
+    let rt = support::runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let character = Character {
+        id: 1,
+        story_id: 1,
+        name: "Mara".into(),
+        role: "keeper".into(),
+        traits: Vec::new(),
+    };
+    let (ctx, warming) = rt.block_on(async {
+        let store = support::database(&dir, 10).await;
+        let ctx = Context::new(store.clone());
+        Character::repo(&ctx).insert(&character).await.unwrap();
+        let warming = Context::builder(store).warm::<Character>().build();
+        Character::repo(&warming).get(1).await.unwrap();
+        Character::repo(&ctx).get(1).await.unwrap();
+        (ctx, warming)
+    });
+    let row = rt.block_on(Character::repo(&ctx).get(1)).unwrap().unwrap();
+    let future_cache: moka::future::Cache<i64, Arc<Character>> = moka::future::Cache::new(100_000);
+    rt.block_on(future_cache.insert(1, row));
+
+    let mut group = c.benchmark_group("hit_observed");
+    group.bench_function("moka_future_get", |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(future_cache.get(&black_box(1)).await) })
+    });
+    group.bench_function("repository_get", |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(Character::repo(&ctx).get(black_box(1)).await.unwrap()) })
+    });
+    group.bench_function("repository_get_warmed", |b| {
+        b.to_async(&rt).iter(|| async {
+            black_box(Character::repo(&warming).get(black_box(1)).await.unwrap())
+        })
+    });
+    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .expect("the only recorder of this process");
+    group.bench_function("repository_get_prometheus_installed", |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(Character::repo(&ctx).get(black_box(1)).await.unwrap()) })
+    });
+    group.finish();
+    ctx.record_metrics();
+    assert!(prometheus.render().contains("cached_hits_total"));
+}
+
 fn miss(c: &mut Criterion) {
     let rt = support::runtime();
     let dir = tempfile::tempdir().unwrap();
@@ -523,6 +576,7 @@ server_benches!(
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(50).warm_up_time(Duration::from_secs(1));
-    targets = hit, miss, update, invalidate, invalidate_bare_moka, invalidate_view, postgres, mysql
+    targets = hit, miss, update, invalidate, invalidate_bare_moka, invalidate_view, postgres, mysql,
+        hit_observed
 }
 criterion_main!(benches);
