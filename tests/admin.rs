@@ -203,6 +203,12 @@ backend_tests! {
         scenes.get(1).await.unwrap();
         let (_, stats) = get(&router, "/stats").await;
         assert_eq!(stats["hits"].as_u64(), Some(ctx.stats().hits), "{stats}");
+        let scene_reads = ctx.stats().reads["Scene"];
+        assert!(scene_reads.hits >= 2, "{stats}");
+        assert_eq!(stats["entities"]["Scene"]["hits"].as_u64(), Some(scene_reads.hits), "{stats}");
+        assert_eq!(stats["entities"]["Scene"]["misses"].as_u64(), Some(scene_reads.misses));
+        let total: u64 = ctx.stats().reads.values().map(|r| r.hits).sum();
+        assert_eq!(total, ctx.stats().hits, "the per-entity hits add up to the total");
         assert_eq!(stats["invalidations"]["Scene"].as_u64(), ctx.stats().invalidations.get("Scene").copied());
         let (status, _, _) = call(&router, Method::POST, "/reset-metrics", None, false).await;
         assert_eq!(status, StatusCode::FORBIDDEN);

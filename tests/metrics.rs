@@ -71,6 +71,12 @@ async fn exercise(backend: Backend) {
         "{backend:?}"
     );
     assert!(stats.hits >= 2, "{stats}");
+    let hit = [("entity", "Scene"), ("result", "hit")];
+    assert_eq!(
+        grew("cached_reads_total", &hit),
+        stats.reads["Scene"].hits as f64,
+        "{after}"
+    );
     let scene = [("entity", "Scene")];
     let loads = grew("cached_loads_total", &scene);
     assert!(

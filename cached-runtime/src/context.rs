@@ -408,7 +408,10 @@ impl Context {
     /// docs/operations.md for the metric names.
     pub fn record_metrics(&self) {
         let stats = self.stats();
-        self.engine.exported.record(&stats, self.entry_count());
+        let cache = &self.engine.cache;
+        self.engine
+            .exported
+            .record(&stats, cache.entry_count(), cache.bytes());
     }
 
     /// The number of entries the in-process cache holds.

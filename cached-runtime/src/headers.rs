@@ -15,8 +15,9 @@
 //! is the one [`CacheKey`]'s `Display` shows, percent-encoded where it holds a comma, a
 //! percent sign or a character outside visible ASCII (`decodeURIComponent` reads it back).
 //!
-//! Every invalidation applied while the handler runs counts: its commits, the writes
-//! through the context, manual invalidations. A list longer than the cap (4 KiB by default,
+//! Every invalidation applied by the handler's own task counts: its commits, the writes
+//! through the context, manual invalidations (a write the handler hands to a task it spawns
+//! is not seen: await it in the handler). A list longer than the cap (4 KiB by default,
 //! [`InvalidationHeadersLayer::max_bytes`]) is sent as one `name:*` per entity instead
 //! (drop everything of that entity), and if even that is too long, as `*`.
 

@@ -112,7 +112,7 @@ pub use key::{CacheKey, EntityQuery, Predicate, QueryKey};
 pub use page::{Cursor, Page, Paged};
 pub use report::CommitReport;
 pub use schema::SchemaReport;
-pub use stats::Stats;
+pub use stats::{EntityReads, Stats};
 pub use store::{RawStore, Store};
 pub use tx::raw::{RawWrite, Targeted, Touches, Untargeted};
 pub use tx::Transaction;

@@ -22,7 +22,8 @@
 //! | `cached_stale_fills_refused_total` | counter | `entity` |
 //! | `cached_broadcast_lag_seconds` | histogram | |
 //! | `cached_hits_total`, `cached_misses_total`, `cached_fills_total`, ... (one per [`Stats`] count) | counter | |
-//! | `cached_entries` | gauge | |
+//! | `cached_reads_total` | counter | `entity`, `result` (`hit`, `miss`) |
+//! | `cached_entries`, `cached_bytes` (what they weigh) | gauge | |
 //! | `cached_consistency_ratio` | gauge | (the auditor's matched / checked) |
 
 #[cfg(feature = "metrics")]
@@ -126,9 +127,9 @@ pub(crate) struct Exported {
 
 impl Exported {
     /// Hands `now` to the recorder: each count's growth since the last call as counter
-    /// increments, `entries` and the auditor's ratio as gauges.
+    /// increments, `entries`, `bytes` and the auditor's ratio as gauges.
     #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
-    pub fn record(&self, now: &Stats, entries: u64) {
+    pub fn record(&self, now: &Stats, entries: u64, bytes: u64) {
         #[cfg(feature = "metrics")]
         {
             let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
@@ -143,8 +144,26 @@ impl Exported {
                     metrics::counter!(name).increment(grown);
                 }
             }
+            for (entity, reads) in &now.reads {
+                let before = last.reads.get(entity).copied().unwrap_or_default();
+                for (result, value, before) in [
+                    ("hit", reads.hits, before.hits),
+                    ("miss", reads.misses, before.misses),
+                ] {
+                    let grown = if value >= before {
+                        value - before
+                    } else {
+                        value
+                    };
+                    if grown > 0 {
+                        metrics::counter!("cached_reads_total", "entity" => *entity, "result" => result)
+                            .increment(grown);
+                    }
+                }
+            }
             *last = now.clone();
             metrics::gauge!("cached_entries").set(entries as f64);
+            metrics::gauge!("cached_bytes").set(bytes as f64);
             if now.audit_checked > 0 {
                 metrics::gauge!("cached_consistency_ratio").set(now.consistency());
             }

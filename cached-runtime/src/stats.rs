@@ -5,11 +5,18 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
-/// Live counters, shared by every handle of a context.
+/// The reads of one entity or view: what [`Counters`] keeps per namespace slot.
 #[derive(Default)]
+pub(crate) struct Reads {
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// Live counters, shared by every handle of a context.
 pub(crate) struct Counters {
-    pub hits: AtomicU64,
-    pub misses: AtomicU64,
+    /// Hits and misses per namespace slot ([`crate::registry::slot`]): a read touches one
+    /// counter either way, and the totals are their sums.
+    reads: Box<[Reads]>,
     pub fills: AtomicU64,
     pub stale_fills_rejected: AtomicU64,
     pub too_large: AtomicU64,
@@ -33,7 +40,54 @@ pub(crate) struct Counters {
     invalidations: Mutex<BTreeMap<&'static str, u64>>,
 }
 
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            reads: (0..crate::registry::slot_count())
+                .map(|_| Reads::default())
+                .collect(),
+            fills: AtomicU64::default(),
+            stale_fills_rejected: AtomicU64::default(),
+            too_large: AtomicU64::default(),
+            flight_joins: AtomicU64::default(),
+            loads: AtomicU64::default(),
+            broadcasts_sent: AtomicU64::default(),
+            broadcasts_received: AtomicU64::default(),
+            broadcast_outages: AtomicU64::default(),
+            broadcast_gaps: AtomicU64::default(),
+            broadcast_silences: AtomicU64::default(),
+            broadcast_degraded: AtomicU64::default(),
+            broadcast_foreign: AtomicU64::default(),
+            broadcast_refused_commits: AtomicU64::default(),
+            outbox_relayed: AtomicU64::default(),
+            hook_panics: AtomicU64::default(),
+            feed_events: AtomicU64::default(),
+            feed_outages: AtomicU64::default(),
+            audit_checked: AtomicU64::default(),
+            audit_mismatches: AtomicU64::default(),
+            warmed: AtomicU64::default(),
+            invalidations: Mutex::default(),
+        }
+    }
+}
+
 impl Counters {
+    /// A read of the namespace in `slot` answered from the cache.
+    #[inline]
+    pub fn hit(&self, slot: usize) {
+        if let Some(reads) = self.reads.get(slot) {
+            reads.hits.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// A read of the namespace in `slot` that found nothing usable.
+    #[inline]
+    pub fn miss(&self, slot: usize) {
+        if let Some(reads) = self.reads.get(slot) {
+            reads.misses.fetch_add(1, Relaxed);
+        }
+    }
+
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Relaxed);
     }
@@ -45,9 +99,11 @@ impl Counters {
 
     /// Sets every count back to zero ([`Context::reset_stats`](crate::Context::reset_stats)).
     pub fn reset(&self) {
+        for reads in self.reads.iter() {
+            reads.hits.store(0, Relaxed);
+            reads.misses.store(0, Relaxed);
+        }
         for counter in [
-            &self.hits,
-            &self.misses,
             &self.fills,
             &self.stale_fills_rejected,
             &self.too_large,
@@ -78,9 +134,23 @@ impl Counters {
     }
 
     pub fn snapshot(&self) -> Stats {
+        let mut entities = BTreeMap::new();
+        let (mut hits, mut misses) = (0, 0);
+        for (namespace, reads) in crate::registry::namespaces().iter().zip(&self.reads[1..]) {
+            let reads = EntityReads {
+                hits: reads.hits.load(Relaxed),
+                misses: reads.misses.load(Relaxed),
+            };
+            hits += reads.hits;
+            misses += reads.misses;
+            if reads.hits + reads.misses > 0 {
+                entities.insert(namespace.type_name, reads);
+            }
+        }
         Stats {
-            hits: self.hits.load(Relaxed),
-            misses: self.misses.load(Relaxed),
+            hits,
+            misses,
+            reads: entities,
             loads: self.loads.load(Relaxed),
             fills: self.fills.load(Relaxed),
             stale_fills_rejected: self.stale_fills_rejected.load(Relaxed),
@@ -179,8 +249,20 @@ pub struct Stats {
     /// Entries reloaded in the background after an invalidation dropped them, because
     /// readers hit them often ([`ContextBuilder::warm`](crate::ContextBuilder::warm)).
     pub warmed: u64,
+    /// Hits and misses per entity or view (by type name), for those read at all.
+    pub reads: BTreeMap<&'static str, EntityReads>,
     /// Keys invalidated (dropped or rewritten), per entity name.
     pub invalidations: BTreeMap<&'static str, u64>,
+}
+
+/// The reads of one entity or view ([`Stats::reads`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EntityReads {
+    /// Reads answered from the cache.
+    pub hits: u64,
+    /// Reads that found nothing usable in the cache.
+    pub misses: u64,
 }
 
 impl Stats {

@@ -140,8 +140,23 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 async fn stats(State(shared): Shared_) -> Json<Json_> {
     let ctx = &shared.ctx;
     let s = ctx.stats();
+    // Per entity or view: its reads and the keys of it invalidated.
+    let mut entities = serde_json::Map::new();
+    let names = s.reads.keys().chain(s.invalidations.keys());
+    for name in names {
+        let reads = s.reads.get(name).copied().unwrap_or_default();
+        entities.insert(
+            (*name).to_string(),
+            json!({
+                "hits": reads.hits,
+                "misses": reads.misses,
+                "invalidated": s.invalidations.get(name).copied().unwrap_or(0),
+            }),
+        );
+    }
     Json(json!({
         "entries": ctx.entry_count(),
+        "bytes": ctx.engine().cache.bytes(),
         "hits": s.hits,
         "misses": s.misses,
         "hit_rate": s.hit_rate(),
@@ -162,6 +177,7 @@ async fn stats(State(shared): Shared_) -> Json<Json_> {
         "audit_mismatches": s.audit_mismatches,
         "consistency": s.consistency(),
         "invalidations": s.invalidations,
+        "entities": entities,
     }))
 }
 

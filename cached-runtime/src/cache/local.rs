@@ -34,7 +34,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{
-    AtomicU64, AtomicU8,
+    AtomicI64, AtomicU64, AtomicU8,
     Ordering::{Relaxed, SeqCst},
 };
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -45,6 +45,7 @@ use moka::sync::Cache;
 use super::clock::Clock;
 use super::deps::{DepIndex, ReadSet};
 use super::flight::Flight;
+use super::heat::Heat;
 use super::spellings::Spellings;
 use super::weight;
 use super::{Bump, Change, EntryData, Loaded, Token};
@@ -162,11 +163,10 @@ pub(crate) struct LocalCache {
     max_entry_bytes: u32,
     /// What TTL deadlines are read against.
     clock: Clock,
-    /// Per namespace slot: whether its entries are warmed (see [`LocalCache::heat`]).
-    warm: Box<[bool]>,
-    /// Hits since their last fill of the entries of warmed namespaces, by key hash (a
-    /// collision only makes a key look hotter); empty when nothing is warmed.
-    heat: Box<[AtomicU8]>,
+    /// Hits since their last fill of the entries of warmed namespaces.
+    pub heat: Heat,
+    /// What the entries weigh in all ([`weight::of`]), as inserted and removed.
+    bytes: Arc<AtomicI64>,
     pub counters: Counters,
 }
 
@@ -190,52 +190,13 @@ pub(crate) struct CacheSettings {
     pub warm: Vec<usize>,
 }
 
-/// How many counters [`LocalCache::heat`] spreads the hits of warmed namespaces over.
-const HEAT_SLOTS: usize = 1 << 14;
-
-/// A multiply-rotate hash (the shape of rustc's FxHasher) for picking a heat counter: on the
-/// hit path of warmed namespaces, where SipHash cost ~10 ns a hit. A collision only makes a
-/// key look hotter; nothing depends on it being unpredictable.
-#[derive(Default)]
-struct HeatHasher(u64);
-
-impl std::hash::Hasher for HeatHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(word));
-        }
-    }
-
-    #[inline]
-    fn write_u64(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-
-    #[inline]
-    fn write_usize(&mut self, word: usize) {
-        self.write_u64(word as u64);
-    }
-
-    #[inline]
-    fn write_i64(&mut self, word: i64) {
-        self.write_u64(word as u64);
-    }
-
-    #[inline]
-    fn finish(&self) -> u64 {
-        // The high bits are the well-mixed ones.
-        (self.0 >> 32) ^ self.0
-    }
-}
-
 impl LocalCache {
     pub fn new(settings: CacheSettings) -> Self {
         let deps = Arc::new(DepIndex::default());
         let spellings = Arc::new(Spellings::default());
         let (views, texts) = (deps.clone(), spellings.clone());
+        let weighed = Arc::new(AtomicI64::new(0));
+        let removed = weighed.clone();
         let builder = match settings.max_bytes {
             Some(bytes) => Cache::builder()
                 .max_capacity(bytes)
@@ -244,6 +205,8 @@ impl LocalCache {
         };
         let map = builder
             .eviction_listener(move |key: Arc<CacheKey>, entry: Entry, cause| {
+                // Every removal, replacements included, gives its weight back.
+                removed.fetch_sub(i64::from(entry.weight), Relaxed);
                 // An apply unregisters what it drops itself; a replaced entry's registration
                 // was replaced with it. Eviction (size, or an expired view dropped on read) is
                 // what is left to release. Ids are unique, so a release never removes a newer
@@ -275,17 +238,8 @@ impl LocalCache {
             fold_text: settings.fold_text,
             max_entry_bytes: settings.max_entry_bytes,
             clock: settings.clock.unwrap_or_else(Clock::ticking),
-            warm: {
-                let mut warm = vec![false; registry::slot_count()];
-                for &slot in &settings.warm {
-                    warm[slot] = true;
-                }
-                warm.into()
-            },
-            heat: match settings.warm.is_empty() {
-                true => Box::default(),
-                false => (0..HEAT_SLOTS).map(|_| AtomicU8::new(0)).collect(),
-            },
+            heat: Heat::new(&settings.warm),
+            bytes: weighed,
             counters: Counters::default(),
         }
     }
@@ -415,7 +369,7 @@ impl LocalCache {
         let stripe = self.stripe(key);
         let admitted = self.admits(stripe.stamp, token, key);
         if admitted {
-            self.map.insert(key.clone(), self.entry(key, data, token));
+            self.insert(key.clone(), self.entry(key, data, token));
             Counters::add(&self.counters.fills, 1);
         } else {
             Counters::add(&self.counters.stale_fills_rejected, 1);
@@ -448,48 +402,21 @@ impl LocalCache {
         heavy
     }
 
-    /// Counts a hit of `key` if its namespace is warmed (one branch otherwise).
-    #[inline]
-    pub fn heat(&self, key: &CacheKey) {
-        if !self.heat.is_empty() {
-            self.heat_slow(key);
-        }
+    /// Stores `entry` under `key`, counting its weight.
+    fn insert(&self, key: CacheKey, entry: Entry) {
+        self.bytes.fetch_add(i64::from(entry.weight), Relaxed);
+        self.map.insert(key, entry);
     }
 
-    fn heat_slow(&self, key: &CacheKey) {
-        if let Some(slot) = self.heat_slot(key) {
-            let counter = &self.heat[slot];
-            let hits = counter.load(Relaxed);
-            if hits < u8::MAX {
-                counter.store(hits + 1, Relaxed);
-            }
-        }
-    }
-
-    /// The heat counter of `key`, if its namespace is warmed.
-    fn heat_slot(&self, key: &CacheKey) -> Option<usize> {
-        if self.heat.is_empty() {
-            return None;
-        }
-        let slot = registry::slot(key.namespace());
-        (self.warm.get(slot).copied().unwrap_or(false)).then(|| {
-            let mut hasher = HeatHasher::default();
-            std::hash::Hash::hash(key, &mut hasher);
-            std::hash::Hasher::finish(&hasher) as usize % HEAT_SLOTS
-        })
-    }
-
-    /// The hits of `key` since its last fill, set back to zero (0 if not warmed).
-    pub fn take_heat(&self, key: &CacheKey) -> u8 {
-        self.heat_slot(key)
-            .map_or(0, |slot| self.heat[slot].swap(0, Relaxed))
+    /// What the entries held weigh in all, in bytes (removals are counted as moka reports
+    /// them, so it lags a `clear` by a moment).
+    pub fn bytes(&self) -> u64 {
+        u64::try_from(self.bytes.load(Relaxed)).unwrap_or(0)
     }
 
     fn entry(&self, key: &CacheKey, data: EntryData, token: &Token) -> Entry {
         // A new entry starts cold: warming counts the hits of this fill.
-        if let Some(slot) = self.heat_slot(key) {
-            self.heat[slot].store(0, Relaxed);
-        }
+        self.heat.filled(key);
         Entry {
             weight: weight::of(key, &data),
             deadline: self.clock.deadline(ttl_of(key, &data)),
@@ -578,7 +505,7 @@ impl LocalCache {
             weight: entry.weight.saturating_add(index),
             ..entry
         };
-        self.map.insert(key.clone(), entry);
+        self.insert(key.clone(), entry);
         Counters::add(&self.counters.fills, 1);
         true
     }
@@ -644,7 +571,7 @@ impl LocalCache {
                         entry.weight = entry.weight.saturating_add(weight::spelling(key));
                         self.spellings.register(canonical, key, entry.reg);
                     }
-                    self.map.insert(key.clone(), entry);
+                    self.insert(key.clone(), entry);
                 }
                 Change::Write { .. } | Change::Remove => self.map.invalidate(key),
             }

@@ -16,6 +16,7 @@ use crate::value::KeyValue;
 pub(crate) mod clock;
 pub(crate) mod deps;
 pub(crate) mod flight;
+mod heat;
 pub(crate) mod local;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;

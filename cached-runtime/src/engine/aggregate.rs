@@ -37,7 +37,7 @@ where
         hit(cache, &key);
         return Ok(held(data, &key));
     }
-    miss(cache);
+    miss(cache, &key);
     let (store, column) = (&engine.store, query.column);
     let loaded = load(engine, &key, || async move {
         let groups = store.exec().count_grouped::<E, T>(column).await?;
@@ -65,7 +65,7 @@ where
         hit(cache, &key);
         return Ok((*held::<Option<T>>(data, &key)).clone());
     }
-    miss(cache);
+    miss(cache, &key);
     let mut reads = ReadSet::default();
     reads.entity(&meta.namespace, || {
         (cache.generation(meta), cache.query_generation(meta))

@@ -32,7 +32,7 @@ pub(crate) async fn joined<J: CachedEntity, B: CachedEntity>(
         hit(cache, &key);
         return Ok(rows.iter().map(|row| downcast::<B>(row.clone())).collect());
     }
-    miss(cache);
+    miss(cache, &key);
     let mut reads = ReadSet::default();
     for entity in [join, meta] {
         reads.entity(&entity.namespace, || {

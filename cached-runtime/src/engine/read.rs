@@ -33,12 +33,13 @@ fn row_of<E: CachedEntity>(data: EntryData) -> Option<Arc<E>> {
 /// Counts a hit of `key` (and its heat, if its namespace is warmed).
 #[inline]
 pub(crate) fn hit(cache: &LocalCache, key: &CacheKey) {
-    Counters::add(&cache.counters.hits, 1);
-    cache.heat(key);
+    cache.counters.hit(crate::registry::slot(key.namespace()));
+    cache.heat.hit(key);
 }
 
-pub(crate) fn miss(cache: &LocalCache) {
-    Counters::add(&cache.counters.misses, 1);
+/// Counts a miss of `key`.
+pub(crate) fn miss(cache: &LocalCache, key: &CacheKey) {
+    cache.counters.miss(crate::registry::slot(key.namespace()));
 }
 
 /// Loads `key` once however many readers missed it (see [`LocalCache::load`]), pausing
@@ -195,7 +196,7 @@ pub(crate) async fn get<E: CachedEntity>(engine: &Engine, id: E::Id) -> Result<O
         hit(cache, &key);
         return Ok(row_of::<E>(data));
     }
-    miss(cache);
+    miss(cache, &key);
     let store = &engine.store;
     let loaded = load(engine, &key, || async move {
         let row = store.exec().fetch_by_id::<E>(&id).await?;
@@ -225,7 +226,7 @@ pub(crate) async fn get_many<E: CachedEntity>(
                 out[i] = row_of::<E>(data);
             }
             None => {
-                miss(cache);
+                miss(cache, &key);
                 missing.push((i, id));
             }
         }
@@ -279,7 +280,7 @@ pub(crate) async fn find<E: CachedEntity>(
             return Ok(rows);
         }
     }
-    miss(cache);
+    miss(cache, &key);
     let store = &engine.store;
     let loaded = load(engine, &key, || async move {
         let rows = store.exec().fetch_where::<E>(&predicate).await?;
@@ -327,7 +328,7 @@ pub(crate) async fn page<E: CachedEntity>(
             cursor_scope(meta, order, &predicate)
         }));
     }
-    miss(cache);
+    miss(cache, &key);
     let mut reads = ReadSet::default();
     reads.entity(&meta.namespace, || {
         (cache.generation(meta), cache.query_generation(meta))
@@ -464,7 +465,7 @@ pub(crate) async fn count<E: CachedEntity>(engine: &Engine, predicate: Predicate
         hit(cache, &key);
         return Ok(n);
     }
-    miss(cache);
+    miss(cache, &key);
     let store = &engine.store;
     let loaded = load(engine, &key, || async move {
         let n = store.exec().count_where::<E>(&predicate).await?;

@@ -2,7 +2,7 @@
 //! is reloaded in the background as soon as an invalidation drops it, so that the next reader
 //! hits instead of waiting for the database.
 //!
-//! "Often" is counted per entry since its last fill (`LocalCache::heat`, counted only for
+//! "Often" is counted per entry since its last fill (`cache::heat`, counted only for
 //! the namespaces opted in). The reload is the ordinary load of a miss: single flight (a
 //! reader arriving meanwhile waits for it instead of loading again), guarded (a commit that
 //! lands while it reads makes the cache refuse its fill), and started only after the
@@ -62,7 +62,7 @@ impl Warming {
             let Some(warmer) = self.warmers.get(&crate::registry::slot(key.namespace())) else {
                 continue;
             };
-            if engine.cache.take_heat(key) < self.after {
+            if engine.cache.heat.take(key) < self.after {
                 continue;
             }
             let Ok(permit) = self.permits.clone().try_acquire_owned() else {

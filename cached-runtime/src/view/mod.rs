@@ -348,7 +348,7 @@ async fn cached<V: LoadView>(
         read::hit(cache, &cache_key);
         return Ok(view_of::<V>(data));
     }
-    read::miss(cache);
+    read::miss(cache, &cache_key);
     let loaded = read::load(engine, &cache_key, || async move {
         let mut ctx = ViewCtx {
             engine,

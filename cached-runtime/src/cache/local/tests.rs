@@ -79,3 +79,38 @@ fn a_commit_writes_through_a_key_whose_stripe_it_also_invalidates() {
         "a write older than a commit is a drop"
     );
 }
+
+/// The weight the cache counts (`bytes()`, the `cached_bytes` metric) follows what moka holds:
+/// fills, replacements and removals, checked against moka's own weighted size.
+#[test]
+fn the_bytes_counted_follow_fills_replacements_and_removals() {
+    let cache = LocalCache::new(CacheSettings {
+        max_entries: 1_000,
+        max_bytes: Some(1 << 30),
+        max_entry_bytes: u32::MAX,
+        protect_fills: true,
+        fold_text: true,
+        clock: Some(crate::ManualClock::new().clock()),
+        warm: Vec::new(),
+    });
+    let settled = |cache: &LocalCache| {
+        cache.map.run_pending_tasks();
+        (cache.bytes(), cache.map.weighted_size())
+    };
+    for id in 0..10 {
+        assert!(cache.fill(&key(id), EntryData::Count(id), &cache.token(&ITEM)));
+    }
+    let (bytes, weighed) = settled(&cache);
+    assert!(bytes > 0);
+    assert_eq!(bytes, weighed);
+    // Replaced (a write-through) and removed.
+    let write = Change::Write {
+        data: EntryData::Missing,
+        token: cache.token(&ITEM),
+    };
+    cache.apply(&[(key(1), write), (key(2), Change::Remove)], &[]);
+    let (bytes, weighed) = settled(&cache);
+    assert_eq!(bytes, weighed);
+    cache.clear();
+    assert_eq!(settled(&cache), (0, 0));
+}
