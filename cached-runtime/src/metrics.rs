@@ -134,12 +134,7 @@ impl Exported {
         {
             let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
             for ((name, value), (_, before)) in counts(now).into_iter().zip(counts(&last)) {
-                // Lower than before: the stats were reset since; all of it is new.
-                let grown = if value >= before {
-                    value - before
-                } else {
-                    value
-                };
+                let grown = grown(value, before);
                 if grown > 0 {
                     metrics::counter!(name).increment(grown);
                 }
@@ -150,11 +145,7 @@ impl Exported {
                     ("hit", reads.hits, before.hits),
                     ("miss", reads.misses, before.misses),
                 ] {
-                    let grown = if value >= before {
-                        value - before
-                    } else {
-                        value
-                    };
+                    let grown = grown(value, before);
                     if grown > 0 {
                         metrics::counter!("cached_reads_total", "entity" => *entity, "result" => result)
                             .increment(grown);
@@ -169,6 +160,13 @@ impl Exported {
             }
         }
     }
+}
+
+/// What a count added since it was `before`: all of it when it is lower (the stats were
+/// reset since).
+#[cfg(feature = "metrics")]
+fn grown(value: u64, before: u64) -> u64 {
+    value.checked_sub(before).unwrap_or(value)
 }
 
 /// Every count of [`Stats`], by metric name.

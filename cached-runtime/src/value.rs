@@ -50,6 +50,29 @@ pub enum Value {
     ObjectId([u8; 12]),
 }
 
+/// An `ObjectId`'s bytes from its 24 hex digits (either case).
+#[cfg_attr(
+    not(any(
+        feature = "sqlite",
+        feature = "postgres",
+        feature = "mysql",
+        feature = "axum"
+    )),
+    allow(dead_code)
+)]
+pub(crate) fn parse_hex(text: &str) -> Option<[u8; 12]> {
+    let digits = text.as_bytes();
+    if digits.len() != 24 || !digits.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    let mut bytes = [0u8; 12];
+    for (byte, pair) in bytes.iter_mut().zip(digits.chunks(2)) {
+        let pair = std::str::from_utf8(pair).ok()?;
+        *byte = u8::from_str_radix(pair, 16).ok()?;
+    }
+    Some(bytes)
+}
+
 /// An `ObjectId`'s bytes as the 24 lowercase hex digits MongoDB prints.
 pub(crate) fn hex(bytes: &[u8; 12]) -> String {
     use std::fmt::Write as _;
@@ -129,6 +152,19 @@ impl fmt::Display for KeyValue {
 }
 
 impl KeyValue {
+    /// A stored value as a key part; `None` for a value no key can hold (a float, bytes, a
+    /// list).
+    pub(crate) fn of(value: &Value) -> Option<KeyValue> {
+        Some(match value {
+            Value::Null(_) => KeyValue::Null,
+            Value::Bool(b) => KeyValue::Bool(*b),
+            Value::Int(i) => KeyValue::Int(*i),
+            Value::Text(t) => KeyValue::Text(t.as_str().into()),
+            Value::ObjectId(bytes) => KeyValue::ObjectId(*bytes),
+            Value::Float(_) | Value::Bytes(_) | Value::List(_) => return None,
+        })
+    }
+
     /// The value to bind when a query filters on this key part.
     pub fn to_value(&self) -> Value {
         match self {

@@ -29,33 +29,15 @@ pub(crate) fn value(kind: ValueKind, text: &str) -> Option<Value> {
         ValueKind::Int => Value::Int(text.parse().ok()?),
         ValueKind::Float => Value::Float(text.parse().ok()?),
         ValueKind::Text => Value::Text(text.to_owned()),
-        ValueKind::ObjectId => Value::ObjectId(object_id(text)?),
+        ValueKind::ObjectId => Value::ObjectId(crate::value::parse_hex(text)?),
         ValueKind::Bytes | ValueKind::List => return None,
     })
-}
-
-fn object_id(hex: &str) -> Option<[u8; 12]> {
-    if hex.len() != 24 || !hex.is_ascii() {
-        return None;
-    }
-    let mut out = [0u8; 12];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(out)
 }
 
 /// `text` as a key part of `column` of `meta`.
 fn key_value(meta: &EntityMeta, column: &str, text: &str) -> Option<KeyValue> {
     let kind = meta.column_kind(column)?[0];
-    Some(match value(kind, text)? {
-        Value::Null(_) => KeyValue::Null,
-        Value::Bool(b) => KeyValue::Bool(b),
-        Value::Int(i) => KeyValue::Int(i),
-        Value::Text(t) => KeyValue::Text(t.into()),
-        Value::ObjectId(bytes) => KeyValue::ObjectId(bytes),
-        _ => return None,
-    })
+    KeyValue::of(&value(kind, text)?)
 }
 
 /// `text` as an id of `namespace`: by the id column's kind for an entity, else (a view's

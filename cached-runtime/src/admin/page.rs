@@ -3,18 +3,12 @@
 
 use axum::response::Html;
 
+use crate::graph::svg::escape;
 use crate::graph::Graph;
 
 /// `GET /`: the debug page.
 pub(super) async fn debug_page() -> Html<&'static str> {
     Html(include_str!("page.html"))
-}
-
-/// Escapes text for an HTML text node.
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 /// `GET /graph?format=html`: the drawing, and the Mermaid and DOT sources to paste elsewhere.

@@ -9,7 +9,7 @@
 //! cost is proportional to the number of key-forming fields, never to the cache size.
 
 mod inspect;
-mod svg;
+pub(crate) mod svg;
 pub(crate) mod views;
 
 #[cfg(feature = "axum")]
@@ -193,14 +193,7 @@ pub(crate) fn row_index_values(
             if null_column == Some(column) {
                 return Some(KeyValue::Null);
             }
-            match row.get(meta.column_position(column)?)? {
-                Value::Null(_) => Some(KeyValue::Null),
-                Value::Bool(b) => Some(KeyValue::Bool(*b)),
-                Value::Int(i) => Some(KeyValue::Int(*i)),
-                Value::Text(t) => Some(KeyValue::Text(t.as_str().into())),
-                Value::ObjectId(bytes) => Some(KeyValue::ObjectId(*bytes)),
-                _ => None,
-            }
+            KeyValue::of(row.get(meta.column_position(column)?)?)
         })
         .collect()
 }

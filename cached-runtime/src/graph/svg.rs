@@ -7,8 +7,8 @@ use std::fmt::Write as _;
 
 use super::inspect::Graph;
 
-/// Escapes text for an SVG (XML) text node or attribute.
-fn escape(text: &str) -> String {
+/// Escapes text for an XML or HTML text node or attribute.
+pub(crate) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -292,11 +292,5 @@ pub(crate) fn id_position(meta: Meta) -> usize {
     allow(dead_code)
 )]
 pub(crate) fn key_of(value: &Value) -> KeyValue {
-    match value {
-        Value::Bool(b) => KeyValue::Bool(*b),
-        Value::Int(i) => KeyValue::Int(*i),
-        Value::Text(s) => KeyValue::Text(s.as_str().into()),
-        Value::ObjectId(bytes) => KeyValue::ObjectId(*bytes),
-        Value::Null(_) | Value::Float(_) | Value::Bytes(_) | Value::List(_) => KeyValue::Null,
-    }
+    KeyValue::of(value).unwrap_or(KeyValue::Null)
 }

@@ -58,19 +58,7 @@ fn json(value: &Value, out: &mut String) {
     }
 }
 
-/// An `ObjectId`'s bytes from its 24 hex digits (either case).
-pub(crate) fn parse_hex(text: &str) -> Option<[u8; 12]> {
-    let digits = text.as_bytes();
-    if digits.len() != 24 || !digits.iter().all(u8::is_ascii_hexdigit) {
-        return None;
-    }
-    let mut bytes = [0u8; 12];
-    for (byte, pair) in bytes.iter_mut().zip(digits.chunks(2)) {
-        let pair = std::str::from_utf8(pair).ok()?;
-        *byte = u8::from_str_radix(pair, 16).ok()?;
-    }
-    Some(bytes)
-}
+pub(crate) use crate::value::parse_hex;
 
 /// A stored JSON array as a list value; `null` is a null list.
 pub(crate) fn list(json: serde_json::Value) -> Result<Value, String> {
