@@ -54,6 +54,9 @@ pub struct ContextBuilder {
     warm_after: u8,
     #[cfg(feature = "redis")]
     broadcast: Option<crate::cache::redis::RedisBroadcast>,
+    /// What is shared through the broadcast's shared cache, by namespace slot.
+    #[cfg(feature = "redis")]
+    shared: Vec<(usize, crate::cache::redis::shared::Codec)>,
     #[cfg(feature = "feed")]
     feed: Option<crate::feed::ChangeFeed>,
 }
@@ -230,6 +233,33 @@ impl ContextBuilder {
 
     /// Reloads with `warmer` the hot entries of `namespace` (an entity's, or a view's with
     /// [`ContextBuilder::warm_view`](crate::ContextBuilder::warm_view)).
+    /// Shares the rows of `E` (by id) through the broadcast's shared cache
+    /// ([`RedisBroadcast::shared_cache`](crate::RedisBroadcast::shared_cache)), as
+    /// [`ContextBuilder::share_view`] does a view's instances. A plain row rarely pays: a
+    /// primary-key select costs about what a Redis round trip does (see the guide's numbers).
+    #[cfg(feature = "redis")]
+    pub fn share_rows<E>(self) -> Self
+    where
+        E: crate::entity::CachedEntity + serde::Serialize + serde::de::DeserializeOwned,
+    {
+        let meta = E::meta();
+        let codec = crate::cache::redis::shared::Codec::rows::<E>(&meta.namespace);
+        self.share_namespace(&meta.namespace, codec)
+    }
+
+    /// Shares `namespace`'s entries through the broadcast's shared cache, with `codec`.
+    #[cfg(feature = "redis")]
+    pub(crate) fn share_namespace(
+        mut self,
+        namespace: &'static crate::Namespace,
+        codec: crate::cache::redis::shared::Codec,
+    ) -> Self {
+        let slot = crate::registry::slot(namespace);
+        self.shared.retain(|(s, _)| *s != slot);
+        self.shared.push((slot, codec));
+        self
+    }
+
     pub(crate) fn warm_namespace(
         mut self,
         namespace: &'static crate::Namespace,
@@ -260,6 +290,8 @@ impl ContextBuilder {
             warming: Warming::new(self.warmers, self.warm_after),
             #[cfg(feature = "redis")]
             broadcast: self.broadcast,
+            #[cfg(feature = "redis")]
+            shared: self.shared,
             #[cfg(feature = "feed")]
             feed: self.feed,
         });
@@ -288,6 +320,8 @@ impl Context {
             warm_after: DEFAULT_WARM_AFTER,
             #[cfg(feature = "redis")]
             broadcast: None,
+            #[cfg(feature = "redis")]
+            shared: Vec::new(),
             #[cfg(feature = "feed")]
             feed: None,
         }

@@ -96,7 +96,7 @@ pub use aggregate::{AggregateValue, Extreme, GroupedCount};
 pub use audit::{AuditReport, Auditor, Mismatch, DEFAULT_SETTLE};
 pub use cache::clock::ManualClock;
 #[cfg(feature = "redis")]
-pub use cache::redis::{Outbox, RedisBroadcast};
+pub use cache::redis::{Outbox, RedisBroadcast, SharedCache};
 pub use context::{Context, ContextBuilder, DEFAULT_MAX_ENTRIES};
 pub use entity::{
     CachedEntity, CompositeMeta, EntityMeta, GeneratedId, IndexKind, IndexMeta, Namespace, NewRow,
@@ -112,7 +112,7 @@ pub use key::{CacheKey, EntityQuery, Predicate, QueryKey};
 pub use page::{Cursor, Page, Paged};
 pub use report::CommitReport;
 pub use schema::SchemaReport;
-pub use stats::{EntityReads, Stats};
+pub use stats::{EntityReads, SharedStats, Stats};
 pub use store::{RawStore, Store};
 pub use tx::raw::{RawWrite, Targeted, Touches, Untargeted};
 pub use tx::Transaction;

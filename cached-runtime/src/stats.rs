@@ -37,7 +37,54 @@ pub(crate) struct Counters {
     pub audit_checked: AtomicU64,
     pub audit_mismatches: AtomicU64,
     pub warmed: AtomicU64,
+    /// The shared cache in Redis, if any.
+    pub shared: SharedCounters,
     invalidations: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+/// Live counters of the shared cache ([`SharedStats`]).
+#[derive(Default)]
+pub(crate) struct SharedCounters {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub stores: AtomicU64,
+    pub stores_refused: AtomicU64,
+    pub skipped: AtomicU64,
+    pub undecodable: AtomicU64,
+    pub errors: AtomicU64,
+    pub breaker_opens: AtomicU64,
+    pub breaker_open: std::sync::atomic::AtomicBool,
+}
+
+impl SharedCounters {
+    fn all(&self) -> [&AtomicU64; 8] {
+        [
+            &self.hits,
+            &self.misses,
+            &self.stores,
+            &self.stores_refused,
+            &self.skipped,
+            &self.undecodable,
+            &self.errors,
+            &self.breaker_opens,
+        ]
+    }
+
+    fn snapshot(&self) -> SharedStats {
+        let [hits, misses, stores, stores_refused, skipped, undecodable, errors, breaker_opens] =
+            self.all().map(|c| c.load(Relaxed));
+        SharedStats {
+            hits,
+            misses,
+            stores,
+            stores_refused,
+            skipped,
+            undecodable,
+            errors,
+            breaker_opens,
+            breaker_open: self.breaker_open.load(Relaxed),
+        }
+    }
 }
 
 impl Default for Counters {
@@ -66,6 +113,7 @@ impl Default for Counters {
             audit_checked: AtomicU64::default(),
             audit_mismatches: AtomicU64::default(),
             warmed: AtomicU64::default(),
+            shared: SharedCounters::default(),
             invalidations: Mutex::default(),
         }
     }
@@ -127,6 +175,9 @@ impl Counters {
         ] {
             counter.store(0, Relaxed);
         }
+        for counter in self.shared.all() {
+            counter.store(0, Relaxed);
+        }
         self.invalidations
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -171,6 +222,7 @@ impl Counters {
             audit_checked: self.audit_checked.load(Relaxed),
             audit_mismatches: self.audit_mismatches.load(Relaxed),
             warmed: self.warmed.load(Relaxed),
+            shared: self.shared.snapshot(),
             invalidations: self
                 .invalidations
                 .lock()
@@ -249,10 +301,40 @@ pub struct Stats {
     /// Entries reloaded in the background after an invalidation dropped them, because
     /// readers hit them often ([`ContextBuilder::warm`](crate::ContextBuilder::warm)).
     pub warmed: u64,
+    /// The shared cache in Redis ([`SharedCache`](crate::SharedCache)); all zero without one.
+    pub shared: SharedStats,
     /// Hits and misses per entity or view (by type name), for those read at all.
     pub reads: BTreeMap<&'static str, EntityReads>,
     /// Keys invalidated (dropped or rewritten), per entity name.
     pub invalidations: BTreeMap<&'static str, u64>,
+}
+
+/// What the shared cache in Redis did ([`Stats::shared`]). Its reads are in-process misses
+/// of shared entities and views only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SharedStats {
+    /// In-process misses answered from Redis (no database read).
+    pub hits: u64,
+    /// In-process misses Redis did not have: loaded from the database.
+    pub misses: u64,
+    /// Loaded values stored in Redis.
+    pub stores: u64,
+    /// Stores Redis refused because something the load read was invalidated meanwhile
+    /// (or a clear happened): the lease rule at work.
+    pub stores_refused: u64,
+    /// Reads or stores this instance did not attempt because it could not prove them safe:
+    /// its own invalidations not yet in Redis, or another instance's not yet applied here.
+    pub skipped: u64,
+    /// Entries this build could not read (another format, damaged bytes): deleted, and
+    /// loaded from the database.
+    pub undecodable: u64,
+    /// Calls that failed or timed out (each answered from the database instead).
+    pub errors: u64,
+    /// Times the circuit breaker opened.
+    pub breaker_opens: u64,
+    /// Whether the breaker is open: reads skip Redis until a trial call succeeds.
+    pub breaker_open: bool,
 }
 
 /// The reads of one entity or view ([`Stats::reads`]).
@@ -333,6 +415,18 @@ impl fmt::Display for Stats {
                     rows.push((name, n));
                 }
             }
+        }
+        let shared = &self.shared;
+        if shared.hits + shared.misses + shared.errors + shared.skipped > 0 {
+            rows.extend([
+                ("shared hits", shared.hits),
+                ("shared misses", shared.misses),
+                ("shared stores", shared.stores),
+                ("shared stores refused", shared.stores_refused),
+                ("shared skipped (unproven)", shared.skipped),
+                ("shared errors", shared.errors),
+                ("shared breaker opened", shared.breaker_opens),
+            ]);
         }
         for (name, n) in rows {
             writeln!(f, "  {name:<28} {n:>8}")?;

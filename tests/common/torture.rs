@@ -98,6 +98,8 @@ pub struct Instances {
     /// applied, published by a task that notes the committed versions and then waits for
     /// `catch_up` (or, without a feed, for nothing: the control that finds stale reads).
     outside: Option<Arc<std::sync::Mutex<Vec<i64>>>>,
+    /// Whether an evictor drops rows from the readers' cache (by invalidating them).
+    evict: bool,
 }
 
 impl Instances {
@@ -110,6 +112,7 @@ impl Instances {
             sent0: 0,
             received0: 0,
             outside: None,
+            evict: true,
         }
     }
 
@@ -123,6 +126,7 @@ impl Instances {
             sent0: 0,
             received0: 0,
             outside: Some(Arc::default()),
+            evict: true,
         }
     }
 
@@ -139,7 +143,16 @@ impl Instances {
             sent0,
             received0,
             outside: None,
+            evict: true,
         }
+    }
+
+    /// No evictor: the readers' instance keeps nothing in process anyway (a cache that
+    /// misses every time, in front of a shared cache that an evictor's invalidations would
+    /// empty).
+    pub fn without_evictor(mut self) -> Self {
+        self.evict = false;
+        self
     }
 
     /// The committed versions a read starting now must see.
@@ -341,12 +354,14 @@ pub async fn run_audited(label: &str, protect: bool, inst: Instances, audit: boo
         Some(_) => Duration::from_millis(2),
         None => Duration::from_micros(200),
     };
-    tasks.push(tokio::spawn(evictor(
-        ctx.clone(),
-        shared.clone(),
-        0xABCD,
-        every,
-    )));
+    if inst.evict {
+        tasks.push(tokio::spawn(evictor(
+            ctx.clone(),
+            shared.clone(),
+            0xABCD,
+            every,
+        )));
+    }
     if let Some(applied) = inst.outside.clone() {
         tasks.push(tokio::spawn(barrier(ctx.clone(), shared.clone(), applied)));
     }

@@ -47,6 +47,10 @@ pub(crate) struct Message {
     /// Drop every entry.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub clear: bool,
+    /// With a shared cache: the number Redis gave this invalidation when it dropped the
+    /// shared entries it reaches (set by the script that published it; 0: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub l2: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keys: Vec<WireKey>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -129,11 +133,12 @@ impl Message {
             at_us: now_us(),
             bye: false,
             outbox: false,
+            l2: 0,
             // A page is dropped through its tag, and grouped counts with the counts of their
             // groups, which every instance resolves itself.
             keys: keys
                 .iter()
-                .filter(|key| !key.is_page() && key.grouped_column().is_none())
+                .filter(|key| WireKey::travels(key))
                 .map(WireKey::from_key)
                 .collect(),
             bumps: bumps
@@ -299,7 +304,9 @@ impl WireEntity {
 }
 
 impl WireKey {
-    fn from_key(key: &CacheKey) -> Self {
+    /// The wire form of `key` (not of a page entry nor of grouped counts, which each
+    /// instance derives itself: see [`WireKey::travels`]).
+    pub(crate) fn from_key(key: &CacheKey) -> Self {
         let meta = key.namespace();
         let predicate = |p: &Predicate| match p {
             Predicate::All => Vec::new(),
@@ -321,6 +328,17 @@ impl WireKey {
             entity: WireEntity::of(meta),
             kind,
         }
+    }
+
+    /// Whether `key` has a wire form.
+    pub(crate) fn travels(key: &CacheKey) -> bool {
+        !key.is_page() && key.grouped_column().is_none()
+    }
+
+    /// The key in the one namespace of this binary it names, or `None` if there is none
+    /// (another version of the program).
+    pub(crate) fn resolve_one(&self) -> Option<CacheKey> {
+        lookup(&self.entity).find_map(|meta| self.to_key(meta))
     }
 
     /// The key in `namespace`, or `None` if it has no such index (another version of it).

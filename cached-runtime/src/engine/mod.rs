@@ -10,6 +10,7 @@ pub(crate) mod aggregate;
 pub(crate) mod join;
 pub(crate) mod read;
 mod seams;
+pub(crate) mod shared;
 pub(crate) mod warm;
 
 use std::sync::{Arc, Weak};
@@ -95,6 +96,9 @@ pub(crate) struct Parts {
     pub warming: warm::Warming,
     #[cfg(feature = "redis")]
     pub broadcast: Option<crate::cache::redis::RedisBroadcast>,
+    /// The views and entities shared through the broadcast's shared cache.
+    #[cfg(feature = "redis")]
+    pub shared: Vec<(usize, crate::cache::redis::shared::Codec)>,
     #[cfg(feature = "feed")]
     pub feed: Option<crate::feed::ChangeFeed>,
 }
@@ -105,7 +109,7 @@ impl Engine {
         #[cfg(feature = "redis")]
         let (bus, pending) = match parts.broadcast {
             Some(broadcast) => {
-                let (bus, pending) = crate::cache::redis::Bus::new(broadcast);
+                let (bus, pending) = crate::cache::redis::Bus::new(broadcast, parts.shared);
                 (Some(bus), Some(pending))
             }
             None => (None, None),
@@ -214,11 +218,19 @@ impl Engine {
 
     /// Drops every entry, here and (with a broadcast) on every other instance.
     pub fn clear(&self) {
+        #[cfg(feature = "redis")]
+        let hold = self.bus.as_ref().and_then(|bus| bus.hold());
         self.cache.clear();
         #[cfg(feature = "redis")]
         if let Some(bus) = &self.bus {
-            bus.send(&self.cache, true, &[], &[]);
+            bus.send(&self.cache, true, &[], &[], hold);
         }
+    }
+
+    /// The broadcast, if this context has one.
+    #[cfg(feature = "redis")]
+    pub fn bus(&self) -> Option<&crate::cache::redis::Bus> {
+        self.bus.as_ref()
     }
 
     /// Applies changes to the cache and broadcasts them to the other instances, if any.
@@ -257,13 +269,16 @@ impl Engine {
         bumps: Vec<Bump>,
         source: Source,
     ) -> (CommitReport, Sent) {
+        // With a shared cache, held from before the local apply until Redis has the message.
+        #[cfg(feature = "redis")]
+        let hold = self.bus.as_ref().and_then(|bus| bus.hold());
         let report = self.apply_observed(changes, &bumps, source);
         crate::hooks::note_for_request(&report.keys, &report.entities);
         #[cfg(feature = "redis")]
         let sent = self
             .bus
             .as_ref()
-            .and_then(|bus| bus.send(&self.cache, false, &report.keys, &bumps));
+            .and_then(|bus| bus.send(&self.cache, false, &report.keys, &bumps, hold));
         #[cfg(not(feature = "redis"))]
         let sent = ();
         self.run_hooks(&report, source);
@@ -370,6 +385,18 @@ impl crate::feed::Sink for Engine {
     }
 
     fn apply_feed(&self, changes: Vec<(CacheKey, Change)>, bumps: Vec<Bump>) {
+        // With a shared cache, an outside write must delete the shared entries it reaches
+        // too: sent like a commit of this instance (the others apply it twice, harmlessly).
+        #[cfg(feature = "redis")]
+        if self
+            .bus
+            .as_ref()
+            .is_some_and(|bus| bus.shared_cache().is_some())
+        {
+            let (report, _sent) = self.apply_and_send(changes, bumps, Source::Feed);
+            drop(report);
+            return;
+        }
         let report = self.apply_observed(changes, &bumps, Source::Feed);
         self.run_hooks(&report, Source::Feed);
     }

@@ -65,7 +65,7 @@ where
         .load(key, || {
             async {
                 let started = std::time::Instant::now();
-                let loaded = load().await;
+                let loaded = super::shared::through(engine, key, load).await;
                 crate::metrics::load(key.namespace().type_name, started.elapsed());
                 engine.pause(Point::Fill).await;
                 if let Ok(loaded) = &loaded {

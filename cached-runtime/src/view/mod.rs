@@ -310,6 +310,28 @@ impl<T> Future for ViewRead<'_, T> {
 }
 
 impl crate::context::ContextBuilder {
+    /// Shares the instances of the view `V` through the broadcast's shared cache
+    /// ([`RedisBroadcast::shared_cache`](crate::RedisBroadcast::shared_cache)): an instance
+    /// that misses one in process reads it from Redis before computing it, and one it
+    /// computes is stored there for the others. `V` travels as JSON (derive `Serialize` and
+    /// `Deserialize`); an instance whose load read grouped counts is not shared.
+    #[cfg(feature = "redis")]
+    pub fn share_view<V>(self) -> Self
+    where
+        V: LoadView + serde::Serialize + serde::de::DeserializeOwned,
+    {
+        let meta = V::view_meta();
+        let mut stamped: Vec<&'static crate::Namespace> = vec![&meta.namespace];
+        for entity in meta.reads.iter().chain(meta.reads_all) {
+            let namespace = &entity().namespace;
+            if !stamped.iter().any(|n| std::ptr::eq(*n, namespace)) {
+                stamped.push(namespace);
+            }
+        }
+        let codec = crate::cache::redis::shared::Codec::view::<V>(V::heap_size, stamped);
+        self.share_namespace(&meta.namespace, codec)
+    }
+
     /// Warms the instances of the view `V` after an invalidation, as
     /// [`ContextBuilder::warm`](crate::ContextBuilder::warm) does an entity's entries: an
     /// instance read often since its load is loaded again (its loader run through the

@@ -13,9 +13,12 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use redis::aio::PubSub;
-use tokio::sync::oneshot;
+use std::sync::atomic::Ordering::SeqCst;
 
-use super::{Receiver, Shared, MAX_BACKOFF, MIN_BACKOFF};
+use tokio::sync::{mpsc, oneshot};
+
+use super::shared::Purge;
+use super::{Outgoing, Receiver, Shared, MAX_BACKOFF, MIN_BACKOFF};
 use crate::cache::local::Link;
 use crate::cache::wire::Message;
 use crate::stats::Counters;
@@ -26,6 +29,22 @@ const TICK: Duration = Duration::from_secs(1);
 pub(super) async fn subscribe(client: &redis::Client, channel: &str) -> redis::RedisResult<PubSub> {
     let mut pubsub = client.get_async_pubsub().await?;
     pubsub.subscribe(channel).await?;
+    Ok(pubsub)
+}
+
+/// [`subscribe`], then (with a shared cache) learns the number of the last invalidation Redis
+/// numbered: every one up to it was published before this subscription, when this instance
+/// was not caching (it was starting, or it had cleared its cache on losing the connection).
+async fn subscribe_numbered(
+    client: &redis::Client,
+    channel: &str,
+    shared: &Shared,
+) -> redis::RedisResult<PubSub> {
+    let pubsub = subscribe(client, channel).await?;
+    if let Some(l2) = &shared.l2 {
+        let last = l2.last_number().await?;
+        shared.applied.fetch_max(last, SeqCst);
+    }
     Ok(pubsub)
 }
 
@@ -46,6 +65,8 @@ pub(super) async fn listen(
         silence: shared.silence,
         relays: shared.outbox,
         known: HashMap::new(),
+        outgoing: shared.outgoing.clone(),
+        shared: shared.clone(),
     };
     let tick = TICK.min(shared.heartbeat());
     let mut backoff = MIN_BACKOFF;
@@ -54,7 +75,7 @@ pub(super) async fn listen(
             Some(pubsub) => pubsub,
             None => {
                 let attempt = tokio::select! {
-                    attempt = subscribe(&client, &channel) => attempt,
+                    attempt = subscribe_numbered(&client, &channel, &shared) => attempt,
                     _ = &mut stop => return,
                 };
                 match attempt {
@@ -154,9 +175,40 @@ struct Senders {
     /// reaches it from there.
     relays: bool,
     known: HashMap<u64, Heard>,
+    shared: Arc<Shared>,
+    /// Where this listener's own shared-cache purges go out (weak: it must not keep the
+    /// publisher alive once the context is gone).
+    outgoing: mpsc::WeakUnboundedSender<Outgoing>,
 }
 
 impl Senders {
+    /// A message applied here: with a shared cache, its number is now applied.
+    fn applied(&self, message: &Message) {
+        if message.l2 > 0 {
+            self.shared.applied.fetch_max(message.l2, SeqCst);
+        }
+    }
+
+    /// Something may have been missed: clear here, and the shared cache too.
+    fn lost(&self, cache: &crate::cache::LocalCache) {
+        lost(&self.shared, &self.outgoing, cache);
+    }
+
+    /// Sends a purge of the shared cache for what this instance applies (the local apply
+    /// follows, under `hold`).
+    fn purge(
+        &self,
+        cache: &crate::cache::LocalCache,
+        keys: &[crate::key::CacheKey],
+        bumps: &[crate::cache::Bump],
+        hold: super::Hold,
+    ) {
+        if let Some(outgoing) = self.outgoing.upgrade() {
+            let purge = Purge::of(cache, false, keys, bumps);
+            purge_now(&self.shared, &outgoing, cache, purge, hold);
+        }
+    }
+
     /// After (re)subscribing: numbers continue from wherever the senders are now, and their
     /// silence counts from now (an outage of this listener already cleared the cache).
     fn resubscribed(&mut self) {
@@ -173,24 +225,33 @@ impl Senders {
         let Ok(message) = Message::decode(payload) else {
             // Not ours to read (another program on the channel, a newer format): whatever it
             // invalidated, dropping everything covers it.
-            cache.clear();
+            self.lost(cache);
             Counters::add(&cache.counters.broadcast_gaps, 1);
             tracing::warn!(target: "cached", "an unreadable broadcast message: cleared");
             return;
         };
         if message.from == self.me {
+            // Applied here before it was sent.
+            self.applied(&message);
             return;
         }
         self.track(receiver, &message);
         if message.is_heartbeat() {
+            self.applied(&message);
             return;
         }
         let (remote, foreign) = message.resolve_here();
+        // Another build's keys may miss shared entries this build's views read: purge what
+        // this build would have (held before the local apply, like a commit's).
+        let hold = foreign.then(|| self.shared.hold()).flatten();
         if foreign {
             Counters::add(&cache.counters.broadcast_foreign, 1);
         }
         if remote.clear {
             cache.clear();
+        }
+        if let Some(hold) = hold {
+            self.purge(cache, &remote.keys, &remote.bumps, hold);
         }
         tracing::debug!(
             target: "cached",
@@ -202,6 +263,7 @@ impl Senders {
             "broadcast received"
         );
         receiver.apply_remote(remote.keys, remote.bumps);
+        self.applied(&message);
         // Counted once applied: "received" means "in effect here".
         Counters::add(&cache.counters.broadcasts_received, 1);
         if message.at_us > 0 {
@@ -232,7 +294,8 @@ impl Senders {
         });
         if heard.seq != 0 && message.seq > heard.seq + 1 {
             let cache = receiver.cache();
-            cache.clear();
+            let (shared, outgoing) = (&self.shared, &self.outgoing);
+            lost(shared, outgoing, cache);
             Counters::add(&cache.counters.broadcast_gaps, 1);
             tracing::warn!(
                 target: "cached",
@@ -265,7 +328,7 @@ impl Senders {
         if silent > 0 {
             let cache = receiver.cache();
             if uncovered {
-                cache.clear();
+                self.lost(cache);
             }
             Counters::add(&cache.counters.broadcast_silences, silent);
             tracing::warn!(
@@ -276,4 +339,33 @@ impl Senders {
             );
         }
     }
+}
+
+/// A loss (a gap, an unreadable message, a silent sender): this instance clears its cache,
+/// and, with a shared cache, the shared cache too: what it missed may be a commit whose
+/// writer never deleted the shared entries it reached. The hold is taken before the local
+/// clear, so that this instance does not read the shared cache until the purge is in Redis.
+fn lost(
+    shared: &Arc<Shared>,
+    outgoing: &mpsc::WeakUnboundedSender<Outgoing>,
+    cache: &crate::cache::LocalCache,
+) {
+    let hold = shared.hold();
+    cache.clear();
+    if let (Some(hold), Some(outgoing)) = (hold, outgoing.upgrade()) {
+        purge_now(shared, &outgoing, cache, Purge::clear(), hold);
+    }
+}
+
+/// Queues `purge` as a message of its own (naming nothing here: the other instances only
+/// learn its number).
+fn purge_now(
+    shared: &Shared,
+    outgoing: &mpsc::UnboundedSender<Outgoing>,
+    cache: &crate::cache::LocalCache,
+    purge: Purge,
+    hold: super::Hold,
+) {
+    let message = Message::new(shared.id, false, &[], &[]);
+    shared.enqueue_purge(outgoing, cache, message, purge, hold);
 }

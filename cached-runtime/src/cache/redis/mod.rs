@@ -24,12 +24,18 @@
 //! - with an [`Outbox`], each commit's message is also written in its own transaction, and
 //!   relayed by the instances alive should its writer not publish it (`outbox`): a writer's
 //!   crash then costs no instance its cache.
+//!
+//! With a [`SharedCache`], the same Redis also holds a second cache level for the views and
+//! rows shared (`shared`); every message is then published by the script that deletes the
+//! shared entries it reaches.
 
 mod listen;
 mod outbox;
 mod publish;
+pub(crate) mod shared;
 
 pub use outbox::Outbox;
+pub use shared::SharedCache;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, Weak};
@@ -38,6 +44,7 @@ use std::time::{Duration, Instant};
 use redis::aio::{MultiplexedConnection, PubSub};
 use tokio::sync::{mpsc, oneshot};
 
+use self::shared::{Codec, Purge, L2};
 use super::local::Link;
 use super::wire::Message;
 use super::{Bump, Change, LocalCache};
@@ -76,6 +83,9 @@ pub struct RedisBroadcast {
     max_queued: usize,
     max_message_bytes: usize,
     outbox: Option<Outbox>,
+    shared: Option<SharedCache>,
+    /// The number of the last shared-cache invalidation when this instance subscribed.
+    last_number: u64,
 }
 
 impl RedisBroadcast {
@@ -94,7 +104,13 @@ impl RedisBroadcast {
         let pubsub = listen::subscribe(&client, &channel)
             .await
             .map_err(Error::Redis)?;
+        // After subscribing: every shared-cache invalidation numbered up to here was published
+        // before this instance could cache anything.
+        let last_number = shared::last_number(&client, &channel)
+            .await
+            .map_err(Error::Redis)?;
         Ok(RedisBroadcast {
+            last_number,
             client,
             channel,
             pubsub,
@@ -105,6 +121,7 @@ impl RedisBroadcast {
             max_queued: 10_000,
             max_message_bytes: 512 * 1024,
             outbox: None,
+            shared: None,
         })
     }
 
@@ -159,6 +176,18 @@ impl RedisBroadcast {
         self.outbox = Some(outbox);
         self
     }
+
+    /// Keeps a shared cache in the same Redis: an instance that misses a shared view or row
+    /// in process reads it from Redis before the database, and stores what it loads there
+    /// for the other instances. Choose what is shared on the context
+    /// ([`ContextBuilder::share_view`](crate::ContextBuilder::share_view),
+    /// [`ContextBuilder::share_rows`](crate::ContextBuilder::share_rows)); nothing is
+    /// without it. Every instance on the channel must have it: the invalidations of one
+    /// without it would not delete the shared entries.
+    pub fn shared_cache(mut self, settings: SharedCache) -> Self {
+        self.shared = Some(settings);
+        self
+    }
 }
 
 impl std::fmt::Debug for RedisBroadcast {
@@ -180,23 +209,49 @@ pub(crate) trait Receiver: Send + Sync + 'static {
     fn apply_remote(&self, keys: Vec<CacheKey>, bumps: Vec<Bump>);
 }
 
-/// One item for the publisher; `ack` hears when Redis has taken it.
+/// One item for the publisher; `done` hears when Redis has taken it.
 enum Outgoing {
-    /// An invalidation applied here.
+    /// An invalidation applied here, and what it deletes from the shared cache.
     Message {
         message: Message,
-        ack: oneshot::Sender<()>,
+        purge: Option<Purge>,
+        done: Done,
     },
     /// A commit asks whether Redis takes this instance's messages: publish (a heartbeat,
     /// if nothing else) now.
-    Probe { ack: oneshot::Sender<()> },
+    Probe { done: Done },
 }
 
 impl Outgoing {
-    fn into_ack(self) -> oneshot::Sender<()> {
+    fn into_done(self) -> Done {
         match self {
-            Outgoing::Message { ack, .. } | Outgoing::Probe { ack } => ack,
+            Outgoing::Message { done, .. } | Outgoing::Probe { done } => done,
         }
+    }
+}
+
+/// What is released once Redis has taken an item: its sender's wait, and its hold on the
+/// shared cache.
+struct Done {
+    ack: oneshot::Sender<()>,
+    _hold: Option<Hold>,
+}
+
+impl Done {
+    fn signal(self) {
+        let _: Result<(), ()> = self.ack.send(());
+    }
+}
+
+/// An invalidation applied (or about to be applied) here that Redis has not taken yet: while
+/// one exists, this instance does not read the shared cache (what it would read there may be
+/// what that invalidation deletes). Taken before the local apply, released once Redis took
+/// the message (or it was dropped).
+pub(crate) struct Hold(Arc<Shared>);
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.0.pending.fetch_sub(1, Relaxed);
     }
 }
 
@@ -212,12 +267,22 @@ struct Shared {
     /// A send found the queue full: the publisher sends one clear for everything queued.
     overflowed: AtomicBool,
     /// The acknowledgements of the sends that found the queue full.
-    overflow_acks: Mutex<Vec<oneshot::Sender<()>>>,
+    overflow_acks: Mutex<Vec<Done>>,
     epoch: Instant,
     /// When Redis last took a message from this instance (µs since `epoch`), or [`NEVER`].
     last_taken: AtomicU64,
     /// This instance writes its commits' messages to an outbox, and relays from it.
     outbox: bool,
+    /// The shared cache, if there is one.
+    l2: Option<L2>,
+    /// Invalidations applied here that Redis has not taken yet ([`Hold`]).
+    pending: AtomicU64,
+    /// The number of the last shared-cache invalidation applied here (or known to predate
+    /// this instance's subscription).
+    applied: AtomicU64,
+    /// The publisher's queue, for the listener's own purges of the shared cache (weak: it
+    /// must not keep the publisher alive once the context is gone).
+    outgoing: mpsc::WeakUnboundedSender<Outgoing>,
 }
 
 /// `Shared::last_taken` before Redis took anything.
@@ -261,16 +326,58 @@ impl Shared {
         outgoing: &mpsc::UnboundedSender<Outgoing>,
         cache: &LocalCache,
         message: Message,
+        hold: Option<Hold>,
+    ) -> Option<oneshot::Receiver<()>> {
+        let purge = self.l2.as_ref().map(|_| {
+            let remote = message.resolve();
+            Purge::of(cache, remote.clear, &remote.keys, &remote.bumps)
+        });
+        self.enqueue_with(outgoing, cache, message, purge, hold)
+    }
+
+    /// Queues a message that purges `purge` from the shared cache (and names nothing else).
+    fn enqueue_purge(
+        &self,
+        outgoing: &mpsc::UnboundedSender<Outgoing>,
+        cache: &LocalCache,
+        message: Message,
+        purge: Purge,
+        hold: Hold,
+    ) {
+        let _ = self.enqueue_with(outgoing, cache, message, Some(purge), Some(hold));
+    }
+
+    /// [`Shared::enqueue`] with the purge given.
+    fn enqueue_with(
+        &self,
+        outgoing: &mpsc::UnboundedSender<Outgoing>,
+        cache: &LocalCache,
+        message: Message,
+        purge: Option<Purge>,
+        hold: Option<Hold>,
     ) -> Option<oneshot::Receiver<()>> {
         let (ack, acked) = oneshot::channel();
+        let done = Done { ack, _hold: hold };
         if self.queued.load(Relaxed) >= self.max_queued {
-            self.overflow_acks().push(ack);
+            self.overflow_acks().push(done);
             self.overflowed
                 .store(true, std::sync::atomic::Ordering::SeqCst);
             return Some(acked);
         }
-        self.queue(outgoing, cache, Outgoing::Message { message, ack })
-            .map(|()| acked)
+        let item = Outgoing::Message {
+            message,
+            purge,
+            done,
+        };
+        self.queue(outgoing, cache, item).map(|()| acked)
+    }
+
+    /// A hold on the shared cache for an invalidation about to be applied here (`None`
+    /// without a shared cache).
+    fn hold(self: &Arc<Self>) -> Option<Hold> {
+        self.l2.as_ref()?;
+        self.pending.fetch_add(1, Relaxed);
+        Some(Hold(self.clone()))
     }
 
     /// Hands an item to the publisher; if it is gone, the cache stops caching.
@@ -289,7 +396,7 @@ impl Shared {
         Some(())
     }
 
-    fn overflow_acks(&self) -> std::sync::MutexGuard<'_, Vec<oneshot::Sender<()>>> {
+    fn overflow_acks(&self) -> std::sync::MutexGuard<'_, Vec<Done>> {
         self.overflow_acks.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -314,8 +421,9 @@ pub(crate) struct Pending {
 }
 
 impl Bus {
-    /// The bus a context keeps, and what to start once the context is built.
-    pub fn new(mut broadcast: RedisBroadcast) -> (Bus, Pending) {
+    /// The bus a context keeps, and what to start once the context is built; `codecs` are
+    /// the views and entities shared through the shared cache, if the broadcast has one.
+    pub fn new(mut broadcast: RedisBroadcast, codecs: Vec<(usize, Codec)>) -> (Bus, Pending) {
         let (tx, rx) = mpsc::unbounded_channel();
         let (writer, relay) = match broadcast.outbox.take() {
             Some(settings) => {
@@ -325,8 +433,25 @@ impl Bus {
             None => (None, None),
         };
         let (stop_tx, stop_rx) = oneshot::channel();
+        let id = instance_id();
+        if broadcast.shared.is_none() && !codecs.is_empty() {
+            tracing::warn!(
+                target: "cached",
+                "views or rows are shared, but the broadcast has no shared cache: \
+                 add RedisBroadcast::shared_cache(SharedCache::new())"
+            );
+        }
+        let l2 = broadcast.shared.take().map(|settings| {
+            L2::new(
+                settings,
+                broadcast.client.clone(),
+                &broadcast.channel,
+                codecs,
+                id,
+            )
+        });
         let shared = Arc::new(Shared {
-            id: instance_id(),
+            id,
             silence: broadcast.silence,
             max_queued: broadcast.max_queued,
             max_message_bytes: broadcast.max_message_bytes,
@@ -336,6 +461,10 @@ impl Bus {
             epoch: Instant::now(),
             last_taken: AtomicU64::new(NEVER),
             outbox: writer.is_some(),
+            l2,
+            pending: AtomicU64::new(0),
+            applied: AtomicU64::new(broadcast.last_number),
+            outgoing: tx.downgrade(),
         });
         let bus = Bus {
             shared,
@@ -351,6 +480,34 @@ impl Bus {
             relay,
         };
         (bus, pending)
+    }
+
+    /// The shared cache, if the broadcast has one.
+    #[inline]
+    pub fn shared_cache(&self) -> Option<&L2> {
+        self.shared.l2.as_ref()
+    }
+
+    /// Whether every invalidation applied here so far has been taken by Redis (so that the
+    /// shared cache holds nothing they delete).
+    pub fn settled(&self) -> bool {
+        self.shared
+            .pending
+            .load(std::sync::atomic::Ordering::SeqCst)
+            == 0
+    }
+
+    /// The number of the last shared-cache invalidation applied here.
+    pub fn applied(&self) -> u64 {
+        self.shared
+            .applied
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// A hold on the shared cache, to take before applying an invalidation here and hand to
+    /// [`Bus::send`] (`None` without a shared cache).
+    pub fn hold(&self) -> Option<Hold> {
+        self.shared.hold()
     }
 
     /// Starts the publisher and the subscriber (and the outbox's relay) once the instance
@@ -403,12 +560,13 @@ impl Bus {
         clear: bool,
         keys: &[CacheKey],
         bumps: &[Bump],
+        hold: Option<Hold>,
     ) -> Option<oneshot::Receiver<()>> {
         if !clear && keys.is_empty() && bumps.is_empty() {
             return None;
         }
         let message = Message::new(self.shared.id, clear, keys, bumps);
-        self.shared.enqueue(&self.outgoing, cache, message)
+        self.shared.enqueue(&self.outgoing, cache, message, hold)
     }
 
     /// Waits (at most the configured time) until Redis has taken a commit's invalidation;
@@ -469,9 +627,10 @@ impl Bus {
             return Ok(());
         }
         let (ack, acked) = oneshot::channel();
+        let done = Done { ack, _hold: None };
         if self
             .shared
-            .queue(&self.outgoing, cache, Outgoing::Probe { ack })
+            .queue(&self.outgoing, cache, Outgoing::Probe { done })
             .is_some()
         {
             let _ = tokio::time::timeout(fence, acked).await;

@@ -254,7 +254,7 @@ pub(super) async fn relay(
 async fn pass(
     writer: &Writer,
     store: &Store,
-    shared: &Shared,
+    shared: &Arc<Shared>,
     outgoing: &mpsc::UnboundedSender<Outgoing>,
     receiver: &Weak<dyn Receiver>,
     seen: &mut HashMap<String, Instant>,
@@ -296,13 +296,14 @@ async fn pass(
         let message = message.unwrap_or_else(|| Message::new(shared.id, true, &[], &[]));
         let (remote, _) = message.resolve_here();
         let cache = here.cache();
+        let hold = shared.hold();
         if remote.clear {
             cache.clear();
         }
         // Here, as another instance's invalidation; there, as this one's message.
         let forward = Message::new(shared.id, remote.clear, &remote.keys, &remote.bumps);
         here.apply_remote(remote.keys, remote.bumps);
-        let Some(acked) = shared.enqueue(outgoing, cache, forward) else {
+        let Some(acked) = shared.enqueue(outgoing, cache, forward, hold) else {
             return Ok(());
         };
         acks.push(acked);

@@ -4,15 +4,17 @@
 //! a receiver that sees a gap knows it missed one), stamped with the graph fingerprint and the
 //! silence bound, and kept under the size limit. A batch Redis does not take is retried with
 //! backoff until it does (the bus refuses commits meanwhile, once half the silence bound has
-//! passed); a batch Redis answers with a refusal goes again as one clear.
+//! passed); a batch Redis answers with a refusal goes again as one clear. With a shared cache,
+//! each invalidation is published by the script that deletes the shared entries it reaches.
 
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use redis::aio::MultiplexedConnection;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
+use super::shared::{Purge, L2};
 use super::{Outgoing, Receiver, Shared, MAX_BACKOFF, MIN_BACKOFF};
 use crate::cache::wire::Message;
 use crate::stats::Counters;
@@ -48,15 +50,19 @@ pub(super) async fn publish(
         };
         quiet = shared.heartbeat();
         shared.queued.fetch_sub(batch.len(), Relaxed);
-        let mut acks = Vec::with_capacity(batch.len());
+        let mut dones = Vec::with_capacity(batch.len());
         let mut messages = Vec::with_capacity(batch.len());
         for item in batch.drain(..) {
             match item {
-                Outgoing::Message { message, ack } => {
-                    messages.push(message);
-                    acks.push(ack);
+                Outgoing::Message {
+                    message,
+                    purge,
+                    done,
+                } => {
+                    messages.push((message, purge));
+                    dones.push(done);
                 }
-                Outgoing::Probe { ack } => acks.push(ack),
+                Outgoing::Probe { done } => dones.push(done),
             }
         }
         let mut degraded = 0;
@@ -64,24 +70,27 @@ pub(super) async fn publish(
             // Everything queued, and what could not be queued, as one clear.
             while let Ok(item) = outgoing.try_recv() {
                 shared.queued.fetch_sub(1, Relaxed);
-                acks.push(item.into_ack());
+                dones.push(item.into_done());
             }
-            acks.append(&mut shared.overflow_acks());
-            messages = vec![Message::new(shared.id, true, &[], &[])];
+            dones.append(&mut shared.overflow_acks());
+            messages = vec![cleared(&shared)];
             degraded += 1;
         }
         if !open || messages.is_empty() {
             let mut beat = Message::new(shared.id, false, &[], &[]);
             beat.bye = !open;
-            messages.push(beat);
+            messages.push((beat, None));
         }
-        let sent = messages.iter().filter(|m| !m.is_heartbeat()).count() as u64;
+        let sent = messages.iter().filter(|(m, _)| !m.is_heartbeat()).count() as u64;
         let first = numbering.next;
         let mut payloads = Vec::with_capacity(messages.len());
-        for message in messages {
+        for (message, purge) in messages {
             let (payload, smaller) = numbering.stamp(message, shared.max_message_bytes);
             degraded += u64::from(smaller);
-            payloads.push(payload);
+            // Made smaller: the shared cache loses everything rather than work out the
+            // entities of a message this large.
+            let purge = purge.map(|purge| if smaller { Purge::clear() } else { purge });
+            payloads.push((payload, purge));
         }
         // When the context is gone, its goodbye gets one silence bound to land.
         let give_up = (!open).then(|| Instant::now() + shared.silence);
@@ -93,19 +102,31 @@ pub(super) async fn publish(
             }
             if let Some(conn) = connection.as_mut() {
                 let mut pipe = redis::pipe();
-                for payload in &payloads {
-                    pipe.cmd("PUBLISH").arg(&channel).arg(payload).ignore();
+                for (payload, purge) in &payloads {
+                    match (&shared.l2, purge) {
+                        (Some(l2), Some(purge)) => pipe.add_command(l2.invalidate(payload, purge)),
+                        _ => pipe.cmd("PUBLISH").arg(&channel).arg(payload),
+                    }
+                    .ignore();
                 }
                 match pipe.query_async::<()>(conn).await {
                     Ok(()) => break,
+                    // Redis restarted and forgot the scripts: load them and go again (what
+                    // went before the failed call is published twice: harmless).
+                    Err(err) if L2::is_noscript(&err) => {
+                        if L2::load_scripts(conn).await.is_ok() {
+                            continue;
+                        }
+                        connection = None;
+                    }
                     // Redis answered, and refused (a permission, a limit): the same batch would
                     // be refused forever. Once, it goes again as one clear, numbered as its
                     // first message was; a clear refused too is waited out like an outage.
                     Err(err) if is_refusal(&err) && !refused => {
                         refused = true;
                         numbering.next = first;
-                        let clear = Message::new(shared.id, true, &[], &[]);
-                        payloads = vec![numbering.stamp(clear, usize::MAX).0];
+                        let (clear, purge) = cleared(&shared);
+                        payloads = vec![(numbering.stamp(clear, usize::MAX).0, purge)];
                         degraded += 1;
                         continue;
                     }
@@ -126,13 +147,19 @@ pub(super) async fn publish(
             Counters::add(&counters.broadcast_degraded, degraded);
             tracing::debug!(target: "cached", sent, degraded, "broadcast published");
         }
-        for ack in acks {
-            let _: Result<(), ()> = oneshot::Sender::send(ack, ());
+        for done in dones {
+            done.signal();
         }
         if !open {
             return;
         }
     }
+}
+
+/// A clear from this instance, with the shared cache's clear if it has one.
+fn cleared(shared: &Shared) -> (Message, Option<Purge>) {
+    let message = Message::new(shared.id, true, &[], &[]);
+    (message, shared.l2.as_ref().map(|_| Purge::clear()))
 }
 
 /// Numbers and stamps outgoing messages.
