@@ -1,8 +1,9 @@
 //! The shared cache in Redis, side by side with what it saves, on PostgreSQL (rotating order,
 //! one run):
 //!
-//! - `shared_view`: a view instance that reads one query of 20 scenes (about 10 KB of JSON):
-//!   computed from PostgreSQL on every read (no cache kept) vs read from the shared cache,
+//! - `shared_view`: a view instance that reads one query of 20 scenes (about 4 KB of JSON):
+//!   computed from PostgreSQL on every read (no cache kept) vs read from the shared cache;
+//! - `shared_10kb`: a view instance of about 10 KB (50 scenes) read from the shared cache,
 //!   lz4-compressed and plain; the stored sizes are printed (the compression ratio);
 //! - `shared_row`: one scene by id: a raw sqlx point select, a cached read that misses in
 //!   process (no shared cache), and a read from the shared cache.
@@ -42,6 +43,25 @@ impl LoadView for ChapterDigest {
     }
 }
 
+/// The same 20 scenes read one by one (a loader that follows ids: 20 point selects).
+#[derive(CachedView, Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[view(key = "Chapter", reads(Chapter, Scene))]
+struct ChapterByIds {
+    titles: Vec<String>,
+}
+
+impl LoadView for ChapterByIds {
+    async fn load(ctx: &mut ViewCtx<'_, Self>, _id: i64) -> cached_runtime::Result<Option<Self>> {
+        let mut titles = Vec::new();
+        for id in 1..=20 {
+            if let Some(scene) = ctx.get::<Scene>(id).await? {
+                titles.push(scene.title.clone());
+            }
+        }
+        Ok(Some(ChapterByIds { titles }))
+    }
+}
+
 fn shared(c: &mut Criterion) {
     let (Ok(redis_url), Ok(pg)) = (
         std::env::var("CACHED_REDIS_URL"),
@@ -61,9 +81,11 @@ fn shared(c: &mut Criterion) {
             .await
             .unwrap();
         sqlx::raw_sql(
-            "INSERT INTO scenes (id, chapter_id, story_id, status, title, word_count)
-             SELECT g, 1, 1, 'draft', 'Scene ' || g || ': ' || repeat(md5(g::text), 12), 100
-             FROM generate_series(1, 20) g",
+            "INSERT INTO chapters VALUES (2, 1, 1, 'Chapter 2', 2);
+             INSERT INTO scenes (id, chapter_id, story_id, status, title, word_count)
+             SELECT g, CASE WHEN g <= 20 THEN 1 ELSE 2 END, 1, 'draft',
+                    'Scene ' || g || ': ' || repeat(md5(g::text), 5), 100
+             FROM generate_series(1, 70) g",
         )
         .execute(&pool)
         .await
@@ -79,6 +101,7 @@ fn shared(c: &mut Criterion) {
                     .max_entry_bytes(1)
                     .broadcast(bus)
                     .share_view::<ChapterDigest>()
+                    .share_view::<ChapterByIds>()
                     .share_rows::<Scene>()
                     .build()
             }
@@ -95,11 +118,23 @@ fn shared(c: &mut Criterion) {
     rt.block_on(async {
         let cold = ChapterDigest::get(&recompute, 1).await.unwrap().unwrap();
         assert_eq!(cold.scenes.len(), 20);
+        let large = ChapterDigest::get(&recompute, 2).await.unwrap().unwrap();
+        assert_eq!(large.scenes.len(), 50);
         for ctx in [&lz4, &plain] {
-            assert_eq!(*ChapterDigest::get(ctx, 1).await.unwrap().unwrap(), *cold);
-            assert_eq!(*ChapterDigest::get(ctx, 1).await.unwrap().unwrap(), *cold);
-            assert_eq!(ctx.stats().shared.hits, 1, "{}", ctx.stats());
+            for (chapter, expected) in [(1, &cold), (2, &large)] {
+                assert_eq!(
+                    *ChapterDigest::get(ctx, chapter).await.unwrap().unwrap(),
+                    **expected
+                );
+                assert_eq!(
+                    *ChapterDigest::get(ctx, chapter).await.unwrap().unwrap(),
+                    **expected
+                );
+            }
+            assert_eq!(ctx.stats().shared.hits, 2, "{}", ctx.stats());
+            ChapterByIds::get(ctx, 1).await.unwrap().unwrap();
             Scene::repo(ctx).get(7).await.unwrap().unwrap();
+            ChapterByIds::get(ctx, 1).await.unwrap().unwrap();
         }
         let mut conn = redis::Client::open(redis_url.as_str())
             .unwrap()
@@ -109,7 +144,7 @@ fn shared(c: &mut Criterion) {
         let mut sizes = Vec::new();
         for name in ["lz4", "plain"] {
             let bytes: usize = redis::cmd("HSTRLEN")
-                .arg(format!("{channel}:{name}:v:chapter_digest:1"))
+                .arg(format!("{channel}:{name}:v:chapter_digest:2"))
                 .arg("v")
                 .query_async(&mut conn)
                 .await
@@ -117,7 +152,7 @@ fn shared(c: &mut Criterion) {
             sizes.push(bytes);
         }
         eprintln!(
-            "\nshared_view entry: {} bytes lz4, {} bytes plain (ratio {:.2})\n",
+            "\nshared_10kb entry: {} bytes lz4, {} bytes plain (ratio {:.2})\n",
             sizes[0],
             sizes[1],
             sizes[1] as f64 / sizes[0] as f64
@@ -130,6 +165,29 @@ fn shared(c: &mut Criterion) {
         &mut group,
         &rt,
         &[
+            "one_query_recompute_from_postgres",
+            "one_query_shared_hit",
+            "twenty_gets_recompute_from_postgres",
+            "twenty_gets_shared_hit",
+        ],
+        |variant| {
+            let ctx = [&recompute, &lz4][variant % 2];
+            async move {
+                match variant {
+                    0 | 1 => drop(black_box(ChapterDigest::get(ctx, 1).await.unwrap())),
+                    _ => drop(black_box(ChapterByIds::get(ctx, 1).await.unwrap())),
+                }
+            }
+        },
+    );
+    group.finish();
+
+    let mut group = c.benchmark_group("shared_10kb");
+    group.measurement_time(Duration::from_secs(8));
+    support::rotating(
+        &mut group,
+        &rt,
+        &[
             "recompute_from_postgres",
             "shared_hit_lz4",
             "shared_hit_plain",
@@ -137,7 +195,7 @@ fn shared(c: &mut Criterion) {
         |variant| {
             let ctx = [&recompute, &lz4, &plain][variant];
             async move {
-                black_box(ChapterDigest::get(ctx, 1).await.unwrap());
+                black_box(ChapterDigest::get(ctx, 2).await.unwrap());
             }
         },
     );

@@ -155,6 +155,8 @@ impl Exported {
             *last = now.clone();
             metrics::gauge!("cached_entries").set(entries as f64);
             metrics::gauge!("cached_bytes").set(bytes as f64);
+            metrics::gauge!("cached_shared_breaker_open")
+                .set(f64::from(u8::from(now.shared.breaker_open)));
             if now.audit_checked > 0 {
                 metrics::gauge!("cached_consistency_ratio").set(now.consistency());
             }
@@ -171,7 +173,7 @@ fn grown(value: u64, before: u64) -> u64 {
 
 /// Every count of [`Stats`], by metric name.
 #[cfg(feature = "metrics")]
-fn counts(stats: &Stats) -> [(&'static str, u64); 20] {
+fn counts(stats: &Stats) -> [(&'static str, u64); 27] {
     [
         ("cached_hits_total", stats.hits),
         ("cached_misses_total", stats.misses),
@@ -202,5 +204,18 @@ fn counts(stats: &Stats) -> [(&'static str, u64); 20] {
         ("cached_audit_checked_total", stats.audit_checked),
         ("cached_audit_mismatches_total", stats.audit_mismatches),
         ("cached_warmed_total", stats.warmed),
+        ("cached_shared_hits_total", stats.shared.hits),
+        ("cached_shared_misses_total", stats.shared.misses),
+        ("cached_shared_stores_total", stats.shared.stores),
+        (
+            "cached_shared_stores_refused_total",
+            stats.shared.stores_refused,
+        ),
+        ("cached_shared_skipped_total", stats.shared.skipped),
+        ("cached_shared_errors_total", stats.shared.errors),
+        (
+            "cached_shared_breaker_opens_total",
+            stats.shared.breaker_opens,
+        ),
     ]
 }
