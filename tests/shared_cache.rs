@@ -322,36 +322,71 @@ async fn while_redis_is_paused_the_breaker_sends_reads_to_the_database() {
     assert!(!a.stats().shared.breaker_open, "{:?}", a.stats().shared);
 }
 
-/// The torture test across instances with the shared cache on both: writers commit on A,
-/// readers read through B (slow fills among fast ones, an evictor keeping B missing in
-/// process, so most of its reads go to Redis first). Once B has applied every broadcast A had
-/// sent when a reader noted the committed versions, no read may return an older version.
+/// The torture test across three instances with the shared cache on each: writers commit on
+/// A, readers read through B and C (slow fills among fast ones; nothing kept in process, so
+/// every read goes to Redis first and what B stores C reads, and the other way round), while
+/// Redis stops answering writes for 150 ms every 700 ms (`CLIENT PAUSE WRITE`: the scripts,
+/// publishes and stores wait; reads time out and the breaker opens). Once an instance has
+/// applied every broadcast A had sent when a reader noted the committed versions, no read
+/// through it may return an older version.
 async fn torture_shared(checked: bool) -> Option<(u64, String, cached_runtime::SharedStats)> {
     let url = redis_url()?;
-    let _turn = REDIS.read().await;
-    let settings = move |s: SharedCache| match checked {
-        true => s,
-        false => s.__unchecked_stores(),
+    let _turn = REDIS.write().await;
+    // A short cool-down: the breaker closes again soon after each pause.
+    let settings = move |s: SharedCache| {
+        let s = s.breaker(3, Duration::from_millis(100));
+        match checked {
+            true => s,
+            false => s.__unchecked_stores(),
+        }
     };
-    // Nothing kept in process: every read of B misses there and goes to Redis first.
     let share = |b: ContextBuilder| {
-        b.share_view::<StoryOutline>()
-            .share_rows::<Scene>()
-            .max_entry_bytes(1)
+        common::torture::configure(true)(
+            b.share_view::<StoryOutline>()
+                .share_rows::<Scene>()
+                .max_entry_bytes(1),
+        )
     };
-    let (a, b, _db, _channel) = two_instances(Backend::Sqlite, &url, settings, |builder| {
-        common::torture::configure(true)(share(builder))
-    })
-    .await?;
-    let label = format!("SQLite, writes on A, reads on B, shared cache (checked: {checked})");
-    let instances = common::torture::Instances::two(a, b.clone()).without_evictor();
+    let (a, b, db, channel) = two_instances(Backend::Sqlite, &url, settings, share).await?;
+    let bus_c = RedisBroadcast::connect(&url, channel)
+        .await
+        .unwrap()
+        .shared_cache(settings(SharedCache::new()));
+    let c = share(Context::builder(db.store.clone()).broadcast(bus_c)).build();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let pauses = {
+        let (stop, url) = (stop.clone(), url.clone());
+        tokio::spawn(async move {
+            let mut admin = redis(&url).await;
+            let mut paused = 0;
+            while !stop.load(SeqCst) {
+                tokio::time::sleep(Duration::from_millis(700)).await;
+                let _: () = redis::cmd("CLIENT")
+                    .arg("PAUSE")
+                    .arg(150)
+                    .arg("WRITE")
+                    .query_async(&mut admin)
+                    .await
+                    .unwrap();
+                paused += 1;
+            }
+            paused
+        })
+    };
+    let label = format!("SQLite, writes on A, reads on B and C, shared cache (checked: {checked})");
+    let instances = common::torture::Instances::two(a, b.clone())
+        .and_reads(c.clone())
+        .without_evictor();
     let (violations, summary) = common::torture::run(&label, true, instances).await;
-    let shared = b.stats().shared;
-    Some((
-        violations,
-        format!("{summary}; B's shared cache: {shared:?}"),
-        shared,
-    ))
+    stop.store(true, SeqCst);
+    let paused = pauses.await.unwrap();
+    let (on_b, on_c) = (b.stats().shared, c.stats().shared);
+    let mut shared = on_b;
+    shared.hits += on_c.hits;
+    shared.stores += on_c.stores;
+    shared.breaker_opens += on_c.breaker_opens;
+    let summary = format!("{summary}; Redis paused {paused} times; B: {on_b:?}; C: {on_c:?}");
+    Some((violations, summary, shared))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

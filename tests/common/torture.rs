@@ -100,6 +100,9 @@ pub struct Instances {
     outside: Option<Arc<std::sync::Mutex<Vec<i64>>>>,
     /// Whether an evictor drops rows from the readers' cache (by invalidating them).
     evict: bool,
+    /// More instances that readers read through (half of them, in turn), each with the count
+    /// of broadcasts it had received at the start.
+    more_reads: Vec<(Context, u64)>,
 }
 
 impl Instances {
@@ -113,6 +116,7 @@ impl Instances {
             received0: 0,
             outside: None,
             evict: true,
+            more_reads: Vec::new(),
         }
     }
 
@@ -127,6 +131,7 @@ impl Instances {
             received0: 0,
             outside: Some(Arc::default()),
             evict: true,
+            more_reads: Vec::new(),
         }
     }
 
@@ -144,6 +149,7 @@ impl Instances {
             received0,
             outside: None,
             evict: true,
+            more_reads: Vec::new(),
         }
     }
 
@@ -155,8 +161,27 @@ impl Instances {
         self
     }
 
-    /// The committed versions a read starting now must see.
-    async fn floors(&self, shared: &Shared) -> Vec<i64> {
+    /// Another instance readers read through (over Redis, as `reads`).
+    pub fn and_reads(mut self, ctx: Context) -> Self {
+        let received0 = ctx.stats().broadcasts_received;
+        self.more_reads.push((ctx, received0));
+        self
+    }
+
+    /// The instance reader `n` reads through, and its starting count of broadcasts.
+    fn reads_for(&self, n: u64) -> (&Context, u64) {
+        match (n as usize) % (self.more_reads.len() + 1) {
+            0 => (&self.reads, self.received0),
+            i => {
+                let (ctx, received0) = &self.more_reads[i - 1];
+                (ctx, *received0)
+            }
+        }
+    }
+
+    /// The committed versions a read through `reads` (which received `received0` broadcasts
+    /// before the run) starting now must see.
+    async fn floors(&self, shared: &Shared, reads: &Context, received0: u64) -> Vec<i64> {
         if let Some(applied) = &self.outside {
             return applied.lock().unwrap().clone();
         }
@@ -164,7 +189,7 @@ impl Instances {
         if self.remote {
             // A version is published after its commit's broadcast was counted as sent.
             let sent = self.writes.stats().broadcasts_sent - self.sent0;
-            while self.reads.stats().broadcasts_received - self.received0 < sent {
+            while reads.stats().broadcasts_received - received0 < sent {
                 tokio::task::yield_now().await;
             }
         }
@@ -235,13 +260,13 @@ fn check(shared: &Shared, floor: i64, seen: i64) {
     }
 }
 
-async fn reader(inst: Instances, shared: Arc<Shared>, seed: u64) {
-    let ctx = &inst.reads;
+async fn reader(inst: Instances, shared: Arc<Shared>, seed: u64, n: u64) {
+    let (ctx, received0) = inst.reads_for(n);
     let mut rng = Rng(seed);
     while !shared.stop.load(SeqCst) {
         let dice = rng.next() % 10;
         // Each version a read returns must be at least the version committed before it started.
-        let floors = inst.floors(&shared).await;
+        let floors = inst.floors(&shared, ctx, received0).await;
         if dice == 0 {
             // A view spanning every scene of story 1.
             let outline = StoryOutline::get(ctx, 1).await.unwrap().unwrap();
@@ -345,6 +370,7 @@ pub async fn run_audited(label: &str, protect: bool, inst: Instances, audit: boo
             inst.clone(),
             shared.clone(),
             0x51ED + i,
+            i,
         )));
     }
     let ctx = inst.reads.clone();
