@@ -144,7 +144,7 @@ fn shared(c: &mut Criterion) {
         let mut sizes = Vec::new();
         for name in ["lz4", "plain"] {
             let bytes: usize = redis::cmd("HSTRLEN")
-                .arg(format!("{channel}:{name}:v:chapter_digest:2"))
+                .arg(format!("{{{channel}:{name}}}:v:chapter_digest:2"))
                 .arg("v")
                 .query_async(&mut conn)
                 .await

@@ -68,7 +68,7 @@ async fn redis(url: &str) -> redis::aio::MultiplexedConnection {
 
 async fn shared_entry(url: &str, channel: &str, key: &str) -> Option<Vec<u8>> {
     redis::cmd("HGET")
-        .arg(format!("{channel}:v:{key}"))
+        .arg(format!("{{{channel}}}:v:{key}"))
         .arg("v")
         .query_async(&mut redis(url).await)
         .await
@@ -194,7 +194,7 @@ backend_tests! {
         StoryOutline::get(&a, 1).await.unwrap().unwrap();
         // Damaged in place (its stamp kept, so only its bytes are wrong).
         let _: () = redis::cmd("HSET")
-            .arg(format!("{channel}:v:story_outline:1"))
+            .arg(format!("{{{channel}}}:v:story_outline:1"))
             .arg("v")
             .arg(&b"\x01\x01\xff\xff\xff\x7fgarbage"[..])
             .query_async(&mut redis(&url).await)

@@ -6,11 +6,11 @@
 //!
 //! A plain `main` (`harness = false` in `Cargo.toml`): its output is never captured.
 
-const SERVICES: [(&str, &str, &str, &str); 4] = [
+const SERVICES: [(&str, &str, &str, &str); 5] = [
     (
         "PostgreSQL",
         "CACHED_POSTGRES_URL",
-        "postgres://postgres@127.0.0.1:5432/test",
+        "postgres://postgres@127.0.0.1:5432/test?sslmode=disable",
         "every `postgres::` test",
     ),
     (
@@ -29,7 +29,13 @@ const SERVICES: [(&str, &str, &str, &str); 4] = [
         "Redis",
         "CACHED_REDIS_URL",
         "redis://127.0.0.1:6379",
-        "the broadcast tests (tests/broadcast.rs, tests/broadcast_loss.rs, tests/outbox.rs)",
+        "the broadcast tests (tests/broadcast.rs, tests/broadcast_loss.rs, tests/outbox.rs, tests/shared_cache.rs)",
+    ),
+    (
+        "Redis Cluster",
+        "CACHED_REDIS_CLUSTER_URLS",
+        "redis://127.0.0.1:7001,redis://127.0.0.1:7002,redis://127.0.0.1:7003",
+        "the cluster tests (tests/cluster.rs; `.ci/redis-cluster` starts one on loopback)",
     ),
 ];
 

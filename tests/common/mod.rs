@@ -73,7 +73,7 @@ impl Backend {
     /// The server URL, or `None` (after printing SKIPPED) when the test should not run.
     fn url(self) -> Option<String> {
         let example = match self {
-            Backend::Postgres => "postgres://postgres@127.0.0.1:5432/test",
+            Backend::Postgres => "postgres://postgres@127.0.0.1:5432/test?sslmode=disable",
             Backend::Mongo => "mongodb://127.0.0.1:27017/?directConnection=true",
             _ => "mysql://root@127.0.0.1:3306/test",
         };

@@ -46,8 +46,8 @@ pub(crate) fn miss(cache: &LocalCache, key: &CacheKey) {
 /// between the database read and the fill where a test asked for it.
 pub(crate) async fn load<F, Fut>(engine: &Engine, key: &CacheKey, load: F) -> Result<Arc<Loaded>>
 where
-    F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = Result<Loaded>>,
+    F: FnOnce() -> Fut + Send,
+    Fut: std::future::Future<Output = Result<Loaded>> + Send,
 {
     use tracing::Instrument as _;
     // A span per database load (a miss that leads its flight); nothing on the hit path, and

@@ -13,14 +13,20 @@ use crate::key::CacheKey;
 /// instance (a load that finds it there reads no database).
 pub(crate) async fn through<F, Fut>(engine: &Engine, key: &CacheKey, load: F) -> Result<Loaded>
 where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<Loaded>>,
+    F: FnOnce() -> Fut + Send,
+    Fut: Future<Output = Result<Loaded>> + Send,
 {
     #[cfg(feature = "redis")]
     if let Some(bus) = engine.bus() {
         if let Some(l2) = bus.shared_cache() {
             if let (Some(codec), true) = (l2.codec(key.namespace()), key.row_id().is_some()) {
-                return redis::load(engine, bus, l2, codec, key, load).await;
+                // Boxed: the shared path's state machine (Redis calls, the breaker, the
+                // store) stays out of the layout of every caller's future, which would
+                // otherwise nest deep enough to reach the compiler's recursion limit in a
+                // user's `async fn`.
+                let shared: std::pin::Pin<Box<dyn Future<Output = Result<Loaded>> + Send + '_>> =
+                    Box::pin(redis::load(engine, bus, l2, codec, key, load));
+                return shared.await;
             }
         }
     }

@@ -17,6 +17,7 @@ use std::sync::atomic::Ordering::SeqCst;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::server::Server;
 use super::shared::Purge;
 use super::{Outgoing, Receiver, Shared, MAX_BACKOFF, MIN_BACKOFF};
 use crate::cache::local::Link;
@@ -26,8 +27,8 @@ use crate::stats::Counters;
 /// The longest the listener waits between two checks of its connection and of the senders.
 const TICK: Duration = Duration::from_secs(1);
 
-pub(super) async fn subscribe(client: &redis::Client, channel: &str) -> redis::RedisResult<PubSub> {
-    let mut pubsub = client.get_async_pubsub().await?;
+pub(super) async fn subscribe(server: &Server, channel: &str) -> redis::RedisResult<PubSub> {
+    let mut pubsub = server.pubsub().await?;
     pubsub.subscribe(channel).await?;
     Ok(pubsub)
 }
@@ -36,11 +37,11 @@ pub(super) async fn subscribe(client: &redis::Client, channel: &str) -> redis::R
 /// numbered: every one up to it was published before this subscription, when this instance
 /// was not caching (it was starting, or it had cleared its cache on losing the connection).
 async fn subscribe_numbered(
-    client: &redis::Client,
+    server: &Server,
     channel: &str,
     shared: &Shared,
 ) -> redis::RedisResult<PubSub> {
-    let pubsub = subscribe(client, channel).await?;
+    let pubsub = subscribe(server, channel).await?;
     if let Some(l2) = &shared.l2 {
         let last = l2.last_number().await?;
         shared.applied.fetch_max(last, SeqCst);
@@ -51,7 +52,7 @@ async fn subscribe_numbered(
 /// Applies the other instances' invalidations until the context is dropped; resubscribes after
 /// a lost connection, with the cache offline meanwhile.
 pub(super) async fn listen(
-    client: redis::Client,
+    server: Server,
     channel: String,
     mut subscribed: Option<PubSub>,
     shared: Arc<Shared>,
@@ -75,7 +76,7 @@ pub(super) async fn listen(
             Some(pubsub) => pubsub,
             None => {
                 let attempt = tokio::select! {
-                    attempt = subscribe_numbered(&client, &channel, &shared) => attempt,
+                    attempt = subscribe_numbered(&server, &channel, &shared) => attempt,
                     _ = &mut stop => return,
                 };
                 match attempt {

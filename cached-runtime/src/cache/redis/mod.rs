@@ -32,6 +32,7 @@
 mod listen;
 mod outbox;
 mod publish;
+mod server;
 pub(crate) mod shared;
 
 pub use outbox::Outbox;
@@ -41,9 +42,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use redis::aio::{MultiplexedConnection, PubSub};
+use redis::aio::PubSub;
 use tokio::sync::{mpsc, oneshot};
 
+use self::server::{Conn, Server};
 use self::shared::{Codec, Purge, L2};
 use super::local::Link;
 use super::wire::Message;
@@ -73,10 +75,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// differs (another version, during a rolling deploy) is applied conservatively: every query
 /// and view of each entity it names is dropped.
 pub struct RedisBroadcast {
-    client: redis::Client,
+    server: Server,
     channel: String,
     pubsub: PubSub,
-    publisher: MultiplexedConnection,
+    publisher: Conn,
     runtime: tokio::runtime::Handle,
     commit_wait: Duration,
     silence: Duration,
@@ -95,23 +97,35 @@ impl RedisBroadcast {
     /// runtime shut down while the context lives on, the context caches nothing any more
     /// (it could no longer hear the other instances).
     pub async fn connect(url: &str, channel: impl Into<String>) -> Result<Self> {
-        let channel = channel.into();
-        let client = redis::Client::open(url).map_err(Error::Redis)?;
-        let publisher = client
-            .get_multiplexed_async_connection()
-            .await
-            .map_err(Error::Redis)?;
-        let pubsub = listen::subscribe(&client, &channel)
+        let server = Server::one(url).map_err(Error::Redis)?;
+        RedisBroadcast::connect_to(server, channel.into()).await
+    }
+
+    /// [`RedisBroadcast::connect`] for a Redis Cluster reachable through `urls` (any of its
+    /// nodes; the others are found from them). The channel is an ordinary pub/sub channel,
+    /// which the cluster propagates to every node: each instance subscribes on one node and
+    /// moves to another when that node goes. Every key of the
+    /// [`shared_cache`](RedisBroadcast::shared_cache) carries the channel as its hash tag, so
+    /// one slot (one master, then its replica after a failover) holds them all: an
+    /// invalidation deletes the entries of many entities in one atomic script.
+    pub async fn connect_cluster(urls: &[&str], channel: impl Into<String>) -> Result<Self> {
+        let server = Server::cluster(urls).map_err(Error::Redis)?;
+        RedisBroadcast::connect_to(server, channel.into()).await
+    }
+
+    async fn connect_to(server: Server, channel: String) -> Result<Self> {
+        let publisher = server.connect().await.map_err(Error::Redis)?;
+        let pubsub = listen::subscribe(&server, &channel)
             .await
             .map_err(Error::Redis)?;
         // After subscribing: every shared-cache invalidation numbered up to here was published
         // before this instance could cache anything.
-        let last_number = shared::last_number(&client, &channel)
+        let last_number = shared::last_number(&server, &channel)
             .await
             .map_err(Error::Redis)?;
         Ok(RedisBroadcast {
             last_number,
-            client,
+            server,
             channel,
             pubsub,
             publisher,
@@ -444,7 +458,7 @@ impl Bus {
         let l2 = broadcast.shared.take().map(|settings| {
             L2::new(
                 settings,
-                broadcast.client.clone(),
+                broadcast.server.clone(),
                 &broadcast.channel,
                 codecs,
                 id,
@@ -531,7 +545,7 @@ impl Bus {
             ));
         }
         runtime.spawn(publish::publish(
-            broadcast.client.clone(),
+            broadcast.server.clone(),
             broadcast.channel.clone(),
             broadcast.publisher,
             outgoing,
@@ -539,7 +553,7 @@ impl Bus {
             receiver.clone(),
         ));
         runtime.spawn(listen::listen(
-            broadcast.client,
+            broadcast.server,
             broadcast.channel,
             Some(broadcast.pubsub),
             self.shared.clone(),

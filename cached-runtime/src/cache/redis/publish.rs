@@ -11,9 +11,9 @@ use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
-use redis::aio::MultiplexedConnection;
 use tokio::sync::mpsc;
 
+use super::server::{Conn, Server};
 use super::shared::{Purge, L2};
 use super::{Outgoing, Receiver, Shared, MAX_BACKOFF, MIN_BACKOFF};
 use crate::cache::wire::Message;
@@ -24,9 +24,9 @@ const BATCH: usize = 64;
 
 /// Publishes until the context is dropped (then says goodbye).
 pub(super) async fn publish(
-    client: redis::Client,
+    server: Server,
     channel: String,
-    connection: MultiplexedConnection,
+    connection: Conn,
     mut outgoing: mpsc::UnboundedReceiver<Outgoing>,
     shared: Arc<Shared>,
     receiver: Weak<dyn Receiver>,
@@ -98,7 +98,7 @@ pub(super) async fn publish(
         let mut backoff = MIN_BACKOFF;
         loop {
             if connection.is_none() {
-                connection = client.get_multiplexed_async_connection().await.ok();
+                connection = server.connect().await.ok();
             }
             if let Some(conn) = connection.as_mut() {
                 let mut pipe = redis::pipe();

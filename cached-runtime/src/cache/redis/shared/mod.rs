@@ -28,13 +28,12 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-
 pub(crate) use codec::{Codec, Decoded};
 pub(crate) use scripts::{ReadReply, Snapshot, STAMP_LIFE};
 
 use self::breaker::Breaker;
 use self::scripts::Scripts;
+use super::server::{Conn, Server};
 use super::Bump;
 use crate::cache::LocalCache;
 use crate::entity::Namespace;
@@ -195,23 +194,32 @@ impl Purge {
 }
 
 /// The number of the last shared-cache invalidation Redis numbered on `channel` (0 if none).
-pub(crate) async fn last_number(client: &redis::Client, channel: &str) -> redis::RedisResult<u64> {
-    let mut conn = client.get_multiplexed_async_connection().await?;
+pub(crate) async fn last_number(server: &Server, channel: &str) -> redis::RedisResult<u64> {
+    let mut conn = server.connect().await?;
     let n: Option<u64> = redis::cmd("GET")
-        .arg(format!("{channel}:inv"))
+        .arg(format!("{}inv", prefix(channel)))
         .query_async(&mut conn)
         .await?;
     Ok(n.unwrap_or(0))
 }
 
+/// What every key of the shared cache on `channel` starts with: the channel as a hash tag (one
+/// cluster slot for all of them) and a colon.
+fn prefix(channel: &str) -> String {
+    format!("{{{channel}}}:")
+}
+
 /// One context's connection to the shared cache.
 pub(crate) struct L2 {
     pub settings: SharedCache,
-    /// `<channel>:`, before every key.
+    /// `{<channel>}:`, before every key.
     prefix: String,
+    /// The key each script names (`{<channel>}:inv`), so that a cluster runs it on the slot's
+    /// master: every other key it touches is in the same slot.
+    routing: String,
     channel: String,
-    client: redis::Client,
-    connection: Mutex<Option<MultiplexedConnection>>,
+    server: Server,
+    connection: Mutex<Option<Conn>>,
     scripts: Scripts,
     breaker: Breaker,
     /// Codecs by namespace slot (`None`: not shared).
@@ -224,7 +232,7 @@ pub(crate) struct L2 {
 impl L2 {
     pub fn new(
         settings: SharedCache,
-        client: redis::Client,
+        server: Server,
         channel: &str,
         codecs: Vec<(usize, Codec)>,
         instance: u64,
@@ -238,9 +246,10 @@ impl L2 {
         L2 {
             breaker: Breaker::new(settings.failures, settings.cooldown),
             settings,
-            prefix: format!("{channel}:"),
+            prefix: prefix(channel),
+            routing: format!("{}inv", prefix(channel)),
             channel: channel.to_owned(),
-            client,
+            server,
             connection: Mutex::new(None),
             scripts: Scripts::new(),
             codecs: by_slot.into(),
@@ -275,7 +284,8 @@ impl L2 {
     pub fn invalidate(&self, message: &[u8], purge: &Purge) -> redis::Cmd {
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(&self.scripts.invalidate)
-            .arg(0)
+            .arg(1)
+            .arg(&self.routing)
             .arg(&self.prefix)
             .arg(&self.channel)
             .arg(message)
@@ -287,7 +297,7 @@ impl L2 {
     }
 
     /// Makes sure the server knows the scripts (after a `NOSCRIPT`: it restarted).
-    pub async fn load_scripts(conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
+    pub async fn load_scripts(conn: &mut Conn) -> redis::RedisResult<()> {
         Scripts::load(conn).await
     }
 
@@ -299,7 +309,7 @@ impl L2 {
     /// The number of the last invalidation Redis numbered (bypassing the breaker: the
     /// listener needs it to resubscribe).
     pub async fn last_number(&self) -> redis::RedisResult<u64> {
-        last_number(&self.client, &self.channel).await
+        last_number(&self.server, &self.channel).await
     }
 
     /// `key` in process missed: the entry if Redis has it and it is current, else a snapshot
@@ -313,7 +323,8 @@ impl L2 {
     ) -> Option<ReadReply> {
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(&self.scripts.read)
-            .arg(0)
+            .arg(1)
+            .arg(&self.routing)
             .arg(&self.prefix)
             .arg(key)
             .arg(self.settings.lease.as_millis() as u64)
@@ -345,7 +356,8 @@ impl L2 {
     ) -> Option<bool> {
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(&self.scripts.fill)
-            .arg(0)
+            .arg(1)
+            .arg(&self.routing)
             .arg(&self.prefix)
             .arg(key)
             .arg(nonce)
@@ -410,7 +422,7 @@ impl L2 {
         }
     }
 
-    async fn connection(&self) -> redis::RedisResult<MultiplexedConnection> {
+    async fn connection(&self) -> redis::RedisResult<Conn> {
         let held = self
             .connection
             .lock()
@@ -419,7 +431,7 @@ impl L2 {
         if let Some(conn) = held {
             return Ok(conn);
         }
-        let conn = self.client.get_multiplexed_async_connection().await?;
+        let conn = self.server.connect().await?;
         *self.connection.lock().unwrap_or_else(|e| e.into_inner()) = Some(conn.clone());
         Ok(conn)
     }

@@ -1,6 +1,8 @@
 //! The three Lua scripts the shared cache runs in Redis, each atomic there, and their replies.
 //!
-//! Keys live under the broadcast channel's prefix (`<channel>:` below as `P`):
+//! Keys live under the broadcast channel's prefix (`{<channel>}:` below as `P`: the channel is
+//! the hash tag, so that on a cluster every key is in one slot; each script names `P:inv` as
+//! its one key, for routing):
 //!
 //! | key | what it holds |
 //! |---|---|
@@ -169,13 +171,17 @@ impl Scripts {
         }
     }
 
-    /// Loads every script into the server (after a restart it knows none).
-    pub async fn load(conn: &mut redis::aio::MultiplexedConnection) -> redis::RedisResult<()> {
-        let mut pipe = redis::pipe();
+    /// Loads every script into the server (after a restart, or on a replica just promoted,
+    /// it knows none); on a cluster, into every master.
+    pub async fn load(conn: &mut super::Conn) -> redis::RedisResult<()> {
         for code in [READ, FILL, INVALIDATE] {
-            pipe.cmd("SCRIPT").arg("LOAD").arg(code).ignore();
+            redis::cmd("SCRIPT")
+                .arg("LOAD")
+                .arg(code)
+                .query_async::<redis::Value>(conn)
+                .await?;
         }
-        pipe.query_async(conn).await
+        Ok(())
     }
 }
 

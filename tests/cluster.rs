@@ -1,0 +1,263 @@
+//! The broadcast and the shared cache on a Redis Cluster (three masters, three replicas: see
+//! `.ci/redis-cluster`): two instances connected through `RedisBroadcast::connect_cluster`
+//! hear each other's commits and share views; a master failing over while they run (the one
+//! holding the shared cache's slot) costs them their caches for a moment, never a stale read.
+//!
+//! Needs `CACHED_REDIS_CLUSTER_URLS` (comma-separated node URLs, e.g.
+//! `redis://127.0.0.1:7001,redis://127.0.0.1:7002,redis://127.0.0.1:7003`), with the same
+//! skip/require rule as the other servers.
+
+#[macro_use]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use cached_runtime::{Context, Error, LoadView, RedisBroadcast, SharedCache};
+use common::domain::*;
+use common::redis_users::channel;
+use common::Backend;
+
+/// One test at a time: one of them fails a master over.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn cluster_urls() -> Option<Vec<String>> {
+    let urls = common::service_url(
+        "Redis Cluster",
+        "CACHED_REDIS_CLUSTER_URLS",
+        "redis://127.0.0.1:7001,redis://127.0.0.1:7002,redis://127.0.0.1:7003",
+    )?;
+    Some(urls.split(',').map(str::to_owned).collect())
+}
+
+async fn bus(urls: &[String], channel: &str) -> RedisBroadcast {
+    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+    RedisBroadcast::connect_cluster(&urls, channel)
+        .await
+        .expect("the cluster answers")
+        .commit_wait(Duration::from_secs(30))
+        .shared_cache(SharedCache::new())
+}
+
+/// Two instances on one seeded SQLite database, on `channel` over the cluster.
+async fn two_instances(urls: &[String], channel: &str) -> (Context, Context, common::TestDb) {
+    let bus_a = bus(urls, channel).await;
+    let (a, db) = common::seeded_with(Backend::Sqlite, |b| {
+        b.broadcast(bus_a).share_view::<StoryOutline>()
+    })
+    .await
+    .expect("SQLite always runs");
+    let b = Context::builder(a.store().clone())
+        .broadcast(bus(urls, channel).await)
+        .share_view::<StoryOutline>()
+        .build();
+    (a, b, db)
+}
+
+async fn cold_outline(db: &common::TestDb) -> StoryOutline {
+    let cold = Context::new(db.store.clone());
+    (*StoryOutline::get(&cold, 1).await.unwrap().unwrap()).clone()
+}
+
+/// Renames scene 1 on `ctx`, retrying while the broadcast refuses commits (Redis not taking
+/// its messages: a failover in progress).
+async fn rename(ctx: &Context, title: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let attempt = async {
+            let mut tx = ctx.begin().await?;
+            Scene::repo(&mut tx)
+                .update(1, SceneUpdate::default().title(title))
+                .await?;
+            tx.commit().await
+        }
+        .await;
+        match attempt {
+            Ok(_) => return,
+            Err(Error::BroadcastUnreachable { .. }) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(err) => panic!("rename: {err}"),
+        }
+    }
+}
+
+/// Reads the outline through `ctx` until it equals a cold read (at most 15 s).
+async fn reads_fresh(ctx: &Context, db: &common::TestDb, what: &str) -> StoryOutline {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let cold = cold_outline(db).await;
+        let read = StoryOutline::get(ctx, 1)
+            .await
+            .unwrap()
+            .map(|o| (*o).clone());
+        if read.as_ref() == Some(&cold) {
+            return cold;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: still not fresh after 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn titles(outline: &StoryOutline) -> Vec<&str> {
+    outline
+        .chapters
+        .iter()
+        .flat_map(|c| c.scenes.iter().map(|s| s.1.as_str()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_broadcast_and_the_shared_cache_work_on_a_cluster() {
+    let Some(urls) = cluster_urls() else { return };
+    let _serial = SERIAL.lock().await;
+    let channel = channel();
+    let (a, b, db) = two_instances(&urls, &channel).await;
+    // A third instance that keeps nothing in process computes the outline and stores it.
+    // Until the seeding's invalidations have come back to it through the cluster it cannot
+    // prove a store current and skips it (counted in `skipped`): it reads until it stored.
+    let w = Context::builder(db.store.clone())
+        .broadcast(bus(&urls, &channel).await)
+        .share_view::<StoryOutline>()
+        .max_entry_bytes(1)
+        .build();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let on_a = loop {
+        let outline = StoryOutline::get(&w, 1).await.unwrap().unwrap();
+        if w.stats().shared.stores == 1 {
+            break outline;
+        }
+        assert!(Instant::now() < deadline, "{:?}", w.stats().shared);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let on_b = StoryOutline::get(&b, 1).await.unwrap().unwrap();
+    assert_eq!(*on_b, *on_a);
+    assert_eq!(b.stats().shared.hits, 1, "B read it from the cluster");
+    assert_eq!(*on_b, cold_outline(&db).await);
+
+    // A holds it in process; B's commit must reach A over the cluster to drop it.
+    assert_eq!(*StoryOutline::get(&a, 1).await.unwrap().unwrap(), *on_a);
+    rename(&b, "Renamed over the cluster").await;
+    let fresh = reads_fresh(&a, &db, "A after B's commit").await;
+    assert!(titles(&fresh).contains(&"Renamed over the cluster"));
+    assert!(a.stats().broadcasts_received > 0);
+}
+
+/// The master holding the shared cache's slot is shut down while the instances run; its
+/// replica takes over. Meanwhile commits may be refused (never lost), and afterwards the
+/// broadcast and the shared cache work again on the new master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_failing_over_costs_no_stale_read() {
+    let Some(urls) = cluster_urls() else { return };
+    let _serial = SERIAL.lock().await;
+    let channel = channel();
+    let (a, b, db) = two_instances(&urls, &channel).await;
+    StoryOutline::get(&a, 1).await.unwrap().unwrap();
+    StoryOutline::get(&b, 1).await.unwrap().unwrap();
+
+    let client = redis::cluster::ClusterClient::new(urls.clone()).unwrap();
+    let mut admin = client.get_async_connection().await.unwrap();
+    let key = format!("{{{channel}}}:inv");
+    let slot: i64 = redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg(&key)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let master = master_of(&urls, slot).await;
+    let _: redis::RedisResult<()> = redis::cmd("SHUTDOWN")
+        .arg("NOSAVE")
+        .query_async(
+            &mut redis::Client::open(format!("redis://{master}"))
+                .unwrap()
+                .get_multiplexed_async_connection()
+                .await
+                .unwrap(),
+        )
+        .await;
+    let failed_at = Instant::now();
+    // The replica takes over once the others agree the master is gone (node timeout 1 s).
+    let new_master = loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = master_of(&urls, slot).await;
+        if now != master {
+            break now;
+        }
+        assert!(
+            failed_at.elapsed() < Duration::from_secs(20),
+            "no failover within 20 s"
+        );
+    };
+    eprintln!(
+        "failover {master} -> {new_master} in {:?}",
+        failed_at.elapsed()
+    );
+
+    rename(&a, "Renamed after a failover").await;
+    let fresh = reads_fresh(&b, &db, "B after A's commit, after the failover").await;
+    assert!(titles(&fresh).contains(&"Renamed after a failover"));
+    let fresh_a = reads_fresh(&a, &db, "A").await;
+    assert_eq!(fresh_a, fresh);
+    // The shared cache works on the new master: a third instance reads what they stored.
+    // Nothing kept in process: each of its reads asks the shared cache first.
+    let c = Context::builder(db.store.clone())
+        .broadcast(bus(&urls, &channel).await)
+        .share_view::<StoryOutline>()
+        .max_entry_bytes(1)
+        .build();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let read = StoryOutline::get(&c, 1)
+            .await
+            .unwrap()
+            .map(|o| (*o).clone());
+        assert_eq!(read.as_ref(), Some(&fresh));
+        if c.stats().shared.hits > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{:?}", c.stats().shared);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop((a, b, c));
+    // Bring the old master back (as a replica) for the next run.
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/redis-cluster");
+    let status = std::process::Command::new("bash")
+        .arg(script)
+        .status()
+        .unwrap();
+    assert!(status.success(), "the cluster is whole again");
+}
+
+/// The `host:port` of the master serving `slot`, as the surviving nodes see it.
+async fn master_of(urls: &[String], slot: i64) -> String {
+    for url in urls {
+        let Ok(client) = redis::Client::open(url.as_str()) else {
+            continue;
+        };
+        let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+            continue;
+        };
+        let Ok(slots) = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query_async::<Vec<Vec<redis::Value>>>(&mut conn)
+            .await
+        else {
+            continue;
+        };
+        for range in slots {
+            let [redis::Value::Int(start), redis::Value::Int(end), redis::Value::Array(master), ..] =
+                &range[..]
+            else {
+                continue;
+            };
+            if (*start..=*end).contains(&slot) {
+                if let [redis::Value::BulkString(host), redis::Value::Int(port), ..] = &master[..] {
+                    return format!("{}:{port}", String::from_utf8_lossy(host));
+                }
+            }
+        }
+    }
+    panic!("no node answered CLUSTER SLOTS");
+}
