@@ -77,12 +77,7 @@ fn broadcast(c: &mut Criterion) {
     if let Ok(pg) = std::env::var("CACHED_POSTGRES_URL") {
         let schema = format!("cached_bench_bc_{}", std::process::id());
         let (pg_plain, pg_broadcast, pg_outbox) = rt.block_on(async {
-            let pool = support::pg_schema(&pg, &schema).await;
-            sqlx::raw_sql(SCHEMA_POSTGRES).execute(&pool).await.unwrap();
-            sqlx::raw_sql(support::PARENTS)
-                .execute(&pool)
-                .await
-                .unwrap();
+            let pool = support::pg_studio(&pg, &schema, SCHEMA_POSTGRES).await;
             sqlx::raw_sql(
                 "INSERT INTO scenes (id, chapter_id, story_id, status, title, word_count)
                  SELECT g, 1, 1, 'draft', 'Scene ' || g, 100 FROM generate_series(1, 100) g",

@@ -74,12 +74,7 @@ fn shared(c: &mut Criterion) {
     let schema = format!("cached_bench_l2_{}", std::process::id());
     let channel = format!("cached-bench-l2:{}", std::process::id());
     let (pool, recompute, lz4, plain) = rt.block_on(async {
-        let pool = support::pg_schema(&pg, &schema).await;
-        sqlx::raw_sql(SCHEMA_POSTGRES).execute(&pool).await.unwrap();
-        sqlx::raw_sql(support::PARENTS)
-            .execute(&pool)
-            .await
-            .unwrap();
+        let pool = support::pg_studio(&pg, &schema, SCHEMA_POSTGRES).await;
         sqlx::raw_sql(
             "INSERT INTO chapters VALUES (2, 1, 1, 'Chapter 2', 2);
              INSERT INTO scenes (id, chapter_id, story_id, status, title, word_count)

@@ -413,3 +413,188 @@ async fn with_its_checks_off_the_shared_cache_serves_stale_reads() {
         "the test could not detect the race: {summary}"
     );
 }
+
+/// A Redis server of this test's own on a free loopback port, to stop and start again.
+struct OwnRedis {
+    port: u16,
+}
+
+impl OwnRedis {
+    fn start() -> OwnRedis {
+        let port = 6400 + (std::process::id() % 500) as u16;
+        let redis = OwnRedis { port };
+        redis.up();
+        redis
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts it (empty: it keeps nothing on disk) and waits until it answers.
+    fn up(&self) {
+        let port = self.port.to_string();
+        let status = std::process::Command::new("redis-server")
+            .args(["--port", &port, "--bind", "127.0.0.1", "--daemonize", "yes"])
+            .args(["--save", "", "--appendonly", "no", "--dir", "/tmp"])
+            .args(["--logfile", &format!("/tmp/cached-test-redis-{port}.log")])
+            .status()
+            .expect("redis-server runs");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.answers() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server on {port} did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn answers(&self) -> bool {
+        std::process::Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "ping"])
+            .output()
+            .is_ok_and(|out| out.stdout.starts_with(b"PONG"))
+    }
+
+    /// Stops it at once, losing everything it held.
+    fn down(&self) {
+        let _ = std::process::Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "shutdown", "nosave"])
+            .output();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.answers() {
+            assert!(Instant::now() < deadline, "redis-server did not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+/// Redis restarts empty (its counters, stamps and entries gone) while two instances run, one
+/// of them in the middle of a load whose snapshot predates the restart: the instances go
+/// offline and clear, commits are refused until Redis is back (never lost), the held load's
+/// store is refused, and afterwards every answer equals a cold read and the shared cache works
+/// again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_costs_no_stale_read() {
+    if redis_url().is_none() {
+        return;
+    }
+    let _turn = REDIS.write().await;
+    let redis = OwnRedis::start();
+    let url = redis.url();
+    let (a, b, db, channel) = two_instances(Backend::Sqlite, &url, |s| s, views)
+        .await
+        .expect("SQLite always runs");
+    StoryOutline::get(&a, 1).await.unwrap().unwrap();
+    let on_b = StoryOutline::get(&b, 1)
+        .await
+        .unwrap()
+        .map(|o| (*o).clone());
+    assert_eq!(on_b, cold_outline(&db, 1).await);
+
+    // A load on A reads scene 1 and is held; Redis restarts; B renames scene 1.
+    HOLD_LOADS.store(true, SeqCst);
+    let (read, release) = gate();
+    let loading = {
+        let a = a.clone();
+        tokio::spawn(async move { GatedTitle::get(&a, 1).await.unwrap() })
+    };
+    read.notified().await;
+    HOLD_LOADS.store(false, SeqCst);
+    redis.down();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while a.stats().broadcast_outages == 0 || b.stats().broadcast_outages == 0 {
+        assert!(Instant::now() < deadline, "both notice the outage");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    redis.up();
+    rename_with_retries(&b, 1, "Renamed after a restart").await;
+    release.notify_one();
+    let held = loading.await.unwrap().unwrap();
+    assert_ne!(
+        held.title, "Renamed after a restart",
+        "the held load read before"
+    );
+
+    for ctx in [&a, &b] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let title = GatedTitle::get(ctx, 1)
+                .await
+                .unwrap()
+                .unwrap()
+                .title
+                .clone();
+            let outline = StoryOutline::get(ctx, 1)
+                .await
+                .unwrap()
+                .map(|o| (*o).clone());
+            if title == "Renamed after a restart" && outline == cold_outline(&db, 1).await {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still old after the restart: {title}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    // Nothing old in the new Redis; and it shares again: a third instance reads the
+    // instance A or B stored.
+    if let Some(bytes) = shared_entry(&url, &channel, "gated_title:1").await {
+        let text = String::from_utf8_lossy(&bytes).to_string();
+        assert!(
+            !text.contains(&held.title),
+            "the held load stored its old value"
+        );
+    }
+    let c = views(
+        Context::builder(db.store.clone()).broadcast(
+            RedisBroadcast::connect(&url, channel.clone())
+                .await
+                .unwrap()
+                .shared_cache(SharedCache::new()),
+        ),
+    )
+    .max_entry_bytes(1)
+    .build();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.stats().shared.hits == 0 {
+        let title = GatedTitle::get(&c, 1).await.unwrap().unwrap().title.clone();
+        assert_eq!(title, "Renamed after a restart");
+        assert!(Instant::now() < deadline, "{:?}", c.stats().shared);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// [`rename_scene`], retrying while the broadcast refuses commits (Redis not back yet).
+async fn rename_with_retries(ctx: &Context, id: i64, title: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let attempt = async {
+            let mut tx = ctx.begin().await?;
+            Scene::repo(&mut tx)
+                .update(id, SceneUpdate::default().title(title))
+                .await?;
+            tx.commit().await
+        }
+        .await;
+        match attempt {
+            Ok(_) => return,
+            Err(cached_runtime::Error::BroadcastUnreachable { .. })
+                if Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(err) => panic!("rename: {err}"),
+        }
+    }
+}

@@ -155,6 +155,22 @@ pub async fn pg_schema(url: &str, schema: &str) -> sqlx::PgPool {
         .expect("connect")
 }
 
+/// [`pg_schema`] with the studio's tables (`schema_sql`, the domain's `SCHEMA_POSTGRES`) and
+/// story 1, part 1, chapter 1 in it.
+#[allow(dead_code)] // only the PostgreSQL benchmarks
+pub async fn pg_studio(url: &str, schema: &str, schema_sql: &'static str) -> sqlx::PgPool {
+    let pool = pg_schema(url, schema).await;
+    sqlx::raw_sql(schema_sql)
+        .execute(&pool)
+        .await
+        .expect("the studio's tables");
+    sqlx::raw_sql(PARENTS)
+        .execute(&pool)
+        .await
+        .expect("parents");
+    pool
+}
+
 /// Drops a schema made by [`pg_schema`].
 #[allow(dead_code)]
 pub async fn drop_pg_schema(url: &str, schema: &str) {

@@ -35,7 +35,8 @@ pub(super) async fn subscribe(server: &Server, channel: &str) -> redis::RedisRes
 
 /// [`subscribe`], then (with a shared cache) learns the number of the last invalidation Redis
 /// numbered: every one up to it was published before this subscription, when this instance
-/// was not caching (it was starting, or it had cleared its cache on losing the connection).
+/// was not caching (it was starting, or it had cleared its cache on losing the connection),
+/// and every later one comes through the subscription.
 async fn subscribe_numbered(
     server: &Server,
     channel: &str,
@@ -43,8 +44,9 @@ async fn subscribe_numbered(
 ) -> redis::RedisResult<PubSub> {
     let pubsub = subscribe(server, channel).await?;
     if let Some(l2) = &shared.l2 {
+        // Stored, not raised: a Redis restarted empty numbers from 0 again.
         let last = l2.last_number().await?;
-        shared.applied.fetch_max(last, SeqCst);
+        shared.applied.store(last, SeqCst);
     }
     Ok(pubsub)
 }

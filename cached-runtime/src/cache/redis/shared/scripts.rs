@@ -13,9 +13,12 @@
 //! | `P:b:<Entity>` | how many whole-entity invalidations `Entity` has had |
 //! | `P:epoch` | how many clears there were |
 //! | `P:inv` | how many invalidations there were: each one's number |
+//! | `P:run` | a random value set by the first read after Redis started empty |
 //!
-//! An entry's stamp is the epoch and the bump counts of the entities it is stamped with: a
-//! clear or a bump makes every older stamp wrong, and a read finding one deletes the entry.
+//! An entry's stamp is the run, the epoch and the bump counts of the entities it is stamped
+//! with: a clear or a bump makes every older stamp wrong, and a read finding one deletes the
+//! entry; a Redis restarted empty (its counters and stamps gone) gets a new run, so no load
+//! that took its snapshot before the restart can store after it.
 //! A store is refused if the stamp moved, or if any key the load read was invalidated after
 //! the read's snapshot (`P:s:<dep>` greater than the snapshot's `P:inv`): the memcache lease
 //! rule, made exact for values derived from many keys. An invalidation deletes every entry
@@ -29,7 +32,12 @@ use redis::Value;
 /// ARGV: prefix, key, lease ms, lease nonce, stamped entities...
 pub(super) const READ: &str = r#"
 local p = ARGV[1]
-local stamp = redis.call('GET', p .. 'epoch') or '0'
+local run = redis.call('GET', p .. 'run')
+if not run then
+  run = ARGV[4]
+  redis.call('SET', p .. 'run', run)
+end
+local stamp = run .. '|' .. (redis.call('GET', p .. 'epoch') or '0')
 for i = 5, #ARGV do
   stamp = stamp .. '|' .. (redis.call('GET', p .. 'b:' .. ARGV[i]) or '0')
 end
@@ -55,7 +63,7 @@ local lk = p .. 'l:' .. ARGV[2]
 local holder = redis.call('GET', lk)
 if holder and holder ~= ARGV[3] then return 0 end
 local n = tonumber(ARGV[8])
-local stamp = redis.call('GET', p .. 'epoch') or '0'
+local stamp = (redis.call('GET', p .. 'run') or '') .. '|' .. (redis.call('GET', p .. 'epoch') or '0')
 for i = 9, 8 + n do
   stamp = stamp .. '|' .. (redis.call('GET', p .. 'b:' .. ARGV[i]) or '0')
 end
