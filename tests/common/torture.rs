@@ -168,6 +168,41 @@ impl Instances {
         self
     }
 
+    /// Across instances: waits until the broadcast is quiet (nothing more sent by the writers'
+    /// instance, nothing more received by the readers' ones, for 200 ms), then counts from
+    /// there. A message sent before the counts were first taken but received after them (the
+    /// seeding's clear, which nobody waits for) would otherwise let readers through one
+    /// message early, and report stale reads that are not.
+    async fn settle(&mut self) {
+        if !self.remote {
+            return;
+        }
+        let counts = |inst: &Instances| -> Vec<u64> {
+            std::iter::once(inst.writes.stats().broadcasts_sent)
+                .chain(std::iter::once(inst.reads.stats().broadcasts_received))
+                .chain(
+                    inst.more_reads
+                        .iter()
+                        .map(|(ctx, _)| ctx.stats().broadcasts_received),
+                )
+                .collect()
+        };
+        let mut last = counts(self);
+        for _ in 0..25 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let now = counts(self);
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+        self.sent0 = last[0];
+        self.received0 = last[1];
+        for ((_, received0), n) in self.more_reads.iter_mut().zip(&last[2..]) {
+            *received0 = *n;
+        }
+    }
+
     /// The instance reader `n` reads through, and its starting count of broadcasts.
     fn reads_for(&self, n: u64) -> (&Context, u64) {
         match (n as usize) % (self.more_reads.len() + 1) {
@@ -354,8 +389,9 @@ pub async fn run(label: &str, protect: bool, inst: Instances) -> (u64, String) {
 /// [`run`], with the consistency auditor sampling the readers' cache throughout when `audit`
 /// (one instance only: across instances or behind a feed, an invalidation's lag is not
 /// staleness the auditor should count).
-pub async fn run_audited(label: &str, protect: bool, inst: Instances, audit: bool) -> Outcome {
+pub async fn run_audited(label: &str, protect: bool, mut inst: Instances, audit: bool) -> Outcome {
     let shared = setup(&inst.writes).await;
+    inst.settle().await;
     if let Some(applied) = &inst.outside {
         // Before any reader starts: the versions every read must see at least.
         *applied.lock().unwrap() = shared.committed.iter().map(|c| c.load(SeqCst)).collect();
