@@ -103,13 +103,42 @@ impl LoadView for GatedTitle {
     }
 }
 
+/// Renames scene `id` on `ctx`, retrying while the broadcast refuses commits (Redis not
+/// taking this instance's messages yet, or again).
 async fn rename_scene(ctx: &Context, id: i64, title: &str) {
-    let mut tx = ctx.begin().await.unwrap();
-    Scene::repo(&mut tx)
-        .update(id, SceneUpdate::default().title(title))
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let attempt = async {
+            let mut tx = ctx.begin().await?;
+            Scene::repo(&mut tx)
+                .update(id, SceneUpdate::default().title(title))
+                .await?;
+            tx.commit().await
+        }
+        .await;
+        match attempt {
+            Ok(_) => return,
+            Err(cached_runtime::Error::BroadcastUnreachable { .. })
+                if Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(err) => panic!("rename: {err}"),
+        }
+    }
+}
+
+/// Starts a load of `GatedTitle` 1 on `ctx` and returns once it has read scene 1; the load is
+/// held until `gate().1` is notified.
+async fn held_load(ctx: &Context) -> tokio::task::JoinHandle<std::sync::Arc<GatedTitle>> {
+    HOLD_LOADS.store(true, SeqCst);
+    let loading = {
+        let ctx = ctx.clone();
+        tokio::spawn(async move { GatedTitle::get(&ctx, 1).await.unwrap().unwrap() })
+    };
+    gate().0.notified().await;
+    HOLD_LOADS.store(false, SeqCst);
+    loading
 }
 
 backend_tests! {
@@ -234,18 +263,11 @@ async fn a_store_overtaken_by_a_commit_is_refused() {
             .await
             .expect("SQLite always runs");
         let title = format!("Renamed ({checked})");
-        HOLD_LOADS.store(true, SeqCst);
-        let (read, release) = gate();
-        let loading = {
-            let a = a.clone();
-            tokio::spawn(async move { GatedTitle::get(&a, 1).await.unwrap() })
-        };
-        // A read scene 1; B renames it; A's load then returns its old title.
-        read.notified().await;
-        HOLD_LOADS.store(false, SeqCst);
+        // A reads scene 1; B renames it; A's load then returns its old title.
+        let loading = held_load(&a).await;
         rename_scene(&b, 1, &title).await;
-        release.notify_one();
-        let old = loading.await.unwrap().unwrap();
+        gate().1.notify_one();
+        let old = loading.await.unwrap();
         assert_ne!(old.title, title, "the load read before the commit");
         let on_b = GatedTitle::get(&b, 1).await.unwrap().unwrap();
         let in_redis = shared_entry(&url, &channel, "gated_title:1").await;
@@ -501,14 +523,7 @@ async fn a_redis_restart_costs_no_stale_read() {
     assert_eq!(on_b, cold_outline(&db, 1).await);
 
     // A load on A reads scene 1 and is held; Redis restarts; B renames scene 1.
-    HOLD_LOADS.store(true, SeqCst);
-    let (read, release) = gate();
-    let loading = {
-        let a = a.clone();
-        tokio::spawn(async move { GatedTitle::get(&a, 1).await.unwrap() })
-    };
-    read.notified().await;
-    HOLD_LOADS.store(false, SeqCst);
+    let loading = held_load(&a).await;
     redis.down();
     let deadline = Instant::now() + Duration::from_secs(10);
     while a.stats().broadcast_outages == 0 || b.stats().broadcast_outages == 0 {
@@ -516,9 +531,9 @@ async fn a_redis_restart_costs_no_stale_read() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     redis.up();
-    rename_with_retries(&b, 1, "Renamed after a restart").await;
-    release.notify_one();
-    let held = loading.await.unwrap().unwrap();
+    rename_scene(&b, 1, "Renamed after a restart").await;
+    gate().1.notify_one();
+    let held = loading.await.unwrap();
     assert_ne!(
         held.title, "Renamed after a restart",
         "the held load read before"
@@ -572,29 +587,5 @@ async fn a_redis_restart_costs_no_stale_read() {
         assert_eq!(title, "Renamed after a restart");
         assert!(Instant::now() < deadline, "{:?}", c.stats().shared);
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// [`rename_scene`], retrying while the broadcast refuses commits (Redis not back yet).
-async fn rename_with_retries(ctx: &Context, id: i64, title: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let attempt = async {
-            let mut tx = ctx.begin().await?;
-            Scene::repo(&mut tx)
-                .update(id, SceneUpdate::default().title(title))
-                .await?;
-            tx.commit().await
-        }
-        .await;
-        match attempt {
-            Ok(_) => return,
-            Err(cached_runtime::Error::BroadcastUnreachable { .. })
-                if Instant::now() < deadline =>
-            {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(err) => panic!("rename: {err}"),
-        }
     }
 }
