@@ -87,6 +87,14 @@ fn hit(c: &mut Criterion) {
     rt.block_on(future_cache.insert(1, row.clone()));
     sync_cache.insert(1, row);
 
+    // What a caller's future embeds for one `get` (moved into every `block_on`, and into the
+    // state of every async fn that awaits it).
+    println!(
+        "future sizes: repository get {} bytes, view get {} bytes, moka::future get {} bytes",
+        std::mem::size_of_val(&Character::repo(&ctx).get(1)),
+        std::mem::size_of_val(&StoryOutline::get(&ctx, 1)),
+        std::mem::size_of_val(&future_cache.get(&1)),
+    );
     let mut group = c.benchmark_group("hit");
     // `Scene` has `ttl = 60`: moka checks its expiry on every read.
     group.bench_function("repository_get_ttl", |b| {
@@ -111,6 +119,41 @@ fn hit(c: &mut Criterion) {
     group.bench_function("moka_sync_get", |b| {
         b.to_async(&rt)
             .iter(|| async { black_box(sync_cache.get(&black_box(1))) })
+    });
+    group.finish();
+
+    // The same reads, 100 to a future: what a hit costs inside a caller's async fn, without
+    // the runtime's `block_on` around each one.
+    const READS: u64 = 100;
+    let mut group = c.benchmark_group("hit_x100");
+    group.throughput(criterion::Throughput::Elements(READS));
+    group.bench_function("repository_get", |b| {
+        b.to_async(&rt).iter(|| async {
+            for _ in 0..READS {
+                black_box(Character::repo(&ctx).get(black_box(1)).await.unwrap());
+            }
+        })
+    });
+    group.bench_function("view_get", |b| {
+        b.to_async(&rt).iter(|| async {
+            for _ in 0..READS {
+                black_box(StoryOutline::get(&ctx, black_box(1)).await.unwrap());
+            }
+        })
+    });
+    group.bench_function("moka_future_get", |b| {
+        b.to_async(&rt).iter(|| async {
+            for _ in 0..READS {
+                black_box(future_cache.get(&black_box(1)).await);
+            }
+        })
+    });
+    group.bench_function("moka_sync_get", |b| {
+        b.to_async(&rt).iter(|| async {
+            for _ in 0..READS {
+                black_box(sync_cache.get(&black_box(1)));
+            }
+        })
     });
     group.finish();
 }

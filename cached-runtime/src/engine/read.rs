@@ -120,7 +120,9 @@ pub(crate) async fn get_revalidating<E: CachedEntity>(
         };
         return Ok(revalidate(engine, &key, row_of::<E>(data), refresh));
     }
-    get::<E>(engine, id).await
+    // Boxed: the load's state (a kilobyte) would otherwise be part of every caller's future,
+    // copied on every hit into `block_on` and into each async fn awaiting this one.
+    Box::pin(get::<E>(engine, id)).await
 }
 
 /// `find` accepting a query entry (and rows) within the stale-while-revalidate window.

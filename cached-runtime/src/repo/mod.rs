@@ -74,7 +74,8 @@ macro_rules! in_tx {
 pub async fn get<E: CachedEntity>(handle: HandleRef<'_>, id: E::Id) -> Result<Option<Arc<E>>> {
     match handle {
         HandleRef::Context(ctx) => read::get_revalidating::<E>(ctx.engine(), id).await,
-        HandleRef::Transaction(tx) => Ok(tx.read_one::<E>(&id).await?.map(Arc::new)),
+        // Boxed, as the load in `get_revalidating`: the hit path's future stays small.
+        HandleRef::Transaction(tx) => Ok(Box::pin(tx.read_one::<E>(&id)).await?.map(Arc::new)),
     }
 }
 

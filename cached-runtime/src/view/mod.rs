@@ -371,6 +371,16 @@ async fn cached<V: LoadView>(
         return Ok(view_of::<V>(data));
     }
     read::miss(cache, &cache_key);
+    // Boxed: the load's state (a kilobyte) would otherwise be part of every caller's future.
+    Box::pin(load::<V>(engine, cache_key, key_id)).await
+}
+
+/// A miss of [`cached`]: loads the instance once however many readers missed it, and fills.
+async fn load<V: LoadView>(
+    engine: &Engine,
+    cache_key: CacheKey,
+    key_id: <V::Key as CachedEntity>::Id,
+) -> Result<Option<Arc<V>>> {
     let loaded = read::load(engine, &cache_key, || async move {
         let mut ctx = ViewCtx {
             engine,
