@@ -37,8 +37,9 @@ enum KeyKind {
     Row(KeyValue),
     List(Predicate),
     Count(Predicate),
-    /// One keyset page of a predicate's rows in a declared order.
-    Page(Predicate, PageSpec),
+    /// One keyset page of a predicate's rows in a declared order (the spec boxed: inline it
+    /// would make every key, rows' included, 48 bytes larger).
+    Page(Predicate, Box<PageSpec>),
     /// The tag every page of a predicate depends on: changed when a row enters or leaves the
     /// predicate or moves within its order. Never holds an entry.
     Pages(Predicate),
@@ -126,11 +127,11 @@ impl CacheKey {
             meta: &meta.namespace,
             kind: KeyKind::Page(
                 predicate,
-                PageSpec {
+                Box::new(PageSpec {
                     order,
                     after,
                     limit: page.limit,
-                },
+                }),
             ),
         }
     }
@@ -494,4 +495,19 @@ pub trait EntityQuery: QueryKey {
     type Entity: crate::CachedEntity;
     /// The predicate of the query.
     fn predicate(&self) -> Predicate;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CacheKey;
+
+    /// moka holds every key (in an `Arc`): a byte here is a byte per cached entry.
+    #[test]
+    fn a_key_stays_within_72_bytes() {
+        assert!(
+            std::mem::size_of::<CacheKey>() <= 72,
+            "CacheKey grew to {} bytes: box the payload of the variant that grew",
+            std::mem::size_of::<CacheKey>()
+        );
+    }
 }

@@ -47,6 +47,11 @@ impl Drop for Unregister<'_> {
             .is_some_and(|f| Arc::ptr_eq(f, self.flight))
         {
             stripe.flights.remove(self.key);
+            // An idle stripe holds no table: 4096 of them, each keeping the capacity of its
+            // busiest moment, cost a megabyte however small the cache.
+            if stripe.flights.is_empty() {
+                stripe.flights.shrink_to(0);
+            }
         }
     }
 }
