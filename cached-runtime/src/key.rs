@@ -366,9 +366,18 @@ impl CacheKey {
     /// cached spellings its change reaches cannot be listed, so the apply drops every query
     /// of the entity (for a row key, every entry).
     pub(crate) fn has_wide_text(&self) -> bool {
-        let wide = |v: &KeyValue| matches!(v, KeyValue::Text(t) if !is_plain(t));
+        self.any_value(|v| matches!(v, KeyValue::Text(t) if !is_plain(t)))
+    }
+
+    /// Whether any value of the key is text: a key without text has no other spellings.
+    pub(crate) fn has_text(&self) -> bool {
+        self.any_value(|v| matches!(v, KeyValue::Text(_)))
+    }
+
+    /// Whether any value of the key (its id, or its predicate's values) passes `test`.
+    fn any_value(&self, test: impl Fn(&KeyValue) -> bool) -> bool {
         match &self.kind {
-            KeyKind::Row(id) => wide(id),
+            KeyKind::Row(id) => test(id),
             KeyKind::Groups(_) => false,
             KeyKind::List(p)
             | KeyKind::Count(p)
@@ -377,8 +386,8 @@ impl CacheKey {
             | KeyKind::Extreme(p, ..)
             | KeyKind::Joined(p, _) => match p {
                 Predicate::All => false,
-                Predicate::Eq(_, v) => wide(v),
-                Predicate::And(_, values) => values.iter().any(wide),
+                Predicate::Eq(_, v) => test(v),
+                Predicate::And(_, values) => values.iter().any(test),
             },
         }
     }

@@ -119,7 +119,29 @@ pub(crate) struct Described {
 #[derive(Default)]
 pub(crate) struct Stripe {
     pub stamp: u64,
+    /// The stamp before the commit that set `stamp` (read while that commit applies).
+    prior: u64,
     pub flights: HashMap<CacheKey, Arc<Flight>>,
+}
+
+impl Stripe {
+    /// The stamp of the last commit other than `seq` (the one applying) to touch the stripe.
+    fn before(&self, seq: u64) -> u64 {
+        if self.stamp < seq {
+            self.stamp
+        } else {
+            self.prior
+        }
+    }
+
+    /// Marks the stripe touched by commit `seq` (applies are serialized, and `seq` is above
+    /// every stamp set before).
+    fn raise(&mut self, seq: u64) {
+        if self.stamp < seq {
+            self.prior = self.stamp;
+            self.stamp = seq;
+        }
+    }
 }
 
 /// A way this instance hears of commits made elsewhere. While one is down the cache refuses
@@ -336,14 +358,7 @@ impl LocalCache {
     }
 
     pub(crate) fn stripe(&self, key: &CacheKey) -> MutexGuard<'_, Stripe> {
-        self.lock_stripe(self.stripe_index(key))
-    }
-
-    fn stripe_index(&self, key: &CacheKey) -> usize {
-        (self.hasher.hash_one(key) as usize) % STRIPES
-    }
-
-    fn lock_stripe(&self, i: usize) -> MutexGuard<'_, Stripe> {
+        let i = (self.hasher.hash_one(key) as usize) % STRIPES;
         self.stripes[i].lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -362,11 +377,9 @@ impl LocalCache {
         // checked against the stamps of *other* commits only, the stripe's stamp before this
         // commit first touched it, so that a key of this commit sharing the stripe cannot turn
         // its write-through into a drop.
-        let mut before_this_commit: HashMap<usize, u64> = HashMap::new();
         for (key, change) in changes {
-            let i = self.stripe_index(key);
-            let mut stripe = self.lock_stripe(i);
-            let others = *before_this_commit.entry(i).or_insert(stripe.stamp);
+            let mut stripe = self.stripe(key);
+            let others = stripe.before(seq);
             match change {
                 // Not kept (absence never cached, or too heavy): the old entry goes.
                 Change::Write { data, .. } if !keeps(key, data) || self.too_large(key, data) => {
@@ -383,19 +396,19 @@ impl LocalCache {
                 }
                 Change::Write { .. } | Change::Remove => self.map.invalidate(key),
             }
-            stripe.stamp = stripe.stamp.max(seq);
+            stripe.raise(seq);
         }
         for key in &spellings {
             let mut stripe = self.stripe(key);
             self.map.invalidate(key);
-            stripe.stamp = stripe.stamp.max(seq);
+            stripe.raise(seq);
         }
         let changed = changes.iter().map(|(key, _)| key).chain(&spellings);
         let dependents = self.deps.take_dependents(changed, bumps);
         for key in &dependents {
             let mut stripe = self.stripe(key);
             self.map.invalidate(key);
-            stripe.stamp = stripe.stamp.max(seq);
+            stripe.raise(seq);
         }
         for bump in bumps {
             match bump {
@@ -416,7 +429,9 @@ impl LocalCache {
             return out;
         }
         let changed = |key: &CacheKey| changes.iter().any(|(k, _)| k == key);
-        for (key, _) in changes {
+        // A key without text has no other spellings, nor wide forms: nothing to look up (an
+        // integer row's invalidation skips the spellings' lock and table).
+        for (key, _) in changes.iter().filter(|(key, _)| key.has_text()) {
             let canonical = key.canonical();
             let mut forms = vec![canonical.clone().unwrap_or_else(|| key.clone())];
             forms.extend(key.wide_forms());
