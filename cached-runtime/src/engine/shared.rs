@@ -84,10 +84,15 @@ mod redis {
         let deadline = started + l2.settings.lease_wait();
         let mut pause = Duration::from_millis(1);
         let mut unreadable = 0;
+        let catch_up = l2.settings.catch_up_wait();
         let snapshot = loop {
             // One of this instance's invalidations is not in Redis yet: what Redis holds may
             // be what it deletes.
-            if !bus.settled() {
+            if !bus.settled()
+                && !bus
+                    .wait_until(Instant::now() + catch_up, Bus::settled)
+                    .await
+            {
                 Counters::add(&counters.skipped, 1);
                 break None;
             }
@@ -186,11 +191,16 @@ mod redis {
                 return; // absence is not shared
             };
             let unchecked = self.l2.settings.unchecked;
-            if self.started.elapsed() > STAMP_LIFE / 2 {
+            // Redis had numbered invalidations this instance has not applied yet: the
+            // listener is usually microseconds behind, so wait for it a moment.
+            let caught_up = |bus: &Bus| bus.applied() >= snapshot.inv;
+            let deadline = Instant::now() + self.l2.settings.catch_up_wait();
+            if !unchecked && !caught_up(self.bus) && !self.bus.wait_until(deadline, caught_up).await
+            {
+                Counters::add(&counters.skipped, 1);
                 return;
             }
-            if self.bus.applied() < snapshot.inv && !unchecked {
-                Counters::add(&counters.skipped, 1);
+            if self.started.elapsed() > STAMP_LIFE / 2 {
                 return;
             }
             let current = cache.admits_key(self.key, &self.token)

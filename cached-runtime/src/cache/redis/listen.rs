@@ -47,6 +47,7 @@ async fn subscribe_numbered(
         // Stored, not raised: a Redis restarted empty numbers from 0 again.
         let last = l2.last_number().await?;
         shared.applied.store(last, SeqCst);
+        shared.progress.notify_waiters();
     }
     Ok(pubsub)
 }
@@ -187,8 +188,8 @@ struct Senders {
 impl Senders {
     /// A message applied here: with a shared cache, its number is now applied.
     fn applied(&self, message: &Message) {
-        if message.l2 > 0 {
-            self.shared.applied.fetch_max(message.l2, SeqCst);
+        if message.l2 > 0 && self.shared.applied.fetch_max(message.l2, SeqCst) < message.l2 {
+            self.shared.progress.notify_waiters();
         }
     }
 

@@ -265,7 +265,9 @@ pub(crate) struct Hold(Arc<Shared>);
 
 impl Drop for Hold {
     fn drop(&mut self) {
-        self.0.pending.fetch_sub(1, Relaxed);
+        if self.0.pending.fetch_sub(1, Relaxed) == 1 {
+            self.0.progress.notify_waiters();
+        }
     }
 }
 
@@ -294,6 +296,8 @@ struct Shared {
     /// The number of the last shared-cache invalidation applied here (or known to predate
     /// this instance's subscription).
     applied: AtomicU64,
+    /// Signalled when `pending` falls to 0 or `applied` rises (loads wait for either).
+    progress: tokio::sync::Notify,
     /// The publisher's queue, for the listener's own purges of the shared cache (weak: it
     /// must not keep the publisher alive once the context is gone).
     outgoing: mpsc::WeakUnboundedSender<Outgoing>,
@@ -478,6 +482,7 @@ impl Bus {
             l2,
             pending: AtomicU64::new(0),
             applied: AtomicU64::new(broadcast.last_number),
+            progress: tokio::sync::Notify::new(),
             outgoing: tx.downgrade(),
         });
         let bus = Bus {
@@ -516,6 +521,24 @@ impl Bus {
         self.shared
             .applied
             .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits until `done` holds for this bus (it is checked again each time `pending` falls to
+    /// 0 or `applied` rises), at most until `deadline`; whether it holds. A load waits so for
+    /// the listener, usually a few microseconds behind, rather than skip the shared cache.
+    pub async fn wait_until(&self, deadline: Instant, done: impl Fn(&Bus) -> bool) -> bool {
+        loop {
+            let mut notified = std::pin::pin!(self.shared.progress.notified());
+            // Registered before the check: a change between the check and the wait wakes it.
+            notified.as_mut().enable();
+            if done(self) {
+                return true;
+            }
+            let deadline = tokio::time::Instant::from_std(deadline);
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return done(self);
+            }
+        }
     }
 
     /// A hold on the shared cache, to take before applying an invalidation here and hand to

@@ -132,6 +132,13 @@ impl SharedCache {
         self
     }
 
+    /// How long a load waits for this instance to catch up with Redis (its own invalidations
+    /// taken, the others' applied) before it does without the shared cache: as long as one
+    /// call may take.
+    pub(crate) fn catch_up_wait(&self) -> Duration {
+        self.timeout
+    }
+
     /// How long the other instances wait for a leased load's store.
     pub(crate) fn lease_wait(&self) -> Duration {
         self.lease_wait
