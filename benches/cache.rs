@@ -90,8 +90,12 @@ fn hit(c: &mut Criterion) {
     // What a caller's future embeds for one `get` (moved into every `block_on`, and into the
     // state of every async fn that awaits it).
     println!(
-        "future sizes: repository get {} bytes, view get {} bytes, moka::future get {} bytes",
+        "future sizes: repository get {} bytes, get_many {}, find_by_status {}, \
+         count_by_status {}, view get {} bytes, moka::future get {} bytes",
         std::mem::size_of_val(&Character::repo(&ctx).get(1)),
+        std::mem::size_of_val(&Scene::repo(&ctx).get_many(&[1, 2])),
+        std::mem::size_of_val(&Scene::repo(&ctx).find_by_status("draft")),
+        std::mem::size_of_val(&Scene::repo(&ctx).count_by_status("draft")),
         std::mem::size_of_val(&StoryOutline::get(&ctx, 1)),
         std::mem::size_of_val(&future_cache.get(&1)),
     );

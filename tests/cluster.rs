@@ -12,9 +12,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use cached_runtime::{Context, Error, LoadView, RedisBroadcast, SharedCache};
+use cached_runtime::{Context, LoadView, RedisBroadcast, SharedCache};
 use common::domain::*;
-use common::redis_users::channel;
+use common::redis_users::{channel, rename_scene};
 use common::Backend;
 
 /// One test at a time: one of them fails a master over.
@@ -56,29 +56,6 @@ async fn two_instances(urls: &[String], channel: &str) -> (Context, Context, com
 async fn cold_outline(db: &common::TestDb) -> StoryOutline {
     let cold = Context::new(db.store.clone());
     (*StoryOutline::get(&cold, 1).await.unwrap().unwrap()).clone()
-}
-
-/// Renames scene 1 on `ctx`, retrying while the broadcast refuses commits (Redis not taking
-/// its messages: a failover in progress).
-async fn rename(ctx: &Context, title: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let attempt = async {
-            let mut tx = ctx.begin().await?;
-            Scene::repo(&mut tx)
-                .update(1, SceneUpdate::default().title(title))
-                .await?;
-            tx.commit().await
-        }
-        .await;
-        match attempt {
-            Ok(_) => return,
-            Err(Error::BroadcastUnreachable { .. }) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(err) => panic!("rename: {err}"),
-        }
-    }
 }
 
 /// Reads the outline through `ctx` until it equals a cold read (at most 15 s).
@@ -139,7 +116,7 @@ async fn the_broadcast_and_the_shared_cache_work_on_a_cluster() {
 
     // A holds it in process; B's commit must reach A over the cluster to drop it.
     assert_eq!(*StoryOutline::get(&a, 1).await.unwrap().unwrap(), *on_a);
-    rename(&b, "Renamed over the cluster").await;
+    rename_scene(&b, 1, "Renamed over the cluster").await;
     let fresh = reads_fresh(&a, &db, "A after B's commit").await;
     assert!(titles(&fresh).contains(&"Renamed over the cluster"));
     assert!(a.stats().broadcasts_received > 0);
@@ -195,7 +172,7 @@ async fn a_master_failing_over_costs_no_stale_read() {
         failed_at.elapsed()
     );
 
-    rename(&a, "Renamed after a failover").await;
+    rename_scene(&a, 1, "Renamed after a failover").await;
     let fresh = reads_fresh(&b, &db, "B after A's commit, after the failover").await;
     assert!(titles(&fresh).contains(&"Renamed after a failover"));
     let fresh_a = reads_fresh(&a, &db, "A").await;

@@ -17,7 +17,7 @@ use cached_runtime::{
     CachedView, Context, ContextBuilder, LoadView, RedisBroadcast, Result, SharedCache, ViewCtx,
 };
 use common::domain::*;
-use common::redis_users::{channel, redis_url};
+use common::redis_users::{channel, redis_url, rename_scene, Echo};
 use common::Backend;
 
 /// The test that pauses Redis takes this exclusively; the others share it.
@@ -100,31 +100,6 @@ impl LoadView for GatedTitle {
         Ok(scene.map(|s| GatedTitle {
             title: s.title.clone(),
         }))
-    }
-}
-
-/// Renames scene `id` on `ctx`, retrying while the broadcast refuses commits (Redis not
-/// taking this instance's messages yet, or again).
-async fn rename_scene(ctx: &Context, id: i64, title: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let attempt = async {
-            let mut tx = ctx.begin().await?;
-            Scene::repo(&mut tx)
-                .update(id, SceneUpdate::default().title(title))
-                .await?;
-            tx.commit().await
-        }
-        .await;
-        match attempt {
-            Ok(_) => return,
-            Err(cached_runtime::Error::BroadcastUnreachable { .. })
-                if Instant::now() < deadline =>
-            {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(err) => panic!("rename: {err}"),
-        }
     }
 }
 
@@ -348,7 +323,8 @@ async fn while_redis_is_paused_the_breaker_sends_reads_to_the_database() {
 /// A, readers read through B and C (slow fills among fast ones; nothing kept in process, so
 /// every read goes to Redis first and what B stores C reads, and the other way round), while
 /// Redis stops answering writes for 150 ms every 700 ms (`CLIENT PAUSE WRITE`: the scripts,
-/// publishes and stores wait; reads time out and the breaker opens). Once an instance has
+/// publishes and stores wait; reads time out and the breaker opens), and every message on the
+/// channel is delivered a second time, up to 20 ms late. Once an instance has
 /// applied every broadcast A had sent when a reader noted the committed versions, no read
 /// through it may return an older version.
 async fn torture_shared(checked: bool) -> Option<(u64, String, cached_runtime::SharedStats)> {
@@ -370,11 +346,13 @@ async fn torture_shared(checked: bool) -> Option<(u64, String, cached_runtime::S
         )
     };
     let (a, b, db, channel) = two_instances(Backend::Sqlite, &url, settings, share).await?;
-    let bus_c = RedisBroadcast::connect(&url, channel)
+    let bus_c = RedisBroadcast::connect(&url, channel.clone())
         .await
         .unwrap()
         .shared_cache(settings(SharedCache::new()));
     let c = share(Context::builder(db.store.clone()).broadcast(bus_c)).build();
+    // Every message arrives twice, the second time up to 20 ms late (after later ones).
+    let echo = Echo::start(&url, &channel, Duration::from_millis(20));
     let stop = std::sync::Arc::new(AtomicBool::new(false));
     let pauses = {
         let (stop, url) = (stop.clone(), url.clone());
@@ -402,12 +380,17 @@ async fn torture_shared(checked: bool) -> Option<(u64, String, cached_runtime::S
     let (violations, summary) = common::torture::run(&label, true, instances).await;
     stop.store(true, SeqCst);
     let paused = pauses.await.unwrap();
+    let echoed = echo.stop();
+    assert!(echoed > 0, "the echo published no message again");
     let (on_b, on_c) = (b.stats().shared, c.stats().shared);
     let mut shared = on_b;
     shared.hits += on_c.hits;
     shared.stores += on_c.stores;
     shared.breaker_opens += on_c.breaker_opens;
-    let summary = format!("{summary}; Redis paused {paused} times; B: {on_b:?}; C: {on_c:?}");
+    let summary = format!(
+        "{summary}; Redis paused {paused} times; {echoed} messages echoed late; \
+         B: {on_b:?}; C: {on_c:?}"
+    );
     Some((violations, summary, shared))
 }
 

@@ -1,7 +1,11 @@
-//! Redis for the broadcast tests: the server's URL, channels of their own, and users a test
-//! can lock out (a real outage of one instance's connections, on demand).
+//! Redis for the broadcast tests: the server's URL, channels of their own, users a test can
+//! lock out (a real outage of one instance's connections, on demand), a channel that echoes
+//! every message late, and a rename that retries while the broadcast refuses commits.
 
-use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 pub fn redis_url() -> Option<String> {
     super::service_url("Redis", "CACHED_REDIS_URL", "redis://127.0.0.1:6379")
@@ -119,3 +123,118 @@ impl LockableUser {
 }
 
 const PASSWORD: &str = "cached-test-password";
+
+/// Renames scene `id` on `ctx`, retrying while the broadcast refuses commits (Redis not
+/// taking this instance's messages yet, or again: a restart, a failover).
+pub async fn rename_scene(ctx: &cached_runtime::Context, id: i64, title: &str) {
+    use super::domain::{Scene, SceneUpdate};
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let attempt = async {
+            let mut tx = ctx.begin().await?;
+            Scene::repo(&mut tx)
+                .update(id, SceneUpdate::default().title(title))
+                .await?;
+            tx.commit().await
+        }
+        .await;
+        match attempt {
+            Ok(_) => return,
+            Err(cached_runtime::Error::BroadcastUnreachable { .. })
+                if Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(err) => panic!("rename: {err}"),
+        }
+    }
+}
+
+/// A fault on the channel itself: every message published there is published again after a
+/// pseudo-random delay of up to `max_delay`, so each receiver gets it twice, the second time
+/// after later messages (a duplicate that is also late, as a retried publish or a relay would
+/// deliver it). A test-side thread with connections of its own; no hook in the library.
+pub struct Echo {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u64>>,
+}
+
+impl Echo {
+    /// Subscribes (before it returns) and echoes until [`Echo::stop`].
+    pub fn start(url: &str, channel: &str, max_delay: Duration) -> Echo {
+        let client = redis::Client::open(url).unwrap();
+        let mut listening = client.get_connection().unwrap();
+        let mut publishing = client.get_connection().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (subscribed, ready) = std::sync::mpsc::channel();
+        let thread = {
+            let (stop, channel) = (stop.clone(), channel.to_owned());
+            std::thread::spawn(move || {
+                let mut pubsub = listening.as_pubsub();
+                pubsub.subscribe(&channel).unwrap();
+                pubsub
+                    .set_read_timeout(Some(Duration::from_millis(2)))
+                    .unwrap();
+                subscribed.send(()).unwrap();
+                // Messages waiting for their echo, and echoes to not echo again.
+                let mut due: Vec<(Instant, Vec<u8>)> = Vec::new();
+                let mut own: HashMap<Vec<u8>, u32> = HashMap::new();
+                let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+                let mut echoed = 0;
+                while !stop.load(SeqCst) {
+                    match pubsub.get_message() {
+                        Ok(message) => {
+                            let payload: Vec<u8> = message.get_payload().unwrap();
+                            match own.get_mut(&payload) {
+                                Some(n) if *n > 0 => *n -= 1,
+                                _ => {
+                                    state = state
+                                        .wrapping_mul(6_364_136_223_846_793_005)
+                                        .wrapping_add(1_442_695_040_888_963_407);
+                                    let fraction = (state >> 11) as f64 / (1u64 << 53) as f64;
+                                    due.push((
+                                        Instant::now() + max_delay.mul_f64(fraction),
+                                        payload,
+                                    ));
+                                }
+                            }
+                        }
+                        Err(err) if err.is_timeout() => {}
+                        Err(err) => panic!("the echo's subscription: {err}"),
+                    }
+                    let now = Instant::now();
+                    let (ready, waiting): (Vec<_>, Vec<_>) =
+                        due.drain(..).partition(|(at, _)| *at <= now);
+                    due = waiting;
+                    for (_, payload) in ready {
+                        *own.entry(payload.clone()).or_default() += 1;
+                        let _: i64 = redis::cmd("PUBLISH")
+                            .arg(&channel)
+                            .arg(payload)
+                            .query(&mut publishing)
+                            .unwrap();
+                        echoed += 1;
+                    }
+                }
+                echoed
+            })
+        };
+        ready.recv().unwrap();
+        Echo {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops echoing; how many messages it published again.
+    pub fn stop(mut self) -> u64 {
+        self.stop.store(true, SeqCst);
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        self.stop.store(true, SeqCst);
+    }
+}

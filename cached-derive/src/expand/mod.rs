@@ -272,4 +272,41 @@ mod tests {
             }
         }));
     }
+
+    /// What one entity of `benches/compile_time.sh` (one index, one `relates_to`) costs the
+    /// compiler in generated code: printed (`cargo test -p cached-derive generated_lines --
+    /// --nocapture`), and held under a ceiling so that growth is a decision, not an accident.
+    #[test]
+    fn generated_lines_per_entity() {
+        let tokens = derive_entity(&syn::parse_quote! {
+            #[cache(table = "e2", relates_to = "E1")]
+            pub struct E2 {
+                #[cache(id)]
+                pub id: i64,
+                pub e1_id: i64,
+                #[cache(index)]
+                pub name: String,
+                pub body: String,
+            }
+        });
+        let token_count = tokens.clone().into_iter().map(count_tokens).sum::<usize>();
+        let lines = pretty(tokens).lines().count();
+        println!("generated per entity: {lines} lines, {token_count} tokens");
+        assert!(
+            lines <= LINES_CEILING,
+            "{lines} lines (ceiling {LINES_CEILING})"
+        );
+    }
+
+    /// The pretty-printed lines an entity of `generated_lines_per_entity` may expand to.
+    const LINES_CEILING: usize = 600;
+
+    fn count_tokens(tree: proc_macro2::TokenTree) -> usize {
+        match tree {
+            proc_macro2::TokenTree::Group(group) => {
+                1 + group.stream().into_iter().map(count_tokens).sum::<usize>()
+            }
+            _ => 1,
+        }
+    }
 }

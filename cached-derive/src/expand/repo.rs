@@ -54,21 +54,21 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
         let predicate = eq_predicate(&krate, f);
         quote! {
             #[doc = #find_doc]
-            pub async fn #find(&mut self, #field: impl ::core::convert::Into<#ty>) -> #rows {
+            pub fn #find<'r>(&'r mut self, #field: impl ::core::convert::Into<#ty>) -> impl ::core::future::Future<Output = #rows> + 'r {
                 let predicate = #predicate;
-                #p::find::<#ident>(#handle, predicate).await
+                #p::find::<#ident>(#handle, predicate)
             }
 
             #[doc = #count_doc]
-            pub async fn #count_by(&mut self, #field: impl ::core::convert::Into<#ty>) -> #count {
+            pub fn #count_by<'r>(&'r mut self, #field: impl ::core::convert::Into<#ty>) -> impl ::core::future::Future<Output = #count> + 'r {
                 let predicate = #predicate;
-                #p::count::<#ident>(#handle, predicate).await
+                #p::count::<#ident>(#handle, predicate)
             }
 
             #[doc = #update_doc]
-            pub async fn #update_by(&mut self, #field: impl ::core::convert::Into<#ty>, patch: #update) -> #rows {
+            pub fn #update_by<'r>(&'r mut self, #field: impl ::core::convert::Into<#ty>, patch: #update) -> impl ::core::future::Future<Output = #rows> + 'r {
                 let predicate = #predicate;
-                #p::update_many::<#ident>(#handle, predicate, &patch).await
+                #p::update_many::<#ident>(#handle, predicate, patch)
             }
         }
     });
@@ -114,21 +114,21 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
         );
         quote! {
             #[doc = #find_doc]
-            pub async fn #find(&mut self, #(#args),*) -> #rows {
+            pub fn #find<'r>(&'r mut self, #(#args),*) -> impl ::core::future::Future<Output = #rows> + 'r {
                 let predicate = #query::#variant(#(#values),*).predicate();
-                #p::find::<#ident>(#handle, predicate).await
+                #p::find::<#ident>(#handle, predicate)
             }
 
             #[doc = #count_doc]
-            pub async fn #count_by(&mut self, #(#args),*) -> #count {
+            pub fn #count_by<'r>(&'r mut self, #(#args),*) -> impl ::core::future::Future<Output = #count> + 'r {
                 let predicate = #query::#variant(#(#values),*).predicate();
-                #p::count::<#ident>(#handle, predicate).await
+                #p::count::<#ident>(#handle, predicate)
             }
 
             #[doc = #update_doc]
-            pub async fn #update_by(&mut self, #(#args,)* patch: #update) -> #rows {
+            pub fn #update_by<'r>(&'r mut self, #(#args,)* patch: #update) -> impl ::core::future::Future<Output = #rows> + 'r {
                 let predicate = #query::#variant(#(#values),*).predicate();
-                #p::update_many::<#ident>(#handle, predicate, &patch).await
+                #p::update_many::<#ident>(#handle, predicate, patch)
             }
         }
     });
@@ -163,8 +163,8 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
         );
         quote! {
             #[doc = #doc]
-            pub async fn #get_by(&mut self, #(#args),*) -> #opt_row {
-                #p::get_by::<#ident>(#handle, #predicate).await
+            pub fn #get_by<'r>(&'r mut self, #(#args),*) -> impl ::core::future::Future<Output = #opt_row> + 'r {
+                #p::get_by::<#ident>(#handle, #predicate)
             }
         }
     });
@@ -188,9 +188,9 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
                 );
                 quote! {
                     #[doc = #doc]
-                    pub async fn #method(&mut self, #field: impl ::core::convert::Into<#ty>, page: #krate::Page) -> #krate::Result<#krate::Paged<#ident>> {
+                    pub fn #method<'r>(&'r mut self, #field: impl ::core::convert::Into<#ty>, page: #krate::Page) -> impl ::core::future::Future<Output = #krate::Result<#krate::Paged<#ident>>> + 'r {
                         let predicate = #predicate;
-                        #p::page::<#ident>(#handle, predicate, #at, page).await
+                        #p::page::<#ident>(#handle, predicate, #at, page)
                     }
                 }
             }
@@ -203,8 +203,8 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
                 );
                 quote! {
                     #[doc = #doc]
-                    pub async fn page(&mut self, page: #krate::Page) -> #krate::Result<#krate::Paged<#ident>> {
-                        #p::page::<#ident>(#handle, #krate::Predicate::All, #at, page).await
+                    pub fn page<'r>(&'r mut self, page: #krate::Page) -> impl ::core::future::Future<Output = #krate::Result<#krate::Paged<#ident>>> + 'r {
+                        #p::page::<#ident>(#handle, #krate::Predicate::All, #at, page)
                     }
                 }
             }
@@ -220,13 +220,13 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
         let dec_doc = format!("Subtracts `by` from `{column}` in one statement and returns the updated row.");
         quote! {
             #[doc = #inc_doc]
-            pub async fn #inc(&mut self, id: impl ::core::convert::Into<#id_ty>, by: i64) -> #krate::Result<#row> {
-                #p::add::<#ident>(#handle, id.into(), #column, by).await
+            pub fn #inc<'r>(&'r mut self, id: impl ::core::convert::Into<#id_ty>, by: i64) -> impl ::core::future::Future<Output = #krate::Result<#row>> + 'r {
+                #p::add::<#ident>(#handle, id.into(), #column, by)
             }
 
             #[doc = #dec_doc]
-            pub async fn #dec(&mut self, id: impl ::core::convert::Into<#id_ty>, by: i64) -> #krate::Result<#row> {
-                #p::subtract::<#ident>(#handle, id.into(), #column, by).await
+            pub fn #dec<'r>(&'r mut self, id: impl ::core::convert::Into<#id_ty>, by: i64) -> impl ::core::future::Future<Output = #krate::Result<#row>> + 'r {
+                #p::subtract::<#ident>(#handle, id.into(), #column, by)
             }
         }
     });
@@ -241,15 +241,15 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
         let remove_doc = format!("Removes every item equal to `item` from `{column}` in one operation (`$pull` on MongoDB; on SQL, under the row's lock) and returns the updated row.");
         quote! {
             #[doc = #append_doc]
-            pub async fn #append(&mut self, id: impl ::core::convert::Into<#id_ty>, item: impl ::core::convert::Into<#item>) -> #krate::Result<#row> {
+            pub fn #append<'r>(&'r mut self, id: impl ::core::convert::Into<#id_ty>, item: impl ::core::convert::Into<#item>) -> impl ::core::future::Future<Output = #krate::Result<#row>> + 'r {
                 let item = <#item as #krate::ToValue>::to_value(&item.into());
-                #p::list_op::<#ident>(#handle, id.into(), #column, item, true).await
+                #p::list_op::<#ident>(#handle, id.into(), #column, item, true)
             }
 
             #[doc = #remove_doc]
-            pub async fn #remove(&mut self, id: impl ::core::convert::Into<#id_ty>, item: impl ::core::convert::Into<#item>) -> #krate::Result<#row> {
+            pub fn #remove<'r>(&'r mut self, id: impl ::core::convert::Into<#id_ty>, item: impl ::core::convert::Into<#item>) -> impl ::core::future::Future<Output = #krate::Result<#row>> + 'r {
                 let item = <#item as #krate::ToValue>::to_value(&item.into());
-                #p::list_op::<#ident>(#handle, id.into(), #column, item, false).await
+                #p::list_op::<#ident>(#handle, id.into(), #column, item, false)
             }
         }
     });
@@ -265,8 +265,8 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
         );
         quote! {
             #[doc = #doc]
-            pub async fn update_if_version(&mut self, id: impl ::core::convert::Into<#id_ty>, expected: #ty, patch: #update) -> #krate::Result<#row> {
-                #p::update_if_version::<#ident>(#handle, id.into(), ::core::primitive::i64::from(expected), &patch).await
+            pub fn update_if_version<'r>(&'r mut self, id: impl ::core::convert::Into<#id_ty>, expected: #ty, patch: #update) -> impl ::core::future::Future<Output = #krate::Result<#row>> + 'r {
+                #p::update_if_version::<#ident>(#handle, id.into(), ::core::primitive::i64::from(expected), patch)
             }
         }
     });
@@ -286,26 +286,26 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
         );
         quote! {
             #[doc = #one]
-            pub async fn insert(&mut self, row: &#new) -> #krate::Result<#row> {
-                #p::insert_new::<#new>(#handle, row).await
+            pub fn insert<'r>(&'r mut self, row: &'r #new) -> impl ::core::future::Future<Output = #krate::Result<#row>> + 'r {
+                #p::insert_new::<#new>(#handle, row)
             }
 
             #[doc = #many]
-            pub async fn insert_many(&mut self, rows: &[#new]) -> #rows {
-                #p::insert_new_many::<#new>(#handle, rows).await
+            pub fn insert_many<'r>(&'r mut self, rows: &'r [#new]) -> impl ::core::future::Future<Output = #rows> + 'r {
+                #p::insert_new_many::<#new>(#handle, rows)
             }
         }
     } else {
         quote! {
             /// Inserts a row and returns it as stored; the row goes into the cache on commit.
-            pub async fn insert(&mut self, row: &#ident) -> #krate::Result<#row> {
-                #p::insert::<#ident>(#handle, row).await
+            pub fn insert<'r>(&'r mut self, row: &'r #ident) -> impl ::core::future::Future<Output = #krate::Result<#row>> + 'r {
+                #p::insert::<#ident>(#handle, row)
             }
 
             /// Inserts rows (one statement per chunk) and returns them as stored; one cache
             /// update for the whole batch on commit.
-            pub async fn insert_many(&mut self, rows: &[#ident]) -> #rows {
-                #p::insert_many::<#ident>(#handle, rows).await
+            pub fn insert_many<'r>(&'r mut self, rows: &'r [#ident]) -> impl ::core::future::Future<Output = #rows> + 'r {
+                #p::insert_many::<#ident>(#handle, rows)
             }
         }
     };
@@ -329,30 +329,30 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
         #[automatically_derived]
         impl<H> #repo<H> {
             /// The row with this id, or `None` (a miss is cached too).
-            pub async fn get(&mut self, id: impl ::core::convert::Into<#id_ty>) -> #opt_row {
-                #p::get::<#ident>(#handle, id.into()).await
+            pub fn get<'r>(&'r mut self, id: impl ::core::convert::Into<#id_ty>) -> impl ::core::future::Future<Output = #opt_row> + 'r {
+                #p::get::<#ident>(#handle, id.into())
             }
 
             /// The row with this id, or `Error::NotFound` (HTTP 404 through the error's
             /// mapping): `get` for a handler whose answer to a missing row is "not found".
-            pub async fn require(&mut self, id: impl ::core::convert::Into<#id_ty>) -> #krate::Result<#row> {
-                #p::require::<#ident>(#handle, id.into()).await
+            pub fn require<'r>(&'r mut self, id: impl ::core::convert::Into<#id_ty>) -> impl ::core::future::Future<Output = #krate::Result<#row>> + 'r {
+                #p::require::<#ident>(#handle, id.into())
             }
 
             /// The rows with these ids, in the order asked (`None` where absent); the rows not
             /// cached are loaded with one query.
-            pub async fn get_many(&mut self, ids: &[#id_ty]) -> #opt_rows {
-                #p::get_many::<#ident>(#handle, ids).await
+            pub fn get_many<'r>(&'r mut self, ids: &'r [#id_ty]) -> impl ::core::future::Future<Output = #opt_rows> + 'r {
+                #p::get_many::<#ident>(#handle, ids)
             }
 
             /// Every row, ordered by id.
-            pub async fn list(&mut self) -> #rows {
-                #p::find::<#ident>(#handle, #krate::Predicate::All).await
+            pub fn list<'r>(&'r mut self) -> impl ::core::future::Future<Output = #rows> + 'r {
+                #p::find::<#ident>(#handle, #krate::Predicate::All)
             }
 
             /// The number of rows.
-            pub async fn count(&mut self) -> #count {
-                #p::count::<#ident>(#handle, #krate::Predicate::All).await
+            pub fn count<'r>(&'r mut self) -> impl ::core::future::Future<Output = #count> + 'r {
+                #p::count::<#ident>(#handle, #krate::Predicate::All)
             }
 
             #(#finders)*
@@ -367,18 +367,18 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
 
             /// Applies a patch and returns the updated row. Fails with `Error::NotFound` if
             /// the row does not exist.
-            pub async fn update(&mut self, id: impl ::core::convert::Into<#id_ty>, patch: #update) -> #krate::Result<#row> {
-                #p::update::<#ident>(#handle, id.into(), &patch).await
+            pub fn update<'r>(&'r mut self, id: impl ::core::convert::Into<#id_ty>, patch: #update) -> impl ::core::future::Future<Output = #krate::Result<#row>> + 'r {
+                #p::update::<#ident>(#handle, id.into(), patch)
             }
 
             /// Deletes a row and returns it. Fails with `Error::NotFound` if it does not exist.
-            pub async fn delete(&mut self, id: impl ::core::convert::Into<#id_ty>) -> #krate::Result<#ident> {
-                #p::delete::<#ident>(#handle, id.into()).await
+            pub fn delete<'r>(&'r mut self, id: impl ::core::convert::Into<#id_ty>) -> impl ::core::future::Future<Output = #krate::Result<#ident>> + 'r {
+                #p::delete::<#ident>(#handle, id.into())
             }
 
             /// Deletes the rows with these ids and returns how many existed.
-            pub async fn delete_many(&mut self, ids: &[#id_ty]) -> #krate::Result<u64> {
-                #p::delete_many::<#ident>(#handle, ids).await
+            pub fn delete_many<'r>(&'r mut self, ids: &'r [#id_ty]) -> impl ::core::future::Future<Output = #krate::Result<u64>> + 'r {
+                #p::delete_many::<#ident>(#handle, ids)
             }
 
             #(#counters)*
@@ -396,14 +396,14 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
             /// lock; on MongoDB the document is owned by writing it, so another transaction's
             /// write of it fails with the retryable `Error::Conflict`). Only on a transaction;
             /// never fills the shared cache.
-            pub async fn get_for_update(&mut self, id: impl ::core::convert::Into<#id_ty>) -> #opt_row {
-                #p::get_for_update::<#ident>(&mut *self.handle, id.into()).await
+            pub fn get_for_update<'r>(&'r mut self, id: impl ::core::convert::Into<#id_ty>) -> impl ::core::future::Future<Output = #opt_row> + 'r {
+                #p::get_for_update::<#ident>(&mut *self.handle, id.into())
             }
 
             /// The rows with these ids, in the order asked (`None` where absent), locked
             /// until the transaction ends, as [`get_for_update`](Self::get_for_update).
-            pub async fn get_many_for_update(&mut self, ids: &[#id_ty]) -> #opt_rows {
-                #p::get_many_for_update::<#ident>(&mut *self.handle, ids).await
+            pub fn get_many_for_update<'r>(&'r mut self, ids: &'r [#id_ty]) -> impl ::core::future::Future<Output = #opt_rows> + 'r {
+                #p::get_many_for_update::<#ident>(&mut *self.handle, ids)
             }
         }
     }

@@ -60,22 +60,22 @@ where
         rows = tracing::field::Empty,
     );
     let recorder = span.clone();
-    engine
-        .cache
-        .load(key, || {
-            async {
-                let started = std::time::Instant::now();
-                let loaded = super::shared::through(engine, key, load).await;
-                crate::metrics::load(key.namespace().type_name, started.elapsed());
-                engine.pause(Point::Fill).await;
-                if let Ok(loaded) = &loaded {
-                    recorder.record("rows", rows_read(loaded));
-                }
-                loaded
+    // Boxed: a load's state (the flight, the shared cache's calls, the database query) is
+    // not part of the future of every read that may miss, which a caller awaits on each hit.
+    let loading = engine.cache.load(key, || {
+        async {
+            let started = std::time::Instant::now();
+            let loaded = super::shared::through(engine, key, load).await;
+            crate::metrics::load(key.namespace().type_name, started.elapsed());
+            engine.pause(Point::Fill).await;
+            if let Ok(loaded) = &loaded {
+                recorder.record("rows", rows_read(loaded));
             }
-            .instrument(span)
-        })
-        .await
+            loaded
+        }
+        .instrument(span)
+    });
+    Box::pin(loading).await
 }
 
 /// How many rows a load read: those it carries, or its one row (or view).
@@ -236,6 +236,17 @@ pub(crate) async fn get_many<E: CachedEntity>(
     if missing.is_empty() {
         return Ok(out);
     }
+    // Boxed, as a load: the hit path's future stays small.
+    Box::pin(load_missing::<E>(engine, missing, out)).await
+}
+
+/// The rest of [`get_many`]: the `missing` rows (position in `out`, id) with one query.
+async fn load_missing<E: CachedEntity>(
+    engine: &Engine,
+    missing: Vec<(usize, KeyValue)>,
+    mut out: Vec<Option<Arc<E>>>,
+) -> Result<Vec<Option<Arc<E>>>> {
+    let (meta, cache) = (E::meta(), &engine.cache);
     let token = cache.token(meta);
     let wanted: Vec<KeyValue> = missing.iter().map(|(_, id)| id.clone()).collect();
     Counters::add(&cache.counters.loads, 1);

@@ -74,7 +74,7 @@ macro_rules! in_tx {
 pub async fn get<E: CachedEntity>(handle: HandleRef<'_>, id: E::Id) -> Result<Option<Arc<E>>> {
     match handle {
         HandleRef::Context(ctx) => read::get_revalidating::<E>(ctx.engine(), id).await,
-        // Boxed, as the load in `get_revalidating`: the hit path's future stays small.
+        // Boxed (as every transaction read here), as a load: the hit path's future stays small.
         HandleRef::Transaction(tx) => Ok(Box::pin(tx.read_one::<E>(&id)).await?.map(Arc::new)),
     }
 }
@@ -95,7 +95,7 @@ pub async fn get_many<E: CachedEntity>(
 ) -> Result<Vec<Option<Arc<E>>>> {
     match handle {
         HandleRef::Context(ctx) => read::get_many::<E>(ctx.engine(), ids).await,
-        HandleRef::Transaction(tx) => tx.read_many::<E>(ids).await,
+        HandleRef::Transaction(tx) => Box::pin(tx.read_many::<E>(ids)).await,
     }
 }
 
@@ -106,7 +106,7 @@ pub async fn find<E: CachedEntity>(
 ) -> Result<Vec<Arc<E>>> {
     match handle {
         HandleRef::Context(ctx) => read::find_revalidating::<E>(ctx.engine(), predicate).await,
-        HandleRef::Transaction(tx) => tx.read_where::<E>(&predicate).await,
+        HandleRef::Transaction(tx) => Box::pin(tx.read_where::<E>(&predicate)).await,
     }
 }
 
@@ -128,7 +128,7 @@ pub async fn page<E: CachedEntity>(
 ) -> Result<Paged<E>> {
     match handle {
         HandleRef::Context(ctx) => read::page::<E>(ctx.engine(), predicate, order_at, page).await,
-        HandleRef::Transaction(tx) => tx.read_page::<E>(&predicate, order_at, page).await,
+        HandleRef::Transaction(tx) => Box::pin(tx.read_page::<E>(&predicate, order_at, page)).await,
     }
 }
 
@@ -136,7 +136,7 @@ pub async fn page<E: CachedEntity>(
 pub async fn count<E: CachedEntity>(handle: HandleRef<'_>, predicate: Predicate) -> Result<i64> {
     match handle {
         HandleRef::Context(ctx) => read::count_revalidating::<E>(ctx.engine(), predicate).await,
-        HandleRef::Transaction(tx) => tx.count_where::<E>(&predicate).await,
+        HandleRef::Transaction(tx) => Box::pin(tx.count_where::<E>(&predicate)).await,
     }
 }
 
@@ -217,9 +217,8 @@ fn the_one<E: CachedEntity>(mut rows: Vec<Arc<E>>) -> Result<Arc<E>> {
 pub async fn update<E: CachedEntity>(
     handle: HandleRef<'_>,
     id: E::Id,
-    patch: &E::Update,
+    patch: E::Update,
 ) -> Result<Arc<E>> {
-    let patch = patch.clone();
     in_tx!(handle, tx => tx.update_row::<E>(&id, &patch).await)
 }
 
@@ -228,9 +227,8 @@ pub async fn update_if_version<E: CachedEntity>(
     handle: HandleRef<'_>,
     id: E::Id,
     expected: i64,
-    patch: &E::Update,
+    patch: E::Update,
 ) -> Result<Arc<E>> {
-    let patch = patch.clone();
     in_tx!(handle, tx => tx.update_if_version::<E>(&id, expected, &patch).await)
 }
 
@@ -285,9 +283,8 @@ pub async fn add<E: CachedEntity>(
 pub async fn update_many<E: CachedEntity>(
     handle: HandleRef<'_>,
     predicate: Predicate,
-    patch: &E::Update,
+    patch: E::Update,
 ) -> Result<Vec<Arc<E>>> {
-    let patch = patch.clone();
     in_tx!(handle, tx => tx.update_where::<E>(&predicate, &patch).await)
 }
 

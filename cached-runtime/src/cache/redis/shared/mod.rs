@@ -289,17 +289,21 @@ impl L2 {
     /// The invalidation script's call: `message` published (if not empty) once what `purge`
     /// names is gone.
     pub fn invalidate(&self, message: &[u8], purge: &Purge) -> redis::Cmd {
-        let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(&self.scripts.invalidate)
-            .arg(1)
-            .arg(&self.routing)
-            .arg(&self.prefix)
-            .arg(&self.channel)
+        let mut cmd = self.script(&self.scripts.invalidate);
+        cmd.arg(&self.channel)
             .arg(message)
             .arg(u8::from(purge.clear))
             .arg(purge.deps.len())
             .arg(&purge.deps)
             .arg(&purge.bumped);
+        cmd
+    }
+
+    /// `EVALSHA sha 1 <routing key> <prefix>`: how every script of ours starts (the routing
+    /// key puts the call on the slot of this channel's keys in a cluster).
+    fn script(&self, sha: &str) -> redis::Cmd {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(sha).arg(1).arg(&self.routing).arg(&self.prefix);
         cmd
     }
 
@@ -328,12 +332,8 @@ impl L2 {
         nonce: &str,
         counters: &SharedCounters,
     ) -> Option<ReadReply> {
-        let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(&self.scripts.read)
-            .arg(1)
-            .arg(&self.routing)
-            .arg(&self.prefix)
-            .arg(key)
+        let mut cmd = self.script(&self.scripts.read);
+        cmd.arg(key)
             .arg(self.settings.lease.as_millis() as u64)
             .arg(nonce);
         for namespace in stamped {
@@ -361,12 +361,8 @@ impl L2 {
         deps: &[String],
         counters: &SharedCounters,
     ) -> Option<bool> {
-        let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(&self.scripts.fill)
-            .arg(1)
-            .arg(&self.routing)
-            .arg(&self.prefix)
-            .arg(key)
+        let mut cmd = self.script(&self.scripts.fill);
+        cmd.arg(key)
             .arg(nonce)
             .arg(snapshot.inv)
             .arg(&snapshot.stamp)
