@@ -149,7 +149,8 @@ pub(crate) async fn find_revalidating<E: CachedEntity>(
             }
         }
     }
-    find::<E>(engine, predicate).await
+    // Boxed, as `get_revalidating`'s miss: the hit path's future stays small.
+    Box::pin(find::<E>(engine, predicate)).await
 }
 
 /// The rows of a query entry within its stale-while-revalidate window, if each row is cached
@@ -187,7 +188,7 @@ pub(crate) async fn count_revalidating<E: CachedEntity>(
         };
         return Ok(revalidate(engine, &key, n, refresh));
     }
-    count::<E>(engine, predicate).await
+    Box::pin(count::<E>(engine, predicate)).await
 }
 
 /// One row by id.
