@@ -1,7 +1,8 @@
 //! The shared cache in Redis (a second level behind each instance's own): a view computed on
 //! one instance is read from Redis by the others; a commit deletes what it reaches before
 //! any instance hears of it; a store overtaken by a commit is refused; an entry this build
-//! cannot read is a miss; while Redis is paused, the breaker sends reads to the database.
+//! cannot read is a miss; while Redis is paused, the breaker sends reads to the database
+//! (and without it, every read waits out the timeout).
 //! Every answer is compared with a cold read (a context without any cache in common).
 //!
 //! Needs Redis (`CACHED_REDIS_URL`) and each database server, as the other tests.
@@ -317,6 +318,50 @@ async fn while_redis_is_paused_the_breaker_sends_reads_to_the_database() {
     let row = Scene::repo(&a).get(4).await.unwrap().map(|s| (*s).clone());
     assert_eq!(row, db.scene(4).await);
     assert!(!a.stats().shared.breaker_open, "{:?}", a.stats().shared);
+}
+
+/// The control of the test above: with a breaker that never opens, every read during the
+/// pause waits out the timeout, the fourth too (what the breaker saves).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_breaker_every_read_in_the_pause_waits_out_the_timeout() {
+    let Some(url) = redis_url() else { return };
+    let _turn = REDIS.write().await;
+    let share = |b: ContextBuilder| views(b).share_rows::<Scene>();
+    let settings = |s: SharedCache| {
+        s.timeout(Duration::from_millis(50))
+            .breaker(u32::MAX, Duration::from_secs(1))
+    };
+    let (a, _b, db, _channel) = two_instances(Backend::Sqlite, &url, settings, share)
+        .await
+        .expect("SQLite always runs");
+    let mut admin = redis(&url).await;
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(1500)
+        .arg("WRITE")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    for id in 1..=3 {
+        let row = Scene::repo(&a).get(id).await.unwrap().map(|s| (*s).clone());
+        assert_eq!(row, db.scene(id).await);
+    }
+    let started = Instant::now();
+    let outline = StoryOutline::get(&a, 1)
+        .await
+        .unwrap()
+        .map(|o| (*o).clone());
+    let waited = started.elapsed();
+    assert_eq!(outline, cold_outline(&db, 1).await);
+    let _: () = redis::cmd("CLIENT")
+        .arg("UNPAUSE")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let shared = a.stats().shared;
+    assert!(waited >= Duration::from_millis(50), "waited {waited:?}");
+    assert_eq!(shared.breaker_opens, 0, "{shared:?}");
+    assert!(shared.errors >= 4, "every read timed out: {shared:?}");
 }
 
 /// The torture test across three instances with the shared cache on each: writers commit on

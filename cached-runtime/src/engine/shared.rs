@@ -87,14 +87,21 @@ mod redis {
         let catch_up = l2.settings.catch_up_wait();
         let snapshot = loop {
             // One of this instance's invalidations is not in Redis yet: what Redis holds may
-            // be what it deletes.
-            if !bus.settled()
-                && !bus
-                    .wait_until(Instant::now() + catch_up, Bus::settled)
-                    .await
-            {
-                Counters::add(&counters.skipped, 1);
-                break None;
+            // be what it deletes. Wait for Redis to take it (usually one round trip), unless
+            // the breaker is open; a wait that times out counts against the breaker, so that
+            // while Redis is stuck the loads stop waiting.
+            if !bus.settled() {
+                let settled = l2.usable()
+                    && bus
+                        .wait_until(Instant::now() + catch_up, Bus::settled)
+                        .await;
+                if !settled {
+                    if l2.usable() {
+                        l2.slow(counters);
+                    }
+                    Counters::add(&counters.skipped, 1);
+                    break None;
+                }
             }
             match l2.read(&name, &codec.stamped, &nonce, counters).await {
                 None => break None,
@@ -197,6 +204,7 @@ mod redis {
             let deadline = Instant::now() + self.l2.settings.catch_up_wait();
             if !unchecked && !caught_up(self.bus) && !self.bus.wait_until(deadline, caught_up).await
             {
+                self.l2.slow(counters);
                 Counters::add(&counters.skipped, 1);
                 return;
             }

@@ -414,14 +414,26 @@ impl L2 {
                 // A connection that failed or hung is not trusted again.
                 *self.connection.lock().unwrap_or_else(|e| e.into_inner()) = None;
                 Counters::add(&counters.errors, 1);
-                let opened = self.breaker.opened.load(Relaxed);
-                self.breaker.failure();
-                if self.breaker.opened.load(Relaxed) != opened {
-                    Counters::add(&counters.breaker_opens, 1);
-                    counters.breaker_open.store(true, Relaxed);
-                }
+                self.slow(counters);
                 None
             }
+        }
+    }
+
+    /// Whether the breaker lets a load use Redis now (closed, or its trial is due).
+    pub fn usable(&self) -> bool {
+        self.breaker.allows()
+    }
+
+    /// Redis did not answer in time, or this instance fell behind it (a call timed out; Redis
+    /// did not take this instance's invalidation, or the listener did not apply Redis's,
+    /// within the timeout): one failure for the breaker, which opens after enough in a row.
+    pub fn slow(&self, counters: &SharedCounters) {
+        let opened = self.breaker.opened.load(Relaxed);
+        self.breaker.failure();
+        if self.breaker.opened.load(Relaxed) != opened {
+            Counters::add(&counters.breaker_opens, 1);
+            counters.breaker_open.store(true, Relaxed);
         }
     }
 
