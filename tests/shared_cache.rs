@@ -262,19 +262,19 @@ async fn a_store_overtaken_by_a_commit_is_refused() {
     }
 }
 
-/// While Redis does not answer (`CLIENT PAUSE ... WRITE`: the scripts wait), reads give up on
-/// it after the timeout, the breaker opens after three, and the next reads go straight to
-/// the database; once Redis answers again, a trial read closes it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn while_redis_is_paused_the_breaker_sends_reads_to_the_database() {
-    let Some(url) = redis_url() else { return };
-    let _turn = REDIS.write().await;
+/// An instance (SQLite, views and scenes shared, a 50 ms call timeout, then `settings`) and
+/// Redis paused for writes for 1.5 s (`CLIENT PAUSE ... WRITE`: the scripts wait); also the
+/// admin connection that paused it.
+async fn paused_instance(
+    url: &str,
+    settings: impl Fn(SharedCache) -> SharedCache,
+) -> (Context, common::TestDb, redis::aio::MultiplexedConnection) {
     let share = |b: ContextBuilder| views(b).share_rows::<Scene>();
-    let settings = |s: SharedCache| s.timeout(Duration::from_millis(50));
-    let (a, _b, db, _channel) = two_instances(Backend::Sqlite, &url, settings, share)
+    let settings = |s: SharedCache| settings(s.timeout(Duration::from_millis(50)));
+    let (a, _b, db, _channel) = two_instances(Backend::Sqlite, url, settings, share)
         .await
         .expect("SQLite always runs");
-    let mut admin = redis(&url).await;
+    let mut admin = redis(url).await;
     let _: () = redis::cmd("CLIENT")
         .arg("PAUSE")
         .arg(1500)
@@ -282,6 +282,17 @@ async fn while_redis_is_paused_the_breaker_sends_reads_to_the_database() {
         .query_async(&mut admin)
         .await
         .unwrap();
+    (a, db, admin)
+}
+
+/// While Redis does not answer (`CLIENT PAUSE ... WRITE`: the scripts wait), reads give up on
+/// it after the timeout, the breaker opens after three, and the next reads go straight to
+/// the database; once Redis answers again, a trial read closes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_redis_is_paused_the_breaker_sends_reads_to_the_database() {
+    let Some(url) = redis_url() else { return };
+    let _turn = REDIS.write().await;
+    let (a, db, mut admin) = paused_instance(&url, |s| s).await;
     let paused = Instant::now();
     let mut slow_reads = 0;
     for id in 1..=3 {
@@ -326,22 +337,8 @@ async fn while_redis_is_paused_the_breaker_sends_reads_to_the_database() {
 async fn without_the_breaker_every_read_in_the_pause_waits_out_the_timeout() {
     let Some(url) = redis_url() else { return };
     let _turn = REDIS.write().await;
-    let share = |b: ContextBuilder| views(b).share_rows::<Scene>();
-    let settings = |s: SharedCache| {
-        s.timeout(Duration::from_millis(50))
-            .breaker(u32::MAX, Duration::from_secs(1))
-    };
-    let (a, _b, db, _channel) = two_instances(Backend::Sqlite, &url, settings, share)
-        .await
-        .expect("SQLite always runs");
-    let mut admin = redis(&url).await;
-    let _: () = redis::cmd("CLIENT")
-        .arg("PAUSE")
-        .arg(1500)
-        .arg("WRITE")
-        .query_async(&mut admin)
-        .await
-        .unwrap();
+    let never_opens = |s: SharedCache| s.breaker(u32::MAX, Duration::from_secs(1));
+    let (a, db, mut admin) = paused_instance(&url, never_opens).await;
     for id in 1..=3 {
         let row = Scene::repo(&a).get(id).await.unwrap().map(|s| (*s).clone());
         assert_eq!(row, db.scene(id).await);
