@@ -49,7 +49,7 @@ mod redis {
     use crate::entity::Namespace;
     use crate::error::Result;
     use crate::key::CacheKey;
-    use crate::stats::Counters;
+    use crate::stats::{Counters, SharedCounters};
 
     /// Reads of an entry this build cannot read before giving up on the shared cache.
     const UNREADABLE_TRIES: u32 = 2;
@@ -84,24 +84,12 @@ mod redis {
         let deadline = started + l2.settings.lease_wait();
         let mut pause = Duration::from_millis(1);
         let mut unreadable = 0;
-        let catch_up = l2.settings.catch_up_wait();
         let snapshot = loop {
             // One of this instance's invalidations is not in Redis yet: what Redis holds may
-            // be what it deletes. Wait for Redis to take it (usually one round trip), unless
-            // the breaker is open; a wait that times out counts against the breaker, so that
-            // while Redis is stuck the loads stop waiting.
-            if !bus.settled() {
-                let settled = l2.usable()
-                    && bus
-                        .wait_until(Instant::now() + catch_up, Bus::settled)
-                        .await;
-                if !settled {
-                    if l2.usable() {
-                        l2.slow(counters);
-                    }
-                    Counters::add(&counters.skipped, 1);
-                    break None;
-                }
+            // be what it deletes.
+            if !caught_up(bus, l2, counters, Bus::settled).await {
+                Counters::add(&counters.skipped, 1);
+                break None;
             }
             match l2.read(&name, &codec.stamped, &nonce, counters).await {
                 None => break None,
@@ -153,6 +141,30 @@ mod redis {
         Ok(loaded)
     }
 
+    /// Whether this instance is caught up with Redis as `done` says, or gets there within the
+    /// call timeout (usually a round trip: Redis taking this instance's invalidation, the
+    /// listener applying Redis's). While the breaker is open nothing waits; a wait that times
+    /// out counts against the breaker, so that while Redis is stuck the loads stop waiting.
+    async fn caught_up(
+        bus: &Bus,
+        l2: &L2,
+        counters: &SharedCounters,
+        done: impl Fn(&Bus) -> bool,
+    ) -> bool {
+        if done(bus) {
+            return true;
+        }
+        if !l2.usable() {
+            return false;
+        }
+        let deadline = Instant::now() + l2.settings.catch_up_wait();
+        if bus.wait_until(deadline, done).await {
+            return true;
+        }
+        l2.slow(counters);
+        false
+    }
+
     /// A shared entry as a load's result: a view instance depends on what its load read
     /// (under the generations as of before the read), a row on itself.
     fn loaded_from(codec: &Codec, decoded: Decoded, generations: &Generations) -> Loaded {
@@ -198,13 +210,9 @@ mod redis {
                 return; // absence is not shared
             };
             let unchecked = self.l2.settings.unchecked;
-            // Redis had numbered invalidations this instance has not applied yet: the
-            // listener is usually microseconds behind, so wait for it a moment.
-            let caught_up = |bus: &Bus| bus.applied() >= snapshot.inv;
-            let deadline = Instant::now() + self.l2.settings.catch_up_wait();
-            if !unchecked && !caught_up(self.bus) && !self.bus.wait_until(deadline, caught_up).await
-            {
-                self.l2.slow(counters);
+            // Redis had numbered invalidations this instance has not applied yet.
+            let applied = |bus: &Bus| bus.applied() >= snapshot.inv;
+            if !unchecked && !caught_up(self.bus, self.l2, counters, applied).await {
                 Counters::add(&counters.skipped, 1);
                 return;
             }
