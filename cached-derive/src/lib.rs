@@ -60,9 +60,9 @@ use syn::{parse_macro_input, DeriveInput};
 /// | `version` | an integer the database moves on at every write: `update_if_version` |
 /// | `skip` | not persisted (gets `Default` when loaded) |
 ///
-/// Every misuse is one compile error that says what to write instead (the runtime's
-/// `tests/ui`). What each generated method does, its cache keys and what invalidates them are
-/// on the generated items themselves (`cargo doc` of your crate) and in the guide (`docs/` in
+/// Every misuse is one compile error that says what to write instead (the repository's
+/// `tests/compile/tests/ui`). What each generated method does, its cache keys and what
+/// invalidates them are on the generated items themselves (`cargo doc` of your crate) and in the guide (`docs/` in
 /// the repository, linked from the README).
 #[proc_macro_derive(CachedEntity, attributes(cache))]
 pub fn derive_cached_entity(input: TokenStream) -> TokenStream {

@@ -30,6 +30,22 @@ pub enum HandleRef<'a> {
     Transaction(&'a mut Transaction),
 }
 
+/// A handle that can lock rows until it ends: only `&mut tx` (a [`Transaction`]). Repository
+/// methods that take row locks (`get_for_update`, `get_many_for_update`) require it, so that
+/// locking through a context, which would release the lock before the caller could use it,
+/// does not compile.
+#[diagnostic::on_unimplemented(
+    message = "row locks need a transaction, and `{Self}` is not one",
+    label = "this locks rows until a transaction ends",
+    note = "lock through a transaction and hold the locks until it ends: \
+            `let mut tx = ctx.begin().await?;` then `Scene::repo(&mut tx).get_for_update(id).await?` \
+            (with your entity for `Scene`), then `tx.commit().await?`"
+)]
+pub trait RowLocks: Handle {
+    #[doc(hidden)]
+    fn __transaction(&mut self) -> &mut Transaction;
+}
+
 impl sealed::Sealed for Context {}
 impl Handle for Context {
     fn __handle(&mut self) -> HandleRef<'_> {
@@ -48,5 +64,11 @@ impl sealed::Sealed for &mut Transaction {}
 impl Handle for &mut Transaction {
     fn __handle(&mut self) -> HandleRef<'_> {
         HandleRef::Transaction(self)
+    }
+}
+
+impl RowLocks for &mut Transaction {
+    fn __transaction(&mut self) -> &mut Transaction {
+        self
     }
 }

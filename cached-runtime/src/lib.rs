@@ -106,10 +106,11 @@ pub use error::{ConstraintKind, Error, Result};
 #[cfg(feature = "feed")]
 pub use feed::{ChangeFeed, FeedSetup};
 pub use graph::graph;
-pub use handle::Handle;
+pub use handle::{Handle, RowLocks};
 pub use hooks::{Invalidation, Source};
 pub use key::{CacheKey, EntityQuery, Predicate, QueryKey};
 pub use page::{Cursor, Page, Paged};
+pub use repo::{Locked, Repo};
 pub use report::CommitReport;
 pub use schema::SchemaReport;
 pub use stats::{EntityReads, SharedStats, Stats};

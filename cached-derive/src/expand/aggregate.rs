@@ -15,7 +15,7 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
     let repo = entity.derived_ident("Repo");
     let query = entity.derived_ident("Query");
     let p = quote!(#krate::__private);
-    let handle = quote!((self.resolve)(&mut self.handle));
+    let handle = super::repo::handle();
 
     let mut queries = Vec::new();
     let mut methods = Vec::new();

@@ -34,7 +34,7 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
     let repo = entity.derived_ident("Repo");
     let query = entity.derived_ident("Query");
     let p = quote!(#krate::__private);
-    let handle = quote!((self.resolve)(&mut self.handle));
+    let handle = super::repo::handle();
     let is_fk = |f: &usize| {
         model
             .indexes

@@ -1,6 +1,11 @@
 //! The repository (`SceneRepo<H>`): every read and write of the entity, on any cache handle
 //! (`&ctx` or `&mut tx`). `Scene::repo(handle)` is its only constructor, and its bound is the
 //! sealed `Handle` trait, so a driver pool cannot stand in for a handle.
+//!
+//! Only the methods that depend on the entity's attributes are generated here; the ones every
+//! entity has (`get`, `require`, `get_many`, `list`, `count`, `update`, `delete`,
+//! `delete_many`, the row locks) are the runtime's `Repo<Scene, H>`, which `SceneRepo<H>`
+//! dereferences to: written once, they are type-checked once, not once per entity.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
@@ -12,6 +17,13 @@ use crate::validate::{lookup_name, Model};
 fn eq_predicate(krate: &syn::Path, field: &crate::ast::Field<'_>) -> TokenStream {
     let (ident, ty, column) = (field.ident, field.ty, field.column());
     quote!(#krate::Predicate::Eq(#column, <#ty as #krate::KeyPart>::key_value(&#ident.into())))
+}
+
+/// The handle a generated method runs on, from the repository's inner `cached_runtime::Repo`
+/// (resolved through the function `Repo::__new` stored, so that the methods need no `Handle`
+/// bound: a repository built on something that is not a handle is one error, at `repo`).
+pub fn handle() -> TokenStream {
+    quote!(self.0.__handle())
 }
 
 pub fn expand(model: &Model<'_>) -> TokenStream {
@@ -28,13 +40,17 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
     let opt_row = result(quote!(::core::option::Option<#row>));
     let rows = result(quote!(::std::vec::Vec<#row>));
     let count = result(quote!(i64));
-    // Resolved through the function `repo` stored, so that the methods need no `Handle`
-    // bound: a repository built on something that is not a handle is one error, at `repo`.
-    let handle = quote!((self.resolve)(&mut self.handle));
+    let handle = handle();
 
+    // The runtime's path as a doc link resolves it (no leading `::`).
+    let krate_path = quote!(#krate).to_string().replace(' ', "");
+    let krate_path = krate_path.trim_start_matches("::");
     let repo_doc = format!(
         "The repository of [`{ident}`]: cached reads and invalidating writes. \
-         Get one with `{ident}::repo(&ctx)` or `{ident}::repo(&mut tx)`."
+         Get one with `{ident}::repo(&ctx)` or `{ident}::repo(&mut tx)`. The methods every \
+         repository has (`get`, `require`, `get_many`, `list`, `count`, `update`, `delete`, \
+         `delete_many`, and `get_for_update` on a transaction) are those of \
+         [`Repo`]({krate_path}::Repo), which it dereferences to."
     );
     let ctor_doc = format!(
         "The repository of `{ident}` on a cache handle: `&ctx` (cached reads; each write \
@@ -310,51 +326,35 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
         }
     };
 
-    let opt_rows = result(quote!(::std::vec::Vec<::core::option::Option<#row>>));
     quote! {
         #[doc = #repo_doc]
-        #vis struct #repo<H> {
-            handle: H,
-            resolve: for<'h> fn(&'h mut H) -> #p::HandleRef<'h>,
-        }
+        #vis struct #repo<H>(#krate::Repo<#ident, H>);
 
         #[automatically_derived]
         impl #ident {
             #[doc = #ctor_doc]
             #vis fn repo<H: #krate::Handle>(handle: H) -> #repo<H> {
-                #repo { handle, resolve: <H as #krate::Handle>::__handle }
+                #repo(#krate::Repo::__new(handle))
+            }
+        }
+
+        #[automatically_derived]
+        impl<H> ::core::ops::Deref for #repo<H> {
+            type Target = #krate::Repo<#ident, H>;
+            fn deref(&self) -> &Self::Target {
+                &self.0
+            }
+        }
+
+        #[automatically_derived]
+        impl<H> ::core::ops::DerefMut for #repo<H> {
+            fn deref_mut(&mut self) -> &mut Self::Target {
+                &mut self.0
             }
         }
 
         #[automatically_derived]
         impl<H> #repo<H> {
-            /// The row with this id, or `None` (a miss is cached too).
-            pub fn get<'r>(&'r mut self, id: impl ::core::convert::Into<#id_ty>) -> impl ::core::future::Future<Output = #opt_row> + 'r {
-                #p::get::<#ident>(#handle, id.into())
-            }
-
-            /// The row with this id, or `Error::NotFound` (HTTP 404 through the error's
-            /// mapping): `get` for a handler whose answer to a missing row is "not found".
-            pub fn require<'r>(&'r mut self, id: impl ::core::convert::Into<#id_ty>) -> impl ::core::future::Future<Output = #krate::Result<#row>> + 'r {
-                #p::require::<#ident>(#handle, id.into())
-            }
-
-            /// The rows with these ids, in the order asked (`None` where absent); the rows not
-            /// cached are loaded with one query.
-            pub fn get_many<'r>(&'r mut self, ids: &'r [#id_ty]) -> impl ::core::future::Future<Output = #opt_rows> + 'r {
-                #p::get_many::<#ident>(#handle, ids)
-            }
-
-            /// Every row, ordered by id.
-            pub fn list<'r>(&'r mut self) -> impl ::core::future::Future<Output = #rows> + 'r {
-                #p::find::<#ident>(#handle, #krate::Predicate::All)
-            }
-
-            /// The number of rows.
-            pub fn count<'r>(&'r mut self) -> impl ::core::future::Future<Output = #count> + 'r {
-                #p::count::<#ident>(#handle, #krate::Predicate::All)
-            }
-
             #(#finders)*
 
             #(#composite_finders)*
@@ -365,22 +365,6 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
 
             #inserts
 
-            /// Applies a patch and returns the updated row. Fails with `Error::NotFound` if
-            /// the row does not exist.
-            pub fn update<'r>(&'r mut self, id: impl ::core::convert::Into<#id_ty>, patch: #update) -> impl ::core::future::Future<Output = #krate::Result<#row>> + 'r {
-                #p::update::<#ident>(#handle, id.into(), patch)
-            }
-
-            /// Deletes a row and returns it. Fails with `Error::NotFound` if it does not exist.
-            pub fn delete<'r>(&'r mut self, id: impl ::core::convert::Into<#id_ty>) -> impl ::core::future::Future<Output = #krate::Result<#ident>> + 'r {
-                #p::delete::<#ident>(#handle, id.into())
-            }
-
-            /// Deletes the rows with these ids and returns how many existed.
-            pub fn delete_many<'r>(&'r mut self, ids: &'r [#id_ty]) -> impl ::core::future::Future<Output = #krate::Result<u64>> + 'r {
-                #p::delete_many::<#ident>(#handle, ids)
-            }
-
             #(#counters)*
 
             #(#lists)*
@@ -388,23 +372,5 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
             #versioned
         }
 
-        /// Row locks: only on a transaction, which holds them until it ends.
-        #[automatically_derived]
-        impl #repo<&mut #krate::Transaction> {
-            /// The row with this id, or `None`, locked against other writers until the
-            /// transaction ends (`SELECT ... FOR UPDATE`; on SQLite the transaction's write
-            /// lock; on MongoDB the document is owned by writing it, so another transaction's
-            /// write of it fails with the retryable `Error::Conflict`). Only on a transaction;
-            /// never fills the shared cache.
-            pub fn get_for_update<'r>(&'r mut self, id: impl ::core::convert::Into<#id_ty>) -> impl ::core::future::Future<Output = #opt_row> + 'r {
-                #p::get_for_update::<#ident>(&mut *self.handle, id.into())
-            }
-
-            /// The rows with these ids, in the order asked (`None` where absent), locked
-            /// until the transaction ends, as [`get_for_update`](Self::get_for_update).
-            pub fn get_many_for_update<'r>(&'r mut self, ids: &'r [#id_ty]) -> impl ::core::future::Future<Output = #opt_rows> + 'r {
-                #p::get_many_for_update::<#ident>(&mut *self.handle, ids)
-            }
-        }
     }
 }

@@ -16,6 +16,9 @@ use crate::page::{Page, Paged};
 use crate::tx::{RunToEnd, Transaction, ATTEMPTS};
 use crate::value::{KeyPart, Value};
 
+mod typed;
+pub use typed::{Locked, Repo};
+
 /// Runs a write on the handle's transaction, or in a transaction of its own on a context
 /// (retried as a whole when the database aborts it with a retryable conflict: nothing of an
 /// aborted attempt was written, and the cache is only touched by the attempt that commits).

@@ -1,7 +1,8 @@
 //! Compile-time guarantees: every misuse the derive rejects, with the message users see.
 //! One mistake per file under `tests/ui/` (and, under `tests/ui_pass/`, uses next to a rejected
-//! one that must keep compiling); the expected compiler output is the `.stderr`
-//! beside it (regenerate with `TRYBUILD=overwrite cargo test --test ui` and review the diff).
+//! one that must keep compiling); the expected compiler output is the `.stderr` beside it
+//! (regenerate with `TRYBUILD=overwrite cargo test -p cached-compile-checks` and review the
+//! diff).
 
 #[test]
 fn misuse_is_a_compile_error() {
