@@ -52,6 +52,13 @@ fn main() {
             }
         }
     }
+    match std::env::var("CACHED_MODEL_CASES") {
+        Ok(cases) => println!("  model test           CACHED_MODEL_CASES={cases}"),
+        Err(_) => println!(
+            "  model test           quick pass (4 cases on SQLite, 2 per server); all of them: \
+             CACHED_MODEL_CASES=full"
+        ),
+    }
     if skipped.is_empty() {
         println!("=== every backend ran\n");
         return;
