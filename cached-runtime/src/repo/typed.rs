@@ -23,7 +23,7 @@ use crate::key::Predicate;
 /// dereferences to this, so `Scene::repo(&ctx).get(id)` calls [`Repo::get`].
 pub struct Repo<E, H> {
     handle: H,
-    // Resolved through the function `new` stored, so that the methods need no `Handle`
+    // Resolved through the function `__new` stored, so that the methods need no `Handle`
     // bound: a repository built on something that is not a handle is one error, at `repo`.
     resolve: for<'h> fn(&'h mut H) -> HandleRef<'h>,
     entity: PhantomData<fn() -> E>,
