@@ -244,16 +244,85 @@ async fn a_remote_commit_refuses_a_load_that_read_before_it() {
     assert_eq!(Scene::repo(&b).get(1).await.unwrap().unwrap().title, "New");
 }
 
-/// Waits (at most 10 s) until `b` is back online: a read of scene 1 is cached again.
-async fn caches_again(b: &Context) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        Scene::repo(b).get(1).await.unwrap();
-        if b.is_cached(SceneKey(1)) {
+/// A read on B while A's database commit is under way, once A's fence has reached B: B loads
+/// the old row. Returns B's answers during and right after the commit, and the database's.
+/// B ignores the release (as if it were lost), so only the fence stands between B and the
+/// old row it read; `unfenced`, B applies the fence as a plain drop (the control).
+async fn read_during_a_fenced_commit(
+    backend: Backend,
+    unfenced: bool,
+) -> Option<(String, String, String, Context, common::TestDb)> {
+    let url = redis_url()?;
+    let channel = channel();
+    let silence = Duration::from_millis(900);
+    let bus_a = RedisBroadcast::connect(&url, channel.clone())
+        .await
+        .unwrap();
+    let bus_a = bus_a.silence(silence).commit_wait(Duration::from_secs(10));
+    let pause = Duration::from_millis(400);
+    let (a, db) =
+        common::seeded_with(backend, |b| b.broadcast(bus_a).__commit_delay(pause)).await?;
+    let bus_b = RedisBroadcast::connect(&url, channel).await.unwrap();
+    let bus_b = bus_b.silence(silence).__ignore_releases();
+    let bus_b = if unfenced { bus_b.__unfenced() } else { bus_b };
+    let b = Context::builder(a.store().clone()).broadcast(bus_b).build();
+    assert_eq!(common::scene_title(&b, 1).await, "Scene 1");
+    let heard = b.stats().broadcasts_received;
+    let commit = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            let renamed = SceneUpdate::default().title("Renamed");
+            Scene::repo(&a).update(1, renamed).await.unwrap();
+        })
+    };
+    // The fence reaches B while A's database commit is paused.
+    eventually("B hears the fence", || {
+        b.stats().broadcasts_received > heard
+    })
+    .await;
+    assert!(!commit.is_finished(), "the commit pauses after its fence");
+    let during = common::scene_title(&b, 1).await;
+    commit.await.unwrap();
+    let after = common::scene_title(&b, 1).await;
+    let database = db.scene(1).await.expect("scene 1").title;
+    Some((during, after, database, b, db))
+}
+
+backend_tests! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fence_keeps_a_read_made_during_the_commit_out_of_the_cache(backend) {
+        let _turn = REDIS.read().await;
+        let Some((during, after, database, b, _db)) = read_during_a_fenced_commit(backend, false).await
+        else {
             return;
+        };
+        assert_eq!(during, "Scene 1", "B read before the commit was visible");
+        assert_eq!(database, "Renamed");
+        assert_eq!(after, database, "B after commit() returned: {}", b.stats());
+        assert!(!b.is_cached(SceneKey(1)), "nothing is stored while the fence is up");
+        // The release never comes: the fence comes down after A's silence bound, and B
+        // caches the row again, the database's.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let title = common::scene_title(&b, 1).await;
+            if b.is_cached(SceneKey(1)) {
+                assert_eq!(title, "Renamed");
+                break;
+            }
+            assert!(Instant::now() < deadline, "the fence never came down");
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert!(Instant::now() < deadline, "B never came back online");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn without_the_fence_a_read_during_the_commit_is_served_after_it(backend) {
+        let _turn = REDIS.read().await;
+        let Some((during, after, database, b, _db)) = read_during_a_fenced_commit(backend, true).await
+        else {
+            return;
+        };
+        assert_eq!((during.as_str(), database.as_str()), ("Scene 1", "Renamed"));
+        assert_eq!(after, "Scene 1", "the control found no stale read: {}", b.stats());
     }
 }
 
@@ -296,7 +365,7 @@ async fn a_lost_subscription_serves_from_the_database_until_it_is_back() {
 
     // Redis lets B back in: it resubscribes and caches again.
     user.set(true).await;
-    caches_again(&b).await;
+    common::caches_again(&b).await;
     Scene::repo(&a)
         .update(1, SceneUpdate::default().title("Heard"))
         .await
@@ -381,7 +450,7 @@ async fn a_silent_redis_takes_the_subscriber_offline() {
     assert!(!b.is_cached(SceneKey(1)), "offline: nothing cached");
     Scene::repo(&b).get(1).await.unwrap();
     assert!(!b.is_cached(SceneKey(1)), "offline: nothing cached");
-    caches_again(&b).await;
+    common::caches_again(&b).await;
 }
 
 /// The torture test across instances: writers commit on A, readers read through B, which hears

@@ -149,8 +149,9 @@ impl ContextBuilder {
         self
     }
 
-    /// Test only: pause every commit between resolving its view instances and the database
-    /// commit, so that a test can interleave another transaction there.
+    /// Test only: pause every commit between announcing its invalidation (a broadcast's
+    /// fence is out) and the database commit, so that a test can interleave another
+    /// transaction, or a read, there.
     #[cfg(feature = "__testing")]
     #[doc(hidden)]
     pub fn __commit_delay(mut self, delay: std::time::Duration) -> Self {

@@ -691,6 +691,23 @@ pub async fn within(what: &str, limit: Duration, mut done: impl FnMut() -> bool)
     started.elapsed()
 }
 
+/// Waits (at most 10 s) until `ctx` caches a read of scene 1 again: back online after an
+/// outage, or past another instance's fence (its release applied).
+pub async fn caches_again(ctx: &Context) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        Scene::repo(ctx).get(1).await.unwrap();
+        if ctx.is_cached(SceneKey(1)) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "scene 1 is never cached again"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The title of scene `id` as `ctx` serves it (loading it if need be).
 pub async fn scene_title(ctx: &Context, id: i64) -> String {
     Scene::repo(ctx)

@@ -128,11 +128,11 @@ impl LocalCache {
         // stripe lock at a time).
         let canonical = self
             .canonical(key)
-            .map(|canonical| self.stripe(&canonical).stamp);
+            .map(|canonical| self.stripe(&canonical).stamp());
         let mut stripe = self.stripe(key);
         if let Some(flight) = stripe.flights.get(key) {
             let current = |stamp| self.admits(stamp, &flight.token, key);
-            if current(stripe.stamp) && canonical.is_none_or(current) {
+            if current(stripe.stamp()) && canonical.is_none_or(current) {
                 return Role::Follow(flight.token, flight.outcome.subscribe());
             }
         }

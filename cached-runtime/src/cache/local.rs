@@ -34,7 +34,7 @@
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::atomic::{
-    AtomicI64, AtomicU64, AtomicU8,
+    AtomicI64, AtomicU32, AtomicU64, AtomicU8,
     Ordering::{Relaxed, SeqCst},
 };
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -53,6 +53,7 @@ use crate::entity::Namespace;
 use crate::key::CacheKey;
 use crate::registry;
 use crate::stats::Counters;
+pub(crate) use fence::Fence;
 
 const STRIPES: usize = 4096;
 
@@ -118,17 +119,33 @@ pub(crate) struct Described {
 /// Per-stripe state: the last applied commit, and the loads in flight for keys of the stripe.
 #[derive(Default)]
 pub(crate) struct Stripe {
-    pub stamp: u64,
-    /// The stamp before the commit that set `stamp` (read while that commit applies).
+    /// The sequence number of the last apply that touched the stripe.
+    last: u64,
+    /// The stamp before the commit that set `last` (read while that commit applies).
     prior: u64,
+    /// Another instance's commits under way that reach the stripe ([`Fence`]).
+    fences: u32,
     pub flights: HashMap<CacheKey, Arc<Flight>>,
 }
 
 impl Stripe {
-    /// The stamp of the last commit other than `seq` (the one applying) to touch the stripe.
+    /// What a value read under a token is checked against: the last apply to touch the
+    /// stripe, or, while a fence is up, a stamp no token is older than (nothing is filled).
+    #[inline]
+    pub fn stamp(&self) -> u64 {
+        match self.fences {
+            0 => self.last,
+            _ => u64::MAX,
+        }
+    }
+
+    /// The stamp of the last commit other than `seq` (the one applying) to touch the stripe;
+    /// `u64::MAX` while fenced (a write-through then turns into a drop).
     fn before(&self, seq: u64) -> u64 {
-        if self.stamp < seq {
-            self.stamp
+        if self.fences > 0 {
+            u64::MAX
+        } else if self.last < seq {
+            self.last
         } else {
             self.prior
         }
@@ -137,9 +154,9 @@ impl Stripe {
     /// Marks the stripe touched by commit `seq` (applies are serialized, and `seq` is above
     /// every stamp set before).
     fn raise(&mut self, seq: u64) {
-        if self.stamp < seq {
-            self.prior = self.stamp;
-            self.stamp = seq;
+        if self.last < seq {
+            self.prior = self.last;
+            self.last = seq;
         }
     }
 }
@@ -173,6 +190,9 @@ pub(crate) struct LocalCache {
     apply_lock: Mutex<()>,
     /// Per entity slot: `[2 * slot]` the generation, `[2 * slot + 1]` the query generation.
     generations: Box<[AtomicU64]>,
+    /// Per entity slot, like `generations`: another instance's commits under way that bump
+    /// the entity (or its queries) ([`Fence`]).
+    fenced: Box<[AtomicU32]>,
     protect: bool,
     /// One bit per [`Link`] that is down (a lost broadcast subscription, a change feed that
     /// disconnected): while any is set nothing may be filled, because a commit elsewhere may
@@ -257,6 +277,9 @@ impl LocalCache {
             apply_lock: Mutex::new(()),
             generations: (0..2 * registry::slot_count())
                 .map(|_| AtomicU64::new(0))
+                .collect(),
+            fenced: (0..2 * registry::slot_count())
+                .map(|_| AtomicU32::new(0))
                 .collect(),
             protect: settings.protect_fills,
             offline: AtomicU8::new(0),
@@ -358,16 +381,36 @@ impl LocalCache {
     }
 
     pub(crate) fn stripe(&self, key: &CacheKey) -> MutexGuard<'_, Stripe> {
-        let i = (self.hasher.hash_one(key) as usize) % STRIPES;
+        self.stripe_at(self.stripe_index(key))
+    }
+
+    fn stripe_index(&self, key: &CacheKey) -> usize {
+        (self.hasher.hash_one(key) as usize) % STRIPES
+    }
+
+    fn stripe_at(&self, i: usize) -> MutexGuard<'_, Stripe> {
         self.stripes[i].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// [`LocalCache::apply_fencing`] without a fence.
+    #[cfg(test)]
+    pub fn apply(&self, changes: &[(CacheKey, Change)], bumps: &[Bump]) -> Vec<CacheKey> {
+        self.apply_fencing(changes, bumps, None)
     }
 
     /// Applies a committed transaction's changes, then drops the view instances that read
     /// anything changed, then the generation bumps (whole-entity and whole-view invalidations,
     /// last so that a load that sees the new generation also sees every rewritten row).
     /// Queries should come before rows in `changes`. Returns the view instances dropped
-    /// because they read something changed.
-    pub fn apply(&self, changes: &[(CacheKey, Change)], bumps: &[Bump]) -> Vec<CacheKey> {
+    /// because they read something changed. With `fence`, also raises a fence over
+    /// everything it touches (every stripe it stamps, every entity it bumps) and records it
+    /// there (see [`fence`]).
+    pub fn apply_fencing(
+        &self,
+        changes: &[(CacheKey, Change)],
+        bumps: &[Bump],
+        mut fence: Option<&mut Fence>,
+    ) -> Vec<CacheKey> {
         let _serial = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
         let seq = self.seq.fetch_add(1, SeqCst) + 1;
         let spellings = self.other_spellings(changes);
@@ -378,7 +421,7 @@ impl LocalCache {
         // commit first touched it, so that a key of this commit sharing the stripe cannot turn
         // its write-through into a drop.
         for (key, change) in changes {
-            let mut stripe = self.stripe(key);
+            let mut stripe = self.fence_stripe(key, fence.as_deref_mut());
             let others = stripe.before(seq);
             match change {
                 // Not kept (absence never cached, or too heavy): the old entry goes.
@@ -399,23 +442,29 @@ impl LocalCache {
             stripe.raise(seq);
         }
         for key in &spellings {
-            let mut stripe = self.stripe(key);
+            let mut stripe = self.fence_stripe(key, fence.as_deref_mut());
             self.map.invalidate(key);
             stripe.raise(seq);
         }
         let changed = changes.iter().map(|(key, _)| key).chain(&spellings);
         let dependents = self.deps.take_dependents(changed, bumps);
         for key in &dependents {
-            let mut stripe = self.stripe(key);
+            let mut stripe = self.fence_stripe(key, fence.as_deref_mut());
             self.map.invalidate(key);
             stripe.raise(seq);
         }
         for bump in bumps {
-            match bump {
-                Bump::Entity(meta) => &self.generations[2 * registry::slot(meta)],
-                Bump::Queries(meta) => &self.generations[2 * registry::slot(meta) + 1],
+            let i = match bump {
+                Bump::Entity(meta) => 2 * registry::slot(meta),
+                Bump::Queries(meta) => 2 * registry::slot(meta) + 1,
+            };
+            // Fenced before the bump: a load whose token has the new generation finds the
+            // fence up when it stores.
+            if let Some(fence) = fence.as_deref_mut() {
+                self.fenced[i].fetch_add(1, SeqCst);
+                fence.slots.push(i);
             }
-            .fetch_add(1, SeqCst);
+            self.generations[i].fetch_add(1, SeqCst);
         }
         self.seq.fetch_add(1, SeqCst);
         dependents
@@ -559,6 +608,7 @@ impl LocalCache {
     }
 }
 
+mod fence;
 mod fill;
 #[cfg(test)]
 mod tests;

@@ -47,6 +47,15 @@ pub(crate) struct Message {
     /// Drop every entry.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub clear: bool,
+    /// Sent before the sender's database commit (its number for the commit, 0: not so): the
+    /// receiver drops the keys and keeps a fence over them, storing nothing they reach until
+    /// the message that names this number as `release` (see `cache::local::fence`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fence: u64,
+    /// Sent after the database commit that the fence of this number announced: the same
+    /// invalidation, applied again, after which the fence comes down (0: not a release).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub release: u64,
     /// With a shared cache: the number Redis gave this invalidation when it dropped the
     /// shared entries it reaches (set by the script that published it; 0: none).
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -133,6 +142,8 @@ impl Message {
             at_us: now_us(),
             bye: false,
             outbox: false,
+            fence: 0,
+            release: 0,
             l2: 0,
             // A page is dropped through its tag, and grouped counts with the counts of their
             // groups, which every instance resolves itself.

@@ -17,6 +17,7 @@ use std::sync::{Arc, Weak};
 
 pub(crate) use seams::{Pauses, Point};
 
+use crate::cache::local::Fence;
 use crate::cache::{Bump, Change, LocalCache};
 use crate::error::Result;
 use crate::hooks::{Hooks, Invalidation, Source};
@@ -28,12 +29,31 @@ use crate::store::Store;
 
 /// What [`Engine::apply`] handed to the broadcast: hears when Redis has taken it.
 #[cfg(feature = "redis")]
-type Sent = Option<tokio::sync::oneshot::Receiver<()>>;
+type Sent = Option<tokio::sync::oneshot::Receiver<bool>>;
 #[cfg(not(feature = "redis"))]
 type Sent = ();
 
-/// The outbox row a commit's message was written to, if the broadcast has an outbox.
-pub(crate) type OutboxRow = Option<String>;
+/// What a commit announced before its database commit: the outbox row its message was
+/// written to (if the broadcast has an outbox), and the fence sent to the other instances
+/// (if it sends one; see `cache::redis::fence`).
+#[derive(Default)]
+pub(crate) struct Announced {
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    outbox_row: Option<String>,
+    #[cfg(feature = "redis")]
+    fenced: Option<crate::cache::redis::Fenced>,
+}
+
+impl Announced {
+    /// Without its outbox row: a commit whose outcome is unknown leaves the row to the relay
+    /// (should it have committed, the instances alive relay it).
+    pub fn fence_only(self) -> Announced {
+        Announced {
+            outbox_row: None,
+            ..self
+        }
+    }
+}
 
 /// The switches a context is built with. Each is on in production; tests turn one off to
 /// prove what it prevents.
@@ -207,13 +227,25 @@ impl Engine {
         _ops: &mut (dyn crate::store::Ops + '_),
         _changes: &[(CacheKey, Change)],
         _bumps: &[Bump],
-    ) -> Result<OutboxRow> {
+    ) -> Result<Announced> {
         #[cfg(feature = "redis")]
         if let Some(bus) = &self.bus {
             bus.reachable(&self.cache).await?;
-            return bus.record(_ops, _changes, _bumps).await;
+            let outbox_row = bus.record(_ops, _changes, _bumps).await?;
+            // Last, right before the database commit: the fence goes out while it runs.
+            let fenced = bus.fence(&self.cache, _changes, _bumps);
+            return Ok(Announced { outbox_row, fenced });
         }
-        Ok(OutboxRow::default())
+        Ok(Announced::default())
+    }
+
+    /// The database aborted a transaction whose commit was announced: nothing was written, so
+    /// the other instances lower their fence with nothing more to drop.
+    pub fn abandon(&self, _announced: Announced) {
+        #[cfg(feature = "redis")]
+        if let (Some(fenced), Some(bus)) = (_announced.fenced, &self.bus) {
+            let _ = bus.release(&self.cache, fenced, &[], &[]);
+        }
     }
 
     /// Drops every entry, here and (with a broadcast) on every other instance.
@@ -251,12 +283,22 @@ impl Engine {
         changes: Vec<(CacheKey, Change)>,
         bumps: Vec<Bump>,
         source: Source,
-        _outbox_row: OutboxRow,
+        announced: Announced,
     ) -> CommitReport {
+        #[cfg(feature = "redis")]
+        if let (Some(fenced), Some(bus)) = (announced.fenced, &self.bus) {
+            // Announced by a fence: apply here, release it, and wait for the fence only.
+            let report = self.apply_observed(changes, &bumps, source, None);
+            crate::hooks::note_for_request(&report.keys, &report.entities);
+            let released = bus.release(&self.cache, fenced, &report.keys, &bumps);
+            self.run_hooks(&report, source);
+            bus.settle(released).await;
+            return report;
+        }
         let (report, _sent) = self.apply_and_send(changes, bumps, source);
         #[cfg(feature = "redis")]
         if let (Some(acked), Some(bus)) = (_sent, &self.bus) {
-            bus.wait(acked, _outbox_row).await;
+            bus.wait(acked, announced.outbox_row).await;
         }
         report
     }
@@ -272,7 +314,7 @@ impl Engine {
         // With a shared cache, held from before the local apply until Redis has the message.
         #[cfg(feature = "redis")]
         let hold = self.bus.as_ref().and_then(|bus| bus.hold());
-        let report = self.apply_observed(changes, &bumps, source);
+        let report = self.apply_observed(changes, &bumps, source, None);
         crate::hooks::note_for_request(&report.keys, &report.entities);
         #[cfg(feature = "redis")]
         let sent = self
@@ -291,11 +333,13 @@ impl Engine {
         changes: Vec<(CacheKey, Change)>,
         bumps: &[Bump],
         source: Source,
+        fence: Option<&mut Fence>,
     ) -> CommitReport {
         let started = (crate::metrics::times_applies()
             || tracing::enabled!(target: "cached", tracing::Level::DEBUG))
         .then(std::time::Instant::now);
-        let report = self.apply_here(changes, bumps);
+        let report = self.apply_here(changes, bumps, fence);
+        self.count_invalidations(&report);
         if let Some(started) = started {
             if !report.keys.is_empty() || !report.entities.is_empty() {
                 let took = started.elapsed();
@@ -330,7 +374,12 @@ impl Engine {
 
     /// Applies changes to this instance's cache (queries first, generation bumps last) and
     /// counts them; the caller runs the hooks.
-    fn apply_here(&self, mut changes: Vec<(CacheKey, Change)>, bumps: &[Bump]) -> CommitReport {
+    fn apply_here(
+        &self,
+        mut changes: Vec<(CacheKey, Change)>,
+        bumps: &[Bump],
+        fence: Option<&mut Fence>,
+    ) -> CommitReport {
         if changes.is_empty() && bumps.is_empty() {
             return CommitReport::default();
         }
@@ -345,25 +394,32 @@ impl Engine {
         let bumps = &bumps[..];
         changes.sort_by_key(|(key, _)| !key.is_query());
         let cache = &self.cache;
-        let mut dependents = cache.apply(&changes, bumps);
+        let mut dependents = cache.apply_fencing(&changes, bumps, fence);
         dependents.sort_by_cached_key(ToString::to_string);
         let mut keys: Vec<CacheKey> = changes.into_iter().map(|(k, _)| k).collect();
         keys.extend(dependents);
         let entities: Vec<&'static str> = bumps.iter().map(Bump::type_name).collect();
+        CommitReport { keys, entities }
+    }
+
+    /// Counts what `report` invalidated, per entity, in the stats.
+    fn count_invalidations(&self, report: &CommitReport) {
         let mut per_entity: Vec<(&'static str, u64)> = Vec::new();
-        let names = keys.iter().map(|k| k.namespace().type_name);
-        for name in names.chain(entities.iter().copied()) {
+        let names = report.keys.iter().map(|k| k.namespace().type_name);
+        for name in names.chain(report.entities.iter().copied()) {
             match per_entity.iter_mut().find(|(n, _)| *n == name) {
                 Some((_, count)) => *count += 1,
                 None => per_entity.push((name, 1)),
             }
         }
         for (name, count) in per_entity {
-            cache.counters.record_invalidations(name, count);
+            self.cache.counters.record_invalidations(name, count);
         }
-        CommitReport { keys, entities }
     }
 }
+
+#[cfg(feature = "redis")]
+use crate::cache::redis::Remote;
 
 #[cfg(feature = "redis")]
 impl crate::cache::redis::Receiver for Engine {
@@ -371,9 +427,17 @@ impl crate::cache::redis::Receiver for Engine {
         &self.cache
     }
 
-    fn apply_remote(&self, keys: Vec<CacheKey>, bumps: Vec<Bump>) {
+    fn apply_remote(&self, keys: Vec<CacheKey>, bumps: Vec<Bump>, how: Remote<'_>) {
         let changes = keys.into_iter().map(|k| (k, Change::Remove)).collect();
-        let report = self.apply_observed(changes, &bumps, Source::Remote);
+        let fence = match how {
+            Remote::Again => {
+                self.apply_here(changes, &bumps, None);
+                return;
+            }
+            Remote::Fence(fence) => Some(fence),
+            Remote::Plain => None,
+        };
+        let report = self.apply_observed(changes, &bumps, Source::Remote, fence);
         self.run_hooks(&report, Source::Remote);
     }
 }
@@ -397,7 +461,7 @@ impl crate::feed::Sink for Engine {
             drop(report);
             return;
         }
-        let report = self.apply_observed(changes, &bumps, Source::Feed);
+        let report = self.apply_observed(changes, &bumps, Source::Feed, None);
         self.run_hooks(&report, Source::Feed);
     }
 }

@@ -10,7 +10,8 @@ use std::time::Duration;
 pub(crate) enum Point {
     /// A load has read the database and is about to fill the cache.
     Fill,
-    /// A commit has resolved its changes and is about to commit in the database.
+    /// A commit has resolved its changes and announced them (a broadcast's checks, its
+    /// outbox row, its fence) and is about to commit in the database.
     Commit,
 }
 

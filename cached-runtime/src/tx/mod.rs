@@ -26,7 +26,7 @@ use guard::{rollback_after, UnknownOutcome};
 use pending::Pending;
 
 use crate::cache::{Change, EntryData};
-use crate::engine::{read, Engine, OutboxRow, Point};
+use crate::engine::{read, Announced, Engine, Point};
 use crate::entity::{CachedEntity, EntityMeta, Patch};
 use crate::error::{Error, Result};
 use crate::graph;
@@ -153,7 +153,6 @@ impl Transaction {
     /// The commit itself: database, then cache. `guarded`: if this future is dropped while
     /// the database commit is under way, drop the touched keys.
     async fn finish(self, guarded: bool) -> Result<CommitReport> {
-        self.engine.pause(Point::Commit).await;
         let Transaction {
             engine,
             conn,
@@ -166,16 +165,17 @@ impl Transaction {
         }
         let (changes, bumps) = pending.into_changes();
         let mut conn = conn;
-        let mut outbox_row = OutboxRow::default();
+        let mut announced = Announced::default();
         if !(changes.is_empty() && bumps.is_empty()) {
             let before = engine
                 .before_commit(&mut *conn.ops(), &changes, &bumps)
                 .await;
             match before {
-                Ok(row) => outbox_row = row,
+                Ok(done) => announced = done,
                 Err(err) => return Err(rollback_after(conn, err).await),
             }
         }
+        engine.pause(Point::Commit).await;
         let guard = guarded.then(|| UnknownOutcome {
             engine: &engine,
             changes: &changes,
@@ -186,17 +186,20 @@ impl Transaction {
         std::mem::forget(guard);
         match committed {
             Ok(()) => Ok(engine
-                .apply_commit(changes, bumps, Source::Commit, outbox_row)
+                .apply_commit(changes, bumps, Source::Commit, announced)
                 .await),
             // The database aborted the transaction: nothing was written, nothing to drop.
-            Err(err) if err.is_retryable() => Err(err),
+            Err(err) if err.is_retryable() => {
+                engine.abandon(announced);
+                Err(err)
+            }
             Err(err) => {
                 let drops = changes
                     .into_iter()
                     .map(|(key, _)| (key, Change::Remove))
                     .collect();
                 engine
-                    .apply_commit(drops, bumps, Source::FailedCommit, OutboxRow::default())
+                    .apply_commit(drops, bumps, Source::FailedCommit, announced.fence_only())
                     .await;
                 Err(err)
             }

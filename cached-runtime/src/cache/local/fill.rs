@@ -18,6 +18,7 @@ impl LocalCache {
         let meta = key.namespace();
         !self.protect
             || (stamp < token.seq
+                && !self.entity_fenced(meta, key.is_query())
                 && token.epoch == self.epoch.load(SeqCst)
                 && token.generation == self.generation(meta)
                 && (!key.is_query() || token.query_generation == self.query_generation(meta)))
@@ -36,7 +37,7 @@ impl LocalCache {
             return self.fill_spelling(key, canonical, data, token);
         }
         let stripe = self.stripe(key);
-        let admitted = self.admits(stripe.stamp, token, key);
+        let admitted = self.admits(stripe.stamp(), token, key);
         if admitted {
             self.insert(key.clone(), self.entry(key, data, token));
             Counters::add(&self.counters.fills, 1);
@@ -118,10 +119,10 @@ impl LocalCache {
     /// canonical form was changed by an apply since. Locks one stripe at a time.
     pub(crate) fn admits_key(&self, key: &CacheKey, token: &Token) -> bool {
         let canonical_ok = self.canonical(key).is_none_or(|canonical| {
-            let stamp = self.stripe(&canonical).stamp;
+            let stamp = self.stripe(&canonical).stamp();
             self.admits(stamp, token, key)
         });
-        let stamp = self.stripe(key).stamp;
+        let stamp = self.stripe(key).stamp();
         canonical_ok && self.admits(stamp, token, key)
     }
 
@@ -185,9 +186,10 @@ impl LocalCache {
         reads.entities().iter().all(|e| {
             e.generation == self.generation(e.meta)
                 && e.query_generation == self.query_generation(e.meta)
+                && !self.entity_fenced(e.meta, true)
         }) && reads.keys().iter().all(|key| {
             // Recorded in canonical form: the form every apply stamps.
-            let stamp = self.stripe(key).stamp;
+            let stamp = self.stripe(key).stamp();
             stamp < token.seq && self.offline.load(SeqCst) == 0
         })
     }
@@ -199,7 +201,7 @@ impl LocalCache {
             return true;
         }
         let current = || {
-            let stamp = self.stripe(key).stamp;
+            let stamp = self.stripe(key).stamp();
             self.admits(stamp, token, key) && self.reads_current(reads, token)
         };
         let index = weight::dependencies(reads.keys());

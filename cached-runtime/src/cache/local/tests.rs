@@ -114,3 +114,77 @@ fn the_bytes_counted_follow_fills_replacements_and_removals() {
     cache.clear();
     assert_eq!(settled(&cache), (0, 0));
 }
+
+fn test_cache() -> LocalCache {
+    LocalCache::new(CacheSettings {
+        max_entries: 1_000,
+        max_bytes: None,
+        max_entry_bytes: u32::MAX,
+        protect_fills: true,
+        fold_text: true,
+        clock: Some(crate::ManualClock::new().clock()),
+        warm: Vec::new(),
+    })
+}
+
+/// A fence (another instance's commit under way) refuses every fill of what it reaches, a
+/// load's token taken before or during it; its release refuses those tokens for good; only
+/// a load after the release stores.
+#[test]
+fn a_fence_refuses_fills_until_its_release_is_applied() {
+    let cache = test_cache();
+    let fenced = key(1);
+    let other = (2..)
+        .map(key)
+        .find(|k| cache.stripe_index(k) != cache.stripe_index(&fenced))
+        .expect("a key in another stripe");
+    let before = cache.token(&ITEM);
+    let mut fence = Fence::default();
+    cache.apply_fencing(&[(fenced.clone(), Change::Remove)], &[], Some(&mut fence));
+    let during = cache.token(&ITEM);
+    assert!(
+        !cache.fill(&fenced, EntryData::Missing, &before),
+        "a load from before"
+    );
+    assert!(
+        !cache.fill(&fenced, EntryData::Missing, &during),
+        "a load during the fence"
+    );
+    assert!(
+        cache.fill(&other, EntryData::Missing, &during),
+        "a key it does not reach"
+    );
+
+    // The release: applied again, then lowered.
+    cache.apply(&[(fenced.clone(), Change::Remove)], &[]);
+    cache.unfence(fence);
+    assert!(
+        !cache.fill(&fenced, EntryData::Missing, &during),
+        "a load that read during the fence, stored after its release"
+    );
+    let after = cache.token(&ITEM);
+    assert!(
+        cache.fill(&fenced, EntryData::Missing, &after),
+        "a load after it"
+    );
+    assert!(cache.get(&fenced).is_some());
+}
+
+/// A fenced whole-entity bump refuses the fills of every key of the entity, whatever the
+/// stripe, until it is lowered.
+#[test]
+fn a_fenced_bump_refuses_every_fill_of_its_entity() {
+    let cache = test_cache();
+    let mut fence = Fence::default();
+    cache.apply_fencing(&[], &[Bump::Entity(&ITEM.namespace)], Some(&mut fence));
+    let during = cache.token(&ITEM);
+    assert!((1..50).all(|id| !cache.fill(&key(id), EntryData::Missing, &during)));
+    cache.apply(&[], &[Bump::Entity(&ITEM.namespace)]);
+    cache.unfence(fence);
+    assert!(
+        !cache.fill(&key(1), EntryData::Missing, &during),
+        "read during the fence"
+    );
+    let after = cache.token(&ITEM);
+    assert!((1..50).all(|id| cache.fill(&key(id), EntryData::Missing, &after)));
+}

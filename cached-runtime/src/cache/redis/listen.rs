@@ -17,9 +17,10 @@ use std::sync::atomic::Ordering::SeqCst;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::fence::Fences;
 use super::server::Server;
 use super::shared::Purge;
-use super::{Outgoing, Receiver, Shared, MAX_BACKOFF, MIN_BACKOFF};
+use super::{Outgoing, Receiver, Remote, Shared, MAX_BACKOFF, MIN_BACKOFF};
 use crate::cache::local::Link;
 use crate::cache::wire::Message;
 use crate::stats::Counters;
@@ -71,6 +72,7 @@ pub(super) async fn listen(
         known: HashMap::new(),
         outgoing: shared.outgoing.clone(),
         shared: shared.clone(),
+        fences: Fences::default(),
     };
     let tick = TICK.min(shared.heartbeat());
     let mut backoff = MIN_BACKOFF;
@@ -121,6 +123,7 @@ pub(super) async fn listen(
                 _ = ticks.tick() => {
                     let Some(receiver) = receiver.upgrade() else { return };
                     senders.check_silence(&*receiver);
+                    senders.fences.expire(&*receiver);
                     if young_until.is_some_and(|at| Instant::now() >= at) {
                         young_until = None;
                         receiver.cache().clear();
@@ -183,6 +186,8 @@ struct Senders {
     /// Where this listener's own shared-cache purges go out (weak: it must not keep the
     /// publisher alive once the context is gone).
     outgoing: mpsc::WeakUnboundedSender<Outgoing>,
+    /// The fences raised here by the other instances' commits under way.
+    fences: Fences,
 }
 
 impl Senders {
@@ -240,7 +245,10 @@ impl Senders {
             return;
         }
         self.track(receiver, &message);
-        if message.is_heartbeat() {
+        if message.release > 0 && self.shared.ignore_releases {
+            return; // test only: as if it were lost
+        }
+        if message.is_heartbeat() && message.release == 0 {
             self.applied(&message);
             return;
         }
@@ -266,13 +274,34 @@ impl Senders {
             foreign,
             "broadcast received"
         );
-        receiver.apply_remote(remote.keys, remote.bumps);
+        let (from, keys, bumps) = (message.from, remote.keys, remote.bumps);
+        if message.release > 0 {
+            self.fences
+                .release(receiver, from, message.release, keys, bumps);
+            // Not counted: a release ends the invalidation its fence was counted as.
+            return;
+        }
+        if message.fence > 0 && self.shared.honor_fences {
+            let bound = self.bound_of(&message);
+            self.fences
+                .raise(receiver, from, message.fence, keys, bumps, bound);
+        } else {
+            receiver.apply_remote(keys, bumps, Remote::Plain);
+        }
         self.applied(&message);
         // Counted once applied: "received" means "in effect here".
         Counters::add(&cache.counters.broadcasts_received, 1);
         if message.at_us > 0 {
             let lag = crate::cache::wire::now_us().saturating_sub(message.at_us);
             crate::metrics::broadcast_lag(std::time::Duration::from_micros(lag));
+        }
+    }
+
+    /// The silence bound of a message's sender (this instance's own if it does not say).
+    fn bound_of(&self, message: &Message) -> Duration {
+        match message.silence_ms {
+            0 => self.silence,
+            ms => Duration::from_millis(ms),
         }
     }
 
@@ -286,10 +315,7 @@ impl Senders {
         if message.seq == 0 {
             return; // a sender that does not number its messages
         }
-        let silence = match message.silence_ms {
-            0 => self.silence,
-            ms => Duration::from_millis(ms),
-        };
+        let silence = self.bound_of(message);
         let heard = self.known.entry(message.from).or_insert(Heard {
             seq: 0,
             at: Instant::now(),

@@ -29,12 +29,14 @@
 //! rows shared (`shared`); every message is then published by the script that deletes the
 //! shared entries it reaches.
 
+mod fence;
 mod listen;
 mod outbox;
 mod publish;
 mod server;
 pub(crate) mod shared;
 
+pub(crate) use fence::Fenced;
 pub use outbox::Outbox;
 pub use shared::SharedCache;
 
@@ -47,7 +49,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use self::server::{Conn, Server};
 use self::shared::{Codec, Purge, L2};
-use super::local::Link;
+use super::local::{Fence, Link};
 use super::wire::Message;
 use super::{Bump, Change, LocalCache};
 use crate::error::{Error, Result};
@@ -88,6 +90,12 @@ pub struct RedisBroadcast {
     shared: Option<SharedCache>,
     /// The number of the last shared-cache invalidation when this instance subscribed.
     last_number: u64,
+    /// Commits announce their invalidation before the database commit ([`fence`]).
+    fence_commits: bool,
+    /// Test only: received fences are applied as plain invalidations.
+    unfenced: bool,
+    /// Test only: received releases are ignored, as if each were lost.
+    ignore_releases: bool,
 }
 
 impl RedisBroadcast {
@@ -136,6 +144,9 @@ impl RedisBroadcast {
             max_message_bytes: 512 * 1024,
             outbox: None,
             shared: None,
+            fence_commits: true,
+            unfenced: false,
+            ignore_releases: false,
         })
     }
 
@@ -150,6 +161,36 @@ impl RedisBroadcast {
     /// one round trip after `commit()` returns).
     pub fn commit_wait(mut self, wait: Duration) -> Self {
         self.commit_wait = wait;
+        self
+    }
+
+    /// Whether a commit sends its invalidation while the database commits (default: yes),
+    /// instead of after. Redis's round trip then overlaps the database's, and the other
+    /// instances store nothing the commit changes from the moment they hear of it until it
+    /// is visible (a fence, lowered by a release sent after the commit, or after the silence
+    /// bound should that be lost). Off, a commit publishes after its database commit and
+    /// waits for Redis: one round trip more. Ignored with an [`Outbox`] or a
+    /// [`SharedCache`], which always publish after the commit.
+    pub fn fence_commits(mut self, on: bool) -> Self {
+        self.fence_commits = on;
+        self
+    }
+
+    /// Test only: this instance applies the other instances' fences as plain invalidations
+    /// (it drops the keys, and then stores what it loads), to prove what a fence prevents.
+    #[cfg(feature = "__testing")]
+    #[doc(hidden)]
+    pub fn __unfenced(mut self) -> Self {
+        self.unfenced = true;
+        self
+    }
+
+    /// Test only: this instance ignores the releases it receives, as if each were lost
+    /// (its fences then come down after the sender's silence bound).
+    #[cfg(feature = "__testing")]
+    #[doc(hidden)]
+    pub fn __ignore_releases(mut self) -> Self {
+        self.ignore_releases = true;
         self
     }
 
@@ -219,8 +260,19 @@ impl std::fmt::Debug for RedisBroadcast {
 pub(crate) trait Receiver: Send + Sync + 'static {
     /// The instance's in-process cache.
     fn cache(&self) -> &LocalCache;
-    /// Applies another instance's invalidation here (and nowhere else).
-    fn apply_remote(&self, keys: Vec<CacheKey>, bumps: Vec<Bump>);
+    /// Applies another instance's invalidation here (and nowhere else), as `how` says.
+    fn apply_remote(&self, keys: Vec<CacheKey>, bumps: Vec<Bump>, how: Remote<'_>);
+}
+
+/// How a remote invalidation is applied.
+pub(crate) enum Remote<'a> {
+    /// As any invalidation: dropped, counted, told to the hooks.
+    Plain,
+    /// As a fence (see [`fence`]): also fenced, recorded here.
+    Fence(&'a mut Fence),
+    /// As the end of a fence raised here: dropped again, silently (the fence's apply was
+    /// the one counted and told to the hooks).
+    Again,
 }
 
 /// One item for the publisher; `done` hears when Redis has taken it.
@@ -244,16 +296,17 @@ impl Outgoing {
     }
 }
 
-/// What is released once Redis has taken an item: its sender's wait, and its hold on the
+/// What is released once Redis has taken an item: its sender's wait (told whether the
+/// item went as it was queued, not made smaller or part of a clear), and its hold on the
 /// shared cache.
 struct Done {
-    ack: oneshot::Sender<()>,
+    ack: oneshot::Sender<bool>,
     _hold: Option<Hold>,
 }
 
 impl Done {
-    fn signal(self) {
-        let _: Result<(), ()> = self.ack.send(());
+    fn signal(self, intact: bool) {
+        let _: Result<(), bool> = self.ack.send(intact);
     }
 }
 
@@ -289,6 +342,14 @@ struct Shared {
     last_taken: AtomicU64,
     /// This instance writes its commits' messages to an outbox, and relays from it.
     outbox: bool,
+    /// This instance's commits announce their invalidation before the database commit.
+    fences: bool,
+    /// The number of the last fence this instance sent.
+    fences_sent: AtomicU64,
+    /// Test only (else true): received fences are raised.
+    honor_fences: bool,
+    /// Test only (else false): received releases are ignored.
+    ignore_releases: bool,
     /// The shared cache, if there is one.
     l2: Option<L2>,
     /// Invalidations applied here that Redis has not taken yet ([`Hold`]).
@@ -332,7 +393,7 @@ impl Shared {
     }
 
     /// How long without Redis taking a message before commits are refused.
-    fn fence(&self) -> Duration {
+    fn refuse_after(&self) -> Duration {
         self.silence / 2
     }
 
@@ -345,7 +406,7 @@ impl Shared {
         cache: &LocalCache,
         message: Message,
         hold: Option<Hold>,
-    ) -> Option<oneshot::Receiver<()>> {
+    ) -> Option<oneshot::Receiver<bool>> {
         let purge = self.l2.as_ref().map(|_| {
             let remote = message.resolve();
             Purge::of(cache, remote.clear, &remote.keys, &remote.bumps)
@@ -373,7 +434,7 @@ impl Shared {
         message: Message,
         purge: Option<Purge>,
         hold: Option<Hold>,
-    ) -> Option<oneshot::Receiver<()>> {
+    ) -> Option<oneshot::Receiver<bool>> {
         let (ack, acked) = oneshot::channel();
         let done = Done { ack, _hold: hold };
         if self.queued.load(Relaxed) >= self.max_queued {
@@ -479,6 +540,10 @@ impl Bus {
             epoch: Instant::now(),
             last_taken: AtomicU64::new(NEVER),
             outbox: writer.is_some(),
+            fences: broadcast.fence_commits,
+            fences_sent: AtomicU64::new(0),
+            honor_fences: !broadcast.unfenced,
+            ignore_releases: broadcast.ignore_releases,
             l2,
             pending: AtomicU64::new(0),
             applied: AtomicU64::new(broadcast.last_number),
@@ -598,7 +663,7 @@ impl Bus {
         keys: &[CacheKey],
         bumps: &[Bump],
         hold: Option<Hold>,
-    ) -> Option<oneshot::Receiver<()>> {
+    ) -> Option<oneshot::Receiver<bool>> {
         if !clear && keys.is_empty() && bumps.is_empty() {
             return None;
         }
@@ -608,13 +673,13 @@ impl Bus {
 
     /// Waits (at most the configured time) until Redis has taken a commit's invalidation;
     /// then (whenever that is) its outbox row, if it has one, can go.
-    pub async fn wait(&self, mut acked: oneshot::Receiver<()>, outbox_row: Option<String>) {
+    pub async fn wait(&self, mut acked: oneshot::Receiver<bool>, outbox_row: Option<String>) {
         let taken = tokio::time::timeout(self.commit_wait, &mut acked).await;
         let (Some(writer), Some(row)) = (&self.outbox, outbox_row) else {
             return;
         };
         match taken {
-            Ok(Ok(())) => writer.taken(row),
+            Ok(Ok(_)) => writer.taken(row),
             // Not yet: the row goes once Redis takes the message (or a relay deletes it).
             Err(_) => {
                 let writer = writer.clone();
@@ -659,7 +724,7 @@ impl Bus {
     /// long, when it has not), so that no other instance can have given up on hearing from
     /// this one when the commit lands.
     pub async fn reachable(&self, cache: &LocalCache) -> Result<()> {
-        let fence = self.shared.fence();
+        let fence = self.shared.refuse_after();
         if self.shared.since_taken() <= fence {
             return Ok(());
         }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use super::{Outgoing, Receiver, Shared};
+use super::{Outgoing, Receiver, Remote, Shared};
 use crate::cache::local::Link;
 use crate::cache::wire::Message;
 use crate::cache::Bump;
@@ -302,7 +302,7 @@ async fn pass(
         }
         // Here, as another instance's invalidation; there, as this one's message.
         let forward = Message::new(shared.id, remote.clear, &remote.keys, &remote.bumps);
-        here.apply_remote(remote.keys, remote.bumps);
+        here.apply_remote(remote.keys, remote.bumps, Remote::Plain);
         let Some(acked) = shared.enqueue(outgoing, cache, forward, hold) else {
             return Ok(());
         };

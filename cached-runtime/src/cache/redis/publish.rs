@@ -81,12 +81,18 @@ pub(super) async fn publish(
             beat.bye = !open;
             messages.push((beat, None));
         }
-        let sent = messages.iter().filter(|(m, _)| !m.is_heartbeat()).count() as u64;
+        // A release is not counted: it ends the invalidation its fence was counted as.
+        let sent = messages
+            .iter()
+            .filter(|(m, _)| !m.is_heartbeat() && m.release == 0)
+            .count() as u64;
         let first = numbering.next;
         let mut payloads = Vec::with_capacity(messages.len());
         for (message, purge) in messages {
+            let release = message.release > 0;
             let (payload, smaller) = numbering.stamp(message, shared.max_message_bytes);
-            degraded += u64::from(smaller);
+            // A release made smaller is not counted either: its fence was.
+            degraded += u64::from(smaller && !release);
             // Made smaller: the shared cache loses everything rather than work out the
             // entities of a message this large.
             let purge = purge.map(|purge| if smaller { Purge::clear() } else { purge });
@@ -148,7 +154,7 @@ pub(super) async fn publish(
             tracing::debug!(target: "cached", sent, degraded, "broadcast published");
         }
         for done in dones {
-            done.signal();
+            done.signal(degraded == 0);
         }
         if !open {
             return;
