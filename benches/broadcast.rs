@@ -1,8 +1,10 @@
 //! The Redis invalidation broadcast, side by side with what it adds to:
 //!
-//! - `broadcast_commit`: a cached `update` committed on a context that broadcasts (the commit
-//!   waits until Redis has taken the message) vs the same update on a context that does not,
-//!   interleaved on one file-backed SQLite database, and on a context whose broadcast has an
+//! - `broadcast_commit`: a cached `update` committed on a context that broadcasts (its fence
+//!   goes to Redis while the database commits; the commit waits until Redis has taken it) vs
+//!   the same update on a context that does not, interleaved on one file-backed SQLite
+//!   database; on a context that publishes after the commit instead (`fence_commits(false)`:
+//!   one Redis round trip after the database's); and on a context whose broadcast has an
 //!   outbox (one more `INSERT` in the transaction, a batched `DELETE` after);
 //!   `broadcast_commit_postgres`: the same on PostgreSQL (with `CACHED_POSTGRES_URL`);
 //! - `broadcast_reach`: after `commit()` returns on instance A, how long until instance B (same
@@ -21,7 +23,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use cached_runtime::prelude::*;
-use cached_runtime::{Outbox, RedisBroadcast};
+use cached_runtime::{Outbox, RedisBroadcast, Store};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use domain::*;
 
@@ -34,6 +36,29 @@ async fn update(ctx: &Context, text: String) {
     black_box(tx.commit().await.unwrap());
 }
 
+/// The contexts compared, in order: no broadcast, the broadcast (fenced commits), the
+/// broadcast publishing after the commit, the broadcast with an outbox.
+const VARIANTS: [&str; 4] = [
+    "update_local",
+    "update_broadcast",
+    "update_broadcast_after_commit",
+    "update_outbox",
+];
+
+/// The three broadcasting contexts over `pool`, each on a channel of its own under `channel`:
+/// fenced commits (the default), publishing after the commit, and with an outbox.
+async fn variants<P: Clone + Into<Store>>(pool: &P, url: &str, channel: &str) -> [Context; 3] {
+    let connect = async |suffix: &str| {
+        RedisBroadcast::connect(url, format!("{channel}{suffix}"))
+            .await
+            .unwrap()
+    };
+    let fenced = connect("").await;
+    let after = connect(":after").await.fence_commits(false);
+    let outboxed = connect(":outbox").await.outbox(Outbox::new());
+    [fenced, after, outboxed].map(|bus| Context::builder(pool.clone()).broadcast(bus).build())
+}
+
 fn broadcast(c: &mut Criterion) {
     let Ok(url) = std::env::var("CACHED_REDIS_URL") else {
         eprintln!("\n*** SKIPPED: broadcast benchmarks (set CACHED_REDIS_URL) ***\n");
@@ -43,21 +68,16 @@ fn broadcast(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let pool = rt.block_on(support::database(&dir, 100));
     let channel = format!("cached-bench:{}", std::process::id());
-    let (a, b, outboxed) = rt.block_on(async {
-        let bus_a = RedisBroadcast::connect(&url, channel.clone())
-            .await
-            .unwrap();
+    let (a, b, after, outboxed) = rt.block_on(async {
         let bus_b = RedisBroadcast::connect(&url, channel.clone())
             .await
             .unwrap();
-        let bus_c = RedisBroadcast::connect(&url, format!("{channel}:outbox"))
-            .await
-            .unwrap()
-            .outbox(Outbox::new());
+        let [a, after, outboxed] = variants(&pool, &url, &channel).await;
         (
-            Context::builder(pool.clone()).broadcast(bus_a).build(),
+            a,
             Context::builder(pool.clone()).broadcast(bus_b).build(),
-            Context::builder(pool.clone()).broadcast(bus_c).build(),
+            after,
+            outboxed,
         )
     });
     let plain = Context::new(pool.clone());
@@ -66,17 +86,14 @@ fn broadcast(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("broadcast_commit");
     group.measurement_time(Duration::from_secs(10));
-    support::rotating(
-        &mut group,
-        &rt,
-        &["update_local", "update_broadcast", "update_outbox"],
-        |variant| update([&plain, &a, &outboxed][variant], text()),
-    );
+    support::rotating(&mut group, &rt, &VARIANTS, |variant| {
+        update([&plain, &a, &after, &outboxed][variant], text())
+    });
     group.finish();
 
     if let Ok(pg) = std::env::var("CACHED_POSTGRES_URL") {
         let schema = format!("cached_bench_bc_{}", std::process::id());
-        let (pg_plain, pg_broadcast, pg_outbox) = rt.block_on(async {
+        let (pg_plain, pg_broadcast, pg_after, pg_outbox) = rt.block_on(async {
             let pool = support::pg_studio(&pg, &schema, SCHEMA_POSTGRES).await;
             sqlx::raw_sql(
                 "INSERT INTO scenes (id, chapter_id, story_id, status, title, word_count)
@@ -85,29 +102,17 @@ fn broadcast(c: &mut Criterion) {
             .execute(&pool)
             .await
             .unwrap();
-            let bus = RedisBroadcast::connect(&url, format!("{channel}:pg"))
-                .await
-                .unwrap();
-            let outboxed = RedisBroadcast::connect(&url, format!("{channel}:pg-outbox"))
-                .await
-                .unwrap()
-                .outbox(Outbox::new());
-            (
-                Context::new(pool.clone()),
-                Context::builder(pool.clone()).broadcast(bus).build(),
-                Context::builder(pool).broadcast(outboxed).build(),
-            )
+            let [fenced, after, outboxed] = variants(&pool, &url, &format!("{channel}:pg")).await;
+            (Context::new(pool), fenced, after, outboxed)
         });
         let mut group = c.benchmark_group("broadcast_commit_postgres");
         group.measurement_time(Duration::from_secs(10));
-        support::rotating(
-            &mut group,
-            &rt,
-            &["update_local", "update_broadcast", "update_outbox"],
-            |variant| update([&pg_plain, &pg_broadcast, &pg_outbox][variant], text()),
-        );
+        let contexts = [&pg_plain, &pg_broadcast, &pg_after, &pg_outbox];
+        support::rotating(&mut group, &rt, &VARIANTS, |variant| {
+            update(contexts[variant], text())
+        });
         group.finish();
-        drop((pg_plain, pg_broadcast, pg_outbox));
+        drop((pg_plain, pg_broadcast, pg_after, pg_outbox));
         rt.block_on(support::drop_pg_schema(&pg, &schema));
     }
 

@@ -252,9 +252,13 @@ pub struct Stats {
     pub too_large: u64,
     /// Misses that waited for another task's load of the same key instead of querying.
     pub single_flight_joins: u64,
-    /// Invalidations published to the other instances (with a Redis broadcast).
+    /// Invalidations published to the other instances (with a Redis broadcast). A commit's
+    /// fence counts once; its release, the same invalidation sent again after the database
+    /// commit, does not.
     pub broadcasts_sent: u64,
-    /// Invalidations received from other instances and applied here.
+    /// Invalidations received from other instances and applied here (a fence once, at its
+    /// arrival; its release is not counted again, nor is a duplicate or a late message,
+    /// though both are applied).
     pub broadcasts_received: u64,
     /// Times the broadcast subscription was lost, or the [`Outbox`](crate::Outbox) could not
     /// be read: each time the cache was cleared and served nothing until it was back.

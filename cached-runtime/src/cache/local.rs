@@ -31,20 +31,17 @@
 //! registered under the keys it changes. So either the apply runs first and the fill is
 //! refused, or the fill runs first and the apply finds and drops the instance.
 
-use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::sync::atomic::{
     AtomicI64, AtomicU32, AtomicU64, AtomicU8,
     Ordering::{Relaxed, SeqCst},
 };
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use moka::notification::RemovalCause;
 use moka::sync::Cache;
 
 use super::clock::Clock;
 use super::deps::DepIndex;
-use super::flight::Flight;
 use super::heat::Heat;
 use super::spellings::Spellings;
 use super::weight;
@@ -54,6 +51,7 @@ use crate::key::CacheKey;
 use crate::registry;
 use crate::stats::Counters;
 pub(crate) use fence::Fence;
+pub(crate) use stripe::Stripe;
 
 const STRIPES: usize = 4096;
 
@@ -114,51 +112,6 @@ pub(crate) struct Described {
     pub bytes: u32,
     /// What it holds.
     pub data: EntryData,
-}
-
-/// Per-stripe state: the last applied commit, and the loads in flight for keys of the stripe.
-#[derive(Default)]
-pub(crate) struct Stripe {
-    /// The sequence number of the last apply that touched the stripe.
-    last: u64,
-    /// The stamp before the commit that set `last` (read while that commit applies).
-    prior: u64,
-    /// Another instance's commits under way that reach the stripe ([`Fence`]).
-    fences: u32,
-    pub flights: HashMap<CacheKey, Arc<Flight>>,
-}
-
-impl Stripe {
-    /// What a value read under a token is checked against: the last apply to touch the
-    /// stripe, or, while a fence is up, a stamp no token is older than (nothing is filled).
-    #[inline]
-    pub fn stamp(&self) -> u64 {
-        match self.fences {
-            0 => self.last,
-            _ => u64::MAX,
-        }
-    }
-
-    /// The stamp of the last commit other than `seq` (the one applying) to touch the stripe;
-    /// `u64::MAX` while fenced (a write-through then turns into a drop).
-    fn before(&self, seq: u64) -> u64 {
-        if self.fences > 0 {
-            u64::MAX
-        } else if self.last < seq {
-            self.last
-        } else {
-            self.prior
-        }
-    }
-
-    /// Marks the stripe touched by commit `seq` (applies are serialized, and `seq` is above
-    /// every stamp set before).
-    fn raise(&mut self, seq: u64) {
-        if self.last < seq {
-            self.prior = self.last;
-            self.last = seq;
-        }
-    }
 }
 
 /// A way this instance hears of commits made elsewhere. While one is down the cache refuses
@@ -380,18 +333,6 @@ impl LocalCache {
         }
     }
 
-    pub(crate) fn stripe(&self, key: &CacheKey) -> MutexGuard<'_, Stripe> {
-        self.stripe_at(self.stripe_index(key))
-    }
-
-    fn stripe_index(&self, key: &CacheKey) -> usize {
-        (self.hasher.hash_one(key) as usize) % STRIPES
-    }
-
-    fn stripe_at(&self, i: usize) -> MutexGuard<'_, Stripe> {
-        self.stripes[i].lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// [`LocalCache::apply_fencing`] without a fence.
     #[cfg(test)]
     pub fn apply(&self, changes: &[(CacheKey, Change)], bumps: &[Bump]) -> Vec<CacheKey> {
@@ -610,5 +551,6 @@ impl LocalCache {
 
 mod fence;
 mod fill;
+mod stripe;
 #[cfg(test)]
 mod tests;

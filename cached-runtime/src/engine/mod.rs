@@ -47,11 +47,9 @@ pub(crate) struct Announced {
 impl Announced {
     /// Without its outbox row: a commit whose outcome is unknown leaves the row to the relay
     /// (should it have committed, the instances alive relay it).
-    pub fn fence_only(self) -> Announced {
-        Announced {
-            outbox_row: None,
-            ..self
-        }
+    pub fn fence_only(mut self) -> Announced {
+        self.outbox_row = None;
+        self
     }
 }
 
@@ -283,10 +281,10 @@ impl Engine {
         changes: Vec<(CacheKey, Change)>,
         bumps: Vec<Bump>,
         source: Source,
-        announced: Announced,
+        _announced: Announced,
     ) -> CommitReport {
         #[cfg(feature = "redis")]
-        if let (Some(fenced), Some(bus)) = (announced.fenced, &self.bus) {
+        if let (Some(fenced), Some(bus)) = (_announced.fenced, &self.bus) {
             // Announced by a fence: apply here, release it, and wait for the fence only.
             let report = self.apply_observed(changes, &bumps, source, None);
             crate::hooks::note_for_request(&report.keys, &report.entities);
@@ -298,7 +296,7 @@ impl Engine {
         let (report, _sent) = self.apply_and_send(changes, bumps, source);
         #[cfg(feature = "redis")]
         if let (Some(acked), Some(bus)) = (_sent, &self.bus) {
-            bus.wait(acked, announced.outbox_row).await;
+            bus.wait(acked, _announced.outbox_row).await;
         }
         report
     }

@@ -27,6 +27,7 @@ pub(crate) struct Fence {
 impl LocalCache {
     /// Lowers a fence. Call it after the apply that ends it (the release), never before: a
     /// load that read while the fence was up is then refused by that apply's stamps.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub fn unfence(&self, fence: Fence) {
         for i in fence.stripes {
             let mut stripe = self.stripe_at(i);

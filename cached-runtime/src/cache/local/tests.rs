@@ -48,7 +48,7 @@ fn a_commit_writes_through_a_key_whose_stripe_it_also_invalidates() {
         clock: Some(crate::ManualClock::new().clock()),
         warm: Vec::new(),
     });
-    let stripe_of = |k: &CacheKey| cache.hasher.hash_one(k) as usize % STRIPES;
+    let stripe_of = |k: &CacheKey| cache.stripe_index(k);
     let written = key(0);
     let neighbour = (1..)
         .map(key)

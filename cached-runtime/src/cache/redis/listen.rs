@@ -244,7 +244,7 @@ impl Senders {
             self.applied(&message);
             return;
         }
-        self.track(receiver, &message);
+        let fresh = self.track(receiver, &message);
         if message.release > 0 && self.shared.ignore_releases {
             return; // test only: as if it were lost
         }
@@ -289,8 +289,11 @@ impl Senders {
             receiver.apply_remote(keys, bumps, Remote::Plain);
         }
         self.applied(&message);
-        // Counted once applied: "received" means "in effect here".
-        Counters::add(&cache.counters.broadcasts_received, 1);
+        // Counted once applied: "received" means "in effect here"; a duplicate or a late
+        // message is applied all the same, but counted once.
+        if fresh {
+            Counters::add(&cache.counters.broadcasts_received, 1);
+        }
         if message.at_us > 0 {
             let lag = crate::cache::wire::now_us().saturating_sub(message.at_us);
             crate::metrics::broadcast_lag(std::time::Duration::from_micros(lag));
@@ -306,14 +309,15 @@ impl Senders {
     }
 
     /// Follows the sender's numbers: a gap clears the cache. A duplicate or a late message
-    /// is applied all the same (dropping keys twice is harmless).
-    fn track(&mut self, receiver: &dyn Receiver, message: &Message) {
+    /// is applied all the same (dropping keys twice is harmless). Returns whether the
+    /// message is new: not numbered at or below one already heard from its sender.
+    fn track(&mut self, receiver: &dyn Receiver, message: &Message) -> bool {
         if message.bye {
             self.known.remove(&message.from);
-            return;
+            return true;
         }
         if message.seq == 0 {
-            return; // a sender that does not number its messages
+            return true; // a sender that does not number its messages
         }
         let silence = self.bound_of(message);
         let heard = self.known.entry(message.from).or_insert(Heard {
@@ -335,10 +339,12 @@ impl Senders {
                 "a broadcast message was lost: cleared"
             );
         }
+        let fresh = heard.seq == 0 || message.seq > heard.seq;
         heard.seq = heard.seq.max(message.seq);
         heard.at = Instant::now();
         heard.silence = silence;
         heard.outbox = message.outbox;
+        fresh
     }
 
     /// Forgets the senders silent past their bound, and clears the cache if there were any
