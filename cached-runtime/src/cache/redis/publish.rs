@@ -49,6 +49,15 @@ pub(super) async fn publish(
             _ = tokio::time::sleep(quiet) => true,
         };
         quiet = shared.heartbeat();
+        let releases_only = !batch.is_empty()
+            && batch.iter().all(
+                |item| matches!(item, Outgoing::Message { message, .. } if message.release > 0),
+            );
+        if releases_only {
+            // Nobody waits for a release: let the tasks woken by the fence's reply (the
+            // commit, a receiver in this process) run first.
+            tokio::task::yield_now().await;
+        }
         shared.queued.fetch_sub(batch.len(), Relaxed);
         let mut dones = Vec::with_capacity(batch.len());
         let mut messages = Vec::with_capacity(batch.len());
