@@ -34,12 +34,9 @@ fn key(id: i64) -> CacheKey {
     CacheKey::row(&ITEM, KeyValue::Int(id))
 }
 
-/// Found by a flaky MariaDB test: a delete's negative entry was dropped instead of written
-/// when one of the same commit's query keys hashed to its stripe (stripes are hashed with
-/// a per-cache random state).
-#[test]
-fn a_commit_writes_through_a_key_whose_stripe_it_also_invalidates() {
-    let cache = LocalCache::new(CacheSettings {
+/// A cache for these tests, on a clock of their own.
+fn test_cache() -> LocalCache {
+    LocalCache::new(CacheSettings {
         max_entries: 1_000,
         max_bytes: None,
         max_entry_bytes: u32::MAX,
@@ -47,7 +44,15 @@ fn a_commit_writes_through_a_key_whose_stripe_it_also_invalidates() {
         fold_text: true,
         clock: Some(crate::ManualClock::new().clock()),
         warm: Vec::new(),
-    });
+    })
+}
+
+/// Found by a flaky MariaDB test: a delete's negative entry was dropped instead of written
+/// when one of the same commit's query keys hashed to its stripe (stripes are hashed with
+/// a per-cache random state).
+#[test]
+fn a_commit_writes_through_a_key_whose_stripe_it_also_invalidates() {
+    let cache = test_cache();
     let stripe_of = |k: &CacheKey| cache.stripe_index(k);
     let written = key(0);
     let neighbour = (1..)
@@ -113,18 +118,6 @@ fn the_bytes_counted_follow_fills_replacements_and_removals() {
     assert_eq!(bytes, weighed);
     cache.clear();
     assert_eq!(settled(&cache), (0, 0));
-}
-
-fn test_cache() -> LocalCache {
-    LocalCache::new(CacheSettings {
-        max_entries: 1_000,
-        max_bytes: None,
-        max_entry_bytes: u32::MAX,
-        protect_fills: true,
-        fold_text: true,
-        clock: Some(crate::ManualClock::new().clock()),
-        warm: Vec::new(),
-    })
 }
 
 /// A fence (another instance's commit under way) refuses every fill of what it reaches, a

@@ -137,19 +137,22 @@ pub(super) struct Fences {
     raised: HashMap<(u64, u64), Raised>,
 }
 
+/// A fence or a release as received: its sender, its number, what it names here.
+pub(super) struct Announced {
+    pub from: u64,
+    pub id: u64,
+    pub keys: Vec<CacheKey>,
+    pub bumps: Vec<Bump>,
+}
+
 impl Fences {
-    /// Applies a fence message: drops its keys and raises a fence over what that reached. A
-    /// fence already raised under this number (a duplicate) is applied without another.
-    pub fn raise(
-        &mut self,
-        receiver: &dyn Receiver,
-        from: u64,
-        id: u64,
-        keys: Vec<CacheKey>,
-        bumps: Vec<Bump>,
-        bound: Duration,
-    ) {
-        if self.raised.contains_key(&(from, id)) {
+    /// Applies a fence message: drops its keys and raises a fence over what that reached,
+    /// until its release or its sender's silence `bound`. A fence already raised under this
+    /// number (a duplicate) is applied without another.
+    pub fn raise(&mut self, receiver: &dyn Receiver, announced: Announced, bound: Duration) {
+        let Announced { keys, bumps, .. } = announced;
+        let id = (announced.from, announced.id);
+        if self.raised.contains_key(&id) {
             receiver.apply_remote(keys, bumps, Remote::Plain);
             return;
         }
@@ -162,20 +165,14 @@ impl Fences {
             bumps,
             fence,
         };
-        self.raised.insert((from, id), raised);
+        self.raised.insert(id, raised);
     }
 
     /// Applies a release, then lowers its fence (a release whose fence was not raised
     /// here, lost or lowered already, is applied as any invalidation).
-    pub fn release(
-        &mut self,
-        receiver: &dyn Receiver,
-        from: u64,
-        id: u64,
-        keys: Vec<CacheKey>,
-        bumps: Vec<Bump>,
-    ) {
-        match self.raised.remove(&(from, id)) {
+    pub fn release(&mut self, receiver: &dyn Receiver, announced: Announced) {
+        let Announced { keys, bumps, .. } = announced;
+        match self.raised.remove(&(announced.from, announced.id)) {
             Some(raised) => {
                 receiver.apply_remote(keys, bumps, Remote::Again);
                 receiver.cache().unfence(raised.fence);

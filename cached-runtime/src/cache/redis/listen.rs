@@ -17,7 +17,7 @@ use std::sync::atomic::Ordering::SeqCst;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::fence::Fences;
+use super::fence::{Announced, Fences};
 use super::server::Server;
 use super::shared::Purge;
 use super::{Outgoing, Receiver, Remote, Shared, MAX_BACKOFF, MIN_BACKOFF};
@@ -274,19 +274,23 @@ impl Senders {
             foreign,
             "broadcast received"
         );
-        let (from, keys, bumps) = (message.from, remote.keys, remote.bumps);
+        let announced = Announced {
+            from: message.from,
+            // (A message is a fence, a release, or neither.)
+            id: message.release.max(message.fence),
+            keys: remote.keys,
+            bumps: remote.bumps,
+        };
         if message.release > 0 {
-            self.fences
-                .release(receiver, from, message.release, keys, bumps);
+            self.fences.release(receiver, announced);
             // Not counted: a release ends the invalidation its fence was counted as.
             return;
         }
         if message.fence > 0 && self.shared.honor_fences {
             let bound = self.bound_of(&message);
-            self.fences
-                .raise(receiver, from, message.fence, keys, bumps, bound);
+            self.fences.raise(receiver, announced, bound);
         } else {
-            receiver.apply_remote(keys, bumps, Remote::Plain);
+            receiver.apply_remote(announced.keys, announced.bumps, Remote::Plain);
         }
         self.applied(&message);
         // Counted once applied: "received" means "in effect here"; a duplicate or a late
