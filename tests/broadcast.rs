@@ -326,6 +326,27 @@ backend_tests! {
     }
 }
 
+/// A row B reads often is warmed again after another instance's commit: once the fence is
+/// down (while it is up nothing could be stored), B reloads it without being asked, and the
+/// reload is the database's row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hot_row_is_warmed_again_once_a_remote_fence_is_released() {
+    let Some(url) = redis_url() else { return };
+    let _turn = REDIS.read().await;
+    let (a, b, db) = two_instances(&url, |b| b.warm::<Scene>()).await;
+    for _ in 0..3 {
+        common::scene_title(&b, 1).await;
+    }
+    assert!(b.is_cached(SceneKey(1)));
+    let renamed = SceneUpdate::default().title("Warmed");
+    Scene::repo(&a).update(1, renamed).await.unwrap();
+    eventually("B warms scene 1 again", || b.stats().warmed == 1).await;
+    assert!(b.is_cached(SceneKey(1)));
+    let misses = b.stats().misses;
+    db.assert_scene_fresh(&b, 1, "the warmed row").await;
+    assert_eq!(b.stats().misses, misses, "served from the warmed entry");
+}
+
 /// B's Redis user is locked out: it cannot hear a commit made meanwhile, so it must not serve
 /// anything it cached, nor cache anything, until it has subscribed again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

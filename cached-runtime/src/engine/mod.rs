@@ -336,6 +336,7 @@ impl Engine {
         let started = (crate::metrics::times_applies()
             || tracing::enabled!(target: "cached", tracing::Level::DEBUG))
         .then(std::time::Instant::now);
+        let fenced = fence.is_some();
         let report = self.apply_here(changes, bumps, fence);
         self.count_invalidations(&report);
         if let Some(started) = started {
@@ -352,7 +353,10 @@ impl Engine {
                 );
             }
         }
-        self.warming.after_apply(&self.me, &report.keys);
+        // Under a fence nothing would be stored: the entries are warmed on its release.
+        if !fenced {
+            self.warming.after_apply(&self.me, &report.keys);
+        }
         report
     }
 
@@ -429,7 +433,8 @@ impl crate::cache::redis::Receiver for Engine {
         let changes = keys.into_iter().map(|k| (k, Change::Remove)).collect();
         let fence = match how {
             Remote::Again => {
-                self.apply_here(changes, &bumps, None);
+                let report = self.apply_here(changes, &bumps, None);
+                self.warming.after_apply(&self.me, &report.keys);
                 return;
             }
             Remote::Fence(fence) => Some(fence),
