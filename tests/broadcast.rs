@@ -22,12 +22,26 @@ use common::Backend;
 /// Tests that take Redis users away lock this exclusively; the others share it.
 static REDIS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
-/// Two instances over one seeded SQLite database (any store would do: the broadcast does not
-/// look at it), both on `channel`; `configure_b` may slow the second one down.
+/// Two instances over one seeded SQLite database (the broadcast does not look at the store),
+/// both on `channel`; `configure_b` may slow the second one down.
 async fn two_instances(
     url: &str,
     configure_b: impl FnOnce(ContextBuilder) -> ContextBuilder,
 ) -> (Context, Context, common::TestDb) {
+    two_instances_on(Backend::Sqlite, url, |a| a, |bus| bus, configure_b)
+        .await
+        .expect("SQLite always runs")
+}
+
+/// [`two_instances`] over `backend`'s database (`None` when it is skipped); `configure_a`
+/// may slow A down, `bus_b` may change B's broadcast.
+async fn two_instances_on(
+    backend: Backend,
+    url: &str,
+    configure_a: impl FnOnce(ContextBuilder) -> ContextBuilder,
+    bus_b: impl FnOnce(RedisBroadcast) -> RedisBroadcast,
+    configure_b: impl FnOnce(ContextBuilder) -> ContextBuilder,
+) -> Option<(Context, Context, common::TestDb)> {
     let channel = channel();
     // Long enough that a commit on A never returns before Redis took its message, however
     // loaded the machine: the torture test counts a version as heard once A counted it sent.
@@ -35,12 +49,10 @@ async fn two_instances(
         .await
         .unwrap()
         .commit_wait(Duration::from_secs(60));
-    let (a, db) = common::seeded_with(Backend::Sqlite, |b| b.broadcast(bus_a))
-        .await
-        .expect("SQLite always runs");
-    let bus_b = RedisBroadcast::connect(url, channel).await.unwrap();
+    let (a, db) = common::seeded_with(backend, |b| configure_a(b.broadcast(bus_a))).await?;
+    let bus_b = bus_b(RedisBroadcast::connect(url, channel).await.unwrap());
     let b = configure_b(Context::builder(a.store().clone()).broadcast(bus_b)).build();
-    (a, b, db)
+    Some((a, b, db))
 }
 
 /// Polls `done` until it holds, for at most 5 s.
@@ -289,6 +301,14 @@ async fn read_during_a_fenced_commit(
 }
 
 backend_tests! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn no_read_on_another_instance_returns_older_data_once_it_heard_of_the_commit(backend) {
+        let Some((violations, summary)) = torture_two_instances(backend, true, Fences::Released).await else {
+            return;
+        };
+        assert_eq!(violations, 0, "{summary}");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_fence_keeps_a_read_made_during_the_commit_out_of_the_cache(backend) {
         let _turn = REDIS.read().await;
@@ -474,29 +494,79 @@ async fn a_silent_redis_takes_the_subscriber_offline() {
     common::caches_again(&b).await;
 }
 
-/// The torture test across instances: writers commit on A, readers read through B, which hears
-/// of the writes only over Redis. A reader first waits until B has received every broadcast A
-/// had sent when the reader noted the committed versions; from then on B must not return an
-/// older version, which holds only if remote invalidations refuse B's loads in flight.
-async fn torture_two_instances(protect: bool) -> Option<(u64, String)> {
+/// The torture test across instances: writers commit on A (fenced commits: each announced
+/// while the database commits), readers read through B, which hears of the writes only over
+/// Redis. A reader first waits until B has received every broadcast A had sent when the
+/// reader noted the committed versions; from then on B must not return an older version,
+/// which holds only if remote invalidations and fences refuse B's loads in flight.
+/// `fences`: whether B raises the fences it hears (else it applies them as plain drops: a
+/// control), and whether it ignores A's releases (as if each were lost).
+async fn torture_two_instances(
+    backend: Backend,
+    protect: bool,
+    fences: Fences,
+) -> Option<(u64, String)> {
     let url = redis_url()?;
     let _turn = REDIS.read().await;
-    let (a, b, _db) = two_instances(&url, torture::configure(protect)).await;
-    let label = "SQLite, writes on A, reads on B over Redis";
-    Some(torture::run(label, protect, Instances::two(a, b)).await)
+    let bus_b = |bus: RedisBroadcast| match fences {
+        Fences::Released => bus,
+        Fences::NeverReleased => bus.__ignore_releases(),
+        Fences::IgnoredNeverReleased => bus.__unfenced().__ignore_releases(),
+    };
+    // With releases lost, each commit pauses after its fence (200 µs): B's readers load
+    // during more of A's commits, which is what the fences must keep out.
+    let configure_a = |a: ContextBuilder| match fences {
+        Fences::Released => a,
+        _ => a.__commit_delay(Duration::from_micros(200)),
+    };
+    let configure_b = torture::configure(protect);
+    let (a, b, _db) = two_instances_on(backend, &url, configure_a, bus_b, configure_b).await?;
+    let label = format!("{backend:?}, writes on A, reads on B over Redis ({fences:?})");
+    Some(torture::run(&label, protect, Instances::two(a, b)).await)
+}
+
+/// What B does with A's fences in the torture test across instances.
+#[derive(Debug, Clone, Copy)]
+enum Fences {
+    /// Raises them, and lowers them on their release (the product).
+    Released,
+    /// Raises them; every release is lost (they come down after A's silence bound).
+    NeverReleased,
+    /// Applies them as plain drops; every release is lost (the control).
+    IgnoredNeverReleased,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn no_read_on_another_instance_returns_older_data_once_it_heard_of_the_commit() {
-    let Some((violations, summary)) = torture_two_instances(true).await else {
+async fn across_instances_the_torture_test_finds_stale_reads_when_the_guard_is_off() {
+    let Some((violations, summary)) =
+        torture_two_instances(Backend::Sqlite, false, Fences::Released).await
+    else {
+        return;
+    };
+    assert!(
+        violations > 0,
+        "the test could not detect the race: {summary}"
+    );
+}
+
+/// Every release lost: B's fences alone keep what its readers loaded during A's commits out
+/// of its cache (until they come down after A's silence bound, applied once more).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn across_instances_fences_alone_keep_older_data_out_when_releases_are_lost() {
+    let outcome = torture_two_instances(Backend::Postgres, true, Fences::NeverReleased).await;
+    let Some((violations, summary)) = outcome else {
         return;
     };
     assert_eq!(violations, 0, "{summary}");
 }
 
+/// The control: the same with B applying A's fences as plain drops (its stale-fill guard
+/// on). A load that read before A's commit was visible is stored, and served after it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn across_instances_the_torture_test_finds_stale_reads_when_the_guard_is_off() {
-    let Some((violations, summary)) = torture_two_instances(false).await else {
+async fn across_instances_the_torture_test_finds_stale_reads_without_fences() {
+    let outcome =
+        torture_two_instances(Backend::Postgres, true, Fences::IgnoredNeverReleased).await;
+    let Some((violations, summary)) = outcome else {
         return;
     };
     assert!(
