@@ -374,8 +374,9 @@ impl Engine {
         Counters::add(&self.cache.counters.hook_panics, panics);
     }
 
-    /// Applies changes to this instance's cache (queries first, generation bumps last) and
-    /// counts them; the caller runs the hooks.
+    /// Applies changes to this instance's cache (queries first, generation bumps last), with
+    /// `fence` raising a fence over what they reach; the caller counts them and runs the
+    /// hooks.
     fn apply_here(
         &self,
         mut changes: Vec<(CacheKey, Change)>,
