@@ -30,12 +30,16 @@ fn cluster_urls() -> Option<Vec<String>> {
 }
 
 async fn bus(urls: &[String], channel: &str) -> RedisBroadcast {
+    bus_with(urls, channel, SharedCache::new()).await
+}
+
+async fn bus_with(urls: &[String], channel: &str, settings: SharedCache) -> RedisBroadcast {
     let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
     RedisBroadcast::connect_cluster(&urls, channel)
         .await
         .expect("the cluster answers")
         .commit_wait(Duration::from_secs(30))
-        .shared_cache(SharedCache::new())
+        .shared_cache(settings)
 }
 
 /// Two instances on one seeded SQLite database, on `channel` over the cluster.
@@ -209,6 +213,12 @@ async fn a_master_failing_over_costs_no_stale_read() {
 
 /// The `host:port` of the master serving `slot`, as the surviving nodes see it.
 async fn master_of(urls: &[String], slot: i64) -> String {
+    nodes_of(urls, slot).await.remove(0)
+}
+
+/// The `host:port` of the master serving `slot`, then of its replicas, as the surviving nodes
+/// see them.
+async fn nodes_of(urls: &[String], slot: i64) -> Vec<String> {
     for url in urls {
         let Ok(client) = redis::Client::open(url.as_str()) else {
             continue;
@@ -224,17 +234,209 @@ async fn master_of(urls: &[String], slot: i64) -> String {
             continue;
         };
         for range in slots {
-            let [redis::Value::Int(start), redis::Value::Int(end), redis::Value::Array(master), ..] =
-                &range[..]
-            else {
+            let [redis::Value::Int(start), redis::Value::Int(end), nodes @ ..] = &range[..] else {
                 continue;
             };
-            if (*start..=*end).contains(&slot) {
-                if let [redis::Value::BulkString(host), redis::Value::Int(port), ..] = &master[..] {
-                    return format!("{}:{port}", String::from_utf8_lossy(host));
-                }
+            if !(*start..=*end).contains(&slot) {
+                continue;
+            }
+            let addresses: Vec<String> = nodes
+                .iter()
+                .filter_map(|node| match node {
+                    redis::Value::Array(node) => match &node[..] {
+                        [redis::Value::BulkString(host), redis::Value::Int(port), ..] => {
+                            Some(format!("{}:{port}", String::from_utf8_lossy(host)))
+                        }
+                        _ => None,
+                    },
+                    _ => None,
+                })
+                .collect();
+            if !addresses.is_empty() {
+                return addresses;
             }
         }
     }
     panic!("no node answered CLUSTER SLOTS");
+}
+
+/// A plain connection to one node.
+async fn node(address: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(format!("redis://{address}"))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// Whether the node at `address` holds story 1's outline in the shared cache on `channel`.
+async fn holds_the_outline(node: &mut redis::aio::MultiplexedConnection, channel: &str) -> bool {
+    let held: Option<Vec<u8>> = redis::cmd("HGET")
+        .arg(format!("{{{channel}}}:v:story_outline:1"))
+        .arg("v")
+        .query_async(node)
+        .await
+        .unwrap();
+    held.is_some()
+}
+
+/// The master of the shared cache's slot stops replicating (its replica cannot log in again
+/// after its link dropped: a stand-in for a slow link or a busy replica), takes one more
+/// invalidation, and dies; its replica takes over without that invalidation's deletions
+/// (`CLUSTER FAILOVER TAKEOVER`), so it still holds the entry the commit deleted. Returns
+/// what a new instance (nothing in process) then reads of story 1, and what the database
+/// holds.
+async fn read_after_a_lossy_failover(
+    urls: &[String],
+    settings: fn(SharedCache) -> SharedCache,
+) -> (StoryOutline, StoryOutline) {
+    let _serial = SERIAL.lock().await;
+    let channel = channel();
+    let bus_a = bus_with(urls, &channel, settings(SharedCache::new())).await;
+    let (a, db) = common::seeded_with(Backend::Sqlite, |b| {
+        b.broadcast(bus_a).share_view::<StoryOutline>()
+    })
+    .await
+    .expect("SQLite always runs");
+    let b = Context::builder(a.store().clone())
+        .broadcast(bus_with(urls, &channel, settings(SharedCache::new())).await)
+        .share_view::<StoryOutline>()
+        .build();
+    // A stores the outline once it caught up with the seeding's invalidations.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while a.stats().shared.stores == 0 {
+        a.clear();
+        StoryOutline::get(&a, 1).await.unwrap().unwrap();
+        assert!(Instant::now() < deadline, "{:?}", a.stats().shared);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let mut admin = redis::cluster::ClusterClient::new(urls.to_vec())
+        .unwrap()
+        .get_async_connection()
+        .await
+        .unwrap();
+    let slot: i64 = redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg(format!("{{{channel}}}:inv"))
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    // A node the last test restarted may take a moment to show as the replica.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let nodes = loop {
+        let nodes = nodes_of(urls, slot).await;
+        if nodes.len() > 1 {
+            break nodes;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the slot has no replica: {nodes:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (old_master, replica) = (&nodes[0], &nodes[1]);
+    let mut master = node(old_master).await;
+    let mut standby = node(replica).await;
+    // The replica may still be syncing after the last test's restart: short waits, retried
+    // (the connection's response timeout is shorter than a long one).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let acked: i64 = redis::cmd("WAIT")
+            .arg(1)
+            .arg(200)
+            .query_async(&mut master)
+            .await
+            .unwrap();
+        if acked == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the replica has the entry");
+    }
+    let _: () = redis::cmd("READONLY")
+        .query_async(&mut standby)
+        .await
+        .unwrap();
+    assert!(holds_the_outline(&mut standby, &channel).await);
+
+    // Replication stops: the connections already open stay logged in, the replica's next one
+    // is refused.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg(format!("cut-off-{}", std::process::id()))
+        .query_async(&mut master)
+        .await
+        .unwrap();
+    let _: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("replica")
+        .query_async(&mut master)
+        .await
+        .unwrap();
+    rename_scene(&b, 1, "Renamed on the old master only").await;
+    assert!(
+        !holds_the_outline(&mut master, &channel).await,
+        "the commit deleted it"
+    );
+    assert!(
+        holds_the_outline(&mut standby, &channel).await,
+        "the replica never heard of the deletion"
+    );
+    let _: redis::RedisResult<()> = redis::cmd("SHUTDOWN")
+        .arg("NOSAVE")
+        .query_async(&mut master)
+        .await;
+    let _: () = redis::cmd("CLUSTER")
+        .arg("FAILOVER")
+        .arg("TAKEOVER")
+        .query_async(&mut standby)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while master_of(urls, slot).await != *replica {
+        assert!(Instant::now() < deadline, "no takeover within 20 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(holds_the_outline(&mut standby, &channel).await);
+
+    let c = Context::builder(db.store.clone())
+        .broadcast(bus_with(urls, &channel, settings(SharedCache::new())).await)
+        .share_view::<StoryOutline>()
+        .max_entry_bytes(1)
+        .build();
+    let on_c = (*StoryOutline::get(&c, 1).await.unwrap().unwrap()).clone();
+    let cold = cold_outline(&db).await;
+    drop((a, b, c));
+    // Bring the old master back (as a replica) for the next run.
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/redis-cluster");
+    let status = std::process::Command::new("bash")
+        .arg(script)
+        .status()
+        .unwrap();
+    assert!(status.success(), "the cluster is whole again");
+    (on_c, cold)
+}
+
+/// The stamps' run is the serving process's own: the replica that took over vouches for
+/// nothing the old master stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_took_over_without_the_last_deletions_serves_none_of_them() {
+    let Some(urls) = cluster_urls() else { return };
+    let (on_c, cold) = read_after_a_lossy_failover(&urls, |s| s).await;
+    assert!(titles(&cold).contains(&"Renamed on the old master only"));
+    assert_eq!(on_c, cold);
+}
+
+/// Control: with the run kept in a key (replicated with the entry it vouches for), a new
+/// instance reads the entry the last commit deleted on the old master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_run_in_a_key_a_replica_that_took_over_serves_a_deleted_entry() {
+    let Some(urls) = cluster_urls() else { return };
+    let (on_c, cold) = read_after_a_lossy_failover(&urls, SharedCache::__run_in_a_key).await;
+    assert_ne!(
+        on_c, cold,
+        "the control reads the entry the failover lost the deletion of"
+    );
 }

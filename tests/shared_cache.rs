@@ -18,7 +18,7 @@ use cached_runtime::{
     CachedView, Context, ContextBuilder, LoadView, RedisBroadcast, Result, SharedCache, ViewCtx,
 };
 use common::domain::*;
-use common::redis_users::{channel, redis_url, rename_scene, Echo};
+use common::redis_users::{channel, redis_url, rename_scene, Echo, OwnRedis};
 use common::Backend;
 
 /// The test that pauses Redis takes this exclusively; the others share it.
@@ -461,69 +461,6 @@ async fn with_its_checks_off_the_shared_cache_serves_stale_reads() {
     );
 }
 
-/// A Redis server of this test's own on a free loopback port, to stop and start again.
-struct OwnRedis {
-    port: u16,
-}
-
-impl OwnRedis {
-    fn start() -> OwnRedis {
-        let port = 6400 + (std::process::id() % 500) as u16;
-        let redis = OwnRedis { port };
-        redis.up();
-        redis
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Starts it (empty: it keeps nothing on disk) and waits until it answers.
-    fn up(&self) {
-        let port = self.port.to_string();
-        let status = std::process::Command::new("redis-server")
-            .args(["--port", &port, "--bind", "127.0.0.1", "--daemonize", "yes"])
-            .args(["--save", "", "--appendonly", "no", "--dir", "/tmp"])
-            .args(["--logfile", &format!("/tmp/cached-test-redis-{port}.log")])
-            .status()
-            .expect("redis-server runs");
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.answers() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server on {port} did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn answers(&self) -> bool {
-        std::process::Command::new("redis-cli")
-            .args(["-p", &self.port.to_string(), "ping"])
-            .output()
-            .is_ok_and(|out| out.stdout.starts_with(b"PONG"))
-    }
-
-    /// Stops it at once, losing everything it held.
-    fn down(&self) {
-        let _ = std::process::Command::new("redis-cli")
-            .args(["-p", &self.port.to_string(), "shutdown", "nosave"])
-            .output();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.answers() {
-            assert!(Instant::now() < deadline, "redis-server did not stop");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.down();
-    }
-}
-
 /// Redis restarts empty (its counters, stamps and entries gone) while two instances run, one
 /// of them in the middle of a load whose snapshot predates the restart: the instances go
 /// offline and clear, commits are refused until Redis is back (never lost), the held load's
@@ -613,4 +550,107 @@ async fn a_redis_restart_costs_no_stale_read() {
         assert!(Instant::now() < deadline, "{:?}", c.stats().shared);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Redis comes back from a snapshot on disk taken before the last invalidation, as after a
+/// crash under RDB or AOF persistence (both lose the last writes): the entry that invalidation
+/// deleted is back, with every counter that vouched for it. Returns what the instance that
+/// lived through it read of story 1 over the next half second, what a new instance (nothing
+/// in process) reads, and what the database holds.
+async fn reads_after_a_restore(
+    settings: fn(SharedCache) -> SharedCache,
+) -> Option<(
+    Vec<Option<StoryOutline>>,
+    Option<StoryOutline>,
+    Option<StoryOutline>,
+)> {
+    redis_url()?;
+    let _turn = REDIS.write().await;
+    let redis = OwnRedis::start();
+    let url = redis.url();
+    let (a, b, db, channel) = two_instances(Backend::Sqlite, &url, settings, views)
+        .await
+        .expect("SQLite always runs");
+    StoryOutline::get(&a, 1).await.unwrap().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while shared_entry(&url, &channel, "story_outline:1")
+        .await
+        .is_none()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "A stores story 1's outline in Redis"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    redis.save();
+    rename_scene(&b, 1, "Renamed after the snapshot").await;
+    assert!(
+        shared_entry(&url, &channel, "story_outline:1")
+            .await
+            .is_none(),
+        "the commit deleted the entry"
+    );
+    redis.down();
+    redis.up();
+    assert!(
+        shared_entry(&url, &channel, "story_outline:1")
+            .await
+            .is_some(),
+        "the restore brought the entry back"
+    );
+    let mut on_a = Vec::new();
+    for _ in 0..25 {
+        on_a.push(
+            StoryOutline::get(&a, 1)
+                .await
+                .unwrap()
+                .map(|o| (*o).clone()),
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let bus = RedisBroadcast::connect(&url, channel).await.unwrap();
+    let c = views(
+        Context::builder(db.store.clone())
+            .broadcast(bus.shared_cache(settings(SharedCache::new()))),
+    )
+    .max_entry_bytes(1)
+    .build();
+    let on_c = StoryOutline::get(&c, 1)
+        .await
+        .unwrap()
+        .map(|o| (*o).clone());
+    Some((on_a, on_c, cold_outline(&db, 1).await))
+}
+
+/// The stamps' run is the Redis process's own: nothing stored before the restore is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restored_from_an_older_snapshot_serves_nothing_whose_deletion_it_lost() {
+    let Some((on_a, on_c, cold)) = reads_after_a_restore(|s| s).await else {
+        return;
+    };
+    let renamed = cold.as_ref().is_some_and(|o| {
+        o.chapters
+            .iter()
+            .flat_map(|c| &c.scenes)
+            .any(|s| s.1 == "Renamed after the snapshot")
+    });
+    assert!(renamed, "{cold:?}");
+    assert_eq!(on_c, cold, "a new instance");
+    for read in on_a {
+        assert_eq!(read, cold, "the instance that lived through the restore");
+    }
+}
+
+/// Control: with the run kept in a key (restored with the entry it vouches for), a new
+/// instance reads the entry the last commit deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_run_in_a_key_a_restored_redis_serves_an_entry_whose_deletion_it_lost() {
+    let Some((_, on_c, cold)) = reads_after_a_restore(SharedCache::__run_in_a_key).await else {
+        return;
+    };
+    assert_ne!(
+        on_c, cold,
+        "the control reads the entry the restore brought back"
+    );
 }

@@ -238,3 +238,84 @@ impl Drop for Echo {
         self.stop.store(true, SeqCst);
     }
 }
+
+/// A Redis server of a test's own on a loopback port, to stop and start again. It writes to
+/// disk only when asked ([`OwnRedis::save`]), in a directory of its own: a start after a save
+/// restores that snapshot, as a Redis with RDB persistence does after a crash.
+pub struct OwnRedis {
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl OwnRedis {
+    /// Starts one, empty (a snapshot left by an earlier run is removed first).
+    pub fn start() -> OwnRedis {
+        let port = 6400 + (std::process::id() % 500) as u16;
+        let dir = std::env::temp_dir().join(format!("cached-test-redis-{port}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a directory for the test's Redis");
+        let redis = OwnRedis { port, dir };
+        redis.up();
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts it (from its last snapshot, if [`OwnRedis::save`] wrote one; else empty) and
+    /// waits until it answers.
+    pub fn up(&self) {
+        let port = self.port.to_string();
+        let dir = self.dir.to_str().expect("a UTF-8 temporary directory");
+        let status = std::process::Command::new("redis-server")
+            .args(["--port", &port, "--bind", "127.0.0.1", "--daemonize", "yes"])
+            .args(["--save", "", "--appendonly", "no", "--dir", dir])
+            .args(["--logfile", &format!("{dir}/redis.log")])
+            .status()
+            .expect("redis-server runs");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.answers() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server on {port} did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn answers(&self) -> bool {
+        self.cli(&["ping"]).starts_with(b"PONG")
+    }
+
+    /// Writes a snapshot of everything it holds now to disk (`SAVE`).
+    pub fn save(&self) {
+        assert!(self.cli(&["save"]).starts_with(b"OK"), "SAVE");
+    }
+
+    /// Stops it at once, losing everything it held since its last snapshot.
+    pub fn down(&self) {
+        self.cli(&["shutdown", "nosave"]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.answers() {
+            assert!(Instant::now() < deadline, "redis-server did not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn cli(&self, args: &[&str]) -> Vec<u8> {
+        std::process::Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .map_or_else(|_| Vec::new(), |out| out.stdout)
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.down();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

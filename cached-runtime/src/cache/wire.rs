@@ -60,6 +60,10 @@ pub(crate) struct Message {
     /// shared entries it reaches (set by the script that published it; 0: none).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub l2: u64,
+    /// The run of the Redis that numbered `l2` (its `run_id`): numbers compare only within
+    /// one run (see `cache::redis::shared::watermark`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub l2run: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keys: Vec<WireKey>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -145,6 +149,7 @@ impl Message {
             fence: 0,
             release: 0,
             l2: 0,
+            l2run: String::new(),
             // A page is dropped through its tag, and grouped counts with the counts of their
             // groups, which every instance resolves itself.
             keys: keys

@@ -210,8 +210,13 @@ mod redis {
                 return; // absence is not shared
             };
             let unchecked = self.l2.settings.unchecked;
-            // Redis had numbered invalidations this instance has not applied yet.
-            let applied = |bus: &Bus| bus.applied() >= snapshot.inv;
+            // Redis had numbered invalidations this instance has not applied yet. A snapshot
+            // of another run (Redis restarted or failed over since this instance subscribed)
+            // makes it subscribe again; its clear then refuses this load's store.
+            if !unchecked && self.bus.covers(snapshot).is_none() {
+                self.bus.resync();
+            }
+            let applied = |bus: &Bus| bus.covers(snapshot) == Some(true);
             if !unchecked && !caught_up(self.bus, self.l2, counters, applied).await {
                 Counters::add(&counters.skipped, 1);
                 return;

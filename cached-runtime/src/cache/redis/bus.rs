@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use super::queue::{Done, Hold, Outgoing, Shared, NEVER};
-use super::shared::{Codec, L2};
+use super::shared::{Codec, Snapshot, Watermark, L2};
 use super::{listen, outbox, publish, Receiver, RedisBroadcast};
 use crate::cache::wire::Message;
 use crate::cache::{Bump, Change, LocalCache};
@@ -58,6 +58,7 @@ impl Bus {
                  add RedisBroadcast::shared_cache(SharedCache::new())"
             );
         }
+        let runs_checked = !broadcast.shared.as_ref().is_some_and(|s| s.run_in_a_key);
         let l2 = broadcast.shared.take().map(|settings| {
             L2::new(
                 settings,
@@ -84,8 +85,13 @@ impl Bus {
             ignore_releases: broadcast.ignore_releases,
             l2,
             pending: AtomicU64::new(0),
-            applied: AtomicU64::new(broadcast.last_number),
+            applied: Watermark::new(
+                std::mem::take(&mut broadcast.last_number.0),
+                broadcast.last_number.1,
+                runs_checked,
+            ),
             progress: tokio::sync::Notify::new(),
+            resync: tokio::sync::Notify::new(),
             outgoing: tx.downgrade(),
         });
         let bus = Bus {
@@ -119,11 +125,16 @@ impl Bus {
             == 0
     }
 
-    /// The number of the last shared-cache invalidation applied here.
-    pub fn applied(&self) -> u64 {
-        self.shared
-            .applied
-            .load(std::sync::atomic::Ordering::SeqCst)
+    /// Whether every shared-cache invalidation Redis had numbered at `snapshot` is applied
+    /// here; `None` if the snapshot was taken in another run than this instance counts in.
+    pub fn covers(&self, snapshot: &Snapshot) -> Option<bool> {
+        self.shared.applied.covers(snapshot.run(), snapshot.inv)
+    }
+
+    /// This instance met another run of the shared cache than it counts in: it subscribes
+    /// again (clearing, as after a lost connection) and counts from that run's last number.
+    pub fn resync(&self) {
+        self.shared.resync.notify_one();
     }
 
     /// Waits until `done` holds for this bus (it is checked again each time `pending` falls to

@@ -13,13 +13,12 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use redis::aio::PubSub;
-use std::sync::atomic::Ordering::SeqCst;
 
 use tokio::sync::{mpsc, oneshot};
 
 use super::fence::{Announced, Fences};
 use super::server::Server;
-use super::shared::Purge;
+use super::shared::{Advance, Purge};
 use super::{Outgoing, Receiver, Remote, Shared, MAX_BACKOFF, MIN_BACKOFF};
 use crate::cache::local::Link;
 use crate::cache::wire::Message;
@@ -45,9 +44,9 @@ async fn subscribe_numbered(
 ) -> redis::RedisResult<PubSub> {
     let pubsub = subscribe(server, channel).await?;
     if let Some(l2) = &shared.l2 {
-        // Stored, not raised: a Redis restarted empty numbers from 0 again.
-        let last = l2.last_number().await?;
-        shared.applied.store(last, SeqCst);
+        // Stored, not raised: a Redis restarted or failed over numbers from below again.
+        let (run, last) = l2.last_number().await?;
+        shared.applied.reset(run, last);
         shared.progress.notify_waiters();
     }
     Ok(pubsub)
@@ -139,6 +138,8 @@ pub(super) async fn listen(
                         }
                     }
                 }
+                // Redis restarted or failed over (see `shared::watermark`): start over.
+                _ = shared.resync.notified() => break,
                 _ = &mut stop => return,
             }
         }
@@ -191,10 +192,17 @@ struct Senders {
 }
 
 impl Senders {
-    /// A message applied here: with a shared cache, its number is now applied.
+    /// A message applied here: with a shared cache, its number is now applied. A number of
+    /// another run than this instance counts in (Redis restarted or failed over) makes it
+    /// subscribe again.
     fn applied(&self, message: &Message) {
-        if message.l2 > 0 && self.shared.applied.fetch_max(message.l2, SeqCst) < message.l2 {
-            self.shared.progress.notify_waiters();
+        if message.l2 == 0 {
+            return;
+        }
+        match self.shared.applied.heard(&message.l2run, message.l2) {
+            Advance::Raised => self.shared.progress.notify_waiters(),
+            Advance::Behind => {}
+            Advance::OtherRun => self.shared.resync.notify_one(),
         }
     }
 

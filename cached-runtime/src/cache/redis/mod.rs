@@ -89,8 +89,9 @@ pub struct RedisBroadcast {
     max_message_bytes: usize,
     outbox: Option<Outbox>,
     shared: Option<SharedCache>,
-    /// The number of the last shared-cache invalidation when this instance subscribed.
-    last_number: u64,
+    /// The run and the number of the last shared-cache invalidation when this instance
+    /// subscribed.
+    last_number: (String, u64),
     /// Commits announce their invalidation before the database commit ([`fence`]).
     fence_commits: bool,
     /// Test only: received fences are applied as plain invalidations.
@@ -129,7 +130,7 @@ impl RedisBroadcast {
             .map_err(Error::Redis)?;
         // After subscribing: every shared-cache invalidation numbered up to here was published
         // before this instance could cache anything.
-        let last_number = shared::last_number(&server, &channel)
+        let last_number = shared::last_number(&server, &channel, false)
             .await
             .map_err(Error::Redis)?;
         Ok(RedisBroadcast {

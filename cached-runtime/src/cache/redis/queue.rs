@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::shared::{Purge, L2};
+use super::shared::{Purge, Watermark, L2};
 use crate::cache::local::Link;
 use crate::cache::wire::Message;
 use crate::cache::LocalCache;
@@ -92,11 +92,15 @@ pub(super) struct Shared {
     pub(super) l2: Option<L2>,
     /// Invalidations applied here that Redis has not taken yet ([`Hold`]).
     pub(super) pending: AtomicU64,
-    /// The number of the last shared-cache invalidation applied here (or known to predate
-    /// this instance's subscription).
-    pub(super) applied: AtomicU64,
+    /// The run and number of the last shared-cache invalidation applied here (or known to
+    /// predate this instance's subscription).
+    pub(super) applied: Watermark,
     /// Signalled when `pending` falls to 0 or `applied` rises (loads wait for either).
     pub(super) progress: tokio::sync::Notify,
+    /// Signalled when this instance met another run of the shared cache than it counts in
+    /// (a restart or a failover of Redis): the listener then subscribes again, as after a
+    /// lost connection.
+    pub(super) resync: tokio::sync::Notify,
     /// The publisher's queue, for the listener's own purges of the shared cache (weak: it
     /// must not keep the publisher alive once the context is gone).
     pub(super) outgoing: mpsc::WeakUnboundedSender<Outgoing>,

@@ -23,6 +23,7 @@
 mod breaker;
 mod codec;
 mod scripts;
+mod watermark;
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
@@ -30,6 +31,7 @@ use std::time::Duration;
 
 pub(crate) use codec::{Codec, Decoded};
 pub(crate) use scripts::{ReadReply, Snapshot, STAMP_LIFE};
+pub(crate) use watermark::{Advance, Watermark};
 
 use self::breaker::Breaker;
 use self::scripts::Scripts;
@@ -59,6 +61,8 @@ pub struct SharedCache {
     lease_wait: Duration,
     /// Test only: stores skip every check (see `__unchecked_stores`).
     pub(crate) unchecked: bool,
+    /// Test only: the run is kept in a key, not read from the server (see `__run_in_a_key`).
+    pub(crate) run_in_a_key: bool,
 }
 
 impl Default for SharedCache {
@@ -72,6 +76,7 @@ impl Default for SharedCache {
             lease: Duration::from_secs(2),
             lease_wait: Duration::from_millis(20),
             unchecked: false,
+            run_in_a_key: false,
         }
     }
 }
@@ -130,6 +135,26 @@ impl SharedCache {
     pub fn __unchecked_stores(mut self) -> Self {
         self.unchecked = true;
         self
+    }
+
+    /// Test only: the stamps' run is a value kept in a key of the shared cache (as in an
+    /// earlier version), not the serving Redis process's `run_id`, and invalidations are
+    /// numbered without runs: a Redis restored from an older snapshot, or a replica that
+    /// took over before it had the master's last writes, then vouches for entries whose
+    /// deletion it lost. To prove the tests can fail without the run.
+    #[cfg(feature = "__testing")]
+    #[doc(hidden)]
+    pub fn __run_in_a_key(mut self) -> Self {
+        self.run_in_a_key = true;
+        self
+    }
+
+    /// Where the scripts take the run from (their `ARGV[2]`).
+    fn run_source(&self) -> &'static str {
+        match self.run_in_a_key {
+            true => "k",
+            false => "i",
+        }
     }
 
     /// How long a load waits for this instance to catch up with Redis (its own invalidations
@@ -200,14 +225,25 @@ impl Purge {
     }
 }
 
-/// The number of the last shared-cache invalidation Redis numbered on `channel` (0 if none).
-pub(crate) async fn last_number(server: &Server, channel: &str) -> redis::RedisResult<u64> {
+/// The run of the Redis serving the shared cache on `channel`, and the number of the last
+/// invalidation it numbered (0 if none). `run_in_a_key`: see
+/// [`SharedCache::__run_in_a_key`].
+pub(crate) async fn last_number(
+    server: &Server,
+    channel: &str,
+    run_in_a_key: bool,
+) -> redis::RedisResult<(String, u64)> {
     let mut conn = server.connect().await?;
-    let n: Option<u64> = redis::cmd("GET")
-        .arg(format!("{}inv", prefix(channel)))
+    let prefix = prefix(channel);
+    let (run, n): (String, u64) = redis::cmd("EVAL")
+        .arg(scripts::LAST)
+        .arg(1)
+        .arg(format!("{prefix}inv"))
+        .arg(&prefix)
+        .arg(if run_in_a_key { "k" } else { "i" })
         .query_async(&mut conn)
         .await?;
-    Ok(n.unwrap_or(0))
+    Ok((run, n))
 }
 
 /// What every key of the shared cache on `channel` starts with: the channel as a hash tag (one
@@ -299,11 +335,15 @@ impl L2 {
         cmd
     }
 
-    /// `EVALSHA sha 1 <routing key> <prefix>`: how every script of ours starts (the routing
-    /// key puts the call on the slot of this channel's keys in a cluster).
+    /// `EVALSHA sha 1 <routing key> <prefix> <run source>`: how every script of ours starts
+    /// (the routing key puts the call on the slot of this channel's keys in a cluster).
     fn script(&self, sha: &str) -> redis::Cmd {
         let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(sha).arg(1).arg(&self.routing).arg(&self.prefix);
+        cmd.arg(sha)
+            .arg(1)
+            .arg(&self.routing)
+            .arg(&self.prefix)
+            .arg(self.settings.run_source());
         cmd
     }
 
@@ -317,10 +357,10 @@ impl L2 {
         scripts::is_noscript(err)
     }
 
-    /// The number of the last invalidation Redis numbered (bypassing the breaker: the
-    /// listener needs it to resubscribe).
-    pub async fn last_number(&self) -> redis::RedisResult<u64> {
-        last_number(&self.server, &self.channel).await
+    /// The run and the number of the last invalidation Redis numbered (bypassing the
+    /// breaker: the listener needs it to resubscribe).
+    pub async fn last_number(&self) -> redis::RedisResult<(String, u64)> {
+        last_number(&self.server, &self.channel, self.settings.run_in_a_key).await
     }
 
     /// `key` in process missed: the entry if Redis has it and it is current, else a snapshot
