@@ -103,6 +103,19 @@ async fn heard(a: &Context, heard: &Heard, n: usize, text: &impl Fn() -> String)
     lags
 }
 
+/// Prints a sorted distribution of lags.
+fn print_distribution(label: &str, lags: &[Duration]) {
+    let at = |q: f64| lags[((lags.len() - 1) as f64 * q) as usize];
+    eprintln!(
+        "\n{label} over {} commits: p50 {:?}, p90 {:?}, p99 {:?}, max {:?}\n",
+        lags.len(),
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        at(1.0)
+    );
+}
+
 /// When B's hook last ran on a remote invalidation.
 struct Heard {
     at: std::sync::Mutex<Instant>,
@@ -209,15 +222,7 @@ fn broadcast(c: &mut Criterion) {
         ("published after the commit", &unfenced_writer),
     ] {
         let lags = rt.block_on(reach(writer, &b, 2000, &text));
-        let at = |q: f64| lags[((lags.len() - 1) as f64 * q) as usize];
-        eprintln!(
-            "\nbroadcast_reach ({label}) over {} commits: p50 {:?}, p90 {:?}, p99 {:?}, max {:?}\n",
-            lags.len(),
-            at(0.5),
-            at(0.9),
-            at(0.99),
-            at(1.0)
-        );
+        print_distribution(&format!("broadcast_reach ({label})"), &lags);
     }
     let hook = Heard::on(&b);
     for (label, writer) in [
@@ -225,15 +230,7 @@ fn broadcast(c: &mut Criterion) {
         ("published after the commit", &unfenced_writer),
     ] {
         let lags = rt.block_on(heard(writer, &hook, 2000, &text));
-        let at = |q: f64| lags[((lags.len() - 1) as f64 * q) as usize];
-        eprintln!(
-            "\nbroadcast_heard ({label}) over {} commits: p50 {:?}, p90 {:?}, p99 {:?}, max {:?}\n",
-            lags.len(),
-            at(0.5),
-            at(0.9),
-            at(0.99),
-            at(1.0)
-        );
+        print_distribution(&format!("broadcast_heard ({label})"), &lags);
     }
     let client = redis::Client::open(url.as_str()).unwrap();
     let conn = rt

@@ -202,13 +202,7 @@ async fn a_master_failing_over_costs_no_stale_read() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     drop((a, b, c));
-    // Bring the old master back (as a replica) for the next run.
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/redis-cluster");
-    let status = std::process::Command::new("bash")
-        .arg(script)
-        .status()
-        .unwrap();
-    assert!(status.success(), "the cluster is whole again");
+    whole_again();
 }
 
 /// The `host:port` of the master serving `slot`, as the surviving nodes see it.
@@ -258,6 +252,16 @@ async fn nodes_of(urls: &[String], slot: i64) -> Vec<String> {
         }
     }
     panic!("no node answered CLUSTER SLOTS");
+}
+
+/// Brings a master a test shut down back (as a replica) for the next run.
+fn whole_again() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/redis-cluster");
+    let status = std::process::Command::new("bash")
+        .arg(script)
+        .status()
+        .unwrap();
+    assert!(status.success(), "the cluster is whole again");
 }
 
 /// A plain connection to one node.
@@ -409,13 +413,7 @@ async fn read_after_a_lossy_failover(
     let on_c = (*StoryOutline::get(&c, 1).await.unwrap().unwrap()).clone();
     let cold = cold_outline(&db).await;
     drop((a, b, c));
-    // Bring the old master back (as a replica) for the next run.
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/redis-cluster");
-    let status = std::process::Command::new("bash")
-        .arg(script)
-        .status()
-        .unwrap();
-    assert!(status.success(), "the cluster is whole again");
+    whole_again();
     (on_c, cold)
 }
 
