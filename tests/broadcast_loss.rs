@@ -11,9 +11,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use cached_runtime::{Context, Error, LoadView, QueryKey, RedisBroadcast};
+use cached_runtime::{Context, Error, LoadView, QueryKey, RedisBroadcast, SharedCache};
 use common::domain::*;
-use common::redis_users::{channel, redis_url, LockableUser};
+use common::redis_users::{channel, redis_url, rename_scene, LockableUser};
 use common::Backend;
 use common::{scene_title as title, within};
 
@@ -393,5 +393,63 @@ async fn an_overflowing_queue_and_an_oversized_message_degrade_and_still_arrive(
         Scene::repo(&b).get(1).await.unwrap().unwrap().word_count,
         104
     );
+    user.delete().await;
+}
+
+/// A Redis user denied `INFO` (a locked-down ACL): the broadcast works as for any user, and
+/// the shared cache falls back to keeping its run in a key (with a warning; it then cannot
+/// tell a restore or a lossy failover from an ordinary day): a view A stored is read from
+/// Redis by B, and A's commit reaches B. Every answer equals a cold read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_denied_info_still_broadcasts_and_shares() {
+    let Some(url) = redis_url() else { return };
+    let channel = channel();
+    let mut user = LockableUser::new(&url, "noinfo").await;
+    user.deny("info").await;
+    let bus = async || {
+        RedisBroadcast::connect(&user.url, channel.clone())
+            .await
+            .expect("INFO is not needed to connect")
+            .shared_cache(SharedCache::new())
+    };
+    let bus_a = bus().await;
+    let (a, db) = common::seeded_with(Backend::Sqlite, |b| {
+        b.broadcast(bus_a).share_view::<StoryOutline>()
+    })
+    .await
+    .unwrap();
+    // B keeps nothing in process: each read asks Redis first.
+    let b = Context::builder(a.store().clone())
+        .broadcast(bus().await)
+        .share_view::<StoryOutline>()
+        .max_entry_bytes(1)
+        .build();
+    let cold = async || {
+        let cold = Context::new(db.store.clone());
+        (*StoryOutline::get(&cold, 1).await.unwrap().unwrap()).clone()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b.stats().shared.hits == 0 {
+        a.clear();
+        assert_eq!(
+            *StoryOutline::get(&a, 1).await.unwrap().unwrap(),
+            cold().await
+        );
+        assert_eq!(
+            *StoryOutline::get(&b, 1).await.unwrap().unwrap(),
+            cold().await
+        );
+        assert!(
+            Instant::now() < deadline,
+            "{:?} {:?}",
+            a.stats().shared,
+            b.stats().shared
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    rename_scene(&a, 1, "Renamed by a user denied INFO").await;
+    let on_b = (*StoryOutline::get(&b, 1).await.unwrap().unwrap()).clone();
+    assert_eq!(on_b, cold().await);
+    assert!(format!("{on_b:?}").contains("Renamed by a user denied INFO"));
     user.delete().await;
 }

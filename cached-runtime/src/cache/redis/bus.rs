@@ -58,6 +58,18 @@ impl Bus {
                  add RedisBroadcast::shared_cache(SharedCache::new())"
             );
         }
+        if broadcast.info_denied {
+            if let Some(settings) = broadcast.shared.take() {
+                tracing::warn!(
+                    target: "cached",
+                    "the Redis user may not run INFO: the shared cache keeps its run in a key, \
+                     and cannot tell a Redis restored from an older snapshot, or a replica that \
+                     took over without the master's last writes, from an ordinary day \
+                     (grant it: ACL SETUSER <user> +info)"
+                );
+                broadcast.shared = Some(settings.key_run());
+            }
+        }
         let runs_checked = !broadcast.shared.as_ref().is_some_and(|s| s.run_in_a_key);
         let l2 = broadcast.shared.take().map(|settings| {
             L2::new(

@@ -92,6 +92,8 @@ pub struct RedisBroadcast {
     /// The run and the number of the last shared-cache invalidation when this instance
     /// subscribed.
     last_number: (String, u64),
+    /// This Redis user may not run `INFO`: a shared cache keeps its run in a key.
+    info_denied: bool,
     /// Commits announce their invalidation before the database commit ([`fence`]).
     fence_commits: bool,
     /// Test only: received fences are applied as plain invalidations.
@@ -130,11 +132,15 @@ impl RedisBroadcast {
             .map_err(Error::Redis)?;
         // After subscribing: every shared-cache invalidation numbered up to here was published
         // before this instance could cache anything.
-        let last_number = shared::last_number(&server, &channel, false)
+        // `o`: a broadcast without a shared cache works for a user denied `INFO` too.
+        let (run, n) = shared::last_number(&server, &channel, "o")
             .await
             .map_err(Error::Redis)?;
+        let info_denied = run.is_none();
+        let last_number = (run.unwrap_or_default(), n);
         Ok(RedisBroadcast {
             last_number,
+            info_denied,
             server,
             channel,
             pubsub,

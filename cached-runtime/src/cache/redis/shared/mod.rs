@@ -141,10 +141,16 @@ impl SharedCache {
     /// earlier version), not the serving Redis process's `run_id`, and invalidations are
     /// numbered without runs: a Redis restored from an older snapshot, or a replica that
     /// took over before it had the master's last writes, then vouches for entries whose
-    /// deletion it lost. To prove the tests can fail without the run.
+    /// deletion it lost. To prove the tests can fail without the run. (Also what a user
+    /// denied `INFO` gets, with a warning: see [`SharedCache::key_run`].)
     #[cfg(feature = "__testing")]
     #[doc(hidden)]
-    pub fn __run_in_a_key(mut self) -> Self {
+    pub fn __run_in_a_key(self) -> Self {
+        self.key_run()
+    }
+
+    /// The run kept in a key: for a Redis user that may not run `INFO`.
+    pub(crate) fn key_run(mut self) -> Self {
         self.run_in_a_key = true;
         self
     }
@@ -225,25 +231,24 @@ impl Purge {
     }
 }
 
-/// The run of the Redis serving the shared cache on `channel`, and the number of the last
-/// invalidation it numbered (0 if none). `run_in_a_key`: see
-/// [`SharedCache::__run_in_a_key`].
+/// The run of the Redis serving the shared cache on `channel` (`None` if `source` is `o`
+/// and this user may not run `INFO`), and the number of the last invalidation it numbered (0
+/// if none). `source`: see `scripts::run_fn`.
 pub(crate) async fn last_number(
     server: &Server,
     channel: &str,
-    run_in_a_key: bool,
-) -> redis::RedisResult<(String, u64)> {
+    source: &str,
+) -> redis::RedisResult<(Option<String>, u64)> {
     let mut conn = server.connect().await?;
     let prefix = prefix(channel);
-    let (run, n): (String, u64) = redis::cmd("EVAL")
+    redis::cmd("EVAL")
         .arg(scripts::LAST)
         .arg(1)
         .arg(format!("{prefix}inv"))
         .arg(&prefix)
-        .arg(if run_in_a_key { "k" } else { "i" })
+        .arg(source)
         .query_async(&mut conn)
-        .await?;
-    Ok((run, n))
+        .await
 }
 
 /// What every key of the shared cache on `channel` starts with: the channel as a hash tag (one
@@ -360,7 +365,8 @@ impl L2 {
     /// The run and the number of the last invalidation Redis numbered (bypassing the
     /// breaker: the listener needs it to resubscribe).
     pub async fn last_number(&self) -> redis::RedisResult<(String, u64)> {
-        last_number(&self.server, &self.channel, self.settings.run_in_a_key).await
+        let (run, n) = last_number(&self.server, &self.channel, self.settings.run_source()).await?;
+        Ok((run.unwrap_or_default(), n))
     }
 
     /// `key` in process missed: the entry if Redis has it and it is current, else a snapshot

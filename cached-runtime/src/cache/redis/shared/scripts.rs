@@ -41,15 +41,21 @@
 use redis::Value;
 
 /// The Lua function every script starts with: `run(p, source)`, the run the stamps use. The
-/// source is `ARGV[2]`: `i`, the serving process's `run_id`; `k` (test only, the design this
-/// replaced), a value kept in the key `P:run`, set by the first script after Redis started
-/// empty.
+/// source is `ARGV[2]`: `i`, the serving process's `run_id`; `o`, the same or `false` if the
+/// user may not run `INFO` (asked once, at connect); `k` (the design this replaced, kept for
+/// a user denied `INFO`, and for the tests' controls), a value kept in the key `P:run`, set
+/// by the first script after Redis started empty.
 macro_rules! run_fn {
     () => {
         r#"
 local function run(p, source)
   if source == 'i' then
     return string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+  end
+  if source == 'o' then
+    local info = redis.pcall('INFO', 'server')
+    if type(info) ~= 'string' then return false end
+    return string.match(info, 'run_id:(%x+)')
   end
   local held = redis.call('GET', p .. 'run')
   if held then return held end
@@ -158,8 +164,9 @@ return inv
 "#
 );
 
-/// The run, and the number of the last invalidation (0 if none): where an instance's count
-/// starts when it subscribes. ARGV: prefix, run source.
+/// The run (`nil` for source `o` if `INFO` is denied), and the number of the last
+/// invalidation (0 if none): where an instance's count starts when it subscribes.
+/// ARGV: prefix, run source.
 pub(super) const LAST: &str = concat!(
     run_fn!(),
     r#"

@@ -26,7 +26,8 @@ struct Mark {
 pub(crate) enum Advance {
     /// It is the highest applied here so far.
     Raised,
-    /// An earlier number of the same run (a duplicate or a late message).
+    /// An earlier number of the same run (a duplicate or a late message), or a number
+    /// without a run.
     Behind,
     /// Numbered in another run than this instance counts in.
     OtherRun,
@@ -46,9 +47,14 @@ impl Watermark {
         *self.lock() = Mark { run, n };
     }
 
-    /// A message numbered `n` in `run` is applied here.
+    /// A message numbered `n` in `run` is applied here. A number without a run (from an
+    /// instance whose Redis user may not run `INFO`, or of an earlier version) vouches for
+    /// nothing here: this instance's stores wait for numbers it can compare, or skip.
     pub fn heard(&self, run: &str, n: u64) -> Advance {
         let mut mark = self.lock();
+        if self.runs_checked && run.is_empty() {
+            return Advance::Behind;
+        }
         if self.runs_checked && run != mark.run {
             return Advance::OtherRun;
         }
@@ -94,6 +100,8 @@ mod tests {
         assert_eq!(mark.heard("b", 99), Advance::Raised);
         assert_eq!(mark.covers("b", 99), Some(true));
         assert_eq!(mark.heard("a", 200), Advance::OtherRun);
+        assert_eq!(mark.heard("", 200), Advance::Behind);
+        assert_eq!(mark.covers("b", 100), Some(false));
     }
 
     #[test]
