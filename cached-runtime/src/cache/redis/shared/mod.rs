@@ -61,7 +61,8 @@ pub struct SharedCache {
     lease_wait: Duration,
     /// Test only: stores skip every check (see `__unchecked_stores`).
     pub(crate) unchecked: bool,
-    /// Test only: the run is kept in a key, not read from the server (see `__run_in_a_key`).
+    /// The run is kept in a key, not read from the server: for a Redis user denied `INFO`
+    /// (see `RedisBroadcast::info_denied`), and for the tests' controls (`__run_in_a_key`).
     pub(crate) run_in_a_key: bool,
 }
 
