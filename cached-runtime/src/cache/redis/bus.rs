@@ -62,10 +62,11 @@ impl Bus {
             if let Some(settings) = broadcast.shared.take() {
                 tracing::warn!(
                     target: "cached",
-                    "the Redis user may not run INFO: the shared cache keeps its run in a key, \
-                     and cannot tell a Redis restored from an older snapshot, or a replica that \
+                    "cannot read the Redis server's run_id (the user may not run INFO, or the \
+                     server does not report one): the shared cache keeps its run in a key, and \
+                     cannot tell a Redis restored from an older snapshot, or a replica that \
                      took over without the master's last writes, from an ordinary day \
-                     (grant it: ACL SETUSER <user> +info)"
+                     (grant INFO: ACL SETUSER <user> +info)"
                 );
                 broadcast.shared = Some(settings.key_run());
             }

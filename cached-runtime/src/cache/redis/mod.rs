@@ -92,7 +92,8 @@ pub struct RedisBroadcast {
     /// The run and the number of the last shared-cache invalidation when this instance
     /// subscribed.
     last_number: (String, u64),
-    /// This Redis user may not run `INFO`: a shared cache keeps its run in a key.
+    /// The server's `run_id` cannot be read (this Redis user may not run `INFO`, or the
+    /// server does not report one): a shared cache keeps its run in a key.
     info_denied: bool,
     /// Commits announce their invalidation before the database commit ([`fence`]).
     fence_commits: bool,
