@@ -288,12 +288,12 @@ async fn holds_the_outline(node: &mut redis::aio::MultiplexedConnection, channel
 /// after its link dropped: a stand-in for a slow link or a busy replica), takes one more
 /// invalidation, and dies; its replica takes over without that invalidation's deletions
 /// (`CLUSTER FAILOVER TAKEOVER`), so it still holds the entry the commit deleted. Returns
-/// what a new instance (nothing in process) then reads of story 1, and what the database
-/// holds.
+/// what a new instance (nothing in process) then reads of story 1, what the database holds,
+/// and what the instance that lived through it read.
 async fn read_after_a_lossy_failover(
     urls: &[String],
     settings: fn(SharedCache) -> SharedCache,
-) -> (StoryOutline, StoryOutline) {
+) -> LossyFailover {
     let _serial = SERIAL.lock().await;
     let channel = channel();
     let bus_a = bus_with(urls, &channel, settings(SharedCache::new())).await;
@@ -412,9 +412,36 @@ async fn read_after_a_lossy_failover(
         .build();
     let on_c = (*StoryOutline::get(&c, 1).await.unwrap().unwrap()).clone();
     let cold = cold_outline(&db).await;
+    // A lived through the failover: it reads (nothing kept in process) until it stores in
+    // the new master's run again, or 10 s passed.
+    let (mut on_a, stored) = (Vec::new(), a.stats().shared.stores);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while a.stats().shared.stores == stored && Instant::now() < deadline {
+        a.clear();
+        on_a.push((*StoryOutline::get(&a, 1).await.unwrap().unwrap()).clone());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let a_stores_again = a.stats().shared.stores > stored;
     drop((a, b, c));
     whole_again();
-    (on_c, cold)
+    LossyFailover {
+        on_c,
+        cold,
+        on_a,
+        a_stores_again,
+    }
+}
+
+/// What [`read_after_a_lossy_failover`] found.
+struct LossyFailover {
+    /// What a new instance read.
+    on_c: StoryOutline,
+    /// What the database holds.
+    cold: StoryOutline,
+    /// What the instance that lived through the failover read until it stored again.
+    on_a: Vec<StoryOutline>,
+    /// Whether it stored in the shared cache again within 10 s.
+    a_stores_again: bool,
 }
 
 /// The stamps' run is the serving process's own: the replica that took over vouches for
@@ -422,9 +449,14 @@ async fn read_after_a_lossy_failover(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_that_took_over_without_the_last_deletions_serves_none_of_them() {
     let Some(urls) = cluster_urls() else { return };
-    let (on_c, cold) = read_after_a_lossy_failover(&urls, |s| s).await;
-    assert!(titles(&cold).contains(&"Renamed on the old master only"));
-    assert_eq!(on_c, cold);
+    let found = read_after_a_lossy_failover(&urls, |s| s).await;
+    assert!(titles(&found.cold).contains(&"Renamed on the old master only"));
+    assert_eq!(found.on_c, found.cold, "a new instance");
+    for read in &found.on_a {
+        assert_eq!(*read, found.cold, "the instance that lived through it");
+    }
+    // It counts in the new master's run (it met it and subscribed again): it stores again.
+    assert!(found.a_stores_again, "A stores in the shared cache again");
 }
 
 /// Control: with the run kept in a key (replicated with the entry it vouches for), a new
@@ -432,9 +464,9 @@ async fn a_replica_that_took_over_without_the_last_deletions_serves_none_of_them
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_run_in_a_key_a_replica_that_took_over_serves_a_deleted_entry() {
     let Some(urls) = cluster_urls() else { return };
-    let (on_c, cold) = read_after_a_lossy_failover(&urls, SharedCache::__run_in_a_key).await;
+    let found = read_after_a_lossy_failover(&urls, SharedCache::__run_in_a_key).await;
     assert_ne!(
-        on_c, cold,
+        found.on_c, found.cold,
         "the control reads the entry the failover lost the deletion of"
     );
 }
