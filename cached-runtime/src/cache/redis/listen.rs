@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use redis::aio::PubSub;
 
 use tokio::sync::{mpsc, oneshot};
@@ -88,6 +88,9 @@ pub(super) async fn listen(
                         let Some(receiver) = receiver.upgrade() else {
                             return;
                         };
+                        // A request to start over made before this subscription counted
+                        // from the run Redis has now is answered by it.
+                        let _ = shared.resync.notified().now_or_never();
                         receiver.cache().set_link(Link::Broadcast, true);
                         backoff = MIN_BACKOFF;
                         pubsub
