@@ -110,6 +110,71 @@ async fn a_writer_killed_with_its_message_unsent_is_noticed_within_the_silence_b
     user.delete().await;
 }
 
+/// Reads of scene 1 on an instance whose subscription is deaf (open, answering `PING`,
+/// delivering nothing: on a cluster, a node cut off from the bus the channel's messages
+/// travel on) after another instance renamed it: for 4 s, or until it reads the new title.
+/// Returns the title before, the reads, and the deaf instance's outages.
+async fn reads_while_deaf(url: &str, echo_check: bool) -> (String, Vec<String>, u64) {
+    let silence = Duration::from_millis(600);
+    let channel = channel();
+    let mut deaf = RedisBroadcast::connect(url, &channel)
+        .await
+        .unwrap()
+        .silence(silence)
+        .__deaf();
+    if !echo_check {
+        deaf = deaf.__without_echo_check();
+    }
+    let (a, _db) = common::seeded_with(Backend::Sqlite, |b| b.broadcast(deaf))
+        .await
+        .unwrap();
+    let b = Context::builder(a.store().clone())
+        .broadcast(
+            RedisBroadcast::connect(url, &channel)
+                .await
+                .unwrap()
+                .silence(silence),
+        )
+        .build();
+    // Past the clear A makes once after subscribing; it never hears of B.
+    tokio::time::sleep(silence + Duration::from_millis(300)).await;
+    let before = title(&a, 1).await;
+    rename_scene(&b, 1, "Heard by the deaf").await;
+    let started = Instant::now();
+    let mut reads = vec![title(&a, 1).await];
+    while reads.last().unwrap() != "Heard by the deaf" && started.elapsed() < Duration::from_secs(4)
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        reads.push(title(&a, 1).await);
+    }
+    eprintln!(
+        "A read the new title {:?} after B's commit",
+        started.elapsed()
+    );
+    (before, reads, a.stats().broadcast_outages)
+}
+
+/// A subscription that delivers nothing is noticed through the instance's own messages,
+/// which do not come back: it counts as lost (an outage), the instance clears and
+/// subscribes again, and reads the committed row within its silence bound and two checks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deaf_subscription_is_noticed_by_its_own_messages_not_coming_back() {
+    let Some(url) = redis_url() else { return };
+    let (_, reads, outages) = reads_while_deaf(&url, true).await;
+    assert_eq!(reads.last().unwrap(), "Heard by the deaf", "{reads:?}");
+    assert!(outages > 0);
+}
+
+/// Control: without the check, the deaf instance serves the old title throughout (it never
+/// heard of the writer, so the writer's silence tells it nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_echo_check_a_deaf_subscription_serves_the_old_row() {
+    let Some(url) = redis_url() else { return };
+    let (before, reads, outages) = reads_while_deaf(&url, false).await;
+    assert!(reads.iter().all(|t| *t == before), "{reads:?}");
+    assert_eq!(outages, 0);
+}
+
 /// A writer cut off from Redis for longer than half its silence bound refuses to commit:
 /// nothing is written, the error says why (HTTP 503), and once Redis takes it back it
 /// commits again.

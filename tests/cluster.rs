@@ -123,7 +123,7 @@ async fn the_broadcast_and_the_shared_cache_work_on_a_cluster() {
     rename_scene(&b, 1, "Renamed over the cluster").await;
     let fresh = reads_fresh(&a, &db, "A after B's commit").await;
     assert!(titles(&fresh).contains(&"Renamed over the cluster"));
-    assert!(a.stats().broadcasts_received > 0);
+    assert!(a.stats().broadcasts_received > 0, "{:?}", a.stats());
 }
 
 /// The master holding the shared cache's slot is shut down while the instances run; its

@@ -5,7 +5,8 @@
 //! cannot read, or a sender silent past its bound clears the cache (whatever was missed,
 //! dropping everything covers it; the clear also refuses every load that read before it). A
 //! lost connection takes the cache offline until it has subscribed again; a connection that
-//! stops answering without closing counts as lost (the listener pings Redis).
+//! stops answering without closing counts as lost (the listener pings Redis), and so does one
+//! that answers but does not bring this instance's own messages back (`echo`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
@@ -16,6 +17,7 @@ use redis::aio::PubSub;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::echo::Echo;
 use super::fence::{Announced, Fences};
 use super::server::Server;
 use super::shared::{Advance, Purge};
@@ -72,6 +74,7 @@ pub(super) async fn listen(
         outgoing: shared.outgoing.clone(),
         shared: shared.clone(),
         fences: Fences::default(),
+        echo: Echo::default(),
     };
     let tick = TICK.min(shared.heartbeat());
     let mut backoff = MIN_BACKOFF;
@@ -126,6 +129,9 @@ pub(super) async fn listen(
                     let Some(receiver) = receiver.upgrade() else { return };
                     senders.check_silence(&*receiver);
                     senders.fences.expire(&*receiver);
+                    if senders.deaf() {
+                        break;
+                    }
                     if young_until.is_some_and(|at| Instant::now() >= at) {
                         young_until = None;
                         receiver.cache().clear();
@@ -192,6 +198,8 @@ struct Senders {
     outgoing: mpsc::WeakUnboundedSender<Outgoing>,
     /// The fences raised here by the other instances' commits under way.
     fences: Fences,
+    /// Whether this instance's own messages come back.
+    echo: Echo,
 }
 
 impl Senders {
@@ -232,6 +240,7 @@ impl Senders {
     /// After (re)subscribing: numbers continue from wherever the senders are now, and their
     /// silence counts from now (an outage of this listener already cleared the cache).
     fn resubscribed(&mut self) {
+        self.echo.restart();
         let now = Instant::now();
         for heard in self.known.values_mut() {
             heard.seq = 0;
@@ -239,8 +248,32 @@ impl Senders {
         }
     }
 
+    /// Whether the subscription has not brought back a message Redis took from this
+    /// instance within the silence bound: it is deaf, and counts as lost.
+    fn deaf(&mut self) -> bool {
+        if !self.shared.echo_check {
+            return false;
+        }
+        let taken = self
+            .shared
+            .last_taken_seq
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let deaf = self.echo.deaf(taken, self.silence);
+        if deaf {
+            tracing::warn!(
+                target: "cached",
+                "this instance's own messages do not come back through its subscription: \
+                 subscribing again"
+            );
+        }
+        deaf
+    }
+
     /// Applies one received message.
     fn receive(&mut self, receiver: &dyn Receiver, payload: &[u8]) {
+        if self.shared.deaf {
+            return; // test only: as if the subscription delivered nothing
+        }
         let cache = receiver.cache();
         let Ok(message) = Message::decode(payload) else {
             // Not ours to read (another program on the channel, a newer format): whatever it
@@ -252,6 +285,7 @@ impl Senders {
         };
         if message.from == self.me {
             // Applied here before it was sent.
+            self.echo.heard(message.seq);
             self.applied(&message);
             return;
         }

@@ -16,7 +16,10 @@
 //!   instances or followed, within the bound, by their clearing;
 //! - a receiver that loses its own subscription clears its cache and refuses every fill until
 //!   it has subscribed again; one that just subscribed clears once more after the silence
-//!   bound (an instance it has not heard of yet may have committed in that time);
+//!   bound (an instance it has not heard of yet may have committed in that time); a
+//!   subscription that stays open but stops delivering (on a cluster, a node cut off from
+//!   the others' bus) is lost too: each instance hears its own messages come back, or
+//!   subscribes again (`echo`);
 //! - the queue is bounded (on overflow, everything queued goes as one clear), a message too
 //!   large goes as whole-entity bumps (or a clear), and one Redis refuses goes as a clear;
 //! - a message from a build whose invalidation graph differs (a rolling deploy) is applied
@@ -33,6 +36,7 @@
 //! shared entries it reaches.
 
 mod bus;
+mod echo;
 mod fence;
 mod listen;
 mod outbox;
@@ -101,6 +105,11 @@ pub struct RedisBroadcast {
     unfenced: bool,
     /// Test only: received releases are ignored, as if each were lost.
     ignore_releases: bool,
+    /// Test only: the subscription delivers nothing.
+    deaf: bool,
+    /// Test only (else true): a subscription that does not deliver this instance's own
+    /// messages counts as lost.
+    echo_check: bool,
 }
 
 impl RedisBroadcast {
@@ -156,6 +165,8 @@ impl RedisBroadcast {
             fence_commits: true,
             unfenced: false,
             ignore_releases: false,
+            deaf: false,
+            echo_check: true,
         })
     }
 
@@ -201,6 +212,24 @@ impl RedisBroadcast {
     #[doc(hidden)]
     pub fn __ignore_releases(mut self) -> Self {
         self.ignore_releases = true;
+        self
+    }
+
+    /// Test only: this instance's subscriptions stay open and answer `PING`, but deliver
+    /// nothing (as on a cluster node cut off from the others' bus).
+    #[cfg(feature = "__testing")]
+    #[doc(hidden)]
+    pub fn __deaf(mut self) -> Self {
+        self.deaf = true;
+        self
+    }
+
+    /// Test only: this instance does not check that its own messages come back, to prove
+    /// what the check catches.
+    #[cfg(feature = "__testing")]
+    #[doc(hidden)]
+    pub fn __without_echo_check(mut self) -> Self {
+        self.echo_check = false;
         self
     }
 

@@ -155,7 +155,7 @@ pub(super) async fn publish(
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
-        shared.taken();
+        shared.taken(numbering.next - 1);
         if let Some(receiver) = receiver.upgrade() {
             let counters = &receiver.cache().counters;
             Counters::add(&counters.broadcasts_sent, sent);

@@ -78,6 +78,8 @@ pub(super) struct Shared {
     pub(super) epoch: Instant,
     /// When Redis last took a message from this instance (µs since `epoch`), or [`NEVER`].
     pub(super) last_taken: AtomicU64,
+    /// The number of the last message Redis took from this instance (0 before the first).
+    pub(super) last_taken_seq: AtomicU64,
     /// This instance writes its commits' messages to an outbox, and relays from it.
     pub(super) outbox: bool,
     /// This instance's commits announce their invalidation before the database commit.
@@ -88,6 +90,10 @@ pub(super) struct Shared {
     pub(super) honor_fences: bool,
     /// Test only (else false): received releases are ignored.
     pub(super) ignore_releases: bool,
+    /// Test only (else false): the listener drops everything it receives.
+    pub(super) deaf: bool,
+    /// Test only (else true): the listener checks that its own messages come back.
+    pub(super) echo_check: bool,
     /// The shared cache, if there is one.
     pub(super) l2: Option<L2>,
     /// Invalidations applied here that Redis has not taken yet ([`Hold`]).
@@ -110,10 +116,11 @@ pub(super) struct Shared {
 pub(super) const NEVER: u64 = u64::MAX;
 
 impl Shared {
-    /// Redis just took a message.
-    pub(super) fn taken(&self) {
+    /// Redis just took this instance's messages up to the one numbered `seq`.
+    pub(super) fn taken(&self, seq: u64) {
         self.last_taken
             .store(self.epoch.elapsed().as_micros() as u64, Relaxed);
+        self.last_taken_seq.fetch_max(seq, Relaxed);
     }
 
     /// How long since Redis last took a message from this instance (`Duration::MAX` before
