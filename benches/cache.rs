@@ -403,6 +403,36 @@ fn invalidate_bare_moka(c: &mut Criterion) {
                 )
             },
         );
+        // With an eviction listener (the cache needs one to give back an entry's bytes and
+        // registrations): moka then removes under a per-key lock and calls the listener in
+        // the caller's thread. The floor for an invalidation through this cache.
+        let bytes = Arc::new(AtomicI64::new(0));
+        let given_back = bytes.clone();
+        let listening: moka::sync::Cache<i64, Arc<Scene>> = moka::sync::Cache::builder()
+            .max_capacity(2_000_000)
+            .eviction_listener(move |_key, _row, _cause| {
+                given_back.fetch_sub(1, Ordering::Relaxed);
+            })
+            .build();
+        for id in 1..=cached {
+            listening.insert(id, row.clone());
+        }
+        group.bench_with_input(
+            BenchmarkId::new("one_entry_listened", cached),
+            &cached,
+            |b, &cached| {
+                b.iter_batched(
+                    || {
+                        let id = next.fetch_add(1, Ordering::Relaxed) % cached + 1;
+                        listening.insert(id, row.clone());
+                        id
+                    },
+                    |id| listening.invalidate(&id),
+                    BatchSize::PerIteration,
+                )
+            },
+        );
+        black_box(bytes.load(Ordering::Relaxed));
     }
     group.finish();
 }

@@ -3,19 +3,21 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
 
-/// The reads of one entity or view: what [`Counters`] keeps per namespace slot.
+/// The reads and invalidations of one entity or view: what [`Counters`] keeps per namespace
+/// slot.
 #[derive(Default)]
 pub(crate) struct Reads {
     hits: AtomicU64,
     misses: AtomicU64,
+    /// Keys of it dropped, and whole-entity invalidations of it.
+    invalidations: AtomicU64,
 }
 
 /// Live counters, shared by every handle of a context.
 pub(crate) struct Counters {
-    /// Hits and misses per namespace slot ([`crate::registry::slot`]): a read touches one
-    /// counter either way, and the totals are their sums.
+    /// Hits, misses and invalidations per namespace slot ([`crate::registry::slot`]): a read
+    /// or an invalidated key touches one counter, and the totals are their sums.
     reads: Box<[Reads]>,
     pub fills: AtomicU64,
     pub stale_fills_rejected: AtomicU64,
@@ -39,7 +41,6 @@ pub(crate) struct Counters {
     pub warmed: AtomicU64,
     /// The shared cache in Redis, if any.
     pub shared: SharedCounters,
-    invalidations: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 /// Live counters of the shared cache ([`SharedStats`]).
@@ -114,7 +115,6 @@ impl Default for Counters {
             audit_mismatches: AtomicU64::default(),
             warmed: AtomicU64::default(),
             shared: SharedCounters::default(),
-            invalidations: Mutex::default(),
         }
     }
 }
@@ -140,9 +140,12 @@ impl Counters {
         counter.fetch_add(n, Relaxed);
     }
 
-    pub fn record_invalidations(&self, entity: &'static str, n: u64) {
-        let mut map = self.invalidations.lock().unwrap_or_else(|e| e.into_inner());
-        *map.entry(entity).or_default() += n;
+    /// Counts one invalidation of the namespace in `slot` (a key of it dropped, or the whole
+    /// of it).
+    pub fn invalidated(&self, slot: usize) {
+        if let Some(reads) = self.reads.get(slot) {
+            reads.invalidations.fetch_add(1, Relaxed);
+        }
     }
 
     /// Sets every count back to zero ([`Context::reset_stats`](crate::Context::reset_stats)).
@@ -150,6 +153,7 @@ impl Counters {
         for reads in self.reads.iter() {
             reads.hits.store(0, Relaxed);
             reads.misses.store(0, Relaxed);
+            reads.invalidations.store(0, Relaxed);
         }
         for counter in [
             &self.fills,
@@ -178,16 +182,16 @@ impl Counters {
         for counter in self.shared.all() {
             counter.store(0, Relaxed);
         }
-        self.invalidations
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
     }
 
     pub fn snapshot(&self) -> Stats {
-        let mut entities = BTreeMap::new();
+        let (mut entities, mut invalidations) = (BTreeMap::new(), BTreeMap::new());
         let (mut hits, mut misses) = (0, 0);
         for (namespace, reads) in crate::registry::namespaces().iter().zip(&self.reads[1..]) {
+            let invalidated = reads.invalidations.load(Relaxed);
+            if invalidated > 0 {
+                invalidations.insert(namespace.type_name, invalidated);
+            }
             let reads = EntityReads {
                 hits: reads.hits.load(Relaxed),
                 misses: reads.misses.load(Relaxed),
@@ -223,11 +227,7 @@ impl Counters {
             audit_mismatches: self.audit_mismatches.load(Relaxed),
             warmed: self.warmed.load(Relaxed),
             shared: self.shared.snapshot(),
-            invalidations: self
-                .invalidations
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
+            invalidations,
         }
     }
 }

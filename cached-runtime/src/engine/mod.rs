@@ -405,18 +405,19 @@ impl Engine {
         CommitReport { keys, entities }
     }
 
-    /// Counts what `report` invalidated, per entity, in the stats.
+    /// Counts what `report` invalidated, per entity, in the stats: one relaxed add per key.
     fn count_invalidations(&self, report: &CommitReport) {
-        let mut per_entity: Vec<(&'static str, u64)> = Vec::new();
-        let names = report.keys.iter().map(|k| k.namespace().type_name);
-        for name in names.chain(report.entities.iter().copied()) {
-            match per_entity.iter_mut().find(|(n, _)| *n == name) {
-                Some((_, count)) => *count += 1,
-                None => per_entity.push((name, 1)),
-            }
+        let counters = &self.cache.counters;
+        for key in &report.keys {
+            counters.invalidated(crate::registry::slot(key.namespace()));
         }
-        for (name, count) in per_entity {
-            self.cache.counters.record_invalidations(name, count);
+        for name in &report.entities {
+            let namespace = crate::registry::namespaces()
+                .iter()
+                .find(|namespace| namespace.type_name == *name);
+            if let Some(namespace) = namespace {
+                counters.invalidated(crate::registry::slot(namespace));
+            }
         }
     }
 }
