@@ -29,7 +29,7 @@ const SERVICES: [(&str, &str, &str, &str); 5] = [
         "Redis",
         "CACHED_REDIS_URL",
         "redis://127.0.0.1:6379",
-        "the broadcast tests (tests/broadcast.rs, tests/broadcast_loss.rs, tests/outbox.rs, tests/shared_cache.rs)",
+        "the broadcast tests (tests/broadcast.rs, tests/broadcast_loss.rs, tests/outbox.rs, tests/shared_cache/)",
     ),
     (
         "Redis Cluster",
