@@ -516,5 +516,8 @@ async fn a_user_denied_info_still_broadcasts_and_shares() {
     let on_b = (*StoryOutline::get(&b, 1).await.unwrap().unwrap()).clone();
     assert_eq!(on_b, cold().await);
     assert!(format!("{on_b:?}").contains("Renamed by a user denied INFO"));
+    // The weaker guarantee is visible in the stats, not only in the log.
+    assert!(!b.stats().shared.runs_checked);
+    assert!(b.stats().to_string().contains("in a key"), "{}", b.stats());
     user.delete().await;
 }

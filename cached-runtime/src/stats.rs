@@ -55,6 +55,7 @@ pub(crate) struct SharedCounters {
     pub errors: AtomicU64,
     pub breaker_opens: AtomicU64,
     pub breaker_open: std::sync::atomic::AtomicBool,
+    pub runs_checked: std::sync::atomic::AtomicBool,
 }
 
 impl SharedCounters {
@@ -84,6 +85,7 @@ impl SharedCounters {
             errors,
             breaker_opens,
             breaker_open: self.breaker_open.load(Relaxed),
+            runs_checked: self.runs_checked.load(Relaxed),
         }
     }
 }
@@ -339,6 +341,13 @@ pub struct SharedStats {
     pub breaker_opens: u64,
     /// Whether the breaker is open: reads skip Redis until a trial call succeeds.
     pub breaker_open: bool,
+    /// Whether entries are stamped with the Redis process's own `run_id`, so that a Redis
+    /// restored from an older snapshot, or a replica that took over without the master's last
+    /// writes, serves nothing stored before. `false` with a shared cache: this Redis user may
+    /// not run `INFO` (grant it: `ACL SETUSER <user> +info`), or the server reports no
+    /// `run_id`; the run is then kept in a key, which such an event restores with the
+    /// entries it vouches for (a warning is logged at start too). `false` without one.
+    pub runs_checked: bool,
 }
 
 /// The reads of one entity or view ([`Stats::reads`]).
@@ -434,6 +443,9 @@ impl fmt::Display for Stats {
         }
         for (name, n) in rows {
             writeln!(f, "  {name:<28} {n:>8}")?;
+        }
+        if shared.hits + shared.misses > 0 && !shared.runs_checked {
+            writeln!(f, "  {:<28} {:>8}", "shared run (INFO denied)", "in a key")?;
         }
         writeln!(f, "  {:<28} {:>7.1}%", "hit rate", self.hit_rate() * 100.0)?;
         for (entity, n) in &self.invalidations {

@@ -137,6 +137,7 @@ backend_tests! {
         let on_b = StoryOutline::get(&b, 1).await.unwrap().unwrap();
         let shared = b.stats().shared;
         assert_eq!((shared.hits, shared.misses), (1, 0), "B read it from Redis");
+        assert!(shared.runs_checked, "stamped with the Redis process's run");
         assert_eq!(*on_b, *on_a);
         assert_eq!(Some((*on_b).clone()), cold_outline(&db, 1).await);
         // B now holds it in process: the next read is a plain hit.

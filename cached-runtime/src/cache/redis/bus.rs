@@ -187,6 +187,15 @@ impl Bus {
             relay,
         } = pending;
         let runtime = broadcast.runtime.clone();
+        if self.shared.l2.is_some() {
+            if let Some(receiver) = receiver.upgrade() {
+                let checked = self.shared.applied.runs_checked();
+                let counters = &receiver.cache().counters.shared;
+                counters
+                    .runs_checked
+                    .store(checked, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
         if let (Some(writer), Some(relay)) = (&self.outbox, relay) {
             writer.attach(store.clone());
             runtime.spawn(outbox::relay(

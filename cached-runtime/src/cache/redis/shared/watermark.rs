@@ -42,6 +42,12 @@ impl Watermark {
         }
     }
 
+    /// Whether runs are compared: the shared cache's stamps name the Redis process (else its
+    /// run is kept in a key).
+    pub fn runs_checked(&self) -> bool {
+        self.runs_checked
+    }
+
     /// Starts over at `n` of `run` (after subscribing again, with the cache cleared).
     pub fn reset(&self, run: String, n: u64) {
         *self.lock() = Mark { run, n };
