@@ -4,12 +4,9 @@
 //! authorization check, and a write's `Cache-Invalidate` header names exactly the keys its
 //! commit invalidated.
 
-#[macro_use]
-mod common;
-use common::domain;
+use crate::common;
+use crate::studio_web as web;
 use common::domain::*;
-#[path = "../examples/studio/web.rs"]
-mod web;
 
 use std::sync::{Arc, Mutex};
 

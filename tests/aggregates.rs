@@ -7,8 +7,7 @@
 //! write that moves no row between groups keeps the grouped counts cached; a write in one
 //! project keeps the other projects' extremes cached.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -5,8 +5,7 @@
 //! flight as a mismatch; and it finds the row a slow load stored after a commit when the
 //! stale-fill guard is off (test-only), and nothing with the guard on. On every backend.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use common::domain::*;
 

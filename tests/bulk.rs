@@ -1,8 +1,7 @@
 //! Bulk and in-place operations on every backend: `update_many_by_<field>`, list fields
 //! (`append_` / `remove_`), batches that fail on a duplicate key, retried transactions.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use cached_runtime::{ConstraintKind, Error, QueryKey};
 use common::domain::*;

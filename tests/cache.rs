@@ -1,7 +1,6 @@
 //! Cache behaviour: single flight, stale-fill refusal, TTL, the manual API, hooks and stats.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -6,8 +6,7 @@
 //! The negative control runs the same sweep with the guard switched off (commits on the
 //! caller's task, test-only) and must find stale rows, or the sweep proves nothing.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;

@@ -7,8 +7,7 @@
 //!
 //! The negative control switches folding off (test-only) and must find stale answers.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use cached_runtime::prelude::*;
 use cached_runtime::ContextBuilder;

@@ -18,8 +18,7 @@
 //! data: every non-ASCII spelling the issue reports as equal to an ASCII one folds to the
 //! column-wide class, never to an ASCII class.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use cached_runtime::__fold;
 use common::Backend;

@@ -5,8 +5,7 @@
 //! spelling of them a case-insensitive collation calls equal), and after every write each
 //! lookup the cache answers equals a cold read of the database.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use cached_runtime::prelude::*;
 use common::Backend;

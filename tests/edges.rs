@@ -12,8 +12,7 @@
 //! - Spellings the collations call equal beyond case (`x²`/`x2`, `㎏`/`kg`, `ǧog`/`gog`, kana,
 //!   ligatures, ignorable characters): a write under one drops what is cached under the other.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

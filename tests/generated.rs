@@ -4,8 +4,7 @@
 //! (every field but the id and the version) and returns the stored row with its id; the new
 //! row is cached, and exactly the queries it entered are dropped.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use cached_runtime::prelude::*;
 use common::Backend;

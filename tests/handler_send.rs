@@ -3,8 +3,7 @@
 //! `async |tx|` capturing `title` by reference, rustc reports "implementation of `Send` is not
 //! general enough" here.)
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use cached_runtime::{Context, Result};
 use common::domain::*;

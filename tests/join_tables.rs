@@ -5,8 +5,7 @@
 //! drops the pages of the movies that show the name. After each step every answer the cache
 //! gives equals a cold read of the database.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use cached_runtime::prelude::*;
 use common::Backend;

@@ -27,7 +27,7 @@
 //! spellings of its text; each list; each view instance) is answered by the cache and by a
 //! cold context on a pool of its own, cleared just before: a difference is a stale answer.
 //! The case stops there and the test fails with the seed, the step, the differences and the
-//! operation log; `CACHED_MODEL_SEED=<seed> cargo test --test model <test>` replays it, and
+//! operation log; `CACHED_MODEL_SEED=<seed> cargo test --test suite model::<test>` replays it, and
 //! `CACHED_MODEL_LOG=1` prints the log of every passing case too.
 //!
 //! The negative controls run the same generator and the same check with one protection
@@ -35,8 +35,7 @@
 //! toward the operations it protects, and must find stale answers: otherwise the check could
 //! not tell the protection from its absence.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use cached_runtime::prelude::*;
 use cached_runtime::{ContextBuilder, Handle};
@@ -635,7 +634,7 @@ async fn negative_control(protection: Protection, backends: &[Backend], test: &s
         missed.is_empty(),
         "with {protection:?} off the model found no stale answer on {missed:?} ({found:?}): \
          it cannot tell the protection from its absence (replay one seed: {SEED_VAR}=<seed> \
-         cargo test --test model {test})"
+         cargo test --test suite model::{test})"
     );
 }
 

@@ -2,8 +2,7 @@
 //! default, for its own time with `#[cache(negative_ttl = N)]`, and not at all with
 //! `negative_ttl = 0`. TTLs run on a `ManualClock`, so nothing sleeps.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

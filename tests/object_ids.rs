@@ -3,8 +3,7 @@
 //!
 //! Needs `CACHED_MONGODB_URL`, like the other MongoDB tests.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use cached_runtime::{CachedEntity, ConstraintKind, Context, Error, QueryKey};
 use common::Backend;

@@ -5,8 +5,7 @@
 //! left, entered or moved within, and the pages that hold the row: after every write, every
 //! page the cache serves equals a cold read.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use cached_runtime::prelude::*;
 use cached_runtime::{Cursor, Page, Paged};

@@ -1,8 +1,7 @@
 //! Invalidation precision, table-driven: for each kind of write, exactly which cached entries
 //! are dropped and which survive, and that everything still cached matches the database.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::future::Future;

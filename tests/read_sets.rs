@@ -2,8 +2,7 @@
 //! shop-wide count, a query the loader built from an earlier read. Manual calls drop the views
 //! that read what they drop, and a view load overtaken by a commit is not stored.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -1,7 +1,6 @@
 //! Every generated repository method, on SQLite, through the context and through a transaction.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use cached_runtime::{CacheKey, ConstraintKind, Error, QueryKey};
 use common::domain::*;

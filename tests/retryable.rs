@@ -2,8 +2,7 @@
 //! timeout (PostgreSQL 55P03, MySQL/MariaDB 1205) and a busy SQLite database. And a value that
 //! cannot be used is a typed error before anything runs.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use std::str::FromStr;
 use std::time::Duration;

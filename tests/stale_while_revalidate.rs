@@ -5,8 +5,7 @@
 //! do not reach this cache, as a change made by another process would not); TTLs run on a
 //! `ManualClock`.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -4,8 +4,7 @@
 //! same run must find stale reads, which proves the test can fail (what the auditor finds
 //! then is in the summary).
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use common::torture::{self, Instances};
 

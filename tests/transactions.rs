@@ -1,7 +1,6 @@
 //! Transactions: the cache changes only after a successful commit.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use cached_runtime::{ConstraintKind, Error, LoadView, QueryKey};
 use common::domain::*;

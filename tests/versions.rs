@@ -3,8 +3,7 @@
 //! `Error::VersionConflict` and nothing changes), and `get_for_update` holding a row lock to
 //! the end of its transaction.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,8 +4,7 @@
 //! of an entity not warmed, stay out; and a reload overtaken by a second commit is refused,
 //! never storing the first commit's value.
 
-#[macro_use]
-mod common;
+use crate::common;
 use common::domain::*;
 
 use std::time::Duration;

@@ -2,11 +2,9 @@
 //! in-process on every backend. Each error the repository returns reaches the client as its
 //! status and a safe message, and no failed request changes the cache.
 
-#[macro_use]
-mod common;
+use crate::common;
+use crate::studio_web as web;
 use common::domain;
-#[path = "../examples/studio/web.rs"]
-mod web;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};

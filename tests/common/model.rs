@@ -1309,7 +1309,7 @@ impl Case {
             ));
         }
         out.push_str(&format!(
-            "replay: {SEED_VAR}={} cargo test --test model {filter}\noperation log:\n  {}",
+            "replay: {SEED_VAR}={} cargo test --test suite model::{filter}\noperation log:\n  {}",
             self.seed,
             self.log.join("\n  ")
         ));
