@@ -60,7 +60,7 @@ async fn slow_reader_overtaken_by_commit(
 
 /// An entity named the MongoDB way (`collection`, with a `-`), on every backend.
 #[derive(CachedEntity, Clone, Debug)]
-#[cache(collection = "short-notes", ttl = 1)]
+#[cache(collection = "short-notes", ttl = 1, name = "short_note")]
 struct Note {
     #[cache(id)]
     id: i64,

@@ -42,7 +42,7 @@ pub struct Job {
 
 /// A text id that the SQL backends compare case-insensitively.
 #[derive(CachedEntity, Clone, Debug, PartialEq)]
-#[cache(table = "labels")]
+#[cache(table = "labels", name = "edge_label")]
 pub struct Label {
     #[cache(id)]
     pub code: String,
@@ -51,7 +51,7 @@ pub struct Label {
 
 /// A case-insensitive lookup field.
 #[derive(CachedEntity, Clone, Debug, PartialEq)]
-#[cache(table = "members")]
+#[cache(table = "members", name = "edge_member")]
 pub struct Member {
     #[cache(id)]
     pub id: i64,

@@ -12,7 +12,7 @@ use mongodb::bson::oid::ObjectId;
 
 /// An integer id from the database, with a version the insert sets to 1.
 #[derive(CachedEntity, Clone, Debug, PartialEq)]
-#[cache(table = "tickets")]
+#[cache(table = "tickets", name = "generated_ticket")]
 pub struct Ticket {
     #[cache(id, generated)]
     pub id: i64,

@@ -114,7 +114,7 @@ pub struct Player {
 
 /// A tag, keyed by case-insensitive text.
 #[derive(CachedEntity, Clone, Debug, PartialEq)]
-#[cache(table = "tags", relates_to = "Team")]
+#[cache(table = "tags", relates_to = "Team", name = "team_tag")]
 pub struct Tag {
     #[cache(id)]
     pub code: String,

@@ -2,7 +2,7 @@
 //! one compile of the shared fixtures (`common/`) for all of these files, instead of one per
 //! file (a cold `cargo test --workspace` spent most of its build on ~40 such binaries).
 //!
-//! Each file is a module; run one with its name as a filter: `cargo test --test suite views::`.
+//! Each file is a module; run one with its name as a filter: `cargo test --test suite pages::`.
 //! Every test makes its own database (schema) and its own context, so the modules run side by
 //! side. Files that change state shared by a whole process or server stay binaries of their
 //! own (see `Cargo.toml`): the counting allocator (`memory`), the metrics recorder
@@ -44,6 +44,7 @@ mod precision;
 mod read_sets;
 mod repository;
 mod retryable;
+mod same_type_names;
 mod stale_while_revalidate;
 mod torture;
 mod transactions;

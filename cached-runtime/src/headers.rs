@@ -127,7 +127,7 @@ fn encode(key: &str) -> String {
 
 /// The header for what a request invalidated; `None` if nothing.
 fn header_value(collected: &Collected, max_bytes: usize) -> Option<HeaderValue> {
-    if collected.keys.is_empty() && collected.entities.is_empty() {
+    if collected.keys.is_empty() && collected.namespaces.is_empty() {
         return None;
     }
     let mut items: Vec<String> = Vec::new();
@@ -136,15 +136,9 @@ fn header_value(collected: &Collected, max_bytes: usize) -> Option<HeaderValue> 
             items.push(item);
         }
     };
-    let whole = |type_name: &str| {
-        let name = crate::registry::namespaces()
-            .iter()
-            .find(|ns| ns.type_name == type_name)
-            .map_or(type_name, |ns| ns.name);
-        format!("{}:*", encode(name))
-    };
-    for entity in &collected.entities {
-        push(whole(entity));
+    let whole = |namespace: &str| format!("{}:*", encode(namespace));
+    for namespace in &collected.namespaces {
+        push(whole(namespace));
     }
     for key in &collected.keys {
         push(encode(&key.to_string()));
@@ -152,7 +146,7 @@ fn header_value(collected: &Collected, max_bytes: usize) -> Option<HeaderValue> 
     let mut text = items.join(", ");
     if text.len() > max_bytes {
         // One `name:*` per entity named instead.
-        let mut names: Vec<String> = collected.entities.iter().map(|e| whole(e)).collect();
+        let mut names: Vec<String> = collected.namespaces.iter().map(|n| whole(n)).collect();
         for key in &collected.keys {
             let item = entity_wide(key);
             if !names.contains(&item) {

@@ -70,7 +70,8 @@ impl Hooks {
 #[derive(Default)]
 pub(crate) struct Collected {
     pub keys: Vec<CacheKey>,
-    pub entities: Vec<&'static str>,
+    /// The namespaces invalidated as a whole, by name (unique, where type names need not be).
+    pub namespaces: Vec<&'static str>,
 }
 
 #[cfg(feature = "axum")]
@@ -82,17 +83,17 @@ tokio::task_local! {
 /// Adds an invalidation applied in this task to its request's collection, if the task is
 /// serving a request under the header layer (a no-op otherwise).
 #[inline]
-pub(crate) fn note_for_request(keys: &[CacheKey], entities: &[&'static str]) {
+pub(crate) fn note_for_request(keys: &[CacheKey], namespaces: &[&'static str]) {
     #[cfg(feature = "axum")]
     let _ = REQUEST.try_with(|collected| {
         let mut collected = collected.lock().unwrap_or_else(|e| e.into_inner());
         collected.keys.extend_from_slice(keys);
-        for entity in entities {
-            if !collected.entities.contains(entity) {
-                collected.entities.push(entity);
+        for namespace in namespaces {
+            if !collected.namespaces.contains(namespace) {
+                collected.namespaces.push(namespace);
             }
         }
     });
     #[cfg(not(feature = "axum"))]
-    let _ = (keys, entities);
+    let _ = (keys, namespaces);
 }

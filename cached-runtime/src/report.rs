@@ -11,6 +11,9 @@ use crate::key::CacheKey;
 pub struct CommitReport {
     pub(crate) keys: Vec<CacheKey>,
     pub(crate) entities: Vec<&'static str>,
+    /// The namespace names of `entities`, in the same order: unique where type names need not
+    /// be (two modules may each have a `Ticket`).
+    pub(crate) namespaces: Vec<&'static str>,
 }
 
 impl CommitReport {

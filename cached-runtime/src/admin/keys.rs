@@ -6,12 +6,14 @@ use crate::key::{CacheKey, Predicate};
 use crate::registry;
 use crate::value::{KeyValue, Value, ValueKind};
 
-/// The namespace (entity or view) whose key prefix or type name is `name`.
+/// The namespace (entity or view) whose key prefix is `name` (unique in a binary), or else
+/// the one whose type name is `name`, if only one is (two modules may each have a `Ticket`).
 pub(crate) fn namespace(name: &str) -> Option<&'static Namespace> {
-    registry::namespaces()
-        .iter()
-        .copied()
-        .find(|ns| ns.name == name || ns.type_name == name)
+    let all = registry::namespaces().iter().copied();
+    all.clone().find(|ns| ns.name == name).or_else(|| {
+        let mut typed = all.filter(|ns| ns.type_name == name);
+        typed.next().filter(|_| typed.next().is_none())
+    })
 }
 
 /// The entity whose key prefix or type name is `name`.

@@ -287,7 +287,7 @@ impl Engine {
         if let (Some(fenced), Some(bus)) = (_announced.fenced, &self.bus) {
             // Announced by a fence: apply here, release it, and wait for the fence only.
             let report = self.apply_observed(changes, &bumps, source, None);
-            crate::hooks::note_for_request(&report.keys, &report.entities);
+            crate::hooks::note_for_request(&report.keys, &report.namespaces);
             let released = bus.release(&self.cache, fenced, &report.keys, &bumps);
             self.run_hooks(&report, source);
             bus.settle(released).await;
@@ -313,7 +313,7 @@ impl Engine {
         #[cfg(feature = "redis")]
         let hold = self.bus.as_ref().and_then(|bus| bus.hold());
         let report = self.apply_observed(changes, &bumps, source, None);
-        crate::hooks::note_for_request(&report.keys, &report.entities);
+        crate::hooks::note_for_request(&report.keys, &report.namespaces);
         #[cfg(feature = "redis")]
         let sent = self
             .bus
@@ -402,7 +402,12 @@ impl Engine {
         let mut keys: Vec<CacheKey> = changes.into_iter().map(|(k, _)| k).collect();
         keys.extend(dependents);
         let entities: Vec<&'static str> = bumps.iter().map(Bump::type_name).collect();
-        CommitReport { keys, entities }
+        let namespaces = bumps.iter().map(|bump| bump.namespace().name).collect();
+        CommitReport {
+            keys,
+            entities,
+            namespaces,
+        }
     }
 
     /// Counts what `report` invalidated, per entity, in the stats: one relaxed add per key.
@@ -411,10 +416,10 @@ impl Engine {
         for key in &report.keys {
             counters.invalidated(crate::registry::slot(key.namespace()));
         }
-        for name in &report.entities {
+        for name in &report.namespaces {
             let namespace = crate::registry::namespaces()
                 .iter()
-                .find(|namespace| namespace.type_name == *name);
+                .find(|namespace| namespace.name == *name);
             if let Some(namespace) = namespace {
                 counters.invalidated(crate::registry::slot(namespace));
             }

@@ -100,8 +100,38 @@ fn types() -> &'static Namespaces {
                 slot.insert(types.all.len());
             }
         }
+        if let Some(clash) = clash(&types.all) {
+            panic!("{clash}");
+        }
         types
     })
+}
+
+/// Two registered types that share a namespace name, described for the developer: keys are
+/// named by it outside the process (the broadcast, the shared cache, `Cache-Invalidate`, the
+/// admin router), where one type's entry would be taken for the other's. `None` if every name
+/// is its type's own. A link-time error no derive can see (the two types are in different
+/// modules or crates): reported when the first context is built.
+fn clash(all: &[&'static Namespace]) -> Option<String> {
+    let mut seen: HashMap<&str, &Namespace> = HashMap::new();
+    for &meta in all {
+        if let Some(first) = seen.insert(meta.name, meta) {
+            let (a, b) = (first.type_name, meta.type_name);
+            let who = match a == b {
+                true => format!("two types named `{a}`"),
+                false => format!("`{a}` and `{b}`"),
+            };
+            return Some(format!(
+                "{} share the cache namespace `{}`: keys such as `{}:1` are named by it in the \
+                 broadcast, the shared cache and `Cache-Invalidate`, where one type's entry would be \
+                 taken for the other's. Give one of them its own with `#[cache(name = \"...\")]`",
+                who,
+                meta.name,
+                meta.name
+            ));
+        }
+    }
+    None
 }
 
 /// Every registered entity's and view's namespace, each once.
