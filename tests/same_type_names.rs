@@ -4,7 +4,7 @@
 //! whole-entity invalidation of either puts its own `name:*` in `Cache-Invalidate` (it named
 //! the first type registered under the type name, so a browser kept the other's entries), and
 //! the admin router finds each by its namespace (the type name, which is ambiguous, it refuses
-//! rather than pick one).
+//! rather than pick one). The stats, which are by type name, sum the two.
 
 use axum::body::Body;
 use axum::http::Request;
@@ -12,7 +12,7 @@ use axum::routing::post;
 use axum::Router;
 use cached_runtime::admin::Admin;
 use cached_runtime::headers::InvalidationHeadersLayer;
-use cached_runtime::Context;
+use cached_runtime::{CommitReport, Context};
 use sqlx::sqlite::SqlitePoolOptions;
 use tower::ServiceExt;
 
@@ -104,6 +104,25 @@ async fn a_whole_entity_invalidation_names_its_own_namespace() {
         hits + 1,
         "support's entry survived its invalidation"
     );
+}
+
+/// The stats are by type name: the two `Receipt`s' counts are summed, neither one lost.
+#[tokio::test]
+async fn the_stats_sum_the_types_of_one_name() {
+    let ctx = context().await;
+    billing::Receipt::repo(&ctx).get(1).await.unwrap();
+    support::Receipt::repo(&ctx).get(1).await.unwrap();
+    support::Receipt::repo(&ctx).get(1).await.unwrap();
+    // Counted as the stats count: each key dropped, and each whole-entity (or query) bump.
+    let counted = |report: CommitReport| (report.keys().len() + report.entities().len()) as u64;
+    let billed = counted(ctx.invalidate::<billing::Receipt>(1));
+    let noted = counted(ctx.invalidate::<support::Receipt>(1));
+    assert!(billed > 0 && noted > 0);
+    let stats = ctx.stats();
+    let reads = stats.reads["Receipt"];
+    assert_eq!((reads.misses, reads.hits), (2, 1), "{:?}", stats.reads);
+    let invalidated = stats.invalidations["Receipt"];
+    assert_eq!(invalidated, billed + noted, "{:?}", stats.invalidations);
 }
 
 #[tokio::test]

@@ -190,18 +190,19 @@ impl Counters {
         let (mut entities, mut invalidations) = (BTreeMap::new(), BTreeMap::new());
         let (mut hits, mut misses) = (0, 0);
         for (namespace, reads) in crate::registry::namespaces().iter().zip(&self.reads[1..]) {
+            // By type name: two types of one name (in different modules, each with a
+            // namespace of its own) are summed, not one of them lost.
             let invalidated = reads.invalidations.load(Relaxed);
             if invalidated > 0 {
-                invalidations.insert(namespace.type_name, invalidated);
+                *invalidations.entry(namespace.type_name).or_insert(0) += invalidated;
             }
-            let reads = EntityReads {
-                hits: reads.hits.load(Relaxed),
-                misses: reads.misses.load(Relaxed),
-            };
-            hits += reads.hits;
-            misses += reads.misses;
-            if reads.hits + reads.misses > 0 {
-                entities.insert(namespace.type_name, reads);
+            let (read_hits, read_misses) = (reads.hits.load(Relaxed), reads.misses.load(Relaxed));
+            hits += read_hits;
+            misses += read_misses;
+            if read_hits + read_misses > 0 {
+                let sum: &mut EntityReads = entities.entry(namespace.type_name).or_default();
+                sum.hits += read_hits;
+                sum.misses += read_misses;
             }
         }
         Stats {
@@ -309,9 +310,11 @@ pub struct Stats {
     pub warmed: u64,
     /// The shared cache in Redis ([`SharedCache`](crate::SharedCache)); all zero without one.
     pub shared: SharedStats,
-    /// Hits and misses per entity or view (by type name), for those read at all.
+    /// Hits and misses per entity or view (by type name; two types of one name in different
+    /// modules are summed), for those read at all.
     pub reads: BTreeMap<&'static str, EntityReads>,
-    /// Keys invalidated (dropped or rewritten), per entity name.
+    /// Keys invalidated (dropped or rewritten), per entity or view type name (summed like
+    /// `reads`).
     pub invalidations: BTreeMap<&'static str, u64>,
 }
 

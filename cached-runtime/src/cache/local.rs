@@ -65,9 +65,10 @@ type KeyHasher = foldhash::quality::RandomState;
 #[derive(Clone)]
 pub(crate) struct Entry {
     data: EntryData,
-    epoch: u64,
-    generation: u64,
-    query_generation: u64,
+    /// The epoch, the entity's generation and, for a query key, its query generation, as the
+    /// value was read, added up ([`LocalCache::stamp`]): each of them only grows, so the sum
+    /// is unchanged exactly when none of them moved (one word where three were).
+    stamp: u64,
     /// [`Clock::now_ms`] deadline from the entity's TTL; `u64::MAX` for none.
     deadline: u64,
     /// For a view instance, its registration in the [`DepIndex`]; for a key that is not its
@@ -252,7 +253,6 @@ impl LocalCache {
     #[inline]
     pub fn get(&self, key: &CacheKey) -> Option<EntryData> {
         let entry = self.map.get(key)?;
-        let meta = key.namespace();
         let now = self.clock.now_ms();
         let live = entry.deadline == u64::MAX || entry.deadline > now;
         if !live && entry.reg != 0 && self.servable_until(key, &entry) <= now {
@@ -261,11 +261,7 @@ impl LocalCache {
             self.map.invalidate(key);
             return None;
         }
-        (live
-            && entry.epoch == self.epoch.load(SeqCst)
-            && entry.generation == self.generation(meta)
-            && (!key.is_query() || entry.query_generation == self.query_generation(meta)))
-        .then_some(entry.data)
+        (live && entry.stamp == self.stamp_now(key)).then_some(entry.data)
     }
 
     /// The value under `key` if it is past its TTL but within its namespace's
@@ -275,13 +271,42 @@ impl LocalCache {
     pub fn stale(&self, key: &CacheKey) -> Option<EntryData> {
         key.namespace().stale_while_revalidate?;
         let entry = self.map.get(key)?;
-        let meta = key.namespace();
         (entry.deadline != u64::MAX
             && self.servable_until(key, &entry) > self.clock.now_ms()
-            && entry.epoch == self.epoch.load(SeqCst)
-            && entry.generation == self.generation(meta)
-            && (!key.is_query() || entry.query_generation == self.query_generation(meta)))
+            && entry.stamp == self.stamp_now(key))
         .then_some(entry.data)
+    }
+
+    /// What an entry of `key` read under `token` is stamped with: the token's epoch and
+    /// generation, plus its query generation for a query key. All three counters only grow
+    /// and a token holds earlier readings of them (or 0), so an entry's stamp equals
+    /// [`LocalCache::stamp_now`] exactly when none moved since its read.
+    #[inline]
+    pub(super) fn stamp(&self, key: &CacheKey, token: &Token) -> u64 {
+        let query = if key.is_query() {
+            token.query_generation
+        } else {
+            0
+        };
+        token
+            .epoch
+            .wrapping_add(token.generation)
+            .wrapping_add(query)
+    }
+
+    /// [`LocalCache::stamp`] of a value of `key` read now.
+    #[inline]
+    fn stamp_now(&self, key: &CacheKey) -> u64 {
+        let meta = key.namespace();
+        let query = if key.is_query() {
+            self.query_generation(meta)
+        } else {
+            0
+        };
+        self.epoch
+            .load(SeqCst)
+            .wrapping_add(self.generation(meta))
+            .wrapping_add(query)
     }
 
     /// Until when `entry` may be served at all: its deadline, plus its namespace's

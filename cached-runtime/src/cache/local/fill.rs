@@ -91,9 +91,7 @@ impl LocalCache {
             weight: weight::of(key, &data),
             deadline: self.clock.deadline(ttl_of(key, &data)),
             data,
-            epoch: token.epoch,
-            generation: token.generation,
-            query_generation: token.query_generation,
+            stamp: self.stamp(key, token),
             reg: 0,
             filled_s: u32::try_from(self.clock.now_ms() / 1000).unwrap_or(u32::MAX),
         }
