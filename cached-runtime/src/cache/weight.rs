@@ -14,13 +14,13 @@ use super::EntryData;
 use crate::key::{CacheKey, Predicate};
 use crate::value::KeyValue;
 
-/// The bytes every entry costs whatever it holds: the key (twice: moka keeps its own `Arc` of
-/// it), the entry record, moka's node, its hash-table slot and its place in the access-order
-/// queue, and the row's `Arc` header. Measured with a counting allocator
-/// (`benches/memory.rs`): 498 bytes per cached 119-byte `Scene` row, so about 380 besides the
-/// row. The estimate is kept above that, on the safe side: a budget then holds fewer entries
-/// rather than more. moka's fixed structures (its frequency sketch, the table's spare
-/// capacity) come on top, so a small budget is overshot (see the README).
+/// The bytes every entry costs whatever it holds: the key (in moka's `Arc`), the entry
+/// record, moka's node, its hash-table slot and its place in the access-order queue, and the
+/// row's `Arc` header. Measured with a counting allocator (`benches/memory.rs`): 466 bytes
+/// per cached 119-byte `Scene` row, so about 350 besides the row. The estimate is kept above
+/// that, on the safe side: a budget then holds fewer entries rather than more. moka's fixed
+/// structures (its frequency sketch, the table's spare capacity) come on top, so a small
+/// budget is overshot (see the README).
 pub(crate) const PER_ENTRY: usize = 420;
 
 fn key_value_heap(value: &KeyValue) -> usize {
