@@ -379,9 +379,9 @@ fn invalidate(c: &mut Criterion) {
 
 /// The same measurement on a bare `moka::sync::Cache<i64, Arc<Scene>>`: how much of the growth
 /// with the cache size is moka's own (memory hierarchy), not the invalidation logic's. Also
-/// with an eviction listener (the cache needs one to give back an entry's bytes and
-/// registrations): moka then removes under a per-key lock and calls the listener in the
-/// caller's thread. That is the floor for an invalidation through this cache.
+/// with an eviction listener, which the cache ran until it swept its indexes instead: moka then
+/// removes under a per-key lock and calls the listener in the caller's thread (what that
+/// costs, next to the floor).
 fn invalidate_bare_moka(c: &mut Criterion) {
     let mut group = c.benchmark_group("invalidate_bare_moka");
     let row = Arc::new(domain_scene());

@@ -23,7 +23,7 @@
 //! | `cached_broadcast_lag_seconds` | histogram | |
 //! | `cached_hits_total`, `cached_misses_total`, `cached_fills_total`, ... (one per [`Stats`] count) | counter | |
 //! | `cached_reads_total` | counter | `entity`, `result` (`hit`, `miss`) |
-//! | `cached_entries`, `cached_bytes` (what they weigh) | gauge | |
+//! | `cached_entries`, `cached_bytes` (what they weigh; estimated from a sample under `max_entries`) | gauge | |
 //! | `cached_consistency_ratio` | gauge | (the auditor's matched / checked) |
 
 #[cfg(feature = "metrics")]

@@ -8,9 +8,14 @@
 //! changes a key (a commit, a manual call, a broadcast) drops exactly the instances registered
 //! under it; a whole-entity bump drops every instance that read the entity.
 //!
-//! The index only holds instances that are cached: a registration is released when its entry
-//! is dropped by an apply, replaced by a newer load, or evicted (moka's eviction listener), so
-//! its memory is bounded by the cache's capacity. A view hit never touches the index.
+//! The index holds the instances that are cached, and for a while the ones moka evicted: a
+//! registration is released when its entry is dropped by an apply or replaced by a newer load,
+//! and an evicted one by a [sweep](DepIndex::sweep) (moka runs no eviction listener: one
+//! would put a per-key lock on every removal, half of an invalidation's cost). Sweeps run
+//! once the registrations made since the last one outnumber those it kept ([`Sweeps`]), so
+//! the index holds at most about twice what the cached instances registered, and each
+//! registration pays O(1) for them. A leftover registration only makes a change drop a key
+//! that is no longer cached. A view hit never touches the index.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
@@ -90,6 +95,39 @@ struct Index {
     by_queries_of: HashMap<usize, HashSet<CacheKey>>,
     /// Instance -> what it registered.
     views: HashMap<CacheKey, Registration>,
+    /// When the next sweep is due.
+    sweeps: Sweeps,
+}
+
+/// When an index's registrations of evicted entries are swept: once the registrations made
+/// since the last sweep outnumber the ones it kept (and [`Sweeps::FLOOR`]), so that a sweep's
+/// cost, one lookup per registration, is paid for by as many registrations.
+#[derive(Debug, Default)]
+pub(crate) struct Sweeps {
+    /// Registrations made since the last sweep.
+    since: usize,
+    /// Registrations the last sweep kept.
+    kept: usize,
+}
+
+impl Sweeps {
+    /// Registrations between two sweeps at least.
+    const FLOOR: usize = 1024;
+
+    /// Counts a registration.
+    pub fn registered(&mut self) {
+        self.since += 1;
+    }
+
+    /// Whether a sweep is due.
+    pub fn due(&self) -> bool {
+        self.since > self.kept.max(Self::FLOOR)
+    }
+
+    /// Records a sweep that kept `kept` registrations.
+    pub fn swept(&mut self, kept: usize) {
+        *self = Sweeps { since: 0, kept };
+    }
 }
 
 /// The reverse index from what view instances read to the instances.
@@ -150,6 +188,7 @@ impl DepIndex {
     pub fn register(&self, view: &CacheKey, reads: &ReadSet, id: u64) {
         let mut index = self.lock();
         index.unregister(view);
+        index.sweeps.registered();
         let mut row_entities: Vec<usize> = Vec::new();
         let mut query_entities: Vec<usize> = Vec::new();
         for dep in reads.keys() {
@@ -229,13 +268,42 @@ impl DepIndex {
         }
     }
 
+    /// Whether enough instances registered since the last sweep to pay for another.
+    pub fn sweep_due(&self) -> bool {
+        self.lock().sweeps.due()
+    }
+
+    /// Releases the registration of every instance that is no longer `cached` (evicted).
+    /// Call it where no fill can be between its registration and its store (under the cache's
+    /// apply lock): such an instance would look evicted.
+    pub fn sweep(&self, cached: impl Fn(&CacheKey) -> bool) {
+        let mut index = self.lock();
+        let gone: Vec<CacheKey> = index
+            .views
+            .keys()
+            .filter(|view| !cached(view))
+            .cloned()
+            .collect();
+        for view in &gone {
+            index.unregister(view);
+        }
+        let kept = index.views.len();
+        index.sweeps.swept(kept);
+    }
+
     /// Forgets every registration (the cache was cleared).
     pub fn clear(&self) {
         *self.lock() = Index::default();
     }
 
+    /// Whether `view` is registered.
+    #[cfg(test)]
+    pub fn registered(&self, view: &CacheKey) -> bool {
+        self.lock().views.contains_key(view)
+    }
+
     /// How many instances are registered and how many dependency keys they hold.
-    #[cfg(feature = "__testing")]
+    #[cfg(any(test, feature = "__testing"))]
     pub fn size(&self) -> (usize, usize) {
         let index = self.lock();
         (index.views.len(), index.by_key.len())

@@ -31,13 +31,9 @@
 //! registered under the keys it changes. So either the apply runs first and the fill is
 //! refused, or the fill runs first and the apply finds and drops the instance.
 
-use std::sync::atomic::{
-    AtomicI64, AtomicU32, AtomicU64, AtomicU8,
-    Ordering::{Relaxed, SeqCst},
-};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering::SeqCst};
+use std::sync::Mutex;
 
-use moka::notification::RemovalCause;
 use moka::sync::Cache;
 
 use super::clock::Clock;
@@ -153,9 +149,9 @@ pub(crate) struct LocalCache {
     /// have gone unheard.
     offline: AtomicU8,
     /// What each cached view instance read.
-    deps: Arc<DepIndex>,
+    deps: DepIndex,
     /// The cached non-canonical spellings of text keys.
-    spellings: Arc<Spellings>,
+    spellings: Spellings,
     /// The last registration id handed out (views and spellings).
     regs: AtomicU64,
     /// Whether text keys are folded for invalidation (off only to prove, in a test, what the
@@ -167,8 +163,9 @@ pub(crate) struct LocalCache {
     clock: Clock,
     /// Hits since their last fill of the entries of warmed namespaces.
     pub heat: Heat,
-    /// What the entries weigh in all ([`weight::of`]), as inserted and removed.
-    bytes: Arc<AtomicI64>,
+    /// Whether moka bounds the entries by their weights ([`weight::of`]), and so keeps their
+    /// sum.
+    by_bytes: bool,
     pub counters: Counters,
 }
 
@@ -194,33 +191,18 @@ pub(crate) struct CacheSettings {
 
 impl LocalCache {
     pub fn new(settings: CacheSettings) -> Self {
-        let deps = Arc::new(DepIndex::default());
-        let spellings = Arc::new(Spellings::default());
-        let (views, texts) = (deps.clone(), spellings.clone());
-        let weighed = Arc::new(AtomicI64::new(0));
-        let removed = weighed.clone();
+        // No eviction listener: with one, moka takes a per-key lock around every removal and
+        // insert and calls it in the caller's thread (measured: half of an invalidation).
+        // What it would do is done otherwise: an apply releases the registrations it drops
+        // itself, sweeps release evicted ones (see `sweep_if_due`), and the weight held is
+        // moka's own (`bytes`).
         let builder = match settings.max_bytes {
             Some(bytes) => Cache::builder()
                 .max_capacity(bytes)
                 .weigher(|_key: &CacheKey, entry: &Entry| entry.weight),
             None => Cache::builder().max_capacity(settings.max_entries),
         };
-        let map = builder
-            .eviction_listener(move |key: Arc<CacheKey>, entry: Entry, cause| {
-                // Every removal, replacements included, gives its weight back.
-                removed.fetch_sub(i64::from(entry.weight), Relaxed);
-                // An apply unregisters what it drops itself; a replaced entry's registration
-                // was replaced with it. Eviction (size, or an expired view dropped on read) is
-                // what is left to release. Ids are unique, so a release never removes a newer
-                // registration of the same key.
-                if entry.reg != 0 && cause != RemovalCause::Replaced {
-                    views.release(&key, entry.reg);
-                    if let Some(canonical) = key.canonical() {
-                        texts.release(&canonical, &key, entry.reg);
-                    }
-                }
-            })
-            .build_with_hasher(KeyHasher::default());
+        let map = builder.build_with_hasher(KeyHasher::default());
         LocalCache {
             map,
             stripes: (0..STRIPES).map(|_| Mutex::default()).collect(),
@@ -237,14 +219,14 @@ impl LocalCache {
                 .collect(),
             protect: settings.protect_fills,
             offline: AtomicU8::new(0),
-            deps,
-            spellings,
+            deps: DepIndex::default(),
+            spellings: Spellings::default(),
             regs: AtomicU64::new(0),
             fold_text: settings.fold_text,
             max_entry_bytes: settings.max_entry_bytes,
             clock: settings.clock.unwrap_or_else(Clock::ticking),
             heat: Heat::new(&settings.warm),
-            bytes: weighed,
+            by_bytes: settings.max_bytes.is_some(),
             counters: Counters::default(),
         }
     }
@@ -257,8 +239,9 @@ impl LocalCache {
         let live = entry.deadline == u64::MAX || entry.deadline > now;
         if !live && entry.reg != 0 && self.servable_until(key, &entry) <= now {
             // An expired view instance or text spelling (past any stale-while-revalidate
-            // window): drop it now, which releases what it registered.
+            // window): drop it now, and what it registered (unless registered again since).
             self.map.invalidate(key);
+            self.release(key, entry.reg);
             return None;
         }
         (live && entry.stamp == self.stamp_now(key)).then_some(entry.data)
@@ -397,6 +380,7 @@ impl LocalCache {
                 Change::Write { data, token } if self.admits(others, token, key) => {
                     let mut entry = self.entry(key, data.clone(), token);
                     if let Some(canonical) = self.canonical(key) {
+                        self.sweep_if_due();
                         entry.reg = self.regs.fetch_add(1, SeqCst) + 1;
                         entry.weight = entry.weight.saturating_add(weight::spelling(key));
                         self.spellings.register(canonical, key, entry.reg);
@@ -567,10 +551,40 @@ impl LocalCache {
         })
     }
 
-    /// The number of entries moka holds (including ones not yet evicted after a clear).
+    /// The number of entries moka holds (including ones not yet evicted after a clear). Lets
+    /// moka run its pending evictions first, then sweeps the registrations of what it evicted.
     pub fn entry_count(&self) -> u64 {
         self.map.run_pending_tasks();
+        let _serial = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.sweep();
         self.map.entry_count()
+    }
+
+    /// Releases `reg`, the registration of `key`'s entry, which was just dropped outside an
+    /// apply: a view instance's reads, or a spelling. A newer registration of the key has
+    /// another id and stays.
+    fn release(&self, key: &CacheKey, reg: u64) {
+        self.deps.release(key, reg);
+        if let Some(canonical) = key.canonical() {
+            self.spellings.release(&canonical, key, reg);
+        }
+    }
+
+    /// Sweeps the indexes if enough was registered since their last sweep to pay for one
+    /// (amortized O(1) a registration). Call it under the apply lock, before a registration.
+    pub(super) fn sweep_if_due(&self) {
+        if self.deps.sweep_due() || self.spellings.sweep_due() {
+            self.sweep();
+        }
+    }
+
+    /// Releases the registrations of entries moka no longer holds (evicted). Under the apply
+    /// lock: every registration's entry is then stored (fills register and store under it),
+    /// so a missing entry is an evicted one.
+    fn sweep(&self) {
+        let cached = |key: &CacheKey| self.map.contains_key(key);
+        self.deps.sweep(cached);
+        self.spellings.sweep(cached);
     }
 }
 

@@ -1,7 +1,10 @@
 //! Storing loaded values: the stale-fill guard (`admits`), the entry record, and the fills of
 //! plain keys, text spellings, registered entries (pages) and view instances.
 
-use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::Ordering::SeqCst;
+
+/// How many entries [`LocalCache::bytes`] weighs to estimate a cache bounded by entries.
+const BYTES_SAMPLE: usize = 4096;
 
 use super::{keeps, ttl_of, Entry, LocalCache};
 use crate::cache::deps::ReadSet;
@@ -72,16 +75,37 @@ impl LocalCache {
         heavy
     }
 
-    /// Stores `entry` under `key`, counting its weight.
+    /// Stores `entry` under `key`.
+    #[inline]
     pub(super) fn insert(&self, key: CacheKey, entry: Entry) {
-        self.bytes.fetch_add(i64::from(entry.weight), Relaxed);
         self.map.insert(key, entry);
     }
 
-    /// What the entries held weigh in all, in bytes (removals are counted as moka reports
-    /// them, so it lags a `clear` by a moment).
+    /// What the entries held weigh in all, in bytes ([`weight::of`]). Bounded by bytes, moka
+    /// keeps that sum itself. Bounded by entries, it is estimated: the entry count times the
+    /// mean weight of up to [`BYTES_SAMPLE`] entries (moka's iteration follows the keys'
+    /// seeded hashes, so they are a random pick), exact for a cache that holds no more.
+    /// Either way it lags a removal by moka's pending tasks.
     pub fn bytes(&self) -> u64 {
-        u64::try_from(self.bytes.load(Relaxed)).unwrap_or(0)
+        if self.by_bytes {
+            return self.map.weighted_size();
+        }
+        let (mut n, mut sum) = (0u64, 0u64);
+        for (_, entry) in self.map.iter().take(BYTES_SAMPLE) {
+            n += 1;
+            sum += u64::from(entry.weight);
+        }
+        if n == 0 {
+            return 0;
+        }
+        let count = self.map.entry_count().max(n);
+        if count == n {
+            sum
+        } else {
+            // Rounded to the nearest byte.
+            let scaled = (u128::from(sum) * u128::from(count) + u128::from(n / 2)) / u128::from(n);
+            u64::try_from(scaled).unwrap_or(u64::MAX)
+        }
     }
 
     pub(super) fn entry(&self, key: &CacheKey, data: EntryData, token: &Token) -> Entry {
@@ -165,6 +189,7 @@ impl LocalCache {
             tracing::debug!(target: "cached", %key, "stale fill refused: something it read changed");
             return false;
         }
+        self.sweep_if_due();
         let reg = self.regs.fetch_add(1, SeqCst) + 1;
         register(reg);
         let entry = self.entry(key, data, token);

@@ -1,6 +1,8 @@
 //! Unit tests of the in-process layer: stripes, write-through, registrations.
 
 use super::*;
+use crate::cache::deps::ReadSet;
+use crate::cache::Loaded;
 use crate::entity::{EntityMeta, EntityState};
 use crate::value::{KeyValue, ValueKind};
 
@@ -34,9 +36,9 @@ fn key(id: i64) -> CacheKey {
     CacheKey::row(&ITEM, KeyValue::Int(id))
 }
 
-/// A cache for these tests, on a clock of their own.
-fn test_cache() -> LocalCache {
-    LocalCache::new(CacheSettings {
+/// The settings of these tests' caches: 1,000 entries, on a clock of their own.
+fn test_settings() -> CacheSettings {
+    CacheSettings {
         max_entries: 1_000,
         max_bytes: None,
         max_entry_bytes: u32::MAX,
@@ -44,7 +46,12 @@ fn test_cache() -> LocalCache {
         fold_text: true,
         clock: Some(crate::ManualClock::new().clock()),
         warm: Vec::new(),
-    })
+    }
+}
+
+/// A cache for these tests.
+fn test_cache() -> LocalCache {
+    LocalCache::new(test_settings())
 }
 
 /// Found by a flaky MariaDB test: a delete's negative entry was dropped instead of written
@@ -85,39 +92,112 @@ fn a_commit_writes_through_a_key_whose_stripe_it_also_invalidates() {
     );
 }
 
-/// The weight the cache counts (`bytes()`, the `cached_bytes` metric) follows what moka holds:
-/// fills, replacements and removals, checked against moka's own weighted size.
+/// The exact weight of what `cache` holds, entry by entry, once moka settled.
+fn weighed(cache: &LocalCache) -> u64 {
+    cache.map.run_pending_tasks();
+    cache.map.iter().map(|(_, e)| u64::from(e.weight)).sum()
+}
+
+/// A query-like entry of `n` ids: its weight grows with `n`.
+fn ids(n: i64) -> EntryData {
+    EntryData::Ids((0..n).map(KeyValue::Int).collect())
+}
+
+/// The weight reported (`bytes()`, the `cached_bytes` metric) follows fills, replacements,
+/// removals and a clear, in a cache bounded by bytes (moka's own sum) and in one bounded by
+/// entries that holds fewer than the sample (exact).
 #[test]
-fn the_bytes_counted_follow_fills_replacements_and_removals() {
-    let cache = LocalCache::new(CacheSettings {
-        max_entries: 1_000,
-        max_bytes: Some(1 << 30),
-        max_entry_bytes: u32::MAX,
-        protect_fills: true,
-        fold_text: true,
-        clock: Some(crate::ManualClock::new().clock()),
-        warm: Vec::new(),
-    });
-    let settled = |cache: &LocalCache| {
-        cache.map.run_pending_tasks();
-        (cache.bytes(), cache.map.weighted_size())
-    };
-    for id in 0..10 {
-        assert!(cache.fill(&key(id), EntryData::Count(id), &cache.token(&ITEM)));
+fn the_bytes_reported_follow_fills_replacements_and_removals() {
+    for max_bytes in [Some(1 << 30), None] {
+        let cache = LocalCache::new(CacheSettings {
+            max_bytes,
+            ..test_settings()
+        });
+        for id in 0..10 {
+            assert!(cache.fill(&key(id), ids(id), &cache.token(&ITEM)));
+        }
+        let filled = weighed(&cache);
+        assert!(filled > 10 * weight::PER_ENTRY as u64);
+        assert_eq!(cache.bytes(), filled, "{max_bytes:?}");
+        // Replaced by a lighter entry (a write-through), and removed.
+        let write = Change::Write {
+            data: EntryData::Missing,
+            token: cache.token(&ITEM),
+        };
+        cache.apply(&[(key(9), write), (key(8), Change::Remove)], &[]);
+        let after = weighed(&cache);
+        assert!(after < filled);
+        assert_eq!(cache.bytes(), after, "{max_bytes:?}");
+        cache.clear();
+        assert_eq!((weighed(&cache), cache.bytes()), (0, 0), "{max_bytes:?}");
     }
-    let (bytes, weighed) = settled(&cache);
-    assert!(bytes > 0);
-    assert_eq!(bytes, weighed);
-    // Replaced (a write-through) and removed.
-    let write = Change::Write {
-        data: EntryData::Missing,
-        token: cache.token(&ITEM),
+}
+
+/// Bounded by entries and holding more than the sample, the weight is estimated from a sample
+/// of entries: close to the exact sum when the entries' weights vary.
+#[test]
+fn the_bytes_of_a_large_cache_bounded_by_entries_are_estimated_closely() {
+    let cache = LocalCache::new(CacheSettings {
+        max_entries: 100_000,
+        ..test_settings()
+    });
+    for id in 0..30_000 {
+        assert!(cache.fill(&key(id), ids(id % 64), &cache.token(&ITEM)));
+    }
+    let exact = weighed(&cache) as f64;
+    let estimated = cache.bytes() as f64;
+    let error = (estimated - exact).abs() / exact;
+    assert!(error < 0.03, "estimated {estimated}, exact {exact}");
+}
+
+/// moka evicts without telling (no eviction listener): the registrations of evicted instances
+/// are swept as registrations go on, so the index stays near what is cached, and a cached
+/// instance never loses its registration (a change to what it read would not drop it).
+#[test]
+fn sweeps_release_evicted_instances_and_keep_every_cached_one() {
+    let cache = LocalCache::new(CacheSettings {
+        max_entries: 64,
+        ..test_settings()
+    });
+    let fill = |id: i64| {
+        let mut reads = ReadSet::default();
+        reads.key(key(-1 - id % 7));
+        let loaded = Loaded {
+            data: EntryData::Count(id),
+            rows: Vec::new(),
+            reads: Some(reads),
+        };
+        cache.fill_loaded(&key(id), &loaded, &cache.token(&ITEM));
     };
-    cache.apply(&[(key(1), write), (key(2), Change::Remove)], &[]);
-    let (bytes, weighed) = settled(&cache);
-    assert_eq!(bytes, weighed);
-    cache.clear();
-    assert_eq!(settled(&cache), (0, 0));
+    for id in 0..5_000 {
+        fill(id);
+        if id % 500 == 0 {
+            cache.map.run_pending_tasks(); // moka's housekeeping evicts
+        }
+    }
+    cache.map.run_pending_tasks();
+    let (before, _) = cache.deps.size();
+    // One more round of registrations: a sweep is due within it.
+    for id in 5_000..5_000 + 1_100 {
+        fill(id);
+    }
+    cache.map.run_pending_tasks();
+    let (registered, _) = cache.deps.size();
+    let held = cache.map.entry_count() as usize;
+    assert!(held <= 64, "{held}");
+    assert!(
+        registered <= held + 1_100,
+        "{registered} registrations for {held} cached instances ({before} before the last round)"
+    );
+    for (view, _) in cache.map.iter() {
+        assert!(
+            cache.deps.registered(&view),
+            "{view} is cached but not registered"
+        );
+    }
+    // `entry_count` settles and sweeps: exactly what is cached stays registered.
+    let held = cache.entry_count() as usize;
+    assert_eq!(cache.deps.size().0, held);
 }
 
 /// A fence (another instance's commit under way) refuses every fill of what it reaches, a
