@@ -23,9 +23,9 @@ pub(crate) struct Spellings {
     map: Mutex<(ByCanonical, Sweeps)>,
 }
 
+// A key hashes its entity by address, never through the entity's mutable state.
+#[allow(clippy::mutable_key_type)]
 impl Spellings {
-    // A key hashes its entity by address, never through the entity's mutable state.
-    #[allow(clippy::mutable_key_type)]
     fn lock(&self) -> MutexGuard<'_, (ByCanonical, Sweeps)> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
