@@ -16,8 +16,8 @@ use crate::value::KeyValue;
 
 /// The bytes every entry costs whatever it holds: the key (in moka's `Arc`), the entry
 /// record, moka's node, its hash-table slot and its place in the access-order queue, and the
-/// row's `Arc` header. Measured with a counting allocator (`benches/memory.rs`): 466 bytes
-/// per cached 119-byte `Scene` row, so about 350 besides the row. The estimate is kept above
+/// row's `Arc` header. Measured with a counting allocator (`benches/memory.rs`): 462 bytes
+/// per cached 119-byte `Scene` row, so about 345 besides the row. The estimate is kept above
 /// that, on the safe side: a budget then holds fewer entries rather than more. moka's fixed
 /// structures (its frequency sketch, the table's spare capacity) come on top, so a small
 /// budget is overshot (see the README).
