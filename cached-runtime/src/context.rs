@@ -423,6 +423,15 @@ impl Context {
         self.engine.cache.dependency_index_size()
     }
 
+    /// Test only: lets moka evict what it is due to and releases, at once, the registrations
+    /// of the view instances it evicted (the cache does so a few at a time, as it registers
+    /// others).
+    #[cfg(feature = "__testing")]
+    #[doc(hidden)]
+    pub fn __settle(&self) {
+        self.engine.cache.settle();
+    }
+
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
         self.engine.cache.counters.snapshot()

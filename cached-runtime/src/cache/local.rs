@@ -194,8 +194,8 @@ impl LocalCache {
         // No eviction listener: with one, moka takes a per-key lock around every removal and
         // insert and calls it in the caller's thread (measured: half of an invalidation).
         // What it would do is done otherwise: an apply releases the registrations it drops
-        // itself, sweeps release evicted ones (see `sweep_if_due`), and the weight held is
-        // moka's own (`bytes`).
+        // itself, registrations release evicted ones as they come across them (see
+        // `check_evicted`), and the weight held is moka's own (`bytes`).
         let builder = match settings.max_bytes {
             Some(bytes) => Cache::builder()
                 .max_capacity(bytes)
@@ -380,7 +380,7 @@ impl LocalCache {
                 Change::Write { data, token } if self.admits(others, token, key) => {
                     let mut entry = self.entry(key, data.clone(), token);
                     if let Some(canonical) = self.canonical(key) {
-                        self.sweep_if_due();
+                        self.check_evicted();
                         entry.reg = self.regs.fetch_add(1, SeqCst) + 1;
                         entry.weight = entry.weight.saturating_add(weight::spelling(key));
                         self.spellings.register(canonical, key, entry.reg);
@@ -551,12 +551,9 @@ impl LocalCache {
         })
     }
 
-    /// The number of entries moka holds (including ones not yet evicted after a clear). Lets
-    /// moka run its pending evictions first, then sweeps the registrations of what it evicted.
+    /// The number of entries moka holds (including ones not yet evicted after a clear).
     pub fn entry_count(&self) -> u64 {
         self.map.run_pending_tasks();
-        let _serial = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
-        self.sweep();
         self.map.entry_count()
     }
 
@@ -570,21 +567,22 @@ impl LocalCache {
         }
     }
 
-    /// Sweeps the indexes if enough was registered since their last sweep to pay for one
-    /// (amortized O(1) a registration). Call it under the apply lock, before a registration.
-    pub(super) fn sweep_if_due(&self) {
-        if self.deps.sweep_due() || self.spellings.sweep_due() {
-            self.sweep();
-        }
+    /// Checks a few queued registrations of each index for eviction (O(1)). Call it under the
+    /// apply lock, before a registration: every registered entry is then stored (fills
+    /// register and store under it), so a missing entry is an evicted one.
+    pub(super) fn check_evicted(&self) {
+        let cached = |key: &CacheKey| self.map.contains_key(key);
+        self.deps.check_evicted(cached);
+        self.spellings.check_evicted(cached);
     }
 
-    /// Releases the registrations of entries moka no longer holds (evicted). Under the apply
-    /// lock: every registration's entry is then stored (fills register and store under it),
-    /// so a missing entry is an evicted one.
-    fn sweep(&self) {
-        let cached = |key: &CacheKey| self.map.contains_key(key);
-        self.deps.sweep(cached);
-        self.spellings.sweep(cached);
+    /// Lets moka evict what it is due to, then releases the registrations of every view
+    /// instance it no longer holds, at once (for tests of what the index holds).
+    #[cfg(any(test, feature = "__testing"))]
+    pub fn settle(&self) {
+        self.map.run_pending_tasks();
+        let _serial = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.deps.sweep(|key| self.map.contains_key(key));
     }
 }
 

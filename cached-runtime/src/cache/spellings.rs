@@ -5,36 +5,41 @@
 //! is not its own canonical form ([`CacheKey::canonical`]) is registered here under that form;
 //! an apply that changes any spelling takes every registered spelling of the same canonical
 //! key and drops it. Registrations go with their entries when those are dropped or replaced,
-//! and after an eviction by a sweep, as in the dependency index ([`Sweeps`]): the index holds
-//! about the cached non-canonical keys at most (usually none).
+//! and after an eviction when a later registration comes across them in the queue, as in the
+//! dependency index ([`DepIndex::check_evicted`](super::deps::DepIndex::check_evicted)): the
+//! index holds about the cached non-canonical keys (usually none).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
-use super::deps::Sweeps;
+use super::deps::CHECKS;
 use crate::key::CacheKey;
 
 /// Canonical key -> its cached spellings, each with the registration id of its entry.
 type ByCanonical = HashMap<CacheKey, HashMap<CacheKey, u64>>;
 
-/// The registered spellings, and when they are next swept.
+/// Every registration (canonical key, spelling, id), in the order they are checked for
+/// eviction.
+type Queue = VecDeque<(CacheKey, CacheKey, u64)>;
+
+/// The registered spellings, and the queue they are checked for eviction in.
 #[derive(Default)]
 pub(crate) struct Spellings {
-    map: Mutex<(ByCanonical, Sweeps)>,
+    map: Mutex<(ByCanonical, Queue)>,
 }
 
 // A key hashes its entity by address, never through the entity's mutable state.
 #[allow(clippy::mutable_key_type)]
 impl Spellings {
-    fn lock(&self) -> MutexGuard<'_, (ByCanonical, Sweeps)> {
+    fn lock(&self) -> MutexGuard<'_, (ByCanonical, Queue)> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Registers `key` as a spelling of `canonical`, for the entry with registration `id`.
     pub fn register(&self, canonical: CacheKey, key: &CacheKey, id: u64) {
         let mut guard = self.lock();
-        let (map, sweeps) = &mut *guard;
-        sweeps.registered();
+        let (map, queue) = &mut *guard;
+        queue.push_back((canonical.clone(), key.clone(), id));
         map.entry(canonical).or_default().insert(key.clone(), id);
     }
 
@@ -62,21 +67,31 @@ impl Spellings {
         }
     }
 
-    /// Whether enough spellings registered since the last sweep to pay for another.
-    pub fn sweep_due(&self) -> bool {
-        self.lock().1.due()
-    }
-
-    /// Forgets every spelling that is no longer `cached` (evicted); called where no fill can
-    /// be between its registration and its store, as [`DepIndex::sweep`](super::deps::DepIndex::sweep).
-    pub fn sweep(&self, cached: impl Fn(&CacheKey) -> bool) {
+    /// Checks the next queued registrations for eviction, releasing those whose spelling is
+    /// no longer `cached`; called as
+    /// [`DepIndex::check_evicted`](super::deps::DepIndex::check_evicted).
+    pub fn check_evicted(&self, cached: impl Fn(&CacheKey) -> bool) {
         let mut guard = self.lock();
-        let (map, sweeps) = &mut *guard;
-        map.retain(|_, spellings| {
-            spellings.retain(|key, _| cached(key));
-            !spellings.is_empty()
-        });
-        sweeps.swept(map.values().map(HashMap::len).sum());
+        let (map, queue) = &mut *guard;
+        for _ in 0..CHECKS {
+            let Some((canonical, key, id)) = queue.pop_front() else {
+                return;
+            };
+            let Some(spellings) = map.get_mut(&canonical) else {
+                continue;
+            };
+            if spellings.get(&key) != Some(&id) {
+                continue;
+            }
+            if cached(&key) {
+                queue.push_back((canonical, key, id));
+            } else {
+                spellings.remove(&key);
+                if spellings.is_empty() {
+                    map.remove(&canonical);
+                }
+            }
+        }
     }
 
     /// Forgets everything (the cache was cleared).

@@ -189,7 +189,7 @@ impl LocalCache {
             tracing::debug!(target: "cached", %key, "stale fill refused: something it read changed");
             return false;
         }
-        self.sweep_if_due();
+        self.check_evicted();
         let reg = self.regs.fetch_add(1, SeqCst) + 1;
         register(reg);
         let entry = self.entry(key, data, token);
