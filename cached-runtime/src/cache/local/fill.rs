@@ -3,14 +3,14 @@
 
 use std::sync::atomic::Ordering::SeqCst;
 
-/// How many entries [`LocalCache::bytes`] weighs to estimate a cache bounded by entries.
-const BYTES_SAMPLE: usize = 4096;
-
 use super::{keeps, ttl_of, Entry, LocalCache};
 use crate::cache::deps::ReadSet;
 use crate::cache::{weight, EntryData, Loaded, Token};
 use crate::key::CacheKey;
 use crate::stats::Counters;
+
+/// How many entries [`LocalCache::bytes`] weighs to estimate a cache bounded by entries.
+const BYTES_SAMPLE: usize = 4096;
 
 impl LocalCache {
     /// Whether a value read under `token` may still be stored in a stripe stamped `stamp`.
