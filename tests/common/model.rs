@@ -14,7 +14,7 @@ use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -792,7 +792,7 @@ pub async fn independent_store(db: &TestDb) -> Store {
     macro_rules! second {
         ($options:ty, $pool:expr) => {
             <$options>::new()
-                .max_connections(2)
+                .max_connections(COLD_READERS as u32)
                 .connect_with((*$pool.connect_options()).clone())
                 .await
                 .expect("a second pool")
@@ -1025,29 +1025,62 @@ fn spawn_readers<W: World>(ctx: &Context, probes: &Arc<Vec<Read>>, seed: u64) ->
     })
 }
 
-/// Every probe through the cache and through `cold` (cleared first), in a random order; the
-/// answers that differ.
+/// How many tasks read the probes' cold answers at once (the cold pool has as many
+/// connections): the cold reads are round trips, and a check is mostly waiting for them.
+const COLD_READERS: usize = 4;
+
+/// Every probe through the cache (in a random order, one after another) and through `cold`
+/// (cleared first; [`COLD_READERS`] at a time, alongside); the answers that differ. Nothing
+/// writes while a check runs (apart from a dropped write still committing, which [`check`]
+/// waits out), so both sides answer for the same database.
 async fn compare<W: World>(
     ctx: &Context,
     cold: &Context,
-    probes: &[Read],
+    probes: &Arc<Vec<Read>>,
     rng: &mut Rng,
 ) -> Vec<String> {
     cold.clear();
+    let next = Arc::new(AtomicUsize::new(0));
+    let stored: Vec<_> = (0..COLD_READERS)
+        .map(|_| {
+            let (cold, probes, next) = (cold.clone(), probes.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut answers = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, SeqCst);
+                    let Some(probe) = probes.get(i) else {
+                        return answers;
+                    };
+                    answers.push((i, W::answer(&cold, probe).await));
+                }
+            })
+        })
+        .collect();
     let mut order: Vec<usize> = (0..probes.len()).collect();
     rng.shuffle(&mut order);
+    let mut cached: Vec<Option<Result<String>>> = (0..probes.len()).map(|_| None).collect();
+    for i in order {
+        cached[i] = Some(W::answer(ctx, &probes[i]).await);
+    }
     let mut diffs = Vec::new();
-    for probe in order.into_iter().map(|i| &probes[i]) {
-        match (W::answer(ctx, probe).await, W::answer(cold, probe).await) {
-            (Ok(cached), Ok(stored)) if cached == stored => {}
-            (cached, stored) => diffs.push(format!(
-                "{probe:?}: cached {}, stored {}",
-                shown(cached),
-                shown(stored)
-            )),
+    for task in stored {
+        for (i, stored) in task.await.expect("a cold reader panicked") {
+            match (cached[i].take().expect("every probe read"), stored) {
+                (Ok(cached), Ok(stored)) if cached == stored => {}
+                (cached, stored) => diffs.push((
+                    i,
+                    format!(
+                        "{:?}: cached {}, stored {}",
+                        probes[i],
+                        shown(cached),
+                        shown(stored)
+                    ),
+                )),
+            }
         }
     }
-    diffs
+    diffs.sort();
+    diffs.into_iter().map(|(_, diff)| diff).collect()
 }
 
 /// [`compare`]; with a grace period (soon after a dropped `&ctx` write, whose commit may
@@ -1055,7 +1088,7 @@ async fn compare<W: World>(
 async fn check<W: World>(
     ctx: &Context,
     cold: &Context,
-    probes: &[Read],
+    probes: &Arc<Vec<Read>>,
     rng: &mut Rng,
     grace: Option<Duration>,
 ) -> Vec<String> {
