@@ -36,9 +36,9 @@ use sqlx::{Executor, SqlitePool};
 use std::str::FromStr;
 use support::SceneCard;
 
-/// Rows as an application without the cache would decode them (`sqlx::FromRow`): the
+/// Rows as an application without the cache would decode them (`sqlx::FromRow`, written out
+/// as its derive would write it, so that the workspace builds no sqlx proc macro): the
 /// baseline of the raw-query benchmarks.
-#[derive(sqlx::FromRow)]
 #[allow(dead_code)] // read only through `black_box`
 struct RawScene {
     id: i64,
@@ -51,16 +51,56 @@ struct RawScene {
     version: i64,
 }
 
-/// See [`RawScene`].
-#[derive(sqlx::FromRow)]
+impl<'r, R> sqlx::FromRow<'r, R> for RawScene
+where
+    R: sqlx::Row,
+    &'r str: sqlx::ColumnIndex<R>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> sqlx::Result<Self> {
+        Ok(RawScene {
+            id: row.try_get("id")?,
+            chapter_id: row.try_get("chapter_id")?,
+            story_id: row.try_get("story_id")?,
+            location_id: row.try_get("location_id")?,
+            status: row.try_get("status")?,
+            title: row.try_get("title")?,
+            word_count: row.try_get("word_count")?,
+            version: row.try_get("version")?,
+        })
+    }
+}
+
+/// See [`RawScene`]; `traits` is JSON text (`#[sqlx(json)]`).
 #[allow(dead_code)] // read only through `black_box`
 struct RawCharacter {
     id: i64,
     story_id: i64,
     name: String,
     role: String,
-    #[sqlx(json)]
     traits: Vec<String>,
+}
+
+impl<'r, R> sqlx::FromRow<'r, R> for RawCharacter
+where
+    R: sqlx::Row,
+    &'r str: sqlx::ColumnIndex<R>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    sqlx::types::Json<Vec<String>>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> sqlx::Result<Self> {
+        Ok(RawCharacter {
+            id: row.try_get("id")?,
+            story_id: row.try_get("story_id")?,
+            name: row.try_get("name")?,
+            role: row.try_get("role")?,
+            traits: row
+                .try_get::<sqlx::types::Json<Vec<String>>, _>("traits")?
+                .0,
+        })
+    }
 }
 
 fn hit(c: &mut Criterion) {

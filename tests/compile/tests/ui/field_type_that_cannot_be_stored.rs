@@ -1,13 +1,13 @@
 use cached_runtime::CachedEntity;
 
-#[derive(Clone, Debug, sqlx::Type, serde::Deserialize)]
-#[sqlx(type_name = "TEXT")]
+// The application's own type: cached-runtime stores what implements `ToValue` + `FromValue`.
+#[derive(Clone, Debug, serde::Deserialize)]
 enum Mood {
     Calm,
     Tense,
 }
 
-#[derive(CachedEntity, Clone, sqlx::FromRow, serde::Deserialize)]
+#[derive(CachedEntity, Clone, serde::Deserialize)]
 #[cache(table = "scenes")]
 struct Scene {
     #[cache(id)]

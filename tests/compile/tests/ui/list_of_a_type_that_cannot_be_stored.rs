@@ -1,16 +1,16 @@
 use cached_runtime::CachedEntity;
 
-#[derive(Clone, Debug, PartialEq, sqlx::Type, serde::Deserialize)]
+// A list is stored when its element type is (`ToValue` + `FromValue`).
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
 enum Mood {
     Calm,
 }
 
-#[derive(CachedEntity, Clone, sqlx::FromRow, serde::Deserialize)]
+#[derive(CachedEntity, Clone, serde::Deserialize)]
 #[cache(table = "scenes")]
 struct Scene {
     #[cache(id)]
     id: i64,
-    #[sqlx(json)]
     moods: Vec<Mood>,
 }
 

@@ -5,7 +5,7 @@ struct Chapter {
     id: i64,
 }
 
-#[derive(CachedEntity, Clone, sqlx::FromRow, serde::Deserialize)]
+#[derive(CachedEntity, Clone, serde::Deserialize)]
 #[cache(table = "scenes", relates_to = "Chapter")]
 struct Scene {
     #[cache(id)]

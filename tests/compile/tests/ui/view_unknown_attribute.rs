@@ -1,13 +1,13 @@
 use cached_runtime::prelude::*;
 
-#[derive(CachedEntity, Clone, sqlx::FromRow, serde::Deserialize)]
+#[derive(CachedEntity, Clone, serde::Deserialize)]
 #[cache(table = "stories")]
 pub struct Story {
     #[cache(id)]
     pub id: i64,
 }
 
-#[derive(CachedEntity, Clone, sqlx::FromRow, serde::Deserialize)]
+#[derive(CachedEntity, Clone, serde::Deserialize)]
 #[cache(table = "characters")]
 pub struct Character {
     #[cache(id)]

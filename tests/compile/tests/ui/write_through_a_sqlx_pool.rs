@@ -1,6 +1,6 @@
 use cached_runtime::CachedEntity;
 
-#[derive(CachedEntity, Clone, sqlx::FromRow, serde::Deserialize)]
+#[derive(CachedEntity, Clone, serde::Deserialize)]
 #[cache(table = "scenes")]
 struct Scene {
     #[cache(id)]
