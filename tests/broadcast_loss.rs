@@ -125,9 +125,7 @@ async fn reads_while_deaf(url: &str, echo_check: bool) -> (String, Vec<String>, 
     if !echo_check {
         deaf = deaf.__without_echo_check();
     }
-    let (a, _db) = common::seeded_with(Backend::Sqlite, |b| b.broadcast(deaf))
-        .await
-        .unwrap();
+    let (a, _db) = seeded_over(deaf).await;
     let b = Context::builder(a.store().clone())
         .broadcast(
             RedisBroadcast::connect(url, &channel)
