@@ -125,7 +125,9 @@ fn hit(c: &mut Criterion) {
     let future_cache: moka::future::Cache<i64, Arc<Scene>> = moka::future::Cache::new(100_000);
     let sync_cache: moka::sync::Cache<i64, Arc<Scene>> = moka::sync::Cache::new(100_000);
     rt.block_on(future_cache.insert(1, row.clone()));
-    sync_cache.insert(1, row);
+    sync_cache.insert(1, row.clone());
+    let own_map = support::ShardedMap::default();
+    own_map.insert(1, row);
 
     // What a caller's future embeds for one `get` (moved into every `block_on`, and into the
     // state of every async fn that awaits it).
@@ -196,6 +198,13 @@ fn hit(c: &mut Criterion) {
         b.to_async(&rt).iter(|| async {
             for _ in 0..READS {
                 black_box(sync_cache.get(&black_box(1)));
+            }
+        })
+    });
+    group.bench_function("sharded_map_get", |b| {
+        b.to_async(&rt).iter(|| async {
+            for _ in 0..READS {
+                black_box(own_map.get(black_box(1)));
             }
         })
     });
@@ -452,6 +461,27 @@ fn invalidate_bare_moka(c: &mut Criterion) {
                 )
             });
         }
+        // The same on the sharded map of `hit_x100` (no eviction policy, no TTL).
+        let own = support::ShardedMap::default();
+        for id in 1..=cached {
+            own.insert(id, row.clone());
+        }
+        let next = AtomicI64::new(0);
+        group.bench_with_input(
+            BenchmarkId::new("one_entry_sharded_map", cached),
+            &cached,
+            |b, &cached| {
+                b.iter_batched(
+                    || {
+                        let id = next.fetch_add(1, Ordering::Relaxed) % cached + 1;
+                        own.insert(id, row.clone());
+                        id
+                    },
+                    |id| own.remove(id),
+                    BatchSize::PerIteration,
+                )
+            },
+        );
     }
     black_box(given_back.load(Ordering::Relaxed));
     group.finish();

@@ -3,8 +3,10 @@
 # index and one `relates_to` each) with `#[derive(CachedEntity)]`, next to the same structs
 # with `sqlx::FromRow` + `serde::Deserialize`. Both crates are built once (their dependencies
 # too), then each is rebuilt ROUNDS times, alternating (a touched `lib.rs`, the crate alone),
-# and the median of each is printed with the ratio. (The lines the derive generates per entity
-# are printed by the derive's test `expand::tests::generated_lines_per_entity`.)
+# and the median of each is printed with the ratio. Then the edit a developer makes: one field
+# added to the middle entity, rebuilt with incremental compilation (cargo's default for a debug
+# build), ROUNDS times each. (The lines the derive generates per entity are printed by the
+# derive's test `expand::tests::generated_lines_per_entity`.)
 #
 # Usage: bash benches/compile_time.sh [ENTITIES] [ROUNDS]   (defaults 50 and 5)
 # Uses its own target directory under $CARGO_TARGET_DIR (or target/), so the first run builds
@@ -44,6 +46,9 @@ EOF
 }
 
 write_crate cached_entities 'cached-runtime = { workspace = true }'
+# The entity the edit rounds change (its line ends in `// EDIT`).
+middle=$(( (entities + 1) / 2 ))
+mark() { [ "$1" = "$middle" ] && echo " // EDIT" || true; }
 write_crate plain_structs $'sqlx = { workspace = true }\nserde = { workspace = true }'
 
 {
@@ -53,11 +58,11 @@ write_crate plain_structs $'sqlx = { workspace = true }\nserde = { workspace = t
         if [ "$i" = 1 ]; then
             echo "#[derive(CachedEntity, Clone, Debug, PartialEq)]"
             echo "#[cache(table = \"e$i\")]"
-            echo "pub struct E$i { #[cache(id)] pub id: i64, #[cache(index)] pub name: String, pub body: String }"
+            echo "pub struct E$i { #[cache(id)] pub id: i64, #[cache(index)] pub name: String, pub body: String }$(mark "$i")"
         else
             echo "#[derive(CachedEntity, Clone, Debug, PartialEq)]"
             echo "#[cache(table = \"e$i\", relates_to = \"E$((i - 1))\")]"
-            echo "pub struct E$i { #[cache(id)] pub id: i64, pub e$((i - 1))_id: i64, #[cache(index)] pub name: String, pub body: String }"
+            echo "pub struct E$i { #[cache(id)] pub id: i64, pub e$((i - 1))_id: i64, #[cache(index)] pub name: String, pub body: String }$(mark "$i")"
         fi
     done
 } > "$work/cached_entities/src/lib.rs"
@@ -67,9 +72,9 @@ write_crate plain_structs $'sqlx = { workspace = true }\nserde = { workspace = t
     for i in $(seq 1 "$entities"); do
         echo "#[derive(sqlx::FromRow, serde::Deserialize, Clone, Debug, PartialEq)]"
         if [ "$i" = 1 ]; then
-            echo "pub struct E$i { pub id: i64, pub name: String, pub body: String }"
+            echo "pub struct E$i { pub id: i64, pub name: String, pub body: String }$(mark "$i")"
         else
-            echo "pub struct E$i { pub id: i64, pub e$((i - 1))_id: i64, pub name: String, pub body: String }"
+            echo "pub struct E$i { pub id: i64, pub e$((i - 1))_id: i64, pub name: String, pub body: String }$(mark "$i")"
         fi
     done
 } > "$work/plain_structs/src/lib.rs"
@@ -102,6 +107,30 @@ done
 c=$(printf '%s\n' "${cached[@]}" | median)
 p=$(printf '%s\n' "${plain[@]}" | median)
 echo "$entities entities, crate alone, median of $rounds (s): CachedEntity $c, FromRow + Deserialize $p"
+echo "  CachedEntity rounds: ${cached[*]}"
+echo "  plain rounds:        ${plain[*]}"
+echo "ratio: $(echo "scale=2; $c / $p" | bc)x"
+
+# One field added to the middle entity (a new one each round), with incremental compilation.
+time_edit() { # crate round -> seconds
+    sed -i "/\/\/ EDIT\$/s/pub body: String[^}]*}/pub body: String, pub edit_$2: i64 }/" \
+        "$work/$1/src/lib.rs"
+    local start end
+    start=$(date +%s.%N)
+    CARGO_INCREMENTAL=1 cargo build -q -p "$1"
+    end=$(date +%s.%N)
+    echo "$end - $start" | bc
+}
+CARGO_INCREMENTAL=1 cargo build -q -p cached_entities
+CARGO_INCREMENTAL=1 cargo build -q -p plain_structs
+cached=() plain=()
+for round in $(seq 1 "$rounds"); do
+    cached+=("$(time_edit cached_entities "$round")")
+    plain+=("$(time_edit plain_structs "$round")")
+done
+c=$(printf '%s\n' "${cached[@]}" | median)
+p=$(printf '%s\n' "${plain[@]}" | median)
+echo "one entity edited, incremental, median of $rounds (s): CachedEntity $c, FromRow + Deserialize $p"
 echo "  CachedEntity rounds: ${cached[*]}"
 echo "  plain rounds:        ${plain[*]}"
 echo "ratio: $(echo "scale=2; $c / $p" | bc)x"

@@ -1,7 +1,8 @@
-//! What a cached row costs in memory, next to the row's own size and to a bare
+//! What a cached row costs in memory, next to the row's own size, to a bare
 //! `moka::sync::Cache<i64, Arc<Scene>>` holding the same rows (the floor a moka-based cache
-//! can reach), and how well a byte budget (`ContextBuilder::max_bytes`) bounds what the cache
-//! really allocates. Every allocation is counted (a counting global allocator); no timing.
+//! can reach) and to a sharded std map of them (a map of the crate's own), and how well a byte
+//! budget (`ContextBuilder::max_bytes`) bounds what the cache really allocates. Every
+//! allocation is counted (a counting global allocator); no timing.
 //!
 //! Two row sizes: the seeded scenes (~120 bytes with their heap), and the same scenes with
 //! titles padded to make them ~280 bytes.
@@ -37,20 +38,36 @@ async fn cached_bytes(ctx: &Context, n: i64) -> (isize, f64) {
     (LIVE.load(Relaxed) - before, own as f64 / n as f64)
 }
 
-/// Live bytes of a bare moka cache holding the same rows (read once, uncached, beforehand:
-/// the rows' own bytes are counted as they are in [`cached_bytes`], where the cache holds the
-/// only reference; the vector that brings them is freed on the way).
-fn bare_moka_bytes(rows: Vec<Arc<Scene>>) -> isize {
+/// Live bytes of `hold` holding the same rows (read once, uncached, beforehand: the rows' own
+/// bytes are counted as they are in [`cached_bytes`], where the cache holds the only reference;
+/// the vector that brings them is freed on the way).
+fn held_bytes(rows: Vec<Arc<Scene>>, hold: fn(Vec<Arc<Scene>>) -> Box<dyn std::any::Any>) -> isize {
     let carrier = (rows.capacity() * std::mem::size_of::<Arc<Scene>>()) as isize;
     let before = LIVE.load(Relaxed) - rows_bytes(&rows) - carrier;
+    let held = hold(rows);
+    let live = LIVE.load(Relaxed) - before;
+    drop(held);
+    live
+}
+
+/// A bare `moka::sync::Cache<i64, Arc<Scene>>`: the floor of a moka-based cache.
+fn bare_moka(rows: Vec<Arc<Scene>>) -> Box<dyn std::any::Any> {
     let cache: moka::sync::Cache<i64, Arc<Scene>> = moka::sync::Cache::new(10_000_000);
     for row in rows {
         cache.insert(row.id, row);
     }
     cache.run_pending_tasks();
-    let live = LIVE.load(Relaxed) - before;
-    drop(cache);
-    live
+    Box::new(cache)
+}
+
+/// The sharded std map of `benches/cache.rs` (no eviction policy): the floor of a map of the
+/// crate's own.
+fn sharded_map(rows: Vec<Arc<Scene>>) -> Box<dyn std::any::Any> {
+    let map = support::ShardedMap::default();
+    for row in rows {
+        map.insert(row.id, row);
+    }
+    Box::new(map)
 }
 
 /// What `rows` own: each `Arc`'s allocation (two counts and the row) and the row's heap.
@@ -79,17 +96,20 @@ fn compare(rt: &tokio::runtime::Runtime, pool: &sqlx::SqlitePool, n: i64, label:
         rows
     });
     drop(reader);
-    let bare = bare_moka_bytes(rows) as f64 / n as f64;
+    let bare = held_bytes(rows.clone(), bare_moka) as f64 / n as f64;
+    let map = held_bytes(rows, sharded_map) as f64 / n as f64;
     println!(
         "{label}: a cached Scene row {per_row:.0} bytes ({entries} entries), the row itself \
          {own:.0} bytes ({:.2}x the row; 2x + 64 = {:.0}); a bare moka::sync cache of \
          Arc<Scene>: {bare:.0} bytes per row; cached / bare = {:.3} (over the row: {:.0} vs \
-         {:.0} bytes)",
+         {:.0} bytes); a sharded std map of Arc<Scene> (no eviction policy): {map:.0} bytes per \
+         row ({:.0} over the row)",
         per_row / own,
         2.0 * own + 64.0,
         per_row / bare,
         per_row - own,
         bare - own,
+        map - own,
     );
 }
 

@@ -113,6 +113,44 @@ pub fn rotating<F, Fut>(
     }
 }
 
+/// Not a cache (`benches/cache.rs` and `benches/memory.rs` measure it next to moka): 64 shards of a std `RwLock<HashMap>`, with no eviction policy and no TTL. The
+/// floor a map of the crate's own could start from, next to moka's in one run (a real one
+/// would add a recency mark per hit and the eviction it feeds).
+#[allow(dead_code)] // each benchmark uses part of it
+pub struct ShardedMap<V> {
+    hasher: std::collections::hash_map::RandomState,
+    shards: Vec<std::sync::RwLock<std::collections::HashMap<i64, V>>>,
+}
+
+impl<V> Default for ShardedMap<V> {
+    fn default() -> Self {
+        ShardedMap {
+            hasher: Default::default(),
+            shards: (0..64).map(|_| Default::default()).collect(),
+        }
+    }
+}
+
+#[allow(dead_code)]
+impl<V: Clone> ShardedMap<V> {
+    fn shard(&self, key: i64) -> &std::sync::RwLock<std::collections::HashMap<i64, V>> {
+        use std::hash::BuildHasher;
+        &self.shards[self.hasher.hash_one(key) as usize % self.shards.len()]
+    }
+
+    pub fn insert(&self, key: i64, value: V) {
+        self.shard(key).write().unwrap().insert(key, value);
+    }
+
+    pub fn get(&self, key: i64) -> Option<V> {
+        self.shard(key).read().unwrap().get(&key).cloned()
+    }
+
+    pub fn remove(&self, key: i64) -> Option<V> {
+        self.shard(key).write().unwrap().remove(&key)
+    }
+}
+
 /// A global allocator that counts the bytes allocated and not yet freed ([`LIVE`]): a memory
 /// benchmark declares `#[global_allocator] static A: support::Counting = support::Counting;`.
 #[allow(dead_code)] // only the memory benchmarks install it
