@@ -88,7 +88,7 @@ echo "building the dependencies once..."
 cargo build -q -p cached_entities
 cargo build -q -p plain_structs
 
-time_build() { # crate -> seconds
+time_build() { # crate [round] -> seconds
     touch "$work/$1/src/lib.rs"
     local start end
     start=$(date +%s.%N)
@@ -99,17 +99,23 @@ time_build() { # crate -> seconds
 
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
-cached=() plain=()
-for _ in $(seq 1 "$rounds"); do
-    cached+=("$(time_build cached_entities)")
-    plain+=("$(time_build plain_structs)")
-done
-c=$(printf '%s\n' "${cached[@]}" | median)
-p=$(printf '%s\n' "${plain[@]}" | median)
-echo "$entities entities, crate alone, median of $rounds (s): CachedEntity $c, FromRow + Deserialize $p"
-echo "  CachedEntity rounds: ${cached[*]}"
-echo "  plain rounds:        ${plain[*]}"
-echo "ratio: $(echo "scale=2; $c / $p" | bc)x"
+# rounds TIMER LABEL: ROUNDS alternating runs of `TIMER crate round` on each crate, and their
+# medians and ratio under LABEL.
+rounds() {
+    local cached=() plain=() round c p
+    for round in $(seq 1 "$rounds"); do
+        cached+=("$($1 cached_entities "$round")")
+        plain+=("$($1 plain_structs "$round")")
+    done
+    c=$(printf '%s\n' "${cached[@]}" | median)
+    p=$(printf '%s\n' "${plain[@]}" | median)
+    echo "$2, median of $rounds (s): CachedEntity $c, FromRow + Deserialize $p"
+    echo "  CachedEntity rounds: ${cached[*]}"
+    echo "  plain rounds:        ${plain[*]}"
+    echo "ratio: $(echo "scale=2; $c / $p" | bc)x"
+}
+
+rounds time_build "$entities entities, crate alone"
 
 # One field added to the middle entity (a new one each round), with incremental compilation.
 time_edit() { # crate round -> seconds
@@ -123,14 +129,4 @@ time_edit() { # crate round -> seconds
 }
 CARGO_INCREMENTAL=1 cargo build -q -p cached_entities
 CARGO_INCREMENTAL=1 cargo build -q -p plain_structs
-cached=() plain=()
-for round in $(seq 1 "$rounds"); do
-    cached+=("$(time_edit cached_entities "$round")")
-    plain+=("$(time_edit plain_structs "$round")")
-done
-c=$(printf '%s\n' "${cached[@]}" | median)
-p=$(printf '%s\n' "${plain[@]}" | median)
-echo "one entity edited, incremental, median of $rounds (s): CachedEntity $c, FromRow + Deserialize $p"
-echo "  CachedEntity rounds: ${cached[*]}"
-echo "  plain rounds:        ${plain[*]}"
-echo "ratio: $(echo "scale=2; $c / $p" | bc)x"
+rounds time_edit "one entity edited, incremental"
