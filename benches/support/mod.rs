@@ -113,9 +113,10 @@ pub fn rotating<F, Fut>(
     }
 }
 
-/// Not a cache (`benches/cache.rs` and `benches/memory.rs` measure it next to moka): 64 shards of a std `RwLock<HashMap>`, with no eviction policy and no TTL. The
-/// floor a map of the crate's own could start from, next to moka's in one run (a real one
-/// would add a recency mark per hit and the eviction it feeds).
+/// Not a cache: 64 shards of a std `RwLock<HashMap>`, with no eviction policy and no TTL. The
+/// floor a map of the crate's own could start from, which `benches/cache.rs` and
+/// `benches/memory.rs` measure next to moka in one run (a real one would add a recency mark per
+/// hit and the eviction it feeds).
 #[allow(dead_code)] // each benchmark uses part of it
 pub struct ShardedMap<V> {
     hasher: std::collections::hash_map::RandomState,
