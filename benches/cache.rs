@@ -445,46 +445,44 @@ fn invalidate_bare_moka(c: &mut Criterion) {
             })
             .build();
         for (name, cache) in [("one_entry", bare), ("one_entry_listened", listened)] {
-            for id in 1..=cached {
-                cache.insert(id, row.clone());
-            }
-            let next = AtomicI64::new(0);
-            group.bench_with_input(BenchmarkId::new(name, cached), &cached, |b, &cached| {
-                b.iter_batched(
-                    || {
-                        let id = next.fetch_add(1, Ordering::Relaxed) % cached + 1;
-                        cache.insert(id, row.clone());
-                        id
-                    },
-                    |id| cache.invalidate(&id),
-                    BatchSize::PerIteration,
-                )
-            });
+            let insert = |id| cache.insert(id, row.clone());
+            remove_one(&mut group, name, cached, insert, |id| cache.invalidate(&id));
         }
         // The same on the sharded map of `hit_x100` (no eviction policy, no TTL).
         let own = support::ShardedMap::default();
-        for id in 1..=cached {
-            own.insert(id, row.clone());
-        }
-        let next = AtomicI64::new(0);
-        group.bench_with_input(
-            BenchmarkId::new("one_entry_sharded_map", cached),
-            &cached,
-            |b, &cached| {
-                b.iter_batched(
-                    || {
-                        let id = next.fetch_add(1, Ordering::Relaxed) % cached + 1;
-                        own.insert(id, row.clone());
-                        id
-                    },
-                    |id| own.remove(id),
-                    BatchSize::PerIteration,
-                )
-            },
-        );
+        let insert = |id| own.insert(id, row.clone());
+        remove_one(&mut group, "one_entry_sharded_map", cached, insert, |id| {
+            own.remove(id);
+        });
     }
     black_box(given_back.load(Ordering::Relaxed));
     group.finish();
+}
+
+/// Fills keys `1..=cached` with `insert`, then times `remove` of one present key per
+/// iteration (the key put back, untimed, before each).
+fn remove_one(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    cached: i64,
+    insert: impl Fn(i64),
+    remove: impl Fn(i64),
+) {
+    for id in 1..=cached {
+        insert(id);
+    }
+    let next = AtomicI64::new(0);
+    group.bench_with_input(BenchmarkId::new(name, cached), &cached, |b, &cached| {
+        b.iter_batched(
+            || {
+                let id = next.fetch_add(1, Ordering::Relaxed) % cached + 1;
+                insert(id);
+                id
+            },
+            &remove,
+            BatchSize::PerIteration,
+        )
+    });
 }
 
 fn domain_scene() -> Scene {
